@@ -1,0 +1,2 @@
+pub fn x() {}
+pub mod timecode;
