@@ -1,2 +1,14 @@
-pub fn x() {}
+//! reelmesh-protocol: everything every node must agree on, with no I/O.
+//!
+//! - [`model`]: the typed project (shots, characters, cinematic options, settings).
+//! - [`document`]: the one Automerge document per project and its typed read/write
+//!   layer; nothing outside this module touches Automerge directly.
+//! - [`prompt`]: the prompt template engine.
+//! - [`timecode`]: frames, seconds and SMPTE timecode (drop-frame included).
+//! - [`catalog`]: option catalogs with their shipped defaults.
+
+pub mod catalog;
+pub mod document;
+pub mod model;
+pub mod prompt;
 pub mod timecode;

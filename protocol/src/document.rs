@@ -1,0 +1,890 @@
+//! The project document: one Automerge document per project, and the only place in
+//! reelmesh that calls Automerge (everything else goes through [`ProjectDoc`]).
+//!
+//! Schema (root map):
+//! ```text
+//! schema      Uint 1
+//! project_id  Str
+//! settings    { name, frame_rate, prompt_template }
+//! shots       { <shot_id>: { code Uint, order Str, deleted Bool, scene, action,
+//!               characters {<character_id>: position}, cinematic Str,
+//!               prompt_override Str?, reference_images {<ref>: position},
+//!               frame_count Uint, status Str, workflow, notes, extra {<header>: Str} } }
+//! characters  { <character_id>: { name, appearance, ..., trigger_words {<word>: position} } }
+//! cinematics  { <cinematic_id>: { name, camera_body, ... } }
+//! catalogs    { <catalog>: { <value>: true } }
+//! ```
+//!
+//! Merge rules, and why the schema looks like this:
+//! - Records live in maps keyed by a random id, every field is its own key: concurrent
+//!   edits to different fields of one shot both survive; concurrent edits to the same
+//!   field resolve to Automerge's deterministic winner, the same on every peer.
+//! - Shot order is an order key (fractional index) per shot, not a list: Automerge has
+//!   no move, and delete+insert in a list duplicates items on concurrent moves. A move
+//!   writes one key; concurrent moves of one shot pick one winner.
+//! - Lists of links (characters, reference images, trigger words) are maps from value
+//!   to position: concurrent additions both survive, nothing duplicates.
+//! - Delete is soft (`deleted: true`): a shot deleted on one side and edited on the
+//!   other ends **deleted, with the edit kept inside it**; restoring it brings the edit
+//!   back. Deleted shots keep their code reserved.
+//! - The skeleton (the top maps) is made once by [`ProjectDoc::create`] and reaches
+//!   other peers by sync; it is never created lazily (concurrent `put_object` on one
+//!   key hides one side's children).
+//! - Shot codes: a new shot takes `max + 1` of every code in the document. Two offline
+//!   copies can both take the same number; [`ProjectDoc::normalize_codes`] (run after
+//!   every merge) keeps the number on the shot with the smallest `shot_id` and gives
+//!   the others fresh numbers above the maximum, in (code, shot_id) order. The rule is
+//!   a pure function of the document, so every peer computes the same renumbering, and
+//!   writing the same value twice concurrently is harmless.
+
+use std::collections::{BTreeMap, HashMap};
+
+use automerge::hydrate::{Map as HMap, Value as HValue};
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue};
+use fractional_index::FractionalIndex;
+
+use crate::catalog;
+use crate::model::{
+    Character, CinematicOption, Project, ProjectSettings, Shot, ShotCode, ShotId, ShotStatus,
+};
+use crate::prompt;
+use crate::timecode::FrameRate;
+
+/// Schema version written in new documents.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// What can go wrong reading or writing the document.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DocError {
+    /// Automerge refused the bytes or the operation.
+    #[error("project document: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+    /// The document does not have the shape this version expects.
+    #[error("project document: {0}")]
+    Schema(String),
+    /// An edit named a record that is not there.
+    #[error("no {kind} with id '{id}' in the project")]
+    NotFound {
+        /// "shot", "character", ...
+        kind: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// An edit carried a value the model does not allow.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Where to put a shot in the timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    /// After the last shot.
+    End,
+    /// Right before this shot.
+    Before(ShotId),
+    /// Right after this shot.
+    After(ShotId),
+}
+
+/// One project's Automerge document with its typed read/write API.
+#[derive(Debug)]
+pub struct ProjectDoc {
+    doc: AutoCommit,
+}
+
+const TOP_MAPS: [&str; 5] = ["settings", "shots", "characters", "cinematics", "catalogs"];
+
+impl ProjectDoc {
+    /// A new project with its skeleton, default settings and the given id.
+    pub fn create(name: &str, project_id: &str) -> Result<ProjectDoc, DocError> {
+        let mut doc = AutoCommit::new();
+        doc.put(ROOT, "schema", SCHEMA_VERSION)?;
+        doc.put(ROOT, "project_id", project_id)?;
+        for key in TOP_MAPS {
+            doc.put_object(ROOT, key, ObjType::Map)?;
+        }
+        let mut this = ProjectDoc { doc };
+        let settings = this.obj(ROOT, "settings")?;
+        this.doc.put(&settings, "name", name)?;
+        this.doc
+            .put(&settings, "frame_rate", FrameRate::Fps24.as_str())?;
+        this.doc
+            .put(&settings, "prompt_template", prompt::DEFAULT_TEMPLATE)?;
+        this.commit("create project");
+        Ok(this)
+    }
+
+    /// Load a saved document (a snapshot, optionally followed by incremental chunks).
+    pub fn load(bytes: &[u8]) -> Result<ProjectDoc, DocError> {
+        let this = ProjectDoc {
+            doc: AutoCommit::load(bytes)?,
+        };
+        this.check_schema()?;
+        Ok(this)
+    }
+
+    /// Apply incremental changes (from [`ProjectDoc::save_incremental`]).
+    pub fn load_incremental(&mut self, bytes: &[u8]) -> Result<(), DocError> {
+        self.doc.load_incremental(bytes)?;
+        Ok(())
+    }
+
+    fn check_schema(&self) -> Result<(), DocError> {
+        match self.doc.get(ROOT, "schema")? {
+            Some((automerge::Value::Scalar(v), _))
+                if matches!(v.as_ref(), ScalarValue::Uint(1)) => {}
+            Some(_) => {
+                return Err(DocError::Schema(
+                    "unsupported schema version (this reelmesh reads 1)".into(),
+                ));
+            }
+            None => {
+                return Err(DocError::Schema(
+                    "not a reelmesh project (no schema version)".into(),
+                ));
+            }
+        }
+        for key in TOP_MAPS {
+            self.obj(ROOT, key)?;
+        }
+        Ok(())
+    }
+
+    /// The whole document, compacted.
+    pub fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// Changes since the last save or incremental save.
+    pub fn save_incremental(&mut self) -> Vec<u8> {
+        self.doc.save_incremental()
+    }
+
+    /// An independent copy with a new actor id (an offline replica, in tests and tools).
+    pub fn fork(&mut self) -> ProjectDoc {
+        ProjectDoc {
+            doc: self.doc.fork(),
+        }
+    }
+
+    /// Merge another copy's changes into this one, then restore unique shot codes.
+    pub fn merge(&mut self, other: &mut ProjectDoc) -> Result<(), DocError> {
+        self.doc.merge(&mut other.doc)?;
+        self.normalize_codes()?;
+        Ok(())
+    }
+
+    /// Heads of the document, hex-encoded (equal heads = identical documents).
+    pub fn heads(&mut self) -> Vec<String> {
+        self.doc
+            .get_heads()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    fn commit(&mut self, message: &str) {
+        self.doc.commit_with(
+            automerge::transaction::CommitOptions::default().with_message(message.to_owned()),
+        );
+    }
+
+    fn obj(&self, parent: impl AsRef<ObjId>, key: &str) -> Result<ObjId, DocError> {
+        match self.doc.get(parent, key)? {
+            Some((automerge::Value::Object(_), id)) => Ok(id),
+            _ => Err(DocError::Schema(format!("missing map '{key}'"))),
+        }
+    }
+
+    fn record(&self, table: &str, kind: &'static str, record_id: &str) -> Result<ObjId, DocError> {
+        let parent = self.obj(ROOT, table)?;
+        self.obj(parent, record_id).map_err(|_| DocError::NotFound {
+            kind,
+            id: record_id.to_owned(),
+        })
+    }
+
+    // ---- reading -------------------------------------------------------------------
+
+    /// The project as it is now: settings, live shots in order, characters and
+    /// cinematic options by name, catalog additions.
+    pub fn project(&self) -> Result<Project, DocError> {
+        let root = match self.doc.hydrate(ROOT, None)? {
+            HValue::Map(map) => map,
+            _ => return Err(DocError::Schema("root is not a map".into())),
+        };
+        let settings = map_of(&root, "settings")?;
+        let frame_text = str_of(settings, "frame_rate");
+        let frame_rate = frame_text
+            .parse::<FrameRate>()
+            .map_err(|e| DocError::Schema(format!("settings.frame_rate: {e}")))?;
+        let mut shots: Vec<(String, Shot)> = Vec::new();
+        for (shot_id, value) in map_of(&root, "shots")?.iter() {
+            let HValue::Map(fields) = &value.value else {
+                continue;
+            };
+            if bool_of(fields, "deleted") {
+                continue;
+            }
+            shots.push((str_of(fields, "order"), read_shot(shot_id, fields)));
+        }
+        shots.sort_by(|a, b| (&a.0, &a.1.shot_id).cmp(&(&b.0, &b.1.shot_id)));
+        let mut characters: Vec<Character> = map_of(&root, "characters")?
+            .iter()
+            .filter_map(|(id, v)| {
+                if let HValue::Map(f) = &v.value {
+                    Some(read_character(id, f))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        characters.sort_by(|a, b| (&a.name, &a.character_id).cmp(&(&b.name, &b.character_id)));
+        let mut cinematics: Vec<CinematicOption> = map_of(&root, "cinematics")?
+            .iter()
+            .filter_map(|(id, v)| {
+                if let HValue::Map(f) = &v.value {
+                    Some(read_cinematic(id, f))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        cinematics.sort_by(|a, b| (&a.name, &a.cinematic_id).cmp(&(&b.name, &b.cinematic_id)));
+        let catalog_additions = map_of(&root, "catalogs")?
+            .iter()
+            .filter_map(|(name, v)| match &v.value {
+                HValue::Map(values) => {
+                    let mut list: Vec<String> = values.iter().map(|(k, _)| k.clone()).collect();
+                    list.sort();
+                    Some((name.clone(), list))
+                }
+                _ => None,
+            })
+            .filter(|(_, list)| !list.is_empty())
+            .collect();
+        let project_id = match root.get("project_id") {
+            Some(HValue::Scalar(ScalarValue::Str(s))) => s.to_string(),
+            _ => String::new(),
+        };
+        Ok(Project {
+            project_id,
+            settings: ProjectSettings {
+                name: str_of(settings, "name"),
+                frame_rate,
+                prompt_template: str_of(settings, "prompt_template"),
+            },
+            shots: shots.into_iter().map(|(_, shot)| shot).collect(),
+            characters,
+            cinematics,
+            catalog_additions,
+        })
+    }
+
+    /// Every shot, live and trashed, with its deleted flag (trash view, code checks).
+    pub fn all_shots(&self) -> Result<Vec<(Shot, bool)>, DocError> {
+        let shots = self.obj(ROOT, "shots")?;
+        let HValue::Map(map) = self.doc.hydrate(&shots, None)? else {
+            return Err(DocError::Schema("shots is not a map".into()));
+        };
+        let mut all: Vec<(Shot, bool)> = map
+            .iter()
+            .filter_map(|(id, v)| match &v.value {
+                HValue::Map(f) => Some((read_shot(id, f), bool_of(f, "deleted"))),
+                _ => None,
+            })
+            .collect();
+        all.sort_by_key(|(shot, _)| shot.code);
+        Ok(all)
+    }
+
+    // ---- settings ------------------------------------------------------------------
+
+    /// Rename the project.
+    pub fn set_name(&mut self, name: &str) -> Result<(), DocError> {
+        self.put_setting("name", name, "rename project")
+    }
+
+    /// Change the timeline frame rate (frame counts stay; durations change).
+    pub fn set_frame_rate(&mut self, rate: FrameRate) -> Result<(), DocError> {
+        self.put_setting("frame_rate", rate.as_str(), "set frame rate")
+    }
+
+    /// Replace the prompt template (checked first).
+    pub fn set_prompt_template(&mut self, template: &str) -> Result<(), DocError> {
+        prompt::check_template(template).map_err(DocError::Invalid)?;
+        self.put_setting("prompt_template", template, "set prompt template")
+    }
+
+    fn put_setting(&mut self, key: &str, value: &str, message: &str) -> Result<(), DocError> {
+        let settings = self.obj(ROOT, "settings")?;
+        self.doc.put(&settings, key, value)?;
+        self.commit(message);
+        Ok(())
+    }
+
+    /// Add a value to a catalog of this project (a set: adding twice is harmless).
+    pub fn add_catalog_value(&mut self, catalog_name: &str, value: &str) -> Result<(), DocError> {
+        if catalog::catalog(catalog_name).is_none() {
+            return Err(DocError::Invalid(format!(
+                "'{catalog_name}' is not a catalog"
+            )));
+        }
+        let catalogs = self.obj(ROOT, "catalogs")?;
+        let list = match self.doc.get(&catalogs, catalog_name)? {
+            Some((automerge::Value::Object(_), id)) => id,
+            _ => self.doc.put_object(&catalogs, catalog_name, ObjType::Map)?,
+        };
+        self.doc.put(&list, value.trim(), true)?;
+        self.commit("extend catalog");
+        Ok(())
+    }
+
+    // ---- shots ---------------------------------------------------------------------
+
+    /// The code a new shot gets: one above every code in the document, trash included.
+    pub fn next_code(&self) -> Result<ShotCode, DocError> {
+        let max = self
+            .all_shots()?
+            .iter()
+            .map(|(s, _)| s.code.0)
+            .max()
+            .unwrap_or(0);
+        Ok(ShotCode(max + 1))
+    }
+
+    /// Add shots at a position, in the given order, as one change. Each shot keeps
+    /// its `shot_id` and `code` (callers take codes from [`ProjectDoc::next_code`]).
+    pub fn add_shots(&mut self, shots: &[Shot], position: &Position) -> Result<(), DocError> {
+        let (mut lower, upper) = self.order_bounds(position)?;
+        let shots_obj = self.obj(ROOT, "shots")?;
+        for shot in shots {
+            validate_shot(shot)?;
+            let key = match (&lower, &upper) {
+                (Some(lo), Some(hi)) => FractionalIndex::new_between(lo, hi)
+                    .ok_or_else(|| DocError::Schema("shot order keys are not in order".into()))?,
+                (Some(lo), None) => FractionalIndex::new_after(lo),
+                (None, Some(hi)) => FractionalIndex::new_before(hi),
+                (None, None) => FractionalIndex::default(),
+            };
+            let mut fields = shot_fields(shot);
+            fields.push(("order", Field::Str(key.to_string())));
+            fields.push(("deleted", Field::Bool(false)));
+            self.doc.batch_create_object(
+                &shots_obj,
+                shot.shot_id.as_str(),
+                &to_hydrate(&fields),
+                false,
+            )?;
+            lower = Some(key);
+        }
+        self.commit("add shots");
+        Ok(())
+    }
+
+    /// Move a shot to a new position (one order key is written).
+    pub fn move_shot(&mut self, shot_id: &str, position: &Position) -> Result<(), DocError> {
+        let obj = self.record("shots", "shot", shot_id)?;
+        if matches!(position, Position::Before(id) | Position::After(id) if id == shot_id) {
+            return Ok(());
+        }
+        let (lower, upper) = self.order_bounds_excluding(position, Some(shot_id))?;
+        let key = FractionalIndex::new(lower.as_ref(), upper.as_ref())
+            .ok_or_else(|| DocError::Schema("shot order keys are not in order".into()))?;
+        self.doc.put(&obj, "order", key.to_string())?;
+        self.commit("move shot");
+        Ok(())
+    }
+
+    /// Write a shot's fields; only fields that differ from the document are written,
+    /// so a concurrent edit to another field is never overwritten.
+    pub fn update_shot(&mut self, shot: &Shot) -> Result<(), DocError> {
+        validate_shot(shot)?;
+        let obj = self.record("shots", "shot", &shot.shot_id)?;
+        self.write_fields(&obj, &shot_fields(shot))?;
+        self.commit("edit shot");
+        Ok(())
+    }
+
+    /// Move a shot to the trash (soft delete; its code stays reserved).
+    pub fn delete_shot(&mut self, shot_id: &str) -> Result<(), DocError> {
+        let obj = self.record("shots", "shot", shot_id)?;
+        self.doc.put(&obj, "deleted", true)?;
+        self.commit("delete shot");
+        Ok(())
+    }
+
+    /// Bring a trashed shot back, with any edit made to it meanwhile.
+    pub fn restore_shot(&mut self, shot_id: &str) -> Result<(), DocError> {
+        let obj = self.record("shots", "shot", shot_id)?;
+        self.doc.put(&obj, "deleted", false)?;
+        self.commit("restore shot");
+        Ok(())
+    }
+
+    /// Make shot codes unique again after a merge (see the module docs for the rule).
+    /// Returns the renumbered shots as (shot_id, old code, new code).
+    pub fn normalize_codes(&mut self) -> Result<Vec<(ShotId, ShotCode, ShotCode)>, DocError> {
+        let all = self.all_shots()?;
+        let changes = resolve_codes(all.iter().map(|(s, _)| (s.shot_id.as_str(), s.code)));
+        if changes.is_empty() {
+            return Ok(changes);
+        }
+        let shots_obj = self.obj(ROOT, "shots")?;
+        for (shot_id, _, new) in &changes {
+            let obj = self.obj(&shots_obj, shot_id)?;
+            self.doc.put(&obj, "code", new.0)?;
+        }
+        self.commit("renumber colliding shot codes");
+        Ok(changes)
+    }
+
+    fn live_order(
+        &self,
+        excluding: Option<&str>,
+    ) -> Result<Vec<(FractionalIndex, ShotId)>, DocError> {
+        let shots = self.obj(ROOT, "shots")?;
+        let mut keys = Vec::new();
+        for item in self.doc.map_range(&shots, ..) {
+            let shot_id = item.key.to_string();
+            if Some(shot_id.as_str()) == excluding {
+                continue;
+            }
+            let obj = self.obj(&shots, &shot_id)?;
+            let deleted = matches!(self.doc.get(&obj, "deleted")?, Some((automerge::Value::Scalar(v), _)) if matches!(v.as_ref(), ScalarValue::Boolean(true)));
+            if deleted {
+                continue;
+            }
+            if let Some((automerge::Value::Scalar(v), _)) = self.doc.get(&obj, "order")?
+                && let ScalarValue::Str(s) = v.as_ref()
+                && let Ok(key) = FractionalIndex::from_string(s)
+            {
+                keys.push((key, shot_id));
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn order_bounds(
+        &self,
+        position: &Position,
+    ) -> Result<(Option<FractionalIndex>, Option<FractionalIndex>), DocError> {
+        self.order_bounds_excluding(position, None)
+    }
+
+    fn order_bounds_excluding(
+        &self,
+        position: &Position,
+        excluding: Option<&str>,
+    ) -> Result<(Option<FractionalIndex>, Option<FractionalIndex>), DocError> {
+        let keys = self.live_order(excluding)?;
+        let find = |id: &str| {
+            keys.iter()
+                .position(|(_, s)| s == id)
+                .ok_or_else(|| DocError::NotFound {
+                    kind: "shot",
+                    id: id.to_owned(),
+                })
+        };
+        Ok(match position {
+            Position::End => (keys.last().map(|k| k.0.clone()), None),
+            Position::Before(id) => {
+                let at = find(id)?;
+                (
+                    at.checked_sub(1).map(|i| keys[i].0.clone()),
+                    Some(keys[at].0.clone()),
+                )
+            }
+            Position::After(id) => {
+                let at = find(id)?;
+                (
+                    Some(keys[at].0.clone()),
+                    keys.get(at + 1).map(|k| k.0.clone()),
+                )
+            }
+        })
+    }
+
+    // ---- characters and cinematic options -----------------------------------------
+
+    /// Create or update a character (field-wise, like [`ProjectDoc::update_shot`]).
+    pub fn put_character(&mut self, character: &Character) -> Result<(), DocError> {
+        if !(0.0..=1.0).contains(&character.lora_strength) {
+            return Err(DocError::Invalid(format!(
+                "character '{}': LoRA strength {} is outside 0.0..=1.0",
+                character.name, character.lora_strength
+            )));
+        }
+        self.put_record(
+            "characters",
+            &character.character_id,
+            &character_fields(character),
+            "edit character",
+        )
+    }
+
+    /// Create or update a cinematic option.
+    pub fn put_cinematic(&mut self, option: &CinematicOption) -> Result<(), DocError> {
+        self.put_record(
+            "cinematics",
+            &option.cinematic_id,
+            &cinematic_fields(option),
+            "edit cinematic option",
+        )
+    }
+
+    fn put_record(
+        &mut self,
+        table: &str,
+        record_id: &str,
+        fields: &[(&str, Field)],
+        message: &str,
+    ) -> Result<(), DocError> {
+        let parent = self.obj(ROOT, table)?;
+        match self.doc.get(&parent, record_id)? {
+            Some((automerge::Value::Object(_), obj)) => self.write_fields(&obj, fields)?,
+            _ => {
+                self.doc
+                    .batch_create_object(&parent, record_id, &to_hydrate(fields), false)?;
+            }
+        }
+        self.commit(message);
+        Ok(())
+    }
+
+    fn write_fields(&mut self, obj: &ObjId, fields: &[(&str, Field)]) -> Result<(), DocError> {
+        let HValue::Map(current) = self.doc.hydrate(obj, None)? else {
+            return Err(DocError::Schema("record is not a map".into()));
+        };
+        for (key, field) in fields {
+            let now = current.get(key);
+            match field {
+                Field::Set(items) | Field::Dict(items) => {
+                    let sub = match self.doc.get(obj, *key)? {
+                        Some((automerge::Value::Object(_), id)) => id,
+                        _ => self.doc.put_object(obj, *key, ObjType::Map)?,
+                    };
+                    let existing: HashMap<String, HValue> = match now {
+                        Some(HValue::Map(m)) => m
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.value.clone()))
+                            .collect(),
+                        _ => HashMap::new(),
+                    };
+                    for name in existing.keys() {
+                        if !items.iter().any(|(k, _)| k == name) {
+                            self.doc.delete(&sub, name.as_str())?;
+                        }
+                    }
+                    for (name, value) in items {
+                        if existing.get(name) != Some(&HValue::Scalar(value.clone())) {
+                            self.doc.put(&sub, name.as_str(), value.clone())?;
+                        }
+                    }
+                }
+                Field::Absent => {
+                    if now.is_some() {
+                        self.doc.delete(obj, *key)?;
+                    }
+                }
+                scalar => {
+                    let value = scalar.scalar();
+                    if now != Some(&HValue::Scalar(value.clone())) {
+                        self.doc.put(obj, *key, value)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The renumbering that makes codes unique: in each group sharing a number the
+/// smallest `shot_id` keeps it; the rest get `max + 1, max + 2, ...` in (code, id) order.
+#[must_use]
+pub fn resolve_codes<'a>(
+    shots: impl Iterator<Item = (&'a str, ShotCode)>,
+) -> Vec<(ShotId, ShotCode, ShotCode)> {
+    let mut by_code: BTreeMap<ShotCode, Vec<&str>> = BTreeMap::new();
+    for (shot_id, code) in shots {
+        by_code.entry(code).or_default().push(shot_id);
+    }
+    let mut next = by_code.keys().next_back().map_or(1, |c| c.0 + 1);
+    let mut changes = Vec::new();
+    for (code, mut ids) in by_code {
+        ids.sort_unstable();
+        for shot_id in ids.into_iter().skip(1) {
+            changes.push((shot_id.to_owned(), code, ShotCode(next)));
+            next += 1;
+        }
+    }
+    changes
+}
+
+fn validate_shot(shot: &Shot) -> Result<(), DocError> {
+    if shot.shot_id.is_empty() {
+        return Err(DocError::Invalid("a shot needs a non-empty shot_id".into()));
+    }
+    if shot.code.0 == 0 {
+        return Err(DocError::Invalid(format!(
+            "shot {}: code 0 is not allowed",
+            shot.shot_id
+        )));
+    }
+    Ok(())
+}
+
+// ---- field encoding --------------------------------------------------------------
+
+enum Field {
+    Str(String),
+    Uint(u64),
+    F64(f64),
+    Bool(bool),
+    /// Ordered set / dictionary stored as a map of scalars.
+    Set(Vec<(String, ScalarValue)>),
+    Dict(Vec<(String, ScalarValue)>),
+    Absent,
+}
+
+impl Field {
+    fn scalar(&self) -> ScalarValue {
+        match self {
+            Field::Str(s) => ScalarValue::Str(s.as_str().into()),
+            Field::Uint(n) => ScalarValue::Uint(*n),
+            Field::F64(x) => ScalarValue::F64(*x),
+            Field::Bool(b) => ScalarValue::Boolean(*b),
+            Field::Set(_) | Field::Dict(_) | Field::Absent => ScalarValue::Null,
+        }
+    }
+}
+
+fn set(items: &[String]) -> Field {
+    let mut seen = Vec::new();
+    for item in items {
+        if !seen.iter().any(|(k, _): &(String, ScalarValue)| k == item) {
+            let position = i64::try_from(seen.len()).unwrap_or(i64::MAX);
+            seen.push((item.clone(), ScalarValue::Int(position)));
+        }
+    }
+    Field::Set(seen)
+}
+
+fn to_hydrate(fields: &[(&str, Field)]) -> HValue {
+    let mut map: HashMap<String, HValue> = HashMap::new();
+    for (key, field) in fields {
+        let value = match field {
+            Field::Set(items) | Field::Dict(items) => {
+                let inner: HashMap<String, HValue> = items
+                    .iter()
+                    .map(|(k, v)| (k.clone(), HValue::Scalar(v.clone())))
+                    .collect();
+                HValue::Map(HMap::from(inner))
+            }
+            Field::Absent => continue,
+            scalar => HValue::Scalar(scalar.scalar()),
+        };
+        map.insert((*key).to_owned(), value);
+    }
+    HValue::Map(HMap::from(map))
+}
+
+fn shot_fields(shot: &Shot) -> Vec<(&'static str, Field)> {
+    vec![
+        ("code", Field::Uint(shot.code.0)),
+        ("scene", Field::Str(shot.scene.clone())),
+        ("action", Field::Str(shot.action.clone())),
+        ("characters", set(&shot.characters)),
+        (
+            "cinematic",
+            Field::Str(shot.cinematic.clone().unwrap_or_default()),
+        ),
+        (
+            "prompt_override",
+            shot.prompt_override
+                .clone()
+                .map_or(Field::Absent, Field::Str),
+        ),
+        ("reference_images", set(&shot.reference_images)),
+        ("frame_count", Field::Uint(shot.frame_count)),
+        ("status", Field::Str(shot.status.as_str().to_owned())),
+        ("workflow", Field::Str(shot.workflow.clone())),
+        ("notes", Field::Str(shot.notes.clone())),
+        (
+            "extra",
+            Field::Dict(
+                shot.extra
+                    .iter()
+                    .map(|(k, v)| (k.clone(), ScalarValue::Str(v.as_str().into())))
+                    .collect(),
+            ),
+        ),
+    ]
+}
+
+fn character_fields(c: &Character) -> Vec<(&'static str, Field)> {
+    vec![
+        ("name", Field::Str(c.name.clone())),
+        ("appearance", Field::Str(c.appearance.clone())),
+        ("reference_sheet", Field::Str(c.reference_sheet.clone())),
+        ("lora_path", Field::Str(c.lora_path.clone())),
+        ("lora_strength", Field::F64(c.lora_strength)),
+        ("trigger_words", set(&c.trigger_words)),
+        ("clothing_options", set(&c.clothing_options)),
+        ("default_clothing", Field::Str(c.default_clothing.clone())),
+        ("style_keywords", set(&c.style_keywords)),
+    ]
+}
+
+fn cinematic_fields(c: &CinematicOption) -> Vec<(&'static str, Field)> {
+    CINEMATIC_KEYS
+        .iter()
+        .map(|(key, get, _)| (*key, Field::Str(get(c).clone())))
+        .collect()
+}
+
+type CinematicAccess = (
+    &'static str,
+    fn(&CinematicOption) -> &String,
+    fn(&mut CinematicOption) -> &mut String,
+);
+
+/// The stored key of every text field of a cinematic option, with accessors.
+const CINEMATIC_KEYS: &[CinematicAccess] = &[
+    ("name", |c| &c.name, |c| &mut c.name),
+    ("camera_body", |c| &c.camera_body, |c| &mut c.camera_body),
+    ("focal_length", |c| &c.focal_length, |c| &mut c.focal_length),
+    ("lens_type", |c| &c.lens_type, |c| &mut c.lens_type),
+    ("film_stock", |c| &c.film_stock, |c| &mut c.film_stock),
+    ("style", |c| &c.style, |c| &mut c.style),
+    (
+        "look_and_feel",
+        |c| &c.look_and_feel,
+        |c| &mut c.look_and_feel,
+    ),
+    (
+        "lighting_source",
+        |c| &c.lighting_source,
+        |c| &mut c.lighting_source,
+    ),
+    (
+        "lighting_style",
+        |c| &c.lighting_style,
+        |c| &mut c.lighting_style,
+    ),
+    ("environment", |c| &c.environment, |c| &mut c.environment),
+    ("atmosphere", |c| &c.atmosphere, |c| &mut c.atmosphere),
+    ("lens_filter", |c| &c.lens_filter, |c| &mut c.lens_filter),
+    ("aspect_ratio", |c| &c.aspect_ratio, |c| &mut c.aspect_ratio),
+    ("notes", |c| &c.notes, |c| &mut c.notes),
+];
+
+fn map_of<'a>(root: &'a HMap, key: &str) -> Result<&'a HMap, DocError> {
+    match root.get(key) {
+        Some(HValue::Map(m)) => Ok(m),
+        _ => Err(DocError::Schema(format!("missing map '{key}'"))),
+    }
+}
+
+fn str_of(map: &HMap, key: &str) -> String {
+    match map.get(key) {
+        Some(HValue::Scalar(ScalarValue::Str(s))) => s.to_string(),
+        Some(HValue::Text(t)) => String::from(t),
+        _ => String::new(),
+    }
+}
+
+fn uint_of(map: &HMap, key: &str) -> u64 {
+    match map.get(key) {
+        Some(HValue::Scalar(ScalarValue::Uint(n))) => *n,
+        Some(HValue::Scalar(ScalarValue::Int(n))) => u64::try_from(*n).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn bool_of(map: &HMap, key: &str) -> bool {
+    matches!(
+        map.get(key),
+        Some(HValue::Scalar(ScalarValue::Boolean(true)))
+    )
+}
+
+fn set_of(map: &HMap, key: &str) -> Vec<String> {
+    let Some(HValue::Map(items)) = map.get(key) else {
+        return Vec::new();
+    };
+    let mut entries: Vec<(i64, &String)> = items
+        .iter()
+        .map(|(k, v)| match &v.value {
+            HValue::Scalar(ScalarValue::Int(p)) => (*p, k),
+            _ => (i64::MAX, k),
+        })
+        .collect();
+    entries.sort();
+    entries.into_iter().map(|(_, k)| k.clone()).collect()
+}
+
+fn read_shot(shot_id: &str, f: &HMap) -> Shot {
+    let cinematic = str_of(f, "cinematic");
+    Shot {
+        shot_id: shot_id.to_owned(),
+        code: ShotCode(uint_of(f, "code")),
+        scene: str_of(f, "scene"),
+        action: str_of(f, "action"),
+        characters: set_of(f, "characters"),
+        cinematic: (!cinematic.is_empty()).then_some(cinematic),
+        prompt_override: f
+            .get("prompt_override")
+            .map(|_| str_of(f, "prompt_override")),
+        reference_images: set_of(f, "reference_images"),
+        frame_count: uint_of(f, "frame_count"),
+        status: str_of(f, "status").parse().unwrap_or(ShotStatus::Pending),
+        workflow: str_of(f, "workflow"),
+        notes: str_of(f, "notes"),
+        extra: match f.get("extra") {
+            Some(HValue::Map(m)) => m
+                .iter()
+                .filter_map(|(k, v)| match &v.value {
+                    HValue::Scalar(ScalarValue::Str(s)) => Some((k.clone(), s.to_string())),
+                    _ => None,
+                })
+                .collect(),
+            _ => BTreeMap::new(),
+        },
+    }
+}
+
+fn read_character(character_id: &str, f: &HMap) -> Character {
+    Character {
+        character_id: character_id.to_owned(),
+        name: str_of(f, "name"),
+        appearance: str_of(f, "appearance"),
+        reference_sheet: str_of(f, "reference_sheet"),
+        lora_path: str_of(f, "lora_path"),
+        lora_strength: match f.get("lora_strength") {
+            Some(HValue::Scalar(ScalarValue::F64(x))) => *x,
+            _ => 0.0,
+        },
+        trigger_words: set_of(f, "trigger_words"),
+        clothing_options: set_of(f, "clothing_options"),
+        default_clothing: str_of(f, "default_clothing"),
+        style_keywords: set_of(f, "style_keywords"),
+    }
+}
+
+fn read_cinematic(cinematic_id: &str, f: &HMap) -> CinematicOption {
+    let mut option = CinematicOption {
+        cinematic_id: cinematic_id.to_owned(),
+        ..Default::default()
+    };
+    for (key, _, get_mut) in CINEMATIC_KEYS {
+        *get_mut(&mut option) = str_of(f, key);
+    }
+    option
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,281 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn doc_with(n: u64) -> ProjectDoc {
+    let mut doc = ProjectDoc::create("test", "p1").expect("create");
+    let shots: Vec<Shot> = (1..=n).map(|i| Shot::new(ShotCode(i), 24)).collect();
+    doc.add_shots(&shots, &Position::End).expect("add");
+    doc
+}
+
+fn codes(doc: &ProjectDoc) -> Vec<u64> {
+    doc.project()
+        .expect("read")
+        .shots
+        .iter()
+        .map(|s| s.code.0)
+        .collect()
+}
+
+#[test]
+fn new_document_reads_back_with_defaults() {
+    let mut doc = ProjectDoc::create("밤의 골목", "p1").expect("create");
+    let project = doc.project().expect("read");
+    assert_eq!(project.settings.name, "밤의 골목");
+    assert_eq!(project.settings.frame_rate, FrameRate::Fps24);
+    assert_eq!(project.settings.prompt_template, prompt::DEFAULT_TEMPLATE);
+    let reloaded = ProjectDoc::load(&doc.save()).expect("load");
+    assert_eq!(reloaded.project().expect("read"), project);
+}
+
+#[test]
+fn shots_keep_their_order_and_insertions_land_where_asked() {
+    let mut doc = doc_with(3);
+    let ids: Vec<_> = doc
+        .project()
+        .expect("read")
+        .shots
+        .iter()
+        .map(|s| s.shot_id.clone())
+        .collect();
+    let mut new = Shot::new(ShotCode(4), 10);
+    new.action = "inserted".into();
+    doc.add_shots(&[new], &Position::After(ids[0].clone()))
+        .expect("add");
+    assert_eq!(codes(&doc), vec![1, 4, 2, 3]);
+    doc.move_shot(&ids[2], &Position::Before(ids[0].clone()))
+        .expect("move");
+    assert_eq!(codes(&doc), vec![3, 1, 4, 2]);
+    doc.move_shot(&ids[2], &Position::End).expect("move");
+    assert_eq!(codes(&doc), vec![1, 4, 2, 3]);
+}
+
+#[test]
+fn concurrent_edits_to_different_fields_both_survive() {
+    let mut a = doc_with(2);
+    let mut b = a.fork();
+    let mut shot_a = a.project().expect("read").shots[0].clone();
+    shot_a.action = "runs".into();
+    a.update_shot(&shot_a).expect("edit");
+    let mut shot_b = b.project().expect("read").shots[0].clone();
+    shot_b.notes = "메모: 비 오는 밤".into();
+    shot_b.frame_count = 72;
+    b.update_shot(&shot_b).expect("edit");
+    a.merge(&mut b).expect("merge");
+    b.merge(&mut a).expect("merge");
+    let merged = a.project().expect("read").shots[0].clone();
+    assert_eq!(merged.action, "runs");
+    assert_eq!(merged.notes, "메모: 비 오는 밤");
+    assert_eq!(merged.frame_count, 72);
+    assert_eq!(a.project().expect("read"), b.project().expect("read"));
+}
+
+#[test]
+fn concurrent_edits_to_one_field_pick_the_same_winner_everywhere() {
+    let mut a = doc_with(1);
+    let mut b = a.fork();
+    let mut c = a.fork();
+    for (doc, text) in [(&mut a, "from a"), (&mut b, "from b"), (&mut c, "from c")] {
+        let mut shot = doc.project().expect("read").shots[0].clone();
+        shot.action = text.into();
+        doc.update_shot(&shot).expect("edit");
+    }
+    // Merge in different orders on different peers.
+    let mut ab = a.fork();
+    ab.merge(&mut b).expect("merge");
+    ab.merge(&mut c).expect("merge");
+    let mut cb = c.fork();
+    cb.merge(&mut b).expect("merge");
+    cb.merge(&mut a).expect("merge");
+    let winner = ab.project().expect("read").shots[0].action.clone();
+    assert!(["from a", "from b", "from c"].contains(&winner.as_str()));
+    assert_eq!(cb.project().expect("read").shots[0].action, winner);
+}
+
+#[test]
+fn delete_on_one_side_and_edit_on_the_other_ends_trashed_with_the_edit_kept() {
+    let mut a = doc_with(2);
+    let mut b = a.fork();
+    let shot_id = a.project().expect("read").shots[0].shot_id.clone();
+    a.delete_shot(&shot_id).expect("delete");
+    let mut edited = b.project().expect("read").shots[0].clone();
+    edited.action = "edited offline".into();
+    b.update_shot(&edited).expect("edit");
+    a.merge(&mut b).expect("merge");
+    b.merge(&mut a).expect("merge");
+    for doc in [&a, &b] {
+        let project = doc.project().expect("read");
+        assert_eq!(
+            project.shots.len(),
+            1,
+            "the deleted shot stays out of the shot list"
+        );
+        let (trashed, deleted) = doc
+            .all_shots()
+            .expect("all")
+            .into_iter()
+            .find(|(s, _)| s.shot_id == shot_id)
+            .expect("kept");
+        assert!(deleted);
+        assert_eq!(trashed.action, "edited offline");
+    }
+    a.restore_shot(&shot_id).expect("restore");
+    assert_eq!(a.project().expect("read").shots[0].action, "edited offline");
+}
+
+#[test]
+fn concurrent_reorders_merge_without_duplicates() {
+    let mut a = doc_with(4);
+    let ids: Vec<_> = a
+        .project()
+        .expect("read")
+        .shots
+        .iter()
+        .map(|s| s.shot_id.clone())
+        .collect();
+    let mut b = a.fork();
+    a.move_shot(&ids[3], &Position::Before(ids[0].clone()))
+        .expect("move");
+    b.move_shot(&ids[3], &Position::After(ids[1].clone()))
+        .expect("move");
+    b.move_shot(&ids[0], &Position::End).expect("move");
+    a.merge(&mut b).expect("merge");
+    b.merge(&mut a).expect("merge");
+    let order_a: Vec<_> = a
+        .project()
+        .expect("read")
+        .shots
+        .iter()
+        .map(|s| s.shot_id.clone())
+        .collect();
+    let order_b: Vec<_> = b
+        .project()
+        .expect("read")
+        .shots
+        .iter()
+        .map(|s| s.shot_id.clone())
+        .collect();
+    assert_eq!(order_a, order_b);
+    let mut sorted = order_a.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 4, "every shot exactly once: {order_a:?}");
+}
+
+#[test]
+fn concurrent_link_additions_both_survive() {
+    let mut a = doc_with(1);
+    let mut b = a.fork();
+    let mut shot = a.project().expect("read").shots[0].clone();
+    shot.characters.push("mina".into());
+    a.update_shot(&shot).expect("edit");
+    let mut shot = b.project().expect("read").shots[0].clone();
+    shot.characters.push("jun".into());
+    b.update_shot(&shot).expect("edit");
+    a.merge(&mut b).expect("merge");
+    let mut linked = a.project().expect("read").shots[0].characters.clone();
+    linked.sort();
+    assert_eq!(linked, vec!["jun".to_owned(), "mina".to_owned()]);
+}
+
+#[test]
+fn characters_and_options_round_trip_and_strength_is_checked() {
+    let mut doc = doc_with(0);
+    let mut mina = Character::new("민아");
+    mina.trigger_words = vec!["m1na".into(), "red coat".into()];
+    mina.lora_strength = 0.65;
+    doc.put_character(&mina).expect("put");
+    let mut look = CinematicOption::new("Noir");
+    look.aspect_ratio = "2.39:1".into();
+    doc.put_cinematic(&look).expect("put");
+    let project = doc.project().expect("read");
+    assert_eq!(project.characters, vec![mina.clone()]);
+    assert_eq!(project.cinematics, vec![look]);
+    mina.lora_strength = 1.5;
+    assert!(matches!(
+        doc.put_character(&mina),
+        Err(DocError::Invalid(_))
+    ));
+}
+
+#[test]
+fn garbage_bytes_and_foreign_documents_are_refused() {
+    assert!(ProjectDoc::load(b"not automerge").is_err());
+    let mut other = automerge::AutoCommit::new();
+    other.put(ROOT, "hello", "world").expect("put");
+    assert!(matches!(
+        ProjectDoc::load(&other.save()),
+        Err(DocError::Schema(_))
+    ));
+}
+
+#[test]
+fn code_resolution_keeps_the_smallest_id_and_renumbers_the_rest_above_max() {
+    let changes = resolve_codes(
+        [
+            ("b", ShotCode(3)),
+            ("a", ShotCode(3)),
+            ("c", ShotCode(5)),
+            ("d", ShotCode(5)),
+        ]
+        .into_iter(),
+    );
+    assert_eq!(
+        changes,
+        vec![
+            ("b".to_owned(), ShotCode(3), ShotCode(6)),
+            ("d".to_owned(), ShotCode(5), ShotCode(7))
+        ]
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Two (or three) offline copies each add shots, with codes from their own view;
+    /// after merging in any order every shot has a unique code, every peer shows the
+    /// same codes, nothing is lost, and codes untouched by a collision never change.
+    #[test]
+    fn shot_codes_stay_unique_after_offline_adds_merge(
+        base in 0_u64..5,
+        adds in proptest::collection::vec(0_usize..6, 2..4),
+    ) {
+        let mut origin = doc_with(base);
+        let mut copies: Vec<ProjectDoc> = adds.iter().map(|_| origin.fork()).collect();
+        for (copy, count) in copies.iter_mut().zip(&adds) {
+            for _ in 0..*count {
+                let code = copy.next_code().expect("code");
+                copy.add_shots(&[Shot::new(code, 12)], &Position::End).expect("add");
+            }
+        }
+        let mut forward = origin.fork();
+        for copy in &mut copies {
+            forward.merge(copy).expect("merge");
+        }
+        let mut backward = origin.fork();
+        for copy in copies.iter_mut().rev() {
+            backward.merge(copy).expect("merge");
+        }
+        forward.merge(&mut backward).expect("merge");
+        backward.merge(&mut forward).expect("merge");
+        let total = base as usize + adds.iter().sum::<usize>();
+        let got = codes(&forward);
+        prop_assert_eq!(got.len(), total);
+        let mut unique = got.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        prop_assert_eq!(unique.len(), total, "codes collide: {:?}", got);
+        let by_id = |d: &ProjectDoc| {
+            let mut v: Vec<_> = d.project().expect("read").shots.iter().map(|s| (s.shot_id.clone(), s.code)).collect();
+            v.sort();
+            v
+        };
+        prop_assert_eq!(by_id(&forward), by_id(&backward));
+        // Shots that existed before the split keep their codes.
+        let before: Vec<u64> = (1..=base).collect();
+        prop_assert!(before.iter().all(|c| got.contains(c)));
+        // A further normalize is a no-op: the result is stable.
+        prop_assert!(forward.normalize_codes().expect("normalize").is_empty());
+    }
+}
