@@ -1,0 +1,473 @@
+//! The data dir and the project store on disk.
+//!
+//! Layout:
+//! ```text
+//! <data dir>/config.json                       current project (temp + rename)
+//! <data dir>/projects/<project_id>/snapshot.am  compacted document (temp + fsync + rename)
+//! <data dir>/projects/<project_id>/changes.log  appended change chunks
+//! ```
+//! Every edit appends one record `RMCH | u32 le length | blake3(bytes) | bytes` to
+//! `changes.log` and fsyncs it before the edit is reported done. Opening replays
+//! the log on top of the snapshot and stops at the first record that is cut short
+//! or fails its hash (a crash mid-write); the torn tail is truncated away, so a crash
+//! at any byte loses at most the write in flight. Compaction writes a new snapshot
+//! to a temp file, fsyncs, renames it over the old one, fsyncs the directory and
+//! only then empties the log; a crash in between replays changes Automerge already
+//! has, which it ignores.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use reelmesh_protocol::document::{DocError, ProjectDoc};
+use reelmesh_protocol::model::new_record_id;
+use serde::{Deserialize, Serialize};
+
+const RECORD_MAGIC: &[u8; 4] = b"RMCH";
+const RECORD_HEADER: usize = 4 + 4 + 32;
+/// Compact when the log grows past this many bytes.
+const COMPACT_AFTER_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Storage errors, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// File system error on a path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The document in a file is unreadable.
+    #[error("{path}: {source}")]
+    Doc {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: DocError,
+    },
+    /// No project matches.
+    #[error("{0}")]
+    NoProject(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The data dir: `--data-dir`, else `REELMESH_DATA_DIR` (both via clap), else
+/// `$XDG_DATA_HOME/reelmesh`, else `~/.local/share/reelmesh`.
+#[must_use]
+pub fn default_data_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("reelmesh");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/reelmesh"),
+        None => PathBuf::from(".reelmesh"),
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Config {
+    current_project: Option<String>,
+}
+
+/// A data dir with its projects.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// Use (and create) this data dir.
+    pub fn open(root: &Path) -> Result<DataDir, StoreError> {
+        fs::create_dir_all(root.join("projects")).map_err(io_err(root))?;
+        Ok(DataDir {
+            root: root.to_owned(),
+        })
+    }
+
+    /// Where it is.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn config(&self) -> Config {
+        fs::read(self.root.join("config.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    fn set_current(&self, project_id: &str) -> Result<(), StoreError> {
+        let config = Config {
+            current_project: Some(project_id.to_owned()),
+        };
+        let bytes = serde_json::to_vec_pretty(&config).unwrap_or_default();
+        write_atomic(&self.root.join("config.json"), &bytes)
+    }
+
+    /// Ids of every project here.
+    pub fn project_ids(&self) -> Result<Vec<String>, StoreError> {
+        let dir = self.root.join("projects");
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let entry = entry.map_err(io_err(&dir))?;
+            if entry.path().join("snapshot.am").is_file() {
+                ids.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Create a new project and make it current.
+    pub fn create_project(&self, name: &str) -> Result<ProjectStore, StoreError> {
+        let project_id = new_record_id();
+        let dir = self.root.join("projects").join(&project_id);
+        let doc = ProjectDoc::create(name, &project_id).map_err(|source| StoreError::Doc {
+            path: dir.clone(),
+            source,
+        })?;
+        let store = ProjectStore::create(&dir, doc)?;
+        self.set_current(&project_id)?;
+        Ok(store)
+    }
+
+    /// Open a project by id or name; `None` opens the current one (or the only one).
+    pub fn open_project(&self, wanted: Option<&str>) -> Result<ProjectStore, StoreError> {
+        let ids = self.project_ids()?;
+        let project_id = match wanted {
+            Some(wanted) if ids.iter().any(|id| id == wanted) => wanted.to_owned(),
+            Some(wanted) => {
+                let mut found = None;
+                for id in &ids {
+                    let store = ProjectStore::open(&self.root.join("projects").join(id))?;
+                    if store
+                        .doc()
+                        .project()
+                        .is_ok_and(|p| p.settings.name == wanted)
+                    {
+                        found = Some(id.clone());
+                        break;
+                    }
+                }
+                found.ok_or_else(|| {
+                    StoreError::NoProject(format!(
+                        "no project named '{wanted}' in {}",
+                        self.root.display()
+                    ))
+                })?
+            }
+            None => match self.config().current_project.filter(|id| ids.contains(id)) {
+                Some(id) => id,
+                None if ids.len() == 1 => ids[0].clone(),
+                None => {
+                    return Err(StoreError::NoProject(format!(
+                        "no current project in {} (run `reelmesh init NAME` or pass --project)",
+                        self.root.display()
+                    )));
+                }
+            },
+        };
+        ProjectStore::open(&self.root.join("projects").join(project_id))
+    }
+}
+
+/// One project's document and its files. Call [`ProjectStore::save`] after edits.
+#[derive(Debug)]
+pub struct ProjectStore {
+    dir: PathBuf,
+    doc: ProjectDoc,
+    log: File,
+    log_len: u64,
+}
+
+impl ProjectStore {
+    fn create(dir: &Path, mut doc: ProjectDoc) -> Result<ProjectStore, StoreError> {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        write_atomic(&dir.join("snapshot.am"), &doc.save())?;
+        let log_path = dir.join("changes.log");
+        let log = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(io_err(&log_path))?;
+        Ok(ProjectStore {
+            dir: dir.to_owned(),
+            doc,
+            log,
+            log_len: 0,
+        })
+    }
+
+    /// Open a project folder: snapshot, then every intact log record.
+    pub fn open(dir: &Path) -> Result<ProjectStore, StoreError> {
+        let snapshot_path = dir.join("snapshot.am");
+        let snapshot = fs::read(&snapshot_path).map_err(io_err(&snapshot_path))?;
+        let mut doc = ProjectDoc::load(&snapshot).map_err(|source| StoreError::Doc {
+            path: snapshot_path.clone(),
+            source,
+        })?;
+        let log_path = dir.join("changes.log");
+        let mut bytes = Vec::new();
+        if let Ok(mut file) = File::open(&log_path) {
+            file.read_to_end(&mut bytes).map_err(io_err(&log_path))?;
+        }
+        let mut good = 0_usize;
+        for (end, chunk) in LogRecords::new(&bytes) {
+            if doc.load_incremental(chunk).is_err() {
+                break;
+            }
+            good = end;
+        }
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io_err(&log_path))?;
+        if good < bytes.len() {
+            // A torn tail from a crash mid-write: cut it so later appends stay readable.
+            log.set_len(good as u64).map_err(io_err(&log_path))?;
+            log.sync_all().map_err(io_err(&log_path))?;
+        }
+        Ok(ProjectStore {
+            dir: dir.to_owned(),
+            doc,
+            log,
+            log_len: good as u64,
+        })
+    }
+
+    /// The document.
+    #[must_use]
+    pub fn doc(&self) -> &ProjectDoc {
+        &self.doc
+    }
+
+    /// The document, for edits (then call [`ProjectStore::save`]).
+    pub fn doc_mut(&mut self) -> &mut ProjectDoc {
+        &mut self.doc
+    }
+
+    /// The project folder.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Make every edit so far durable: append and fsync one log record; compact when
+    /// the log is large.
+    pub fn save(&mut self) -> Result<(), StoreError> {
+        let chunk = self.doc.save_incremental();
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let log_path = self.dir.join("changes.log");
+        let len = u32::try_from(chunk.len()).map_err(|_| StoreError::Io {
+            path: log_path.clone(),
+            source: io::Error::other("change chunk over 4 GiB"),
+        })?;
+        let mut record = Vec::with_capacity(RECORD_HEADER + chunk.len());
+        record.extend_from_slice(RECORD_MAGIC);
+        record.extend_from_slice(&len.to_le_bytes());
+        record.extend_from_slice(blake3::hash(&chunk).as_bytes());
+        record.extend_from_slice(&chunk);
+        self.log.write_all(&record).map_err(io_err(&log_path))?;
+        self.log.sync_data().map_err(io_err(&log_path))?;
+        self.log_len += record.len() as u64;
+        if self.log_len > COMPACT_AFTER_BYTES {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Fold the log into a new snapshot (write temp, fsync, rename, then empty the log).
+    pub fn compact(&mut self) -> Result<(), StoreError> {
+        write_atomic(&self.dir.join("snapshot.am"), &self.doc.save())?;
+        let log_path = self.dir.join("changes.log");
+        self.log.set_len(0).map_err(io_err(&log_path))?;
+        self.log.sync_all().map_err(io_err(&log_path))?;
+        self.log_len = 0;
+        Ok(())
+    }
+}
+
+/// Iterates intact records of a change log as (end offset, chunk).
+struct LogRecords<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> LogRecords<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        LogRecords { bytes, at: 0 }
+    }
+}
+
+impl<'a> Iterator for LogRecords<'a> {
+    type Item = (usize, &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.bytes.get(self.at..)?;
+        let header = rest.get(..RECORD_HEADER)?;
+        if &header[..4] != RECORD_MAGIC {
+            return None;
+        }
+        let len = u32::from_le_bytes(header[4..8].try_into().ok()?) as usize;
+        let chunk = rest.get(RECORD_HEADER..RECORD_HEADER.checked_add(len)?)?;
+        if blake3::hash(chunk).as_bytes() != &header[8..40] {
+            return None;
+        }
+        self.at += RECORD_HEADER + len;
+        Some((self.at, chunk))
+    }
+}
+
+/// Write a file so that readers see the old or the new content, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+    file.write_all(bytes).map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    if let Ok(handle) = File::open(dir) {
+        handle.sync_all().map_err(io_err(dir))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use reelmesh_protocol::document::Position;
+    use reelmesh_protocol::model::Shot;
+
+    use super::*;
+
+    fn store_with_edits(root: &Path, edits: usize) -> (PathBuf, Vec<u64>) {
+        let data = DataDir::open(root).expect("data dir");
+        let mut store = data.create_project("crash test").expect("create");
+        let mut sizes = vec![0];
+        for i in 0..edits {
+            let code = store.doc().next_code().expect("code");
+            let mut shot = Shot::new(code, 24);
+            shot.action = format!("샷 {i}");
+            store
+                .doc_mut()
+                .add_shots(&[shot], &Position::End)
+                .expect("add");
+            store.save().expect("save");
+            sizes.push(
+                fs::metadata(store.dir().join("changes.log"))
+                    .expect("meta")
+                    .len(),
+            );
+        }
+        (store.dir().to_owned(), sizes)
+    }
+
+    #[test]
+    fn reopen_sees_every_saved_edit_and_compaction_keeps_them() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (dir, _) = store_with_edits(tmp.path(), 5);
+        let mut store = ProjectStore::open(&dir).expect("open");
+        assert_eq!(store.doc().project().expect("read").shots.len(), 5);
+        store.compact().expect("compact");
+        assert_eq!(
+            fs::metadata(dir.join("changes.log")).expect("meta").len(),
+            0
+        );
+        let store = ProjectStore::open(&dir).expect("open");
+        assert_eq!(store.doc().project().expect("read").shots.len(), 5);
+    }
+
+    #[test]
+    fn a_log_cut_at_any_byte_loses_at_most_the_last_write() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (dir, sizes) = store_with_edits(tmp.path(), 4);
+        let full = fs::read(dir.join("changes.log")).expect("read");
+        for cut in 0..=full.len() {
+            fs::write(dir.join("changes.log"), &full[..cut]).expect("cut");
+            let store = ProjectStore::open(&dir).expect("a cut log must still open");
+            let complete = sizes.iter().filter(|&&end| end as usize <= cut).count() - 1;
+            assert_eq!(
+                store.doc().project().expect("read").shots.len(),
+                complete,
+                "cut at byte {cut}"
+            );
+            // The torn tail was removed, so the next save appends cleanly.
+            assert_eq!(
+                fs::metadata(dir.join("changes.log")).expect("meta").len(),
+                sizes[complete]
+            );
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_in_the_log_stops_replay_there() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (dir, sizes) = store_with_edits(tmp.path(), 3);
+        let mut bytes = fs::read(dir.join("changes.log")).expect("read");
+        let in_second = sizes[1] as usize + RECORD_HEADER + 1;
+        bytes[in_second] ^= 0xff;
+        fs::write(dir.join("changes.log"), &bytes).expect("write");
+        let store = ProjectStore::open(&dir).expect("open");
+        assert_eq!(store.doc().project().expect("read").shots.len(), 1);
+    }
+
+    #[test]
+    fn a_crash_during_compaction_leaves_a_readable_project() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (dir, _) = store_with_edits(tmp.path(), 3);
+        // Crash after writing part of the temp snapshot: the old snapshot + log stand.
+        let mut store = ProjectStore::open(&dir).expect("open");
+        let snapshot = store.doc_mut().save();
+        fs::write(
+            dir.join("snapshot.tmp-999"),
+            &snapshot[..snapshot.len() / 2],
+        )
+        .expect("partial");
+        let reopened = ProjectStore::open(&dir).expect("open");
+        assert_eq!(reopened.doc().project().expect("read").shots.len(), 3);
+        // Crash after the rename but before the log was emptied: changes replay twice.
+        write_atomic(&dir.join("snapshot.am"), &snapshot).expect("rename");
+        let reopened = ProjectStore::open(&dir).expect("open");
+        assert_eq!(reopened.doc().project().expect("read").shots.len(), 3);
+    }
+
+    #[test]
+    fn projects_are_found_by_name_id_or_current() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let data = DataDir::open(tmp.path()).expect("open");
+        let first = data
+            .create_project("첫 번째")
+            .expect("create")
+            .doc()
+            .project()
+            .expect("read")
+            .project_id;
+        let second = data
+            .create_project("second")
+            .expect("create")
+            .doc()
+            .project()
+            .expect("read")
+            .project_id;
+        let id = |s: ProjectStore| s.doc().project().expect("read").project_id;
+        assert_eq!(id(data.open_project(None).expect("current")), second);
+        assert_eq!(
+            id(data.open_project(Some("첫 번째")).expect("by name")),
+            first
+        );
+        assert_eq!(id(data.open_project(Some(&first)).expect("by id")), first);
+        assert!(data.open_project(Some("missing")).is_err());
+    }
+}
