@@ -1,0 +1,9 @@
+//! reelmesh-node: the effects side of reelmesh (storage, import/export, CLI; later
+//! the mesh, sync, job runner, ComfyUI client). It builds the one binary `reelmesh`;
+//! the library form exists so benches and integration tests drive the same code.
+
+pub mod cli;
+pub mod demo;
+pub mod export;
+pub mod import;
+pub mod store;
