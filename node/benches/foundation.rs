@@ -21,7 +21,11 @@ const SHOTS: u64 = 10_000;
 fn main() {
     let tmp = tempfile::tempdir().expect("tmp");
     let workbook = tmp.path().join("shots_10k.xlsx");
-    std::fs::write(&workbook, export_bytes(&big_project(), "xlsx").expect("export")).expect("write");
+    std::fs::write(
+        &workbook,
+        export_bytes(&big_project(), "xlsx").expect("export"),
+    )
+    .expect("write");
 
     let import = median(5, || {
         let mut doc = ProjectDoc::create("bench", "bench").expect("create");
@@ -32,7 +36,10 @@ fn main() {
         assert_eq!(report.shots_added as u64, SHOTS);
         took
     });
-    println!("import 10,000-row workbook: {:.0} ms (median of 5; goal < 1000 ms)", ms(import));
+    println!(
+        "import 10,000-row workbook: {:.0} ms (median of 5; goal < 1000 ms)",
+        ms(import)
+    );
     match openpyxl_anchor(&workbook) {
         Some(anchor) => println!(
             "anchor openpyxl read-only row read, same file: {:.0} ms; reelmesh is {:.1}x faster",
@@ -44,15 +51,36 @@ fn main() {
 
     let data = DataDir::open(&tmp.path().join("data")).expect("data");
     let mut store = data.create_project("bench").expect("create");
-    import_bytes(store.doc_mut(), &std::fs::read(&workbook).expect("read"), "shots_10k.xlsx").expect("import");
+    import_bytes(
+        store.doc_mut(),
+        &std::fs::read(&workbook).expect("read"),
+        "shots_10k.xlsx",
+    )
+    .expect("import");
     store.save().expect("save");
     let dir = store.dir().to_owned();
     drop(store);
-    let cold_log = median(5, || time(|| ProjectStore::open(&dir).expect("open").doc().project().expect("read")));
+    let cold_log = median(5, || {
+        time(|| {
+            ProjectStore::open(&dir)
+                .expect("open")
+                .doc()
+                .project()
+                .expect("read")
+        })
+    });
     let mut store = ProjectStore::open(&dir).expect("open");
     store.compact().expect("compact");
     drop(store);
-    let cold = median(5, || time(|| ProjectStore::open(&dir).expect("open").doc().project().expect("read")));
+    let cold = median(5, || {
+        time(|| {
+            ProjectStore::open(&dir)
+                .expect("open")
+                .doc()
+                .project()
+                .expect("read")
+        })
+    });
     println!(
         "cold open of 10,000 shots (load + read every shot): {:.0} ms from snapshot, {:.0} ms from snapshot + log (goal < 300 ms); size on disk {:.2} MiB",
         ms(cold),
@@ -110,8 +138,16 @@ fn merge_bench() -> (Duration, usize, usize) {
     a.merge(&mut b).expect("merge");
     let took = started.elapsed();
     let merged = a.project().expect("read");
-    let edits = merged.shots.iter().filter(|s| s.action.starts_with("a edit")).count()
-        + merged.shots.iter().filter(|s| s.notes.starts_with("b edit")).count();
+    let edits = merged
+        .shots
+        .iter()
+        .filter(|s| s.action.starts_with("a edit"))
+        .count()
+        + merged
+            .shots
+            .iter()
+            .filter(|s| s.notes.starts_with("b edit"))
+            .count();
     (took, a.save().len(), edits)
 }
 
@@ -121,7 +157,12 @@ t=time.perf_counter()\n\
 wb=openpyxl.load_workbook(sys.argv[1],read_only=True)\n\
 n=sum(1 for _ in wb['Shots'].iter_rows(values_only=True))\n\
 print(time.perf_counter()-t, n)";
-    let output = Command::new("python3").arg("-c").arg(script).arg(workbook).output().ok()?;
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(workbook)
+        .output()
+        .ok()?;
     if !output.status.success() {
         return None;
     }
@@ -148,6 +189,10 @@ fn ms(d: Duration) -> f64 {
 
 fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir).map_or(0, |entries| {
-        entries.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
     })
 }

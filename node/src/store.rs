@@ -45,7 +45,7 @@ pub enum StoreError {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: DocError,
+        source: Box<DocError>,
     },
     /// No project matches.
     #[error("{0}")]
@@ -133,7 +133,7 @@ impl DataDir {
         let dir = self.root.join("projects").join(&project_id);
         let doc = ProjectDoc::create(name, &project_id).map_err(|source| StoreError::Doc {
             path: dir.clone(),
-            source,
+            source: Box::new(source),
         })?;
         let store = ProjectStore::create(&dir, doc)?;
         self.set_current(&project_id)?;
@@ -214,7 +214,7 @@ impl ProjectStore {
         let snapshot = fs::read(&snapshot_path).map_err(io_err(&snapshot_path))?;
         let mut doc = ProjectDoc::load(&snapshot).map_err(|source| StoreError::Doc {
             path: snapshot_path.clone(),
-            source,
+            source: Box::new(source),
         })?;
         let log_path = dir.join("changes.log");
         let mut bytes = Vec::new();
