@@ -25,8 +25,10 @@ use serde::{Deserialize, Serialize};
 
 const RECORD_MAGIC: &[u8; 4] = b"RMCH";
 const RECORD_HEADER: usize = 4 + 4 + 32;
-/// Compact when the log grows past this many bytes.
-const COMPACT_AFTER_BYTES: u64 = 8 * 1024 * 1024;
+/// The log is folded into the snapshot once it is larger than the snapshot and
+/// at least this big: replaying a chunk costs more than loading a snapshot, so this
+/// keeps a cold open close to a snapshot load without compacting on every edit.
+const MIN_LOG_BEFORE_COMPACT: u64 = 64 * 1024;
 
 /// Storage errors, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -187,12 +189,14 @@ pub struct ProjectStore {
     doc: ProjectDoc,
     log: File,
     log_len: u64,
+    snapshot_len: u64,
 }
 
 impl ProjectStore {
     fn create(dir: &Path, mut doc: ProjectDoc) -> Result<ProjectStore, StoreError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
-        write_atomic(&dir.join("snapshot.am"), &doc.save())?;
+        let snapshot = doc.save();
+        write_atomic(&dir.join("snapshot.am"), &snapshot)?;
         let log_path = dir.join("changes.log");
         let log = OpenOptions::new()
             .create(true)
@@ -205,6 +209,7 @@ impl ProjectStore {
             doc,
             log,
             log_len: 0,
+            snapshot_len: snapshot.len() as u64,
         })
     }
 
@@ -243,6 +248,7 @@ impl ProjectStore {
             doc,
             log,
             log_len: good as u64,
+            snapshot_len: snapshot.len() as u64,
         })
     }
 
@@ -283,7 +289,7 @@ impl ProjectStore {
         self.log.write_all(&record).map_err(io_err(&log_path))?;
         self.log.sync_data().map_err(io_err(&log_path))?;
         self.log_len += record.len() as u64;
-        if self.log_len > COMPACT_AFTER_BYTES {
+        if self.log_len > self.snapshot_len.max(MIN_LOG_BEFORE_COMPACT) {
             self.compact()?;
         }
         Ok(())
@@ -291,7 +297,9 @@ impl ProjectStore {
 
     /// Fold the log into a new snapshot (write temp, fsync, rename, then empty the log).
     pub fn compact(&mut self) -> Result<(), StoreError> {
-        write_atomic(&self.dir.join("snapshot.am"), &self.doc.save())?;
+        let snapshot = self.doc.save();
+        write_atomic(&self.dir.join("snapshot.am"), &snapshot)?;
+        self.snapshot_len = snapshot.len() as u64;
         let log_path = self.dir.join("changes.log");
         self.log.set_len(0).map_err(io_err(&log_path))?;
         self.log.sync_all().map_err(io_err(&log_path))?;

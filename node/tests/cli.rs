@@ -34,7 +34,7 @@ fn demo_imports_the_sample_and_prints_shots_timecodes_and_prompts() {
         out.contains("m1na"),
         "trigger words reach the prompt: {out}"
     );
-    assert!(out.contains("captured with a Arri Alexa 35"), "{out}");
+    assert!(out.contains("captured with Arri Alexa 35"), "{out}");
 }
 
 #[test]

@@ -17,7 +17,7 @@ use crate::model::{Project, Shot};
 /// The default template, in the seed's order: style, subject, action, environment,
 /// camera, lens, film, lighting, atmosphere, filter, ratio, then trigger words.
 pub const DEFAULT_TEMPLATE: &str = "{style} image of {subject}, {action}, set in {environment}, \
-captured with a {camera}, {focal_length} {lens} lens, {film}, {lighting_style} {lighting_source} lighting, \
+captured with {camera}, {focal_length} {lens} lens, {film}, {lighting_style} {lighting_source} lighting, \
 {atmosphere}, {filter}, aspect ratio {ratio}, {character_style}, {triggers}";
 
 /// Every placeholder the engine fills.
@@ -215,7 +215,14 @@ fn value(project: &Project, shot: &Shot, name: &str) -> String {
         "lighting_style" => field(|c| &c.lighting_style),
         "lighting_source" => field(|c| &c.lighting_source),
         "atmosphere" => field(|c| &c.atmosphere),
-        "filter" => field(|c| &c.lens_filter).replace("none", ""),
+        "filter" => {
+            let filter = field(|c| &c.lens_filter);
+            if filter.trim().eq_ignore_ascii_case("none") {
+                String::new()
+            } else {
+                filter
+            }
+        }
         "ratio" => field(|c| &c.aspect_ratio),
         "triggers" => join_unique(characters.iter().flat_map(|c| c.trigger_words.iter())),
         "character_style" => join_unique(characters.iter().flat_map(|c| c.style_keywords.iter())),
@@ -285,7 +292,7 @@ mod tests {
         assert_eq!(
             prompt.text,
             "photorealistic image of a young woman with short black hair wearing a red raincoat and 준, \
-runs toward the camera, set in a rainy Seoul alley at night, captured with a Arri Alexa 35, \
+runs toward the camera, set in a rainy Seoul alley at night, captured with Arri Alexa 35, \
 35mm anamorphic lens, Kodak Vision3 500T, low key neon lighting, tense, Black Pro-Mist 1/4, \
 aspect ratio 2.39:1, m1na_style, jun_lora"
         );
