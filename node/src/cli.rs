@@ -102,13 +102,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 report.characters,
                 report.cinematics
             )?;
-            if !report.kept_columns.is_empty() {
-                writeln!(
-                    out,
-                    "kept unknown columns as extra fields: {}",
-                    report.kept_columns.join(", ")
-                )?;
-            }
+            print_kept_columns(out, &report)?;
             Ok(())
         }
         Command::Export { file } => {
@@ -201,6 +195,18 @@ pub fn print_shots(out: &mut dyn Write, project: &Project) -> Result<()> {
     writeln!(out, "{}", line(&header.map(str::to_owned)))?;
     for row in &cells {
         writeln!(out, "{}", line(row))?;
+    }
+    Ok(())
+}
+
+/// Say which unknown columns an import kept as extra fields, if any.
+pub fn print_kept_columns(out: &mut dyn Write, report: &import::ImportReport) -> Result<()> {
+    if !report.kept_columns.is_empty() {
+        writeln!(
+            out,
+            "kept unknown columns as extra fields: {}",
+            report.kept_columns.join(", ")
+        )?;
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use reelmesh_protocol::timecode::FrameRate;
 
-use crate::cli::{print_prompts, print_shots};
+use crate::cli::{print_kept_columns, print_prompts, print_shots};
 use crate::import;
 use crate::store::{DataDir, ProjectStore};
 
@@ -43,13 +43,7 @@ pub fn run(out: &mut dyn Write, data_dir: Option<&Path>, keep: bool) -> Result<(
         report.cinematics,
         started.elapsed().as_secs_f64() * 1e3
     )?;
-    if !report.kept_columns.is_empty() {
-        writeln!(
-            out,
-            "kept unknown columns as extra fields: {}",
-            report.kept_columns.join(", ")
-        )?;
-    }
+    print_kept_columns(out, &report)?;
 
     let dir = store.dir().to_owned();
     drop(store);
