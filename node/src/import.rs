@@ -42,7 +42,7 @@ use reelmesh_protocol::timecode::FrameRate;
 pub const DEFAULT_SECONDS: f64 = 2.0;
 
 /// What an import did.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ImportReport {
     /// New shots.
     pub shots_added: usize,

@@ -3,7 +3,11 @@
 //! the library form exists so benches and integration tests drive the same code.
 
 pub mod cli;
+pub mod control;
 pub mod demo;
 pub mod export;
+pub mod gpu;
 pub mod import;
+pub mod mesh;
+pub mod node;
 pub mod store;

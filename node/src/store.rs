@@ -52,6 +52,23 @@ pub enum StoreError {
     /// No project matches.
     #[error("{0}")]
     NoProject(String),
+    /// Another process owns the data dir.
+    #[error(
+        "data dir {path} is in use by another reelmesh process ({holder}); stop it or use another --data-dir"
+    )]
+    Locked {
+        /// The data dir.
+        path: PathBuf,
+        /// What the lock file says about its holder.
+        holder: String,
+    },
+}
+
+/// Exclusive ownership of a data dir, released when dropped (or when the process
+/// dies: it is an OS file lock, so a crash never leaves a stale lock behind).
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: File,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -98,6 +115,73 @@ impl DataDir {
     #[must_use]
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Take the data dir for this process, or say who has it.
+    pub fn lock(&self) -> Result<DataDirLock, StoreError> {
+        let path = self.root.join("lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        match file.try_lock() {
+            Ok(()) => {
+                let me = format!("pid {}", std::process::id());
+                file.set_len(0).map_err(io_err(&path))?;
+                file.write_all(me.as_bytes()).map_err(io_err(&path))?;
+                Ok(DataDirLock { _file: file })
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                Err(StoreError::Locked {
+                    path: self.root.clone(),
+                    holder: if holder.trim().is_empty() {
+                        "starting up".to_owned()
+                    } else {
+                        holder.trim().to_owned()
+                    },
+                })
+            }
+            Err(fs::TryLockError::Error(source)) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    /// The project `init` or `join` made current, if any.
+    #[must_use]
+    pub fn current_project(&self) -> Option<String> {
+        self.config().current_project
+    }
+
+    /// Make a project the current one.
+    pub fn set_current_project(&self, project_id: &str) -> Result<(), StoreError> {
+        self.set_current(project_id)
+    }
+
+    /// Open every project here (replicas still waiting for their first sync too).
+    pub fn open_all(&self) -> Result<Vec<(String, ProjectStore)>, StoreError> {
+        self.project_ids()?
+            .into_iter()
+            .map(|id| {
+                let store = ProjectStore::open(&self.root.join("projects").join(&id))?;
+                Ok((id, store))
+            })
+            .collect()
+    }
+
+    /// Make an empty replica of a project known only by id (from an invite ticket);
+    /// its content arrives by sync. Does nothing if the project is already here.
+    pub fn add_replica(&self, project_id: &str) -> Result<(), StoreError> {
+        reelmesh_protocol::wire::check_project_id(project_id)
+            .map_err(|e| StoreError::NoProject(format!("bad project id in ticket: {e}")))?;
+        let dir = self.root.join("projects").join(project_id);
+        if !dir.join("snapshot.am").is_file() {
+            ProjectStore::create(&dir, ProjectDoc::empty())?;
+        }
+        Ok(())
     }
 
     fn config(&self) -> Config {
@@ -178,7 +262,13 @@ impl DataDir {
                 }
             },
         };
-        ProjectStore::open(&self.root.join("projects").join(project_id))
+        let store = ProjectStore::open(&self.root.join("projects").join(&project_id))?;
+        if !store.doc().is_ready() {
+            return Err(StoreError::NoProject(format!(
+                "project {project_id} has not arrived from the mesh yet (start `reelmesh node` to sync it)"
+            )));
+        }
+        Ok(store)
     }
 }
 
@@ -217,10 +307,18 @@ impl ProjectStore {
     pub fn open(dir: &Path) -> Result<ProjectStore, StoreError> {
         let snapshot_path = dir.join("snapshot.am");
         let snapshot = fs::read(&snapshot_path).map_err(io_err(&snapshot_path))?;
-        let mut doc = ProjectDoc::load(&snapshot).map_err(|source| StoreError::Doc {
+        let mut doc = ProjectDoc::load_replica(&snapshot).map_err(|source| StoreError::Doc {
             path: snapshot_path.clone(),
             source: Box::new(source),
         })?;
+        if !doc.is_ready() && !doc.heads().is_empty() {
+            return Err(StoreError::Doc {
+                path: snapshot_path,
+                source: Box::new(DocError::Schema(
+                    "not a reelmesh project (no schema version)".into(),
+                )),
+            });
+        }
         let log_path = dir.join("changes.log");
         let mut bytes = Vec::new();
         if let Ok(mut file) = File::open(&log_path) {

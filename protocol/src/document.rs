@@ -75,6 +75,45 @@ pub enum DocError {
     /// An edit carried a value the model does not allow.
     #[error("{0}")]
     Invalid(String),
+    /// A sync message from a peer was refused; the document may hold part of it in
+    /// memory, so the caller reloads the saved copy.
+    #[error("sync message refused: {0}")]
+    Sync(String),
+}
+
+/// Automerge sync state for one peer and one project. Keep one per (peer, project),
+/// feed it messages in order, and persist only [`SyncState::encode`] between
+/// connections.
+#[derive(Debug, Default)]
+pub struct SyncState(automerge::sync::State);
+
+impl SyncState {
+    /// A fresh state (nothing known about the peer).
+    #[must_use]
+    pub fn new() -> SyncState {
+        SyncState::default()
+    }
+
+    /// What is worth keeping across connections (the shared heads).
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        self.0.encode()
+    }
+
+    /// Restore from [`SyncState::encode`]; a damaged state falls back to a fresh one.
+    #[must_use]
+    pub fn decode(bytes: &[u8]) -> SyncState {
+        automerge::sync::State::decode(bytes).map_or_else(|_| SyncState::new(), SyncState)
+    }
+}
+
+/// What applying a peer's sync message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncApplied {
+    /// The document's heads changed (new changes arrived).
+    pub changed: bool,
+    /// Shots that were renumbered to keep codes unique after the merge.
+    pub renumbered: usize,
 }
 
 /// Where to put a shot in the timeline.
@@ -123,6 +162,125 @@ impl ProjectDoc {
         };
         this.check_schema()?;
         Ok(this)
+    }
+
+    /// An empty replica waiting for its first sync: it has no skeleton of its own
+    /// (making one here would hide the real one when they merge).
+    #[must_use]
+    pub fn empty() -> ProjectDoc {
+        ProjectDoc {
+            doc: AutoCommit::new(),
+        }
+    }
+
+    /// Load a saved replica that may still be empty (no schema check).
+    pub fn load_replica(bytes: &[u8]) -> Result<ProjectDoc, DocError> {
+        Ok(ProjectDoc {
+            doc: AutoCommit::load(bytes)?,
+        })
+    }
+
+    /// The document has the reelmesh skeleton (false for a replica still waiting for
+    /// its first sync).
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.check_schema().is_ok()
+    }
+
+    /// The project id written in the document, once it has one.
+    #[must_use]
+    pub fn project_id(&self) -> Option<String> {
+        match self.doc.get(ROOT, "project_id") {
+            Ok(Some((automerge::Value::Scalar(v), _))) => match v.as_ref() {
+                ScalarValue::Str(s) => Some(s.to_string()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Whether every one of these (hex) heads is in the document.
+    pub fn has_heads(&mut self, heads: &[String]) -> bool {
+        heads.iter().all(|head| {
+            head.parse::<automerge::ChangeHash>()
+                .is_ok_and(|hash| self.doc.get_change_by_hash(&hash).is_some())
+        })
+    }
+
+    /// The next sync message for this peer, if there is anything to say.
+    ///
+    /// The state holds what the peer claimed (its heads and needs), which is
+    /// untrusted: if Automerge panics on it, the error asks the caller to start a
+    /// fresh state with that peer.
+    pub fn generate_sync_message(
+        &mut self,
+        state: &mut SyncState,
+    ) -> Result<Option<Vec<u8>>, DocError> {
+        use automerge::sync::SyncDoc;
+        use std::panic::{AssertUnwindSafe, catch_unwind};
+        catch_unwind(AssertUnwindSafe(|| {
+            self.doc
+                .sync()
+                .generate_sync_message(&mut state.0)
+                .map(automerge::sync::Message::encode)
+        }))
+        .map_err(|_| DocError::Sync("automerge panicked answering the peer's state".into()))
+    }
+
+    /// Apply a peer's sync message. The bytes are untrusted: a message Automerge
+    /// cannot decode or apply, one that panics inside Automerge, one that breaks the
+    /// schema, or one that changes the project id is refused with
+    /// [`DocError::Sync`]; after an error the in-memory document must be dropped and
+    /// reloaded from disk. On success shot codes are made unique again.
+    pub fn receive_sync_message(
+        &mut self,
+        state: &mut SyncState,
+        bytes: &[u8],
+        expected_project_id: &str,
+    ) -> Result<SyncApplied, DocError> {
+        use automerge::sync::SyncDoc;
+        use std::panic::{AssertUnwindSafe, catch_unwind};
+        let before = self.doc.get_heads();
+        let was_ready = self.is_ready();
+        let applied = catch_unwind(AssertUnwindSafe(|| {
+            let message = automerge::sync::Message::decode(bytes)
+                .map_err(|e| DocError::Sync(format!("undecodable: {e}")))?;
+            self.doc
+                .sync()
+                .receive_sync_message(&mut state.0, message)
+                .map_err(|e| DocError::Sync(format!("not applicable: {e}")))
+        }));
+        match applied {
+            Ok(result) => result?,
+            Err(_) => return Err(DocError::Sync("automerge panicked applying it".into())),
+        }
+        let changed = self.doc.get_heads() != before;
+        if !changed {
+            return Ok(SyncApplied {
+                changed,
+                renumbered: 0,
+            });
+        }
+        if was_ready || self.doc.get(ROOT, "schema")?.is_some() {
+            self.check_schema()
+                .map_err(|e| DocError::Sync(format!("breaks the project: {e}")))?;
+        }
+        if let Some(found) = self.project_id() {
+            if found != expected_project_id {
+                return Err(DocError::Sync(format!(
+                    "carries project '{found}', not '{expected_project_id}'"
+                )));
+            }
+        }
+        let renumbered = if self.is_ready() {
+            self.normalize_codes()?.len()
+        } else {
+            0
+        };
+        Ok(SyncApplied {
+            changed,
+            renumbered,
+        })
     }
 
     /// Apply incremental changes (from [`ProjectDoc::save_incremental`]).

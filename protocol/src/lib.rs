@@ -6,9 +6,11 @@
 //! - [`prompt`]: the prompt template engine.
 //! - [`timecode`]: frames, seconds and SMPTE timecode (drop-frame included).
 //! - [`catalog`]: option catalogs with their shipped defaults.
+//! - [`wire`]: messages between nodes (sync frames, presence) and their input checks.
 
 pub mod catalog;
 pub mod document;
 pub mod model;
 pub mod prompt;
 pub mod timecode;
+pub mod wire;

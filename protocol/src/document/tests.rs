@@ -279,3 +279,107 @@ proptest! {
         prop_assert!(forward.normalize_codes().expect("normalize").is_empty());
     }
 }
+
+fn shot(action: &str) -> Shot {
+    let mut shot = Shot::new(ShotCode(1), 24);
+    shot.action = action.to_owned();
+    shot
+}
+
+/// Runs Automerge sync between two documents until neither has anything to say;
+/// returns the number of messages exchanged.
+fn sync_until_quiet(a: &mut ProjectDoc, b: &mut ProjectDoc, project_id: &str) -> usize {
+    let (mut a_state, mut b_state) = (SyncState::new(), SyncState::new());
+    let mut messages = 0;
+    loop {
+        let mut quiet = true;
+        if let Some(m) = a.generate_sync_message(&mut a_state).unwrap() {
+            b.receive_sync_message(&mut b_state, &m, project_id).expect("b applies");
+            quiet = false;
+            messages += 1;
+        }
+        if let Some(m) = b.generate_sync_message(&mut b_state).unwrap() {
+            a.receive_sync_message(&mut a_state, &m, project_id).expect("a applies");
+            quiet = false;
+            messages += 1;
+        }
+        assert!(messages < 50, "sync does not settle");
+        if quiet {
+            return messages;
+        }
+    }
+}
+
+#[test]
+fn an_empty_replica_receives_the_whole_project_by_sync() {
+    let mut origin = ProjectDoc::create("장편 영화", "p1").unwrap();
+    origin.add_shots(&[shot("첫 장면")], &Position::End).unwrap();
+    let mut replica = ProjectDoc::empty();
+    assert!(!replica.is_ready());
+    sync_until_quiet(&mut origin, &mut replica, "p1");
+    assert!(replica.is_ready());
+    assert_eq!(replica.heads(), origin.heads());
+    assert_eq!(replica.project().unwrap(), origin.project().unwrap());
+    let heads = origin.heads();
+    assert!(replica.has_heads(&heads));
+    assert!(!replica.has_heads(&["00".repeat(32)]));
+}
+
+#[test]
+fn sync_merges_concurrent_offline_adds_with_unique_codes() {
+    let mut a = ProjectDoc::create("p", "p1").unwrap();
+    let mut b = ProjectDoc::empty();
+    sync_until_quiet(&mut a, &mut b, "p1");
+    a.add_shots(&[shot("a side")], &Position::End).unwrap();
+    b.add_shots(&[shot("b side")], &Position::End).unwrap();
+    sync_until_quiet(&mut a, &mut b, "p1");
+    assert_eq!(a.heads(), b.heads());
+    let project = a.project().unwrap();
+    let mut codes: Vec<_> = project.shots.iter().map(|s| s.code).collect();
+    codes.dedup();
+    assert_eq!(codes.len(), 2, "codes stay unique: {codes:?}");
+    assert_eq!(project, b.project().unwrap());
+}
+
+#[test]
+fn garbage_sync_messages_are_refused() {
+    let mut doc = ProjectDoc::create("p", "p1").unwrap();
+    let mut state = SyncState::new();
+    for garbage in [&b"\x42garbage"[..], &[0xff; 64], &[0x43, 0, 0, 0]] {
+        let err = doc
+            .receive_sync_message(&mut state, garbage, "p1")
+            .unwrap_err();
+        assert!(matches!(err, DocError::Sync(_)), "{err}");
+    }
+    assert!(doc.is_ready());
+}
+
+#[test]
+fn a_sync_message_for_another_project_is_refused() {
+    let mut other = ProjectDoc::create("other", "p2").unwrap();
+    let mut state = SyncState::new();
+    let mut replica = ProjectDoc::empty();
+    let mut replica_state = SyncState::new();
+    // Let the other side learn what we (do not) have, then take its changes.
+    let hello = replica.generate_sync_message(&mut replica_state).unwrap().unwrap();
+    other
+        .receive_sync_message(&mut state, &hello, "p2")
+        .unwrap();
+    let changes = other.generate_sync_message(&mut state).unwrap().unwrap();
+    let err = replica
+        .receive_sync_message(&mut replica_state, &changes, "p1")
+        .unwrap_err();
+    assert!(err.to_string().contains("carries project 'p2'"), "{err}");
+}
+
+#[test]
+fn sync_state_survives_encode_decode() {
+    let mut a = ProjectDoc::create("p", "p1").unwrap();
+    let mut b = ProjectDoc::empty();
+    let (mut a_state, mut b_state) = (SyncState::new(), SyncState::new());
+    let m = a.generate_sync_message(&mut a_state).unwrap().unwrap();
+    b.receive_sync_message(&mut b_state, &m, "p1").unwrap();
+    let restored = SyncState::decode(&a_state.encode());
+    assert_eq!(restored.encode(), a_state.encode());
+    assert_eq!(SyncState::decode(b"junk").encode(), SyncState::new().encode());
+}

@@ -1,0 +1,118 @@
+//! The request-response codec for document sync: a request or response is the
+//! whole stream (the sender closes its side), read with a hard size cap so a peer
+//! cannot make us allocate more than [`SyncCodec::max_bytes`]. Frames stay raw
+//! bytes here; [`reelmesh_protocol::wire`] decodes them in the node, which can then
+//! name the peer in its log line and drop it.
+
+use std::io;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+
+/// Raw sync frames with a size cap.
+#[derive(Debug, Clone)]
+pub struct SyncCodec {
+    max_bytes: usize,
+}
+
+impl SyncCodec {
+    /// A codec refusing frames over `max_bytes`.
+    #[must_use]
+    pub fn new(max_bytes: usize) -> SyncCodec {
+        SyncCodec { max_bytes }
+    }
+
+    /// The cap.
+    #[must_use]
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    async fn read_capped<T>(&self, io: &mut T, what: &str) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let mut frame = Vec::new();
+        let cap = u64::try_from(self.max_bytes)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        io.take(cap).read_to_end(&mut frame).await?;
+        if frame.len() > self.max_bytes {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{what} over the {}-byte limit", self.max_bytes),
+            ));
+        }
+        Ok(frame)
+    }
+}
+
+#[async_trait::async_trait]
+impl libp2p::request_response::Codec for SyncCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        self.read_capped(io, "sync request").await
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        self.read_capped(io, "sync response").await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        request: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&request).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        response: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&response).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libp2p::request_response::Codec;
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        futures::executor::block_on(future)
+    }
+
+    #[test]
+    fn frames_up_to_the_cap_pass_and_larger_ones_fail() {
+        let protocol = StreamProtocol::new("/t");
+        let mut codec = SyncCodec::new(8);
+        let mut ok = futures::io::Cursor::new(vec![1_u8; 8]);
+        assert_eq!(
+            block_on(codec.read_request(&protocol, &mut ok)).unwrap(),
+            vec![1; 8]
+        );
+        let mut big = futures::io::Cursor::new(vec![1_u8; 9]);
+        let err = block_on(codec.read_request(&protocol, &mut big)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("8-byte limit"), "{err}");
+    }
+}

@@ -1,0 +1,377 @@
+//! The node runtime: one task that owns the swarm and every open project, driven
+//! by commands from a cheap cloneable [`NodeHandle`].
+//!
+//! ```text
+//!  CLI (control socket) ─┐                        ┌─ libp2p swarm (sync, presence)
+//!  editor (in-process) ──┼─ Command (bounded) ─▶ Runtime ─┤
+//!  tests / benches ──────┘      ◀─ NodeEvent (broadcast) ─┘─ ProjectStore per project (disk)
+//! ```
+//! The runtime is the only owner of the documents: edits run inside it (a closure
+//! sent with [`NodeHandle::edit`]), are saved (fsync) and then offered to every
+//! connected peer at once. A sync message from a peer is applied, saved, and only
+//! then acknowledged. Presence (who is there, which GPU) lives in memory only.
+//!
+//! Shutdown: cancel the token (SIGINT/SIGTERM in the binary, or
+//! [`NodeHandle::shutdown`]); the runtime stops taking work, compacts every project
+//! and releases the data dir lock.
+
+mod presence;
+mod runtime;
+mod sync;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use reelmesh_protocol::document::ProjectDoc;
+use reelmesh_protocol::model::Project;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+pub use presence::PeerRow;
+
+use crate::mesh::{self, MeshConfig, keys};
+use crate::store::{DataDir, StoreError};
+
+/// How a node runs.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The data dir it owns.
+    pub data_dir: PathBuf,
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial (and redial while they are away).
+    pub peers: Vec<Multiaddr>,
+    /// Swarm knobs.
+    pub mesh: MeshConfig,
+    /// The local ComfyUI, if any.
+    pub comfy_url: Option<String>,
+    /// Presence heartbeat interval.
+    pub heartbeat: Duration,
+    /// A peer silent this long is shown offline.
+    pub offline_after: Duration,
+    /// How often unreachable peers are redialled and idle sync sessions retried.
+    pub retry_every: Duration,
+    /// Serve the local control socket (CLI commands go through it).
+    pub control_socket: bool,
+}
+
+impl NodeConfig {
+    /// Defaults for a data dir: listen on every interface on an OS-chosen port.
+    #[must_use]
+    pub fn new(data_dir: PathBuf) -> NodeConfig {
+        NodeConfig {
+            data_dir,
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/0"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
+            ],
+            peers: Vec::new(),
+            mesh: MeshConfig::default(),
+            comfy_url: None,
+            heartbeat: Duration::from_secs(2),
+            offline_after: Duration::from_secs(7),
+            retry_every: Duration::from_secs(3),
+            control_socket: true,
+        }
+    }
+}
+
+/// Why a node could not start or a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Storage.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Keys.
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    /// Swarm setup.
+    #[error(transparent)]
+    Mesh(#[from] mesh::MeshError),
+    /// A listen address was refused.
+    #[error("cannot listen on {addr}: {why}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        why: String,
+    },
+    /// The control socket could not be served.
+    #[error("control socket {path}: {source}")]
+    Control {
+        /// The socket path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The runtime has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+    /// A request failed inside the runtime.
+    #[error("{0}")]
+    Request(String),
+    /// Waiting for something took too long.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// Where a document change came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeOrigin {
+    /// An edit on this node.
+    Local,
+    /// A sync message from this peer.
+    Peer(PeerId),
+}
+
+/// What a node reports as it runs (for the editor, tests and benches).
+#[derive(Debug, Clone)]
+pub enum NodeEvent {
+    /// Listening on an address.
+    Listening(Multiaddr),
+    /// First connection to a peer.
+    PeerConnected(PeerId),
+    /// Last connection to a peer closed.
+    PeerDisconnected(PeerId),
+    /// A project document changed and was saved.
+    DocChanged {
+        /// The project.
+        project_id: String,
+        /// Its new heads.
+        heads: Vec<String>,
+        /// Who made the change.
+        origin: ChangeOrigin,
+    },
+    /// A peer's presence arrived or changed.
+    Presence(PeerId),
+    /// A peer sent something malformed and was dropped.
+    PeerRejected {
+        /// The peer.
+        peer: PeerId,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// A snapshot of the node for `reelmesh status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatusReport {
+    /// This node's peer id.
+    pub node_id: String,
+    /// Where it listens.
+    pub listen_addrs: Vec<String>,
+    /// Projects it holds: (id, name or "waiting for sync", shot count).
+    pub projects: Vec<ProjectSummary>,
+    /// This node first, then every peer heard from or connected.
+    pub peers: Vec<PeerRow>,
+}
+
+/// One project in a status report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProjectSummary {
+    /// The project id.
+    pub project_id: String,
+    /// Its name, or `None` while a replica waits for its first sync.
+    pub name: Option<String>,
+    /// Live shots.
+    pub shots: usize,
+}
+
+type EditFn = Box<dyn FnOnce(&mut ProjectDoc) -> Result<(), String> + Send>;
+
+pub(crate) enum Command {
+    Edit {
+        project: Option<String>,
+        edit: EditFn,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    Read {
+        project: Option<String>,
+        reply: oneshot::Sender<Result<(String, Project, Vec<String>), String>>,
+    },
+    WaitHeads {
+        project: Option<String>,
+        heads: Vec<String>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Status {
+        reply: oneshot::Sender<NodeStatusReport>,
+    },
+    Dial {
+        addr: Multiaddr,
+    },
+}
+
+/// A cheap, cloneable way to talk to a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<NodeEvent>,
+    peer_id: PeerId,
+    cancel: CancellationToken,
+}
+
+impl NodeHandle {
+    /// This node's peer id.
+    #[must_use]
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Events from now on.
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NodeError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        answer.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Run an edit on a project (`None` = the current one), save it and send it to
+    /// the mesh. Returns the project id.
+    pub async fn edit<T, F>(&self, project: Option<String>, edit: F) -> Result<(String, T), NodeError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut ProjectDoc) -> Result<T, String> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let edit: EditFn = Box::new(move |doc| {
+            let value = edit(doc)?;
+            let _ = tx.send(value);
+            Ok(())
+        });
+        let project_id = self
+            .ask(|reply| Command::Edit {
+                project,
+                edit,
+                reply,
+            })
+            .await?
+            .map_err(NodeError::Request)?;
+        let value = rx.await.map_err(|_| NodeError::Stopped)?;
+        Ok((project_id, value))
+    }
+
+    /// A project as it is now, with its id and heads.
+    pub async fn project(&self, project: Option<String>) -> Result<(String, Project, Vec<String>), NodeError> {
+        self.ask(|reply| Command::Read { project, reply })
+            .await?
+            .map_err(NodeError::Request)
+    }
+
+    /// Wait until the project holds every one of these heads, or time out.
+    pub async fn wait_for_heads(
+        &self,
+        project: Option<String>,
+        heads: Vec<String>,
+        timeout: Duration,
+    ) -> Result<(), NodeError> {
+        let wait = self.ask(|reply| Command::WaitHeads {
+            project,
+            heads,
+            reply,
+        });
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| NodeError::Timeout(timeout))??
+            .map_err(NodeError::Request)
+    }
+
+    /// Status: listen addresses, projects, peers.
+    pub async fn status(&self) -> Result<NodeStatusReport, NodeError> {
+        self.ask(|reply| Command::Status { reply }).await
+    }
+
+    /// Dial an address (kept and redialled while unreachable).
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NodeError> {
+        self.commands
+            .send(Command::Dial { addr })
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+
+    pub(crate) fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Ask the node to stop (it saves everything first).
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+}
+
+/// A running node.
+pub struct Node {
+    handle: NodeHandle,
+    task: tokio::task::JoinHandle<Result<(), NodeError>>,
+    listen_addrs: Vec<Multiaddr>,
+}
+
+impl Node {
+    /// Lock the data dir, load identity, mesh key and projects, start listening.
+    /// Returns once every listen address is bound.
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let cancel = CancellationToken::new();
+        let (events, _) = broadcast::channel(1024);
+        let (commands, command_rx) = mpsc::channel(256);
+        let (runtime, listen_addrs) =
+            runtime::Runtime::start(config, command_rx, events.clone(), cancel.clone()).await?;
+        let handle = NodeHandle {
+            commands,
+            events,
+            peer_id: runtime.peer_id(),
+            cancel,
+        };
+        if runtime.serves_control() {
+            crate::control::serve(&runtime.data_dir_root(), handle.clone())
+                .map_err(|(path, source)| NodeError::Control { path, source })?;
+        }
+        let task = tokio::spawn(runtime.run());
+        Ok(Node {
+            handle,
+            task,
+            listen_addrs,
+        })
+    }
+
+    /// The handle.
+    #[must_use]
+    pub fn handle(&self) -> NodeHandle {
+        self.handle.clone()
+    }
+
+    /// Where it listens (the OS-chosen ports filled in).
+    #[must_use]
+    pub fn listen_addrs(&self) -> &[Multiaddr] {
+        &self.listen_addrs
+    }
+
+    /// Wait for the runtime to end (after [`NodeHandle::shutdown`] or a fatal error).
+    pub async fn join(self) -> Result<(), NodeError> {
+        self.task.await.map_err(|e| NodeError::Request(format!("node task: {e}")))?
+    }
+
+    /// Stop and wait.
+    pub async fn stop(self) -> Result<(), NodeError> {
+        self.handle.shutdown();
+        self.join().await
+    }
+}
+
+/// Open a data dir for a node: lock it and check the mesh key is there.
+pub(crate) fn open_data_dir(
+    config: &NodeConfig,
+) -> Result<(DataDir, crate::store::DataDirLock), NodeError> {
+    let data = DataDir::open(&config.data_dir)?;
+    let lock = data.lock()?;
+    Ok((data, lock))
+}

@@ -1,0 +1,675 @@
+//! The event loop: the only owner of the swarm, the project stores, the sync
+//! sessions and the peers table.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use libp2p::request_response::{self, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, mdns, ping};
+use reelmesh_protocol::wire::{NodeStatus, Presence, SyncRequest, SyncResponse};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::presence::{PeerRow, PresenceTable};
+use super::sync::Sessions;
+use super::{
+    ChangeOrigin, Command, NodeConfig, NodeError, NodeEvent, NodeStatusReport, ProjectSummary,
+};
+use crate::gpu::{GpuProbe, GpuSample};
+use crate::mesh::{self, Behaviour, BehaviourEvent, keys};
+use crate::store::{DataDir, DataDirLock, ProjectStore};
+
+struct Waiter {
+    project_id: String,
+    heads: Vec<String>,
+    reply: oneshot::Sender<Result<(), String>>,
+}
+
+pub(super) struct Runtime {
+    config: NodeConfig,
+    data: DataDir,
+    _lock: DataDirLock,
+    swarm: Swarm<Behaviour>,
+    peer_id: PeerId,
+    projects: BTreeMap<String, ProjectStore>,
+    sessions: Sessions,
+    presence: PresenceTable,
+    connected: HashSet<PeerId>,
+    dial_targets: Vec<Multiaddr>,
+    dialed_up: HashMap<Multiaddr, PeerId>,
+    waiters: Vec<Waiter>,
+    commands: mpsc::Receiver<Command>,
+    events: broadcast::Sender<NodeEvent>,
+    cancel: CancellationToken,
+    gpu: watch::Receiver<GpuSample>,
+    host_name: String,
+    listen_addrs: Vec<Multiaddr>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Runtime {
+    pub async fn start(
+        config: NodeConfig,
+        commands: mpsc::Receiver<Command>,
+        events: broadcast::Sender<NodeEvent>,
+        cancel: CancellationToken,
+    ) -> Result<(Runtime, Vec<Multiaddr>), NodeError> {
+        let (data, lock) = super::open_data_dir(&config)?;
+        let psk = keys::load_mesh_key(data.root())?;
+        let identity = keys::load_or_create_identity(data.root())?;
+        let peer_id = identity.public().to_peer_id();
+        let projects: BTreeMap<String, ProjectStore> = data.open_all()?.into_iter().collect();
+        let mut swarm = mesh::build_swarm(identity, psk, &config.mesh)?;
+        let mut listeners = 0;
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NodeError::Listen {
+                    addr: addr.clone(),
+                    why: e.to_string(),
+                })?;
+            listeners += 1;
+        }
+        // Wait until every listener has its address (ports chosen by the OS).
+        let mut listen_addrs = Vec::new();
+        let deadline = tokio::time::sleep(Duration::from_secs(10));
+        tokio::pin!(deadline);
+        while listen_addrs.len() < listeners {
+            tokio::select! {
+                event = swarm.select_next_some() => match event {
+                    SwarmEvent::NewListenAddr { address, .. } => listen_addrs.push(address),
+                    SwarmEvent::ListenerError { error, .. } | SwarmEvent::ListenerClosed { reason: Err(error), .. } => {
+                        return Err(NodeError::Listen { addr: config.listen[0].clone(), why: error.to_string() });
+                    }
+                    _ => {}
+                },
+                () = &mut deadline => break,
+            }
+        }
+        let gpu = spawn_gpu_probe(config.comfy_url.clone(), config.heartbeat, cancel.clone());
+        let host_name = gethostname::gethostname().to_string_lossy().into_owned();
+        info!(%peer_id, data_dir = %data.root().display(), projects = projects.len(), "node started");
+        for addr in &listen_addrs {
+            info!("listening on {addr}/p2p/{peer_id}");
+        }
+        let dial_targets = config.peers.clone();
+        let runtime = Runtime {
+            config,
+            data,
+            _lock: lock,
+            swarm,
+            peer_id,
+            projects,
+            sessions: Sessions::default(),
+            presence: PresenceTable::default(),
+            connected: HashSet::new(),
+            dial_targets,
+            dialed_up: HashMap::new(),
+            waiters: Vec::new(),
+            commands,
+            events,
+            cancel,
+            gpu,
+            host_name,
+            listen_addrs: listen_addrs.clone(),
+        };
+        Ok((runtime, listen_addrs))
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    pub fn serves_control(&self) -> bool {
+        self.config.control_socket
+    }
+
+    pub fn data_dir_root(&self) -> PathBuf {
+        self.data.root().to_owned()
+    }
+
+    pub async fn run(mut self) -> Result<(), NodeError> {
+        for addr in self.dial_targets.clone() {
+            self.dial(addr);
+        }
+        let mut heartbeat = tokio::time::interval(self.config.heartbeat);
+        let mut retry = tokio::time::interval(self.config.retry_every);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => break,
+                Some(command) = self.commands.recv() => self.on_command(command),
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = heartbeat.tick() => self.publish_presence(),
+                _ = retry.tick() => self.retry(),
+            }
+        }
+        self.finish();
+        Ok(())
+    }
+
+    fn finish(&mut self) {
+        for (project_id, store) in &mut self.projects {
+            if let Err(e) = store.save().and_then(|()| store.compact()) {
+                error!("project {project_id}: saving at shutdown failed: {e}");
+            }
+        }
+        crate::control::remove_socket(self.data.root());
+        info!(peer_id = %self.peer_id, "node stopped; everything saved");
+    }
+
+    fn emit(&self, event: NodeEvent) {
+        let _ = self.events.send(event);
+    }
+
+    // ---- commands -------------------------------------------------------------
+
+    fn resolve(&self, wanted: Option<&str>) -> Result<String, String> {
+        match wanted {
+            Some(w) if self.projects.contains_key(w) => Ok(w.to_owned()),
+            Some(w) => self
+                .projects
+                .iter()
+                .find(|(_, s)| s.doc().project().is_ok_and(|p| p.settings.name == w))
+                .map(|(id, _)| id.clone())
+                .ok_or_else(|| format!("no project named '{w}' on this node")),
+            None => {
+                if let Some(current) = self.data.current_project().filter(|c| self.projects.contains_key(c)) {
+                    return Ok(current);
+                }
+                let mut ids = self.projects.keys();
+                match (ids.next(), ids.next()) {
+                    (Some(only), None) => Ok(only.clone()),
+                    (None, _) => Err("no project on this node (run `reelmesh init NAME` or `reelmesh join TICKET`)".into()),
+                    _ => Err("several projects here and none is current: pass --project".into()),
+                }
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Edit { project, edit, reply } => {
+                let result = self.edit(project.as_deref(), edit);
+                let _ = reply.send(result);
+            }
+            Command::Read { project, reply } => {
+                let result = self.resolve(project.as_deref()).and_then(|project_id| {
+                    let store = self.projects.get_mut(&project_id).ok_or("project vanished")?;
+                    if !store.doc().is_ready() {
+                        return Err(format!("project {project_id} has not arrived from the mesh yet"));
+                    }
+                    let project = store.doc().project().map_err(|e| e.to_string())?;
+                    let heads = store.doc_mut().heads();
+                    Ok((project_id, project, heads))
+                });
+                let _ = reply.send(result);
+            }
+            Command::WaitHeads { project, heads, reply } => match self.resolve(project.as_deref()) {
+                Ok(project_id) => {
+                    self.waiters.push(Waiter { project_id: project_id.clone(), heads, reply });
+                    self.wake_waiters(&project_id);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            Command::Dial { addr } => {
+                if !self.dial_targets.contains(&addr) {
+                    self.dial_targets.push(addr.clone());
+                }
+                self.dial(addr);
+            }
+        }
+    }
+
+    fn edit(&mut self, project: Option<&str>, edit: super::EditFn) -> Result<String, String> {
+        let project_id = self.resolve(project)?;
+        let store = self.projects.get_mut(&project_id).ok_or("project vanished")?;
+        if !store.doc().is_ready() {
+            return Err(format!("project {project_id} has not arrived from the mesh yet"));
+        }
+        let before = store.doc_mut().heads();
+        if let Err(e) = edit(store.doc_mut()) {
+            // The edit may have written part of itself: go back to the saved copy.
+            reload(store, &project_id);
+            return Err(e);
+        }
+        store
+            .save()
+            .map_err(|e| format!("saving project {project_id}: {e}"))?;
+        let heads = store.doc_mut().heads();
+        if heads != before {
+            self.emit(NodeEvent::DocChanged {
+                project_id: project_id.clone(),
+                heads,
+                origin: ChangeOrigin::Local,
+            });
+            self.offer_to_all(&project_id);
+            self.wake_waiters(&project_id);
+        }
+        Ok(project_id)
+    }
+
+    fn status(&mut self) -> NodeStatusReport {
+        let mut peers = vec![self.self_row()];
+        peers.extend(self.presence.rows(&self.connected, self.config.offline_after));
+        let projects = self
+            .projects
+            .iter()
+            .map(|(project_id, store)| {
+                let project = store.doc().project().ok();
+                ProjectSummary {
+                    project_id: project_id.clone(),
+                    name: project.as_ref().map(|p| p.settings.name.clone()),
+                    shots: project.map_or(0, |p| p.shots.len()),
+                }
+            })
+            .collect();
+        NodeStatusReport {
+            node_id: self.peer_id.to_string(),
+            listen_addrs: self.listen_addrs.iter().map(ToString::to_string).collect(),
+            projects,
+            peers,
+        }
+    }
+
+    fn wake_waiters(&mut self, project_id: &str) {
+        let Some(store) = self.projects.get_mut(project_id) else {
+            return;
+        };
+        let waiters = std::mem::take(&mut self.waiters);
+        for waiter in waiters {
+            if waiter.reply.is_closed() {
+                continue;
+            }
+            if waiter.project_id == project_id && store.doc_mut().has_heads(&waiter.heads) {
+                let _ = waiter.reply.send(Ok(()));
+            } else {
+                self.waiters.push(waiter);
+            }
+        }
+    }
+
+    // ---- presence -------------------------------------------------------------
+
+    fn my_presence(&self) -> Presence {
+        let sample = self.gpu.borrow().clone();
+        let status = if sample.problem.is_some() && self.config.comfy_url.is_some() {
+            NodeStatus::Error
+        } else {
+            NodeStatus::Idle
+        };
+        Presence {
+            node_id: self.peer_id.to_string(),
+            host_name: self.host_name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            gpu: sample.gpu,
+            status,
+            status_detail: sample.problem,
+            current_job: None,
+            comfy_url: self.config.comfy_url.clone(),
+            capabilities: Vec::new(),
+            projects: self
+                .projects
+                .iter()
+                .filter(|(_, s)| s.doc().is_ready())
+                .map(|(id, _)| id.clone())
+                .collect(),
+            sent_at_ms: now_ms(),
+        }
+    }
+
+    fn self_row(&self) -> PeerRow {
+        let mut row = PeerRow::from_presence(&self.my_presence(), Some(Duration::ZERO), true, false);
+        row.this_node = true;
+        row
+    }
+
+    fn publish_presence(&mut self) {
+        let bytes = self.my_presence().encode();
+        if let Err(e) = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(mesh::presence_topic(), bytes)
+        {
+            debug!("presence not published: {e}");
+        }
+    }
+
+    fn on_presence(&mut self, source: PeerId, message_id: gossipsub::MessageId, message: gossipsub::Message) {
+        let Some(author) = message.source else {
+            self.report(&message_id, &source, gossipsub::MessageAcceptance::Reject);
+            return;
+        };
+        match Presence::decode(&message.data, &author.to_string()) {
+            Ok(presence) => {
+                self.report(&message_id, &source, gossipsub::MessageAcceptance::Accept);
+                let newly_offered: Vec<String> = presence
+                    .projects
+                    .iter()
+                    .filter(|p| self.projects.contains_key(*p))
+                    .cloned()
+                    .collect();
+                self.presence.record(author, presence);
+                self.emit(NodeEvent::Presence(author));
+                // A peer that now holds a project it refused earlier gets offered it again.
+                for project_id in newly_offered {
+                    if let Some(session) = self.sessions.get(&author, &project_id) {
+                        if session.refused_until.take().is_some() {
+                            self.offer(author, &project_id);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                self.report(&message_id, &source, gossipsub::MessageAcceptance::Reject);
+                if source == author {
+                    self.reject_peer(source, format!("bad presence: {e}"));
+                } else {
+                    warn!("peer {author} (relayed by {source}): bad presence: {e}");
+                }
+            }
+        }
+    }
+
+    fn report(&mut self, message_id: &gossipsub::MessageId, source: &PeerId, acceptance: gossipsub::MessageAcceptance) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(message_id, source, acceptance);
+    }
+
+    // ---- connections ----------------------------------------------------------
+
+    fn dial(&mut self, addr: Multiaddr) {
+        if self.dialed_up.contains_key(&addr) {
+            return;
+        }
+        if let Err(e) = self.swarm.dial(addr.clone()) {
+            debug!("dial {addr}: {e}");
+        }
+    }
+
+    fn retry(&mut self) {
+        for addr in self.dial_targets.clone() {
+            self.dial(addr);
+        }
+        for peer in self.sessions.peers() {
+            for project_id in self.projects.keys().cloned().collect::<Vec<_>>() {
+                self.offer(peer, &project_id);
+            }
+        }
+    }
+
+    fn reject_peer(&mut self, peer: PeerId, reason: String) {
+        warn!("peer {peer}: {reason}; dropping its connection");
+        self.sessions.forget_peer(&peer);
+        let _ = self.swarm.disconnect_peer_id(peer);
+        self.emit(NodeEvent::PeerRejected { peer, reason });
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!("listening on {address}/p2p/{}", self.peer_id);
+                self.listen_addrs.push(address.clone());
+                self.emit(NodeEvent::Listening(address));
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+                if endpoint.is_dialer() {
+                    self.dialed_up.insert(endpoint.get_remote_address().clone(), peer_id);
+                }
+                if num_established.get() == 1 {
+                    info!("peer {peer_id} connected ({})", endpoint.get_remote_address());
+                    self.connected.insert(peer_id);
+                    self.sessions.connect(peer_id);
+                    self.emit(NodeEvent::PeerConnected(peer_id));
+                    for project_id in self.projects.keys().cloned().collect::<Vec<_>>() {
+                        self.offer(peer_id, &project_id);
+                    }
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, endpoint, num_established, cause, .. } => {
+                if endpoint.is_dialer() {
+                    self.dialed_up.remove(endpoint.get_remote_address());
+                }
+                if num_established == 0 {
+                    info!("peer {peer_id} disconnected{}", cause.map(|c| format!(": {c}")).unwrap_or_default());
+                    self.connected.remove(&peer_id);
+                    self.sessions.disconnect(&peer_id);
+                    self.emit(NodeEvent::PeerDisconnected(peer_id));
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                debug!("dial to {peer_id:?} failed: {error}");
+            }
+            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                debug!("incoming connection from {send_back_addr} failed: {error}");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => match event {
+                gossipsub::Event::Message { propagation_source, message_id, message } => {
+                    self.on_presence(propagation_source, message_id, message);
+                }
+                gossipsub::Event::Subscribed { .. } => self.publish_presence(),
+                _ => {}
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, connection, result: Err(e) })) => {
+                debug!("peer {peer}: ping failed ({e}); closing that connection");
+                self.swarm.close_connection(connection);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, addr) in found {
+                    if !self.connected.contains(&peer) {
+                        debug!("mdns: found {peer} at {addr}");
+                        let _ = self.swarm.dial(DialOpts::peer_id(peer).addresses(vec![addr]).build());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ---- document sync --------------------------------------------------------
+
+    /// Offer a project to every connected peer.
+    fn offer_to_all(&mut self, project_id: &str) {
+        for peer in self.sessions.peers() {
+            self.offer(peer, project_id);
+        }
+    }
+
+    /// Send the next sync message for (peer, project) unless one is in flight.
+    fn offer(&mut self, peer: PeerId, project_id: &str) {
+        let Some(store) = self.projects.get_mut(project_id) else {
+            return;
+        };
+        let Some(session) = self.sessions.get(&peer, project_id) else {
+            return;
+        };
+        if session.in_flight.is_some() {
+            return;
+        }
+        if session.refused_until.is_some_and(|until| Instant::now() < until) {
+            return;
+        }
+        session.refused_until = None;
+        match store.doc_mut().generate_sync_message(&mut session.state) {
+            Ok(Some(message)) => {
+                let frame = SyncRequest {
+                    project_id: project_id.to_owned(),
+                    message,
+                }
+                .encode();
+                if frame.len() > self.config.mesh.max_sync_bytes {
+                    error!(
+                        "project {project_id}: a sync message of {} bytes is over the {}-byte frame limit; raise it",
+                        frame.len(),
+                        self.config.mesh.max_sync_bytes
+                    );
+                    return;
+                }
+                let request = self.swarm.behaviour_mut().sync.send_request(&peer, frame);
+                self.sessions.sent(request, peer, project_id);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.sessions.reset(&peer, project_id);
+                self.reject_peer(peer, format!("project {project_id}: {e}"));
+            }
+        }
+    }
+
+    fn on_sync_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    self.on_sync_request(peer, &request, channel);
+                }
+                request_response::Message::Response { request_id, response } => {
+                    let Some((peer, project_id)) = self.sessions.answered(request_id) else {
+                        return;
+                    };
+                    match SyncResponse::decode(&response) {
+                        Ok(SyncResponse::Accepted) => self.offer(peer, &project_id),
+                        Ok(SyncResponse::Rejected(reason)) => {
+                            debug!("peer {peer} refused project {project_id}: {reason}");
+                            if let Some(session) = self.sessions.get(&peer, &project_id) {
+                                session.refused_until = Some(Instant::now() + Duration::from_secs(30));
+                                session.state = reelmesh_protocol::document::SyncState::new();
+                            }
+                        }
+                        Err(e) => self.reject_peer(peer, format!("malformed sync response: {e}")),
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                debug!("sync request to {peer} failed: {error}");
+                self.sessions.failed(request_id);
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => match error {
+                request_response::InboundFailure::Io(e) => {
+                    self.reject_peer(peer, format!("unreadable sync request: {e}"));
+                }
+                other => debug!("sync request from {peer} failed: {other}"),
+            },
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_sync_request(&mut self, peer: PeerId, frame: &[u8], channel: ResponseChannel<Vec<u8>>) {
+        let request = match SyncRequest::decode(frame) {
+            Ok(request) => request,
+            Err(e) => {
+                respond(&mut self.swarm, channel, &SyncResponse::Rejected(e.to_string()));
+                self.reject_peer(peer, format!("malformed sync request: {e}"));
+                return;
+            }
+        };
+        let project_id = request.project_id;
+        let Some(store) = self.projects.get_mut(&project_id) else {
+            respond(&mut self.swarm, channel, &SyncResponse::Rejected(format!("unknown project {project_id}")));
+            return;
+        };
+        let Some(session) = self.sessions.get(&peer, &project_id) else {
+            respond(&mut self.swarm, channel, &SyncResponse::Rejected("not connected".into()));
+            return;
+        };
+        let applied = store
+            .doc_mut()
+            .receive_sync_message(&mut session.state, &request.message, &project_id);
+        let applied = match applied {
+            Ok(applied) => applied,
+            Err(e) => {
+                reload(store, &project_id);
+                respond(&mut self.swarm, channel, &SyncResponse::Rejected(e.to_string()));
+                self.reject_peer(peer, format!("project {project_id}: {e}"));
+                return;
+            }
+        };
+        if applied.changed {
+            if let Err(e) = store.save() {
+                error!("project {project_id}: saving changes from {peer} failed: {e}");
+                reload(store, &project_id);
+                self.sessions.reset(&peer, &project_id);
+                respond(&mut self.swarm, channel, &SyncResponse::Rejected("receiver could not save".into()));
+                return;
+            }
+        }
+        respond(&mut self.swarm, channel, &SyncResponse::Accepted);
+        if applied.changed {
+            if applied.renumbered > 0 {
+                info!("project {project_id}: {} shot codes renumbered after merging {peer}'s changes", applied.renumbered);
+            }
+            let heads = store.doc_mut().heads();
+            self.emit(NodeEvent::DocChanged {
+                project_id: project_id.clone(),
+                heads,
+                origin: ChangeOrigin::Peer(peer),
+            });
+            self.offer_to_all(&project_id);
+            self.wake_waiters(&project_id);
+        } else {
+            self.offer(peer, &project_id);
+        }
+    }
+}
+
+fn respond(swarm: &mut Swarm<Behaviour>, channel: ResponseChannel<Vec<u8>>, response: &SyncResponse) {
+    let _ = swarm
+        .behaviour_mut()
+        .sync
+        .send_response(channel, response.encode());
+}
+
+/// Drop the in-memory document and reopen the saved one (everything applied so far
+/// was saved, so nothing accepted is lost).
+fn reload(store: &mut ProjectStore, project_id: &str) {
+    match ProjectStore::open(store.dir()) {
+        Ok(fresh) => *store = fresh,
+        Err(e) => error!("project {project_id}: reloading after a refused change failed: {e}"),
+    }
+}
+
+fn spawn_gpu_probe(
+    comfy_url: Option<String>,
+    every: Duration,
+    cancel: CancellationToken,
+) -> watch::Receiver<GpuSample> {
+    let (tx, rx) = watch::channel(GpuSample::default());
+    tokio::spawn(async move {
+        let mut probe = GpuProbe::new(comfy_url);
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                _ = tick.tick() => {
+                    let sample = probe.sample().await;
+                    if tx.send(sample).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+

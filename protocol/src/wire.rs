@@ -1,0 +1,458 @@
+//! Wire messages between nodes, and how each one is checked on the way in.
+//!
+//! Two kinds of traffic cross the mesh:
+//! - **Document sync** over request-response (`/reelmesh/sync/1`): a request carries
+//!   one Automerge sync message for one project; the response is an acknowledgement
+//!   sent only after the receiver has applied and saved what the message carried.
+//!   Frames are binary (a sync message is binary and can be as big as the document).
+//! - **Presence** on gossip (`reelmesh/presence/1`): a small JSON heartbeat. It is
+//!   ephemeral and never goes into the document.
+//!
+//! Every decoder here treats its input as hostile: lengths are bounded before
+//! anything is allocated, strings are checked, and nothing panics.
+
+use serde::{Deserialize, Serialize};
+
+/// The request-response protocol name for document sync.
+pub const SYNC_PROTOCOL: &str = "/reelmesh/sync/1";
+/// The gossip topic for presence heartbeats.
+pub const PRESENCE_TOPIC: &str = "reelmesh/presence/1";
+/// Largest presence message accepted (gossip's own cap is 64 KiB).
+pub const MAX_PRESENCE_BYTES: usize = 16 * 1024;
+/// Longest project id accepted on the wire.
+pub const MAX_PROJECT_ID_LEN: usize = 128;
+
+const SYNC_MAGIC: &[u8; 4] = b"RMS1";
+const MAX_REASON_LEN: usize = 1024;
+
+/// Why a wire message was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The frame is shorter than its header says, or has no header.
+    #[error("truncated {0}")]
+    Truncated(&'static str),
+    /// The frame does not start with the expected magic bytes.
+    #[error("not a reelmesh sync frame (bad magic)")]
+    BadMagic,
+    /// A field is malformed.
+    #[error("field '{field}': {why}")]
+    Field {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The message is larger than allowed.
+    #[error("{what} is {len} bytes, over the {max}-byte limit")]
+    TooLarge {
+        /// Which message.
+        what: &'static str,
+        /// Its size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Not valid JSON for the message type.
+    #[error("malformed {what}: {why}")]
+    Json {
+        /// Which message.
+        what: &'static str,
+        /// The parser's words.
+        why: String,
+    },
+}
+
+fn field(field: &'static str, why: impl Into<String>) -> WireError {
+    WireError::Field {
+        field,
+        why: why.into(),
+    }
+}
+
+/// A project id as it may appear on the wire: 1..=128 of `[A-Za-z0-9_-]`.
+pub fn check_project_id(project_id: &str) -> Result<(), WireError> {
+    if project_id.is_empty() || project_id.len() > MAX_PROJECT_ID_LEN {
+        return Err(field(
+            "project_id",
+            format!("length {} not in 1..={MAX_PROJECT_ID_LEN}", project_id.len()),
+        ));
+    }
+    if !project_id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(field("project_id", "only letters, digits, '-' and '_'"));
+    }
+    Ok(())
+}
+
+/// One Automerge sync message for one project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRequest {
+    /// The project the message belongs to.
+    pub project_id: String,
+    /// The encoded Automerge sync message.
+    pub message: Vec<u8>,
+}
+
+impl SyncRequest {
+    /// `RMS1 | u16be id length | project id | sync message`.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let id = self.project_id.as_bytes();
+        let id_len = u16::try_from(id.len()).unwrap_or(u16::MAX);
+        let mut out = Vec::with_capacity(6 + id.len() + self.message.len());
+        out.extend_from_slice(SYNC_MAGIC);
+        out.extend_from_slice(&id_len.to_be_bytes());
+        out.extend_from_slice(&id[..usize::from(id_len).min(id.len())]);
+        out.extend_from_slice(&self.message);
+        out
+    }
+
+    /// Parse a frame; the project id is checked, the message is left to Automerge.
+    pub fn decode(frame: &[u8]) -> Result<SyncRequest, WireError> {
+        let rest = frame
+            .strip_prefix(SYNC_MAGIC.as_slice())
+            .ok_or(if frame.len() < 4 {
+                WireError::Truncated("sync request header")
+            } else {
+                WireError::BadMagic
+            })?;
+        let (len, rest) = rest
+            .split_first_chunk::<2>()
+            .ok_or(WireError::Truncated("sync request header"))?;
+        let id_len = usize::from(u16::from_be_bytes(*len));
+        if rest.len() < id_len {
+            return Err(WireError::Truncated("sync request project id"));
+        }
+        let (id, message) = rest.split_at(id_len);
+        let project_id = std::str::from_utf8(id)
+            .map_err(|_| field("project_id", "not UTF-8"))?
+            .to_owned();
+        check_project_id(&project_id)?;
+        if message.is_empty() {
+            return Err(field("message", "empty sync message"));
+        }
+        Ok(SyncRequest {
+            project_id,
+            message: message.to_vec(),
+        })
+    }
+}
+
+/// The answer to a [`SyncRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncResponse {
+    /// Applied and saved.
+    Accepted,
+    /// Refused, with the reason (unknown project, malformed message, ...).
+    Rejected(String),
+}
+
+impl SyncResponse {
+    /// `0x00`, or `0x01 | reason (UTF-8, at most 1 KiB)`.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            SyncResponse::Accepted => vec![0],
+            SyncResponse::Rejected(reason) => {
+                let mut out = vec![1];
+                out.extend_from_slice(truncate_utf8(reason, MAX_REASON_LEN).as_bytes());
+                out
+            }
+        }
+    }
+
+    /// Parse a response frame.
+    pub fn decode(frame: &[u8]) -> Result<SyncResponse, WireError> {
+        match frame.split_first() {
+            Some((0, [])) => Ok(SyncResponse::Accepted),
+            Some((1, reason)) if reason.len() <= MAX_REASON_LEN => Ok(SyncResponse::Rejected(
+                String::from_utf8_lossy(reason).into_owned(),
+            )),
+            Some((1, reason)) => Err(WireError::TooLarge {
+                what: "sync rejection reason",
+                len: reason.len(),
+                max: MAX_REASON_LEN,
+            }),
+            Some(_) => Err(field("status", "unknown sync response status")),
+            None => Err(WireError::Truncated("sync response")),
+        }
+    }
+}
+
+fn truncate_utf8(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// What a node is doing, as it announces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    /// Ready for work.
+    Idle,
+    /// Running a job.
+    Busy,
+    /// Not heard from (set by the observer, never announced).
+    Offline,
+    /// Something is wrong (ComfyUI down, GPU error); see the detail.
+    Error,
+}
+
+impl NodeStatus {
+    /// Lowercase label.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Idle => "idle",
+            NodeStatus::Busy => "busy",
+            NodeStatus::Offline => "offline",
+            NodeStatus::Error => "error",
+        }
+    }
+}
+
+/// Where the GPU figures came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpuSource {
+    /// NVIDIA driver, read through NVML.
+    Nvml,
+    /// ComfyUI's `/system_stats`.
+    Comfyui,
+}
+
+/// One GPU's figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuInfo {
+    /// Device name ("NVIDIA GeForce RTX 4090").
+    pub name: String,
+    /// Total memory in bytes.
+    pub vram_total: u64,
+    /// Used memory in bytes.
+    pub vram_used: u64,
+    /// Utilization in percent, when the source reports it (NVML does, ComfyUI does not).
+    pub utilization: Option<u8>,
+    /// Where the figures came from.
+    pub source: GpuSource,
+}
+
+/// A presence heartbeat: who a node is and what it can do right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    /// The libp2p peer id of the sender (must match the signed gossip author).
+    pub node_id: String,
+    /// Host name.
+    pub host_name: String,
+    /// reelmesh version of the sender.
+    pub version: String,
+    /// The GPU, or `None` for a CPU-only node.
+    pub gpu: Option<GpuInfo>,
+    /// What the node is doing.
+    pub status: NodeStatus,
+    /// Why, when the status is `error`.
+    pub status_detail: Option<String>,
+    /// The job being run, if any.
+    pub current_job: Option<String>,
+    /// The ComfyUI address this node drives (local to that node).
+    pub comfy_url: Option<String>,
+    /// Capabilities (workflow ids, node classes, models) this node offers.
+    pub capabilities: Vec<String>,
+    /// Projects this node holds.
+    pub projects: Vec<String>,
+    /// Sender's clock when sent, ms since the Unix epoch (informational only: the
+    /// observer times heartbeats by its own clock).
+    pub sent_at_ms: u64,
+}
+
+const MAX_TEXT: usize = 256;
+const MAX_LIST: usize = 512;
+
+impl Presence {
+    /// JSON bytes.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parse and check a heartbeat that claims to come from `author` (a peer id string).
+    pub fn decode(bytes: &[u8], author: &str) -> Result<Presence, WireError> {
+        if bytes.len() > MAX_PRESENCE_BYTES {
+            return Err(WireError::TooLarge {
+                what: "presence",
+                len: bytes.len(),
+                max: MAX_PRESENCE_BYTES,
+            });
+        }
+        let presence: Presence = serde_json::from_slice(bytes).map_err(|e| WireError::Json {
+            what: "presence",
+            why: e.to_string(),
+        })?;
+        presence.check(author)?;
+        Ok(presence)
+    }
+
+    fn check(&self, author: &str) -> Result<(), WireError> {
+        if self.node_id != author {
+            return Err(field(
+                "node_id",
+                format!("claims {} but was signed by {author}", self.node_id),
+            ));
+        }
+        let texts = [
+            ("host_name", Some(&self.host_name)),
+            ("version", Some(&self.version)),
+            ("status_detail", self.status_detail.as_ref()),
+            ("current_job", self.current_job.as_ref()),
+            ("comfy_url", self.comfy_url.as_ref()),
+            ("gpu.name", self.gpu.as_ref().map(|g| &g.name)),
+        ];
+        for (name, text) in texts {
+            if text.is_some_and(|t| t.len() > MAX_TEXT) {
+                return Err(field(name, format!("longer than {MAX_TEXT} bytes")));
+            }
+        }
+        for (name, list) in [
+            ("capabilities", &self.capabilities),
+            ("projects", &self.projects),
+        ] {
+            if list.len() > MAX_LIST || list.iter().any(|t| t.len() > MAX_TEXT) {
+                return Err(field(name, "too many entries or an entry too long"));
+            }
+        }
+        if let Some(gpu) = &self.gpu {
+            if gpu.vram_used > gpu.vram_total {
+                return Err(field("gpu.vram_used", "more than vram_total"));
+            }
+            if gpu.utilization.is_some_and(|u| u > 100) {
+                return Err(field("gpu.utilization", "over 100 percent"));
+            }
+        }
+        if self.status == NodeStatus::Offline {
+            return Err(field("status", "a node cannot announce itself offline"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn presence() -> Presence {
+        Presence {
+            node_id: "12D3KooWpeer".into(),
+            host_name: "렌더-박스".into(),
+            version: "0.1.0".into(),
+            gpu: Some(GpuInfo {
+                name: "NVIDIA H100".into(),
+                vram_total: 80 << 30,
+                vram_used: 1 << 30,
+                utilization: Some(12),
+                source: GpuSource::Nvml,
+            }),
+            status: NodeStatus::Idle,
+            status_detail: None,
+            current_job: None,
+            comfy_url: Some("http://127.0.0.1:8188".into()),
+            capabilities: vec!["card".into()],
+            projects: vec!["p1".into()],
+            sent_at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn sync_request_round_trips() {
+        let request = SyncRequest {
+            project_id: "abc-123".into(),
+            message: vec![0x42, 1, 2, 3],
+        };
+        assert_eq!(SyncRequest::decode(&request.encode()), Ok(request));
+    }
+
+    #[test]
+    fn sync_request_rejects_bad_frames() {
+        assert_eq!(SyncRequest::decode(b"RM"), Err(WireError::Truncated("sync request header")));
+        assert_eq!(SyncRequest::decode(b"XXXX\0\x01a\x42"), Err(WireError::BadMagic));
+        assert_eq!(
+            SyncRequest::decode(b"RMS1\0\x09abc"),
+            Err(WireError::Truncated("sync request project id"))
+        );
+        assert!(matches!(
+            SyncRequest::decode(b"RMS1\0\x03../\x42"),
+            Err(WireError::Field { field: "project_id", .. })
+        ));
+        assert!(matches!(
+            SyncRequest::decode(b"RMS1\0\x03abc"),
+            Err(WireError::Field { field: "message", .. })
+        ));
+    }
+
+    #[test]
+    fn sync_response_round_trips() {
+        for response in [
+            SyncResponse::Accepted,
+            SyncResponse::Rejected("unknown project 'x'".into()),
+        ] {
+            assert_eq!(SyncResponse::decode(&response.encode()), Ok(response));
+        }
+        assert!(SyncResponse::decode(&[7]).is_err());
+        assert!(SyncResponse::decode(&[]).is_err());
+        let long = "가".repeat(1000);
+        let encoded = SyncResponse::Rejected(long).encode();
+        assert!(encoded.len() <= 1 + MAX_REASON_LEN);
+        assert!(SyncResponse::decode(&encoded).is_ok());
+    }
+
+    #[test]
+    fn presence_round_trips_and_checks_its_author() {
+        let p = presence();
+        assert_eq!(Presence::decode(&p.encode(), "12D3KooWpeer"), Ok(p.clone()));
+        let err = Presence::decode(&p.encode(), "12D3KooWother").unwrap_err();
+        assert!(err.to_string().contains("signed by 12D3KooWother"), "{err}");
+    }
+
+    #[test]
+    fn presence_rejects_lies() {
+        let mut p = presence();
+        p.gpu.as_mut().unwrap().vram_used = u64::MAX;
+        assert!(Presence::decode(&p.encode(), &p.node_id).is_err());
+        let mut p = presence();
+        p.gpu.as_mut().unwrap().utilization = Some(250);
+        assert!(Presence::decode(&p.encode(), &p.node_id).is_err());
+        let mut p = presence();
+        p.host_name = "x".repeat(10_000);
+        assert!(Presence::decode(&p.encode(), &p.node_id).is_err());
+        let mut p = presence();
+        p.status = NodeStatus::Offline;
+        assert!(Presence::decode(&p.encode(), &p.node_id).is_err());
+        assert!(Presence::decode(&vec![b' '; MAX_PRESENCE_BYTES + 1], &p.node_id).is_err());
+        assert!(Presence::decode(b"{\"node_id\":1}", &p.node_id).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = SyncRequest::decode(&bytes);
+            let _ = SyncResponse::decode(&bytes);
+            let _ = Presence::decode(&bytes, "x");
+        }
+
+        #[test]
+        fn garbage_after_a_valid_header_is_left_to_automerge(tail in proptest::collection::vec(any::<u8>(), 1..100)) {
+            let mut frame = b"RMS1\0\x02p1".to_vec();
+            frame.extend_from_slice(&tail);
+            let request = SyncRequest::decode(&frame).unwrap();
+            prop_assert_eq!(request.message, tail);
+        }
+    }
+}
