@@ -9,6 +9,21 @@ use std::io;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 
+/// An inbound request: the bytes, or the fact that the peer sent more than the cap.
+/// (A read error inside the codec never reaches the node — libp2p only logs it —
+/// so an oversized request is delivered as a value, and the node can name and
+/// drop the peer that sent it.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A complete frame within the cap.
+    Bytes(Vec<u8>),
+    /// The peer sent more than this many bytes; the rest was not read.
+    TooLarge {
+        /// The cap that was exceeded.
+        limit: usize,
+    },
+}
+
 /// Raw sync frames with a size cap.
 #[derive(Debug, Clone)]
 pub struct SyncCodec {
@@ -28,7 +43,7 @@ impl SyncCodec {
         self.max_bytes
     }
 
-    async fn read_capped<T>(&self, io: &mut T, what: &str) -> io::Result<Vec<u8>>
+    async fn read_capped<T>(&self, io: &mut T) -> io::Result<Frame>
     where
         T: AsyncRead + Unpin + Send,
     {
@@ -38,45 +53,56 @@ impl SyncCodec {
             .saturating_add(1);
         io.take(cap).read_to_end(&mut frame).await?;
         if frame.len() > self.max_bytes {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{what} over the {}-byte limit", self.max_bytes),
-            ));
+            return Ok(Frame::TooLarge {
+                limit: self.max_bytes,
+            });
         }
-        Ok(frame)
+        Ok(Frame::Bytes(frame))
     }
 }
 
 #[async_trait::async_trait]
 impl libp2p::request_response::Codec for SyncCodec {
     type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
+    type Request = Frame;
     type Response = Vec<u8>;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Frame>
     where
         T: AsyncRead + Unpin + Send,
     {
-        self.read_capped(io, "sync request").await
+        self.read_capped(io).await
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
     where
         T: AsyncRead + Unpin + Send,
     {
-        self.read_capped(io, "sync response").await
+        match self.read_capped(io).await? {
+            Frame::Bytes(bytes) => Ok(bytes),
+            Frame::TooLarge { limit } => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("sync response over the {limit}-byte limit"),
+            )),
+        }
     }
 
     async fn write_request<T>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        request: Vec<u8>,
+        request: Frame,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        io.write_all(&request).await
+        match request {
+            Frame::Bytes(bytes) => io.write_all(&bytes).await,
+            Frame::TooLarge { .. } => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "refusing to send a frame marked too large",
+            )),
+        }
     }
 
     async fn write_response<T>(
@@ -108,10 +134,15 @@ mod tests {
         let mut ok = futures::io::Cursor::new(vec![1_u8; 8]);
         assert_eq!(
             block_on(codec.read_request(&protocol, &mut ok)).unwrap(),
-            vec![1; 8]
+            Frame::Bytes(vec![1; 8])
         );
         let mut big = futures::io::Cursor::new(vec![1_u8; 9]);
-        let err = block_on(codec.read_request(&protocol, &mut big)).unwrap_err();
+        assert_eq!(
+            block_on(codec.read_request(&protocol, &mut big)).unwrap(),
+            Frame::TooLarge { limit: 8 }
+        );
+        let mut big = futures::io::Cursor::new(vec![1_u8; 9]);
+        let err = block_on(codec.read_response(&protocol, &mut big)).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(err.to_string().contains("8-byte limit"), "{err}");
     }

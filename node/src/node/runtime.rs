@@ -21,6 +21,7 @@ use super::{
     ChangeOrigin, Command, NodeConfig, NodeError, NodeEvent, NodeStatusReport, ProjectSummary,
 };
 use crate::gpu::{GpuProbe, GpuSample};
+use crate::mesh::codec::Frame;
 use crate::mesh::{self, Behaviour, BehaviourEvent, keys};
 use crate::store::{DataDir, DataDirLock, ProjectStore};
 
@@ -526,7 +527,7 @@ impl Runtime {
                     );
                     return;
                 }
-                let request = self.swarm.behaviour_mut().sync.send_request(&peer, frame);
+                let request = self.swarm.behaviour_mut().sync.send_request(&peer, Frame::Bytes(frame));
                 self.sessions.sent(request, peer, project_id);
             }
             Ok(None) => {}
@@ -537,16 +538,27 @@ impl Runtime {
         }
     }
 
-    fn on_sync_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+    fn on_sync_event(&mut self, event: request_response::Event<Frame, Vec<u8>>) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request { request, channel, .. } => {
-                    self.on_sync_request(peer, &request, channel);
-                }
+                request_response::Message::Request { request, channel, .. } => match request {
+                    Frame::Bytes(bytes) => self.on_sync_request(peer, &bytes, channel),
+                    Frame::TooLarge { limit } => {
+                        respond(&mut self.swarm, channel, &SyncResponse::Rejected(format!("over the {limit}-byte limit")));
+                        self.reject_peer(peer, format!("sync request over the {limit}-byte limit"));
+                    }
+                },
                 request_response::Message::Response { request_id, response } => {
                     let Some((peer, project_id)) = self.sessions.answered(request_id) else {
                         return;
                     };
+                    if response.is_empty() {
+                        // The peer dropped the request without an answer (it is
+                        // shutting down, or busy): start the exchange over later.
+                        debug!("peer {peer} did not answer a sync request for {project_id}");
+                        self.sessions.reset(&peer, &project_id);
+                        return;
+                    }
                     match SyncResponse::decode(&response) {
                         Ok(SyncResponse::Accepted) => self.offer(peer, &project_id),
                         Ok(SyncResponse::Rejected(reason)) => {
@@ -561,8 +573,13 @@ impl Runtime {
                 }
             },
             request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
-                debug!("sync request to {peer} failed: {error}");
                 self.sessions.failed(request_id);
+                match error {
+                    request_response::OutboundFailure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        self.reject_peer(peer, format!("unreadable sync response: {e}"));
+                    }
+                    other => debug!("sync request to {peer} failed: {other}"),
+                }
             }
             request_response::Event::InboundFailure { peer, error, .. } => match error {
                 request_response::InboundFailure::Io(e) => {
