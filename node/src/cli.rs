@@ -1,4 +1,10 @@
 //! The command line: one subcommand per scripted action.
+//!
+//! Commands that read or edit a project go through the running node when there is
+//! one (its control socket), so an edit reaches the mesh at once; with no node
+//! running they open the data dir themselves, under its lock.
+
+mod net;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -58,6 +64,36 @@ pub enum Command {
     Prompts,
     /// List the projects in the data dir.
     Projects,
+    /// Run the node: join the mesh, sync projects, announce presence.
+    Node(net::NodeArgs),
+    /// Make or share the private mesh key.
+    Mesh {
+        /// What to do.
+        #[command(subcommand)]
+        command: net::MeshCommand,
+    },
+    /// Join a mesh (and its project) with a ticket from `reelmesh mesh invite`.
+    Join {
+        /// The ticket (starts with `reelmesh1`).
+        ticket: String,
+    },
+    /// Print this node and its peers (the worker table).
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the project's heads (the version every peer should reach).
+    Heads,
+    /// Wait until the running node's project holds these heads (from `heads`).
+    WaitFor {
+        /// Heads, as printed by `reelmesh heads`.
+        #[arg(required = true)]
+        heads: Vec<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value = "60")]
+        timeout: u64,
+    },
     /// Build the demo project from the sample shot list and print it.
     Demo {
         /// Keep the demo data dir instead of removing it.
@@ -74,6 +110,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo { keep } => demo::run(out, cli.data_dir.as_deref(), keep),
         Command::Init { name, frame_rate } => {
             let data = DataDir::open(&data_root)?;
+            let _lock = data.lock().context("creating a project needs the node stopped")?;
             let mut store = data.create_project(&name)?;
             store.doc_mut().set_frame_rate(frame_rate)?;
             store.save()?;
@@ -89,10 +126,17 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Import { file } => {
-            let data = DataDir::open(&data_root)?;
-            let mut store = data.open_project(cli.project.as_deref())?;
-            let report = import::import_file(store.doc_mut(), &file)?;
-            store.save().context("saving the imported project")?;
+            let report = match net::import_via_node(&data_root, cli.project.clone(), &file)? {
+                Some(report) => report,
+                None => {
+                    let data = DataDir::open(&data_root)?;
+                    let _lock = data.lock()?;
+                    let mut store = data.open_project(cli.project.as_deref())?;
+                    let report = import::import_file(store.doc_mut(), &file)?;
+                    store.save().context("saving the imported project")?;
+                    report
+                }
+            };
             writeln!(
                 out,
                 "imported {}: {} shots added, {} updated, {} characters, {} cinematic options",
@@ -106,9 +150,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Export { file } => {
-            let data = DataDir::open(&data_root)?;
-            let store = data.open_project(cli.project.as_deref())?;
-            let project = store.doc().project()?;
+            let project = open(&data_root, cli.project.as_deref())?;
             export::export_file(&project, &file)?;
             writeln!(
                 out,
@@ -133,25 +175,32 @@ pub fn run(cli: Cli) -> Result<()> {
             print_prompts(out, &project)?;
             Ok(())
         }
-        Command::Projects => {
-            let data = DataDir::open(&data_root)?;
-            for project_id in data.project_ids()? {
-                let store = data.open_project(Some(&project_id))?;
-                let project = store.doc().project()?;
-                writeln!(
-                    out,
-                    "{project_id}  {}  ({} shots)",
-                    project.settings.name,
-                    project.shots.len()
-                )?;
+        Command::Projects => net::projects(out, &data_root),
+        Command::Node(args) => net::run_node(&data_root, args),
+        Command::Mesh { command } => net::mesh(out, &data_root, command),
+        Command::Join { ticket } => net::join(out, &data_root, &ticket),
+        Command::Status { json } => net::status(out, &data_root, json),
+        Command::Heads => {
+            for head in net::heads(&data_root, cli.project.as_deref())? {
+                writeln!(out, "{head}")?;
             }
+            Ok(())
+        }
+        Command::WaitFor { heads, timeout } => {
+            net::wait_for(&data_root, cli.project.clone(), heads, timeout)?;
+            writeln!(out, "arrived")?;
             Ok(())
         }
     }
 }
 
+/// The project, from the running node if there is one, else from disk.
 fn open(data_root: &Path, project: Option<&str>) -> Result<Project> {
+    if let Some((project, _)) = net::project_via_node(data_root, project)? {
+        return Ok(project);
+    }
     let data = DataDir::open(data_root)?;
+    let _lock = data.lock()?;
     Ok(data.open_project(project)?.doc().project()?)
 }
 
@@ -175,9 +224,15 @@ pub fn print_shots(out: &mut dyn Write, project: &Project) -> Result<()> {
         "CHARACTERS",
         "ACTION",
     ];
-    let cells: Vec<[String; 8]> = rows.iter().map(row_cells).collect();
-    let mut widths = header.map(display_width);
-    for row in &cells {
+    let cells: Vec<Vec<String>> = rows.iter().map(|r| row_cells(r).to_vec()).collect();
+    print_table(out, &header, &cells)
+}
+
+/// Print rows under a header, columns padded by display width (Hangul is two
+/// columns wide) and capped at 40.
+pub fn print_table(out: &mut dyn Write, header: &[&str], cells: &[Vec<String>]) -> Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| display_width(h)).collect();
+    for row in cells {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(display_width(cell)).min(40);
         }
@@ -185,15 +240,16 @@ pub fn print_shots(out: &mut dyn Write, project: &Project) -> Result<()> {
     let line = |cells: &[String]| {
         cells
             .iter()
-            .zip(widths)
-            .map(|(cell, width)| pad(cell, width))
+            .zip(&widths)
+            .map(|(cell, width)| pad(cell, *width))
             .collect::<Vec<_>>()
             .join("  ")
             .trim_end()
             .to_owned()
     };
-    writeln!(out, "{}", line(&header.map(str::to_owned)))?;
-    for row in &cells {
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    writeln!(out, "{}", line(&header))?;
+    for row in cells {
         writeln!(out, "{}", line(row))?;
     }
     Ok(())

@@ -10,6 +10,21 @@ use reelmesh_node::cli;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    // Logs go to stderr; a running node says what it does, other commands stay
+    // quiet unless something is wrong. RUST_LOG overrides.
+    let default_filter = if matches!(args.command, cli::Command::Node(_)) {
+        "reelmesh_node=info,warn"
+    } else {
+        "warn"
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

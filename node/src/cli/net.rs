@@ -1,0 +1,381 @@
+//! Mesh commands: `node`, `mesh init|invite`, `join`, `status`, `heads`,
+//! `wait-for`, and the control-socket side of the project commands.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use libp2p::Multiaddr;
+use reelmesh_protocol::model::Project;
+use serde::{Deserialize, Serialize};
+
+use crate::control::{self, Request};
+use crate::import::ImportReport;
+use crate::mesh::keys::{self, Ticket};
+use crate::node::{Node, NodeConfig, NodeStatusReport, PeerRow};
+use crate::store::{DataDir, write_atomic};
+
+const PEERS_FILE: &str = "peers.json";
+
+/// `reelmesh node` options.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Run without the editor (GPU boxes, servers, scripts).
+    #[arg(long)]
+    pub headless: bool,
+    /// Listen address (repeatable). The default port is fixed so that tickets and
+    /// `--peer` addresses stay valid across restarts.
+    #[arg(long = "listen", default_value = "/ip4/0.0.0.0/tcp/47410")]
+    pub listen: Vec<Multiaddr>,
+    /// A peer to dial and keep dialling, e.g. /ip4/10.0.0.2/tcp/47410 (repeatable).
+    #[arg(long = "peer")]
+    pub peers: Vec<Multiaddr>,
+    /// Do not look for peers on the LAN with mDNS.
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// The local ComfyUI (GPU figures come from it when NVML is not available).
+    #[arg(long, env = "REELMESH_COMFY_URL")]
+    pub comfy: Option<String>,
+    /// Presence heartbeat interval, in milliseconds.
+    #[arg(long, default_value = "2000")]
+    pub heartbeat_ms: u64,
+}
+
+/// `reelmesh mesh ...`
+#[derive(Debug, Subcommand)]
+pub enum MeshCommand {
+    /// Make the mesh key (once, on the first machine).
+    Init,
+    /// Print a ticket another machine joins with (`reelmesh join TICKET`).
+    Invite {
+        /// Address to put in the ticket (default: the running node's addresses).
+        #[arg(long = "addr")]
+        addrs: Vec<Multiaddr>,
+    },
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PeersFile {
+    peers: Vec<String>,
+}
+
+fn stored_peers(root: &Path) -> Vec<Multiaddr> {
+    std::fs::read(root.join(PEERS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<PeersFile>(&b).ok())
+        .map(|f| f.peers.iter().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Run the node until SIGINT/SIGTERM.
+pub fn run_node(root: &Path, args: NodeArgs) -> Result<()> {
+    if !args.headless {
+        eprintln!("note: the editor is not part of this build yet; running headless");
+    }
+    let mut config = NodeConfig::new(root.to_owned());
+    config.listen = args.listen;
+    config.peers = args.peers;
+    config.peers.extend(stored_peers(root));
+    config.mesh.mdns = !args.no_mdns;
+    config.comfy_url = args.comfy;
+    config.heartbeat = Duration::from_millis(args.heartbeat_ms.max(100));
+    config.offline_after = config.heartbeat * 3 + config.heartbeat / 2;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("reelmesh-node")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let node = Node::start(config).await?;
+        let handle = node.handle();
+        println!("node {} running on {}", handle.peer_id(), root.display());
+        for addr in node.listen_addrs() {
+            println!("listening on {addr}/p2p/{}", handle.peer_id());
+        }
+        let stop = handle.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            stop.shutdown();
+        });
+        node.join().await?;
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// `mesh init` / `mesh invite`.
+pub fn mesh(out: &mut dyn Write, root: &Path, command: MeshCommand) -> Result<()> {
+    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    match command {
+        MeshCommand::Init => {
+            let key = keys::init_mesh_key(root)?;
+            keys::load_or_create_identity(root)?;
+            writeln!(
+                out,
+                "made a mesh key (fingerprint {}) in {}; share it with `reelmesh mesh invite`",
+                key.fingerprint(),
+                root.join(keys::MESH_KEY_FILE).display()
+            )?;
+            Ok(())
+        }
+        MeshCommand::Invite { addrs } => {
+            let mesh_key = keys::mesh_key_bytes(root)?;
+            let identity = keys::load_or_create_identity(root)?;
+            let peer_id = identity.public().to_peer_id();
+            let status = status_via_node(root)?;
+            let mut addrs = addrs;
+            if addrs.is_empty() {
+                let Some(status) = &status else {
+                    bail!("no node is running on {}: start `reelmesh node --headless` or pass --addr", root.display());
+                };
+                addrs = invite_addrs(&status.listen_addrs);
+            }
+            let addrs = addrs
+                .into_iter()
+                .map(|a| {
+                    if a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_))) {
+                        a
+                    } else {
+                        a.with(libp2p::multiaddr::Protocol::P2p(peer_id))
+                    }
+                })
+                .collect();
+            let project_id = match &status {
+                Some(_) => project_via_node(root, None)?.map(|(p, _)| p.project_id),
+                None => DataDir::open(root)?.current_project(),
+            };
+            let ticket = Ticket {
+                mesh_key,
+                addrs,
+                project_id,
+            };
+            writeln!(out, "{}", ticket.encode())?;
+            Ok(())
+        }
+    }
+}
+
+/// Listen addresses worth putting in a ticket: not loopback unless that is all.
+fn invite_addrs(listen: &[String]) -> Vec<Multiaddr> {
+    let all: Vec<Multiaddr> = listen.iter().filter_map(|a| a.parse().ok()).collect();
+    let outside: Vec<Multiaddr> = all
+        .iter()
+        .filter(|a| {
+            !a.iter().any(|p| match p {
+                libp2p::multiaddr::Protocol::Ip4(ip) => ip.is_loopback(),
+                libp2p::multiaddr::Protocol::Ip6(ip) => ip.is_loopback(),
+                _ => false,
+            })
+        })
+        .cloned()
+        .collect();
+    if outside.is_empty() { all } else { outside }
+}
+
+/// `join TICKET`: store the mesh key, the peers and an empty replica of the project.
+pub fn join(out: &mut dyn Write, root: &Path, ticket: &str) -> Result<()> {
+    let ticket: Ticket = ticket.parse()?;
+    let data = DataDir::open(root)?;
+    let _lock = data
+        .lock()
+        .context("joining needs the node stopped (stop it, join, start it again)")?;
+    keys::store_mesh_key(root, ticket.mesh_key)?;
+    keys::load_or_create_identity(root)?;
+    let mut peers = PeersFile {
+        peers: stored_peers(root).iter().map(ToString::to_string).collect(),
+    };
+    for addr in &ticket.addrs {
+        let addr = addr.to_string();
+        if !peers.peers.contains(&addr) {
+            peers.peers.push(addr);
+        }
+    }
+    write_atomic(
+        &root.join(PEERS_FILE),
+        &serde_json::to_vec_pretty(&peers).unwrap_or_default(),
+    )?;
+    if let Some(project_id) = &ticket.project_id {
+        data.add_replica(project_id)?;
+        data.set_current_project(project_id)?;
+    }
+    writeln!(
+        out,
+        "joined the mesh{}; start the node with `reelmesh node --headless` to sync",
+        ticket
+            .project_id
+            .map(|p| format!(" for project {p}"))
+            .unwrap_or_default()
+    )?;
+    Ok(())
+}
+
+fn status_via_node(root: &Path) -> Result<Option<NodeStatusReport>> {
+    control::request(root, &Request::Status)?
+        .map(|v| serde_json::from_value(v).context("the node sent a malformed status"))
+        .transpose()
+}
+
+/// The project from the running node, with its heads; `None` if no node runs.
+pub fn project_via_node(root: &Path, project: Option<&str>) -> Result<Option<(Project, Vec<String>)>> {
+    #[derive(Deserialize)]
+    struct Answer {
+        project: Project,
+        heads: Vec<String>,
+    }
+    let request = Request::Project {
+        project: project.map(str::to_owned),
+    };
+    control::request(root, &request)?
+        .map(|v| {
+            serde_json::from_value::<Answer>(v)
+                .map(|a| (a.project, a.heads))
+                .context("the node sent a malformed project")
+        })
+        .transpose()
+}
+
+/// Import through the running node; `None` if no node runs.
+pub fn import_via_node(root: &Path, project: Option<String>, file: &Path) -> Result<Option<ImportReport>> {
+    let path = std::path::absolute(file).with_context(|| format!("{}", file.display()))?;
+    #[derive(Deserialize)]
+    struct Answer {
+        report: ImportReport,
+    }
+    control::request(root, &Request::Import { project, path })?
+        .map(|v| {
+            serde_json::from_value::<Answer>(v)
+                .map(|a| a.report)
+                .context("the node sent a malformed import report")
+        })
+        .transpose()
+}
+
+/// `projects`.
+pub fn projects(out: &mut dyn Write, root: &Path) -> Result<()> {
+    let summaries = match status_via_node(root)? {
+        Some(status) => status.projects,
+        None => {
+            let data = DataDir::open(root)?;
+            let _lock = data.lock()?;
+            data.open_all()?
+                .into_iter()
+                .map(|(project_id, store)| {
+                    let project = store.doc().project().ok();
+                    crate::node::ProjectSummary {
+                        project_id,
+                        name: project.as_ref().map(|p| p.settings.name.clone()),
+                        shots: project.map_or(0, |p| p.shots.len()),
+                    }
+                })
+                .collect()
+        }
+    };
+    for p in summaries {
+        match p.name {
+            Some(name) => writeln!(out, "{}  {name}  ({} shots)", p.project_id, p.shots)?,
+            None => writeln!(out, "{}  (waiting for its first sync)", p.project_id)?,
+        }
+    }
+    Ok(())
+}
+
+/// `status`.
+pub fn status(out: &mut dyn Write, root: &Path, json: bool) -> Result<()> {
+    let Some(report) = status_via_node(root)? else {
+        if json {
+            writeln!(out, "{}", serde_json::json!({"running": false, "data_dir": root}))?;
+        } else {
+            writeln!(out, "no node is running on {} (start one with `reelmesh node --headless`)", root.display())?;
+        }
+        return Ok(());
+    };
+    if json {
+        let mut value = serde_json::to_value(&report)?;
+        value["running"] = serde_json::Value::Bool(true);
+        serde_json::to_writer_pretty(&mut *out, &value)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "node {}", report.node_id)?;
+    for addr in &report.listen_addrs {
+        writeln!(out, "  listening on {addr}")?;
+    }
+    for p in &report.projects {
+        let name = p.name.clone().unwrap_or_else(|| "(waiting for its first sync)".into());
+        writeln!(out, "  project {} {name} ({} shots)", p.project_id, p.shots)?;
+    }
+    writeln!(out)?;
+    let header = ["NODE", "HOST", "GPU", "VRAM", "UTIL", "STATUS", "JOB", "COMFYUI", "HEARTBEAT", "LINK"];
+    let rows: Vec<Vec<String>> = report.peers.iter().map(peer_cells).collect();
+    crate::cli::print_table(out, &header, &rows)
+}
+
+fn gib(bytes: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let g = bytes as f64 / f64::from(1_u32 << 30);
+    format!("{g:.1}")
+}
+
+fn peer_cells(row: &PeerRow) -> Vec<String> {
+    let short = row.node_id.get(row.node_id.len().saturating_sub(8)..).unwrap_or(&row.node_id);
+    vec![
+        if row.this_node { format!("{short} (this)") } else { short.to_owned() },
+        row.host_name.clone(),
+        row.gpu.clone(),
+        match (row.vram_used, row.vram_total) {
+            (Some(used), Some(total)) => format!("{}/{} GiB", gib(used), gib(total)),
+            _ => "-".into(),
+        },
+        row.utilization.map_or_else(|| "-".into(), |u| format!("{u}%")),
+        match &row.status_detail {
+            Some(detail) if row.status == "error" => format!("error: {detail}"),
+            _ => row.status.clone(),
+        },
+        row.current_job.clone().unwrap_or_else(|| "-".into()),
+        row.comfy_url.clone().unwrap_or_else(|| "-".into()),
+        row.last_heartbeat_secs.map_or_else(|| "never".into(), |s| format!("{s:.1}s ago")),
+        if row.this_node {
+            "-".into()
+        } else if row.connected {
+            "direct".into()
+        } else {
+            "via mesh".into()
+        },
+    ]
+}
+
+/// `heads`.
+pub fn heads(root: &Path, project: Option<&str>) -> Result<Vec<String>> {
+    if let Some((_, heads)) = project_via_node(root, project)? {
+        return Ok(heads);
+    }
+    let data = DataDir::open(root)?;
+    let _lock = data.lock()?;
+    let mut store = data.open_project(project)?;
+    Ok(store.doc_mut().heads())
+}
+
+/// `wait-for`.
+pub fn wait_for(root: &Path, project: Option<String>, heads: Vec<String>, timeout: u64) -> Result<()> {
+    let request = Request::WaitHeads {
+        project,
+        heads,
+        timeout_ms: timeout.saturating_mul(1000),
+    };
+    control::request(root, &request)?
+        .map(|_| ())
+        .ok_or_else(|| anyhow!("no node is running on {}", root.display()))
+}
