@@ -110,7 +110,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo { keep } => demo::run(out, cli.data_dir.as_deref(), keep),
         Command::Init { name, frame_rate } => {
             let data = DataDir::open(&data_root)?;
-            let _lock = data.lock().context("creating a project needs the node stopped")?;
+            let _lock = data
+                .lock()
+                .context("creating a project needs the node stopped")?;
             let mut store = data.create_project(&name)?;
             store.doc_mut().set_frame_rate(frame_rate)?;
             store.save()?;

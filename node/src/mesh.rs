@@ -27,8 +27,8 @@ use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    Swarm, Transport, connection_limits, gossipsub, identify, mdns, noise, ping,
-    request_response, tcp, yamux,
+    Swarm, Transport, connection_limits, gossipsub, identify, mdns, noise, ping, request_response,
+    tcp, yamux,
 };
 
 use reelmesh_protocol::wire;
@@ -97,12 +97,12 @@ pub fn presence_topic() -> gossipsub::IdentTopic {
 
 /// Build a swarm for this identity in the private mesh named by `psk`.
 pub fn build_swarm(
-    identity: Keypair,
+    identity: &Keypair,
     psk: PreSharedKey,
     config: &MeshConfig,
 ) -> Result<Swarm<Behaviour>, MeshError> {
     let peer_id = identity.public().to_peer_id();
-    let noise_config = noise::Config::new(&identity)?;
+    let noise_config = noise::Config::new(identity)?;
     let transport = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
         .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
         .upgrade(Version::V1Lazy)
@@ -123,15 +123,20 @@ pub fn build_swarm(
         .max_transmit_size(64 * 1024)
         .build()
         .map_err(|e| MeshError::Gossipsub(e.to_string()))?;
-    let mut gossipsub =
-        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(identity.clone()), gossip_config)
-            .map_err(|e| MeshError::Gossipsub(e.to_owned()))?;
+    let mut gossipsub = gossipsub::Behaviour::new(
+        gossipsub::MessageAuthenticity::Signed(identity.clone()),
+        gossip_config,
+    )
+    .map_err(|e| MeshError::Gossipsub(e.to_owned()))?;
     gossipsub
         .subscribe(&presence_topic())
         .map_err(|e| MeshError::Gossipsub(e.to_string()))?;
 
     let mdns = if config.mdns {
-        Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
+        Some(mdns::tokio::Behaviour::new(
+            mdns::Config::default(),
+            peer_id,
+        )?)
     } else {
         None
     };
@@ -144,11 +149,10 @@ pub fn build_swarm(
                 .with_max_established(Some(256))
                 .with_max_established_per_peer(Some(2)),
         ),
-        identify: identify::Behaviour::new(identify::Config::new(
-            "/reelmesh/1".to_owned(),
-            identity.public(),
-        )
-        .with_agent_version(format!("reelmesh/{}", env!("CARGO_PKG_VERSION")))),
+        identify: identify::Behaviour::new(
+            identify::Config::new("/reelmesh/1".to_owned(), identity.public())
+                .with_agent_version(format!("reelmesh/{}", env!("CARGO_PKG_VERSION"))),
+        ),
         ping: ping::Behaviour::new(
             ping::Config::new()
                 .with_interval(Duration::from_secs(5))

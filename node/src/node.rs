@@ -180,6 +180,9 @@ pub struct ProjectSummary {
     pub shots: usize,
 }
 
+/// A project read: its id, content and heads.
+pub type ProjectRead = (String, Project, Vec<String>);
+
 type EditFn = Box<dyn FnOnce(&mut ProjectDoc) -> Result<(), String> + Send>;
 
 pub(crate) enum Command {
@@ -190,7 +193,7 @@ pub(crate) enum Command {
     },
     Read {
         project: Option<String>,
-        reply: oneshot::Sender<Result<(String, Project, Vec<String>), String>>,
+        reply: oneshot::Sender<Result<ProjectRead, String>>,
     },
     WaitHeads {
         project: Option<String>,
@@ -227,7 +230,10 @@ impl NodeHandle {
         self.events.subscribe()
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NodeError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NodeError> {
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(make(reply))
@@ -238,7 +244,11 @@ impl NodeHandle {
 
     /// Run an edit on a project (`None` = the current one), save it and send it to
     /// the mesh. Returns the project id.
-    pub async fn edit<T, F>(&self, project: Option<String>, edit: F) -> Result<(String, T), NodeError>
+    pub async fn edit<T, F>(
+        &self,
+        project: Option<String>,
+        edit: F,
+    ) -> Result<(String, T), NodeError>
     where
         T: Send + 'static,
         F: FnOnce(&mut ProjectDoc) -> Result<T, String> + Send + 'static,
@@ -262,7 +272,10 @@ impl NodeHandle {
     }
 
     /// A project as it is now, with its id and heads.
-    pub async fn project(&self, project: Option<String>) -> Result<(String, Project, Vec<String>), NodeError> {
+    pub async fn project(
+        &self,
+        project: Option<String>,
+    ) -> Result<(String, Project, Vec<String>), NodeError> {
         self.ask(|reply| Command::Read { project, reply })
             .await?
             .map_err(NodeError::Request)
@@ -357,7 +370,9 @@ impl Node {
 
     /// Wait for the runtime to end (after [`NodeHandle::shutdown`] or a fatal error).
     pub async fn join(self) -> Result<(), NodeError> {
-        self.task.await.map_err(|e| NodeError::Request(format!("node task: {e}")))?
+        self.task
+            .await
+            .map_err(|e| NodeError::Request(format!("node task: {e}")))?
     }
 
     /// Stop and wait.

@@ -1,6 +1,8 @@
 //! Real nodes on loopback: libp2p, Automerge and the data dirs are the product's
 //! own. Waiting is always on node events with a deadline, never on sleeps.
 
+#![allow(clippy::unwrap_used)] // test helpers panic on failure by design
+
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -42,11 +44,8 @@ fn data_dir(key: [u8; 32], project: Result<&str, &str>) -> (tempfile::TempDir, S
     let data = DataDir::open(dir.path()).unwrap();
     let project_id = match project {
         Ok(name) => {
-            let mut store = data.create_project(name).unwrap();
-            store.doc().project_id().unwrap_or_else(|| {
-                store.doc_mut().heads();
-                unreachable!()
-            })
+            let store = data.create_project(name).unwrap();
+            store.doc().project_id().unwrap()
         }
         Err(project_id) => {
             data.add_replica(project_id).unwrap();
@@ -68,7 +67,11 @@ fn init_logs() {
         .try_init();
 }
 
-async fn start(dir: tempfile::TempDir, peers: Vec<Multiaddr>, tweak: impl FnOnce(&mut NodeConfig)) -> TestNode {
+async fn start(
+    dir: tempfile::TempDir,
+    peers: Vec<Multiaddr>,
+    tweak: impl FnOnce(&mut NodeConfig),
+) -> TestNode {
     init_logs();
     let mut config = config(dir.path(), peers);
     tweak(&mut config);
@@ -109,7 +112,8 @@ async fn add_shot(handle: &NodeHandle, action: &str) -> Vec<String> {
             let code = doc.next_code().map_err(|e| e.to_string())?;
             let mut shot = Shot::new(code, 24);
             shot.action = action;
-            doc.add_shots(&[shot], &Position::End).map_err(|e| e.to_string())
+            doc.add_shots(&[shot], &Position::End)
+                .map_err(|e| e.to_string())
         })
         .await
         .unwrap();
@@ -162,26 +166,39 @@ async fn five_nodes_share_every_edit_and_end_identical() {
     }
     let handles: Vec<NodeHandle> = nodes.iter().map(|n| n.handle.clone()).collect();
     let mut events = merged_events(&handles);
-    until(&mut events, "every replica received the project", || async {
-        let mut ready = 0;
-        for h in &handles {
-            ready += usize::from(h.project(None).await.is_ok());
-        }
-        ready == handles.len()
-    })
+    until(
+        &mut events,
+        "every replica received the project",
+        || async {
+            let mut ready = 0;
+            for h in &handles {
+                ready += usize::from(h.project(None).await.is_ok());
+            }
+            ready == handles.len()
+        },
+    )
     .await;
 
     // Every node edits at once.
     for (i, handle) in handles.iter().enumerate() {
         add_shot(handle, &format!("노드 {i}의 장면")).await;
     }
-    until(&mut events, "all five documents identical with all five edits", || async {
-        if !all_identical(&handles).await {
-            return false;
-        }
-        let (_, project, _) = handles[0].project(None).await.unwrap();
-        (0..5).all(|i| project.shots.iter().any(|s| s.action == format!("노드 {i}의 장면")))
-    })
+    until(
+        &mut events,
+        "all five documents identical with all five edits",
+        || async {
+            if !all_identical(&handles).await {
+                return false;
+            }
+            let (_, project, _) = handles[0].project(None).await.unwrap();
+            (0..5).all(|i| {
+                project
+                    .shots
+                    .iter()
+                    .any(|s| s.action == format!("노드 {i}의 장면"))
+            })
+        },
+    )
     .await;
     let (_, project, _) = handles[4].project(None).await.unwrap();
     assert_eq!(project.shots.len(), 5);
@@ -211,10 +228,15 @@ async fn a_stopped_node_catches_up_and_offline_edits_merge() {
     let b_path = dir_b.path().to_owned();
     let b = start(dir_b, vec![a.addr.clone()], |_| {}).await;
     let heads = add_shot(&a.handle, "before").await;
-    b.handle.wait_for_heads(None, heads, DEADLINE).await.unwrap();
+    b.handle
+        .wait_for_heads(None, heads, DEADLINE)
+        .await
+        .unwrap();
 
     // b stops; both sides edit while apart (b edits its data dir with no node running).
-    let TestNode { node, _dir: dir_b, .. } = b;
+    let TestNode {
+        node, _dir: dir_b, ..
+    } = b;
     node.stop().await.unwrap();
     add_shot(&a.handle, "a while apart").await;
     {
@@ -230,15 +252,19 @@ async fn a_stopped_node_catches_up_and_offline_edits_merge() {
     let b = start(dir_b, vec![a.addr.clone()], |_| {}).await;
     let handles = vec![a.handle.clone(), b.handle.clone()];
     let mut events = merged_events(&handles);
-    until(&mut events, "both sides converge with both offline edits", || async {
-        if !all_identical(&handles).await {
-            return false;
-        }
-        let (_, project, _) = handles[0].project(None).await.unwrap();
-        ["before", "a while apart", "b while apart"]
-            .iter()
-            .all(|a| project.shots.iter().any(|s| s.action == *a))
-    })
+    until(
+        &mut events,
+        "both sides converge with both offline edits",
+        || async {
+            if !all_identical(&handles).await {
+                return false;
+            }
+            let (_, project, _) = handles[0].project(None).await.unwrap();
+            ["before", "a while apart", "b while apart"]
+                .iter()
+                .all(|a| project.shots.iter().any(|s| s.action == *a))
+        },
+    )
     .await;
     b.node.stop().await.unwrap();
     a.node.stop().await.unwrap();
@@ -246,10 +272,12 @@ async fn a_stopped_node_catches_up_and_offline_edits_merge() {
 
 /// A bare swarm driven by the test (an adversary or an outsider).
 fn raw_swarm(key: [u8; 32]) -> Swarm<Behaviour> {
-    let mut config = MeshConfig::default();
-    config.mdns = false;
+    let config = MeshConfig {
+        mdns: false,
+        ..MeshConfig::default()
+    };
     let mut swarm = mesh::build_swarm(
-        libp2p::identity::Keypair::generate_ed25519(),
+        &libp2p::identity::Keypair::generate_ed25519(),
         libp2p::pnet::PreSharedKey::new(key),
         &config,
     )
@@ -261,19 +289,27 @@ fn raw_swarm(key: [u8; 32]) -> Swarm<Behaviour> {
 }
 
 /// Drive a swarm until `pick` returns a value, with a deadline.
-async fn drive<T>(swarm: &mut Swarm<Behaviour>, mut pick: impl FnMut(&mut Swarm<Behaviour>, SwarmEvent<BehaviourEvent>) -> Option<T>) -> T {
+async fn drive<T>(
+    swarm: &mut Swarm<Behaviour>,
+    mut pick: impl FnMut(&mut Swarm<Behaviour>, SwarmEvent<BehaviourEvent>) -> Option<T>,
+) -> T {
     tokio::time::timeout(DEADLINE, async {
         loop {
             let event = swarm.select_next_some().await;
             // Answer the node's own sync offers politely, so that only the garbage
             // under test can get the adversary dropped.
-            if let SwarmEvent::Behaviour(BehaviourEvent::Sync(libp2p::request_response::Event::Message {
-                message: libp2p::request_response::Message::Request { channel, .. },
-                ..
-            })) = event
+            if let SwarmEvent::Behaviour(BehaviourEvent::Sync(
+                libp2p::request_response::Event::Message {
+                    message: libp2p::request_response::Message::Request { channel, .. },
+                    ..
+                },
+            )) = event
             {
                 let no = reelmesh_protocol::wire::SyncResponse::Rejected("not interested".into());
-                let _ = swarm.behaviour_mut().sync.send_response(channel, no.encode());
+                let _ = swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, no.encode());
                 continue;
             }
             if let Some(value) = pick(swarm, event) {
@@ -288,7 +324,10 @@ async fn drive<T>(swarm: &mut Swarm<Behaviour>, mut pick: impl FnMut(&mut Swarm<
 fn no_connection_events(events: &mut tokio::sync::broadcast::Receiver<NodeEvent>) {
     while let Ok(event) = events.try_recv() {
         assert!(
-            !matches!(event, NodeEvent::PeerConnected(_) | NodeEvent::DocChanged { .. }),
+            !matches!(
+                event,
+                NodeEvent::PeerConnected(_) | NodeEvent::DocChanged { .. }
+            ),
             "an outsider got through: {event:?}"
         );
     }
@@ -353,8 +392,22 @@ async fn connect(adversary: &mut Swarm<Behaviour>, to: &Multiaddr) -> PeerId {
     .await
 }
 
-async fn expect_dropped(adversary: &mut Swarm<Behaviour>, node_events: &mut tokio::sync::broadcast::Receiver<NodeEvent>, what: &str) -> String {
-    drive(adversary, |_, event| matches!(event, SwarmEvent::ConnectionClosed { num_established: 0, .. }).then_some(())).await;
+async fn expect_dropped(
+    adversary: &mut Swarm<Behaviour>,
+    node_events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+    what: &str,
+) -> String {
+    drive(adversary, |_, event| {
+        matches!(
+            event,
+            SwarmEvent::ConnectionClosed {
+                num_established: 0,
+                ..
+            }
+        )
+        .then_some(())
+    })
+    .await;
     loop {
         match tokio::time::timeout(DEADLINE, node_events.recv()).await {
             Ok(Ok(NodeEvent::PeerRejected { reason, .. })) => return reason,
@@ -368,7 +421,10 @@ async fn expect_dropped(adversary: &mut Swarm<Behaviour>, node_events: &mut toki
 async fn a_peer_sending_garbage_is_dropped_and_the_node_survives() {
     let key = [9; 32];
     let (dir, project_id) = data_dir(key, Ok("target"));
-    let node = start(dir, vec![], |c| c.mesh.max_sync_bytes = 64 * 1024).await;
+    let node = start(dir, vec![], |c| {
+        c.mesh.max_sync_bytes = 64 * 1024;
+    })
+    .await;
     add_shot(&node.handle, "kept").await;
     let (_, before, before_heads) = node.handle.project(None).await.unwrap();
     let mut node_events = node.handle.subscribe();
@@ -378,13 +434,20 @@ async fn a_peer_sending_garbage_is_dropped_and_the_node_survives() {
         ("bad magic", b"GET / HTTP/1.1\r\n\r\n".to_vec()),
         (
             "undecodable",
-            SyncRequest { project_id: project_id.clone(), message: vec![0x42, 0xff, 0x00, 0x13, 0x37] }.encode(),
+            SyncRequest {
+                project_id: project_id.clone(),
+                message: vec![0x42, 0xff, 0x00, 0x13, 0x37],
+            }
+            .encode(),
         ),
         ("65536-byte limit", vec![0_u8; 200 * 1024]),
     ];
     for (what, frame) in garbage {
         let peer = connect(&mut adversary, &node.addr).await;
-        adversary.behaviour_mut().sync.send_request(&peer, reelmesh_node::mesh::codec::Frame::Bytes(frame));
+        adversary
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, reelmesh_node::mesh::codec::Frame::Bytes(frame));
         let reason = expect_dropped(&mut adversary, &mut node_events, what).await;
         assert!(reason.contains(what), "expected '{what}' in: {reason}");
     }
@@ -392,7 +455,13 @@ async fn a_peer_sending_garbage_is_dropped_and_the_node_survives() {
     // A presence heartbeat that lies about who sent it.
     let peer = connect(&mut adversary, &node.addr).await;
     drive(&mut adversary, |_, event| {
-        matches!(event, SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(libp2p::gossipsub::Event::Subscribed { .. }))).then_some(())
+        matches!(
+            event,
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
+                libp2p::gossipsub::Event::Subscribed { .. }
+            ))
+        )
+        .then_some(())
     })
     .await;
     let lie = Presence {
@@ -435,7 +504,10 @@ async fn a_peer_sending_garbage_is_dropped_and_the_node_survives() {
 async fn presence_fills_the_peers_table_and_a_stopped_peer_goes_offline() {
     let key = [3; 32];
     let (dir, project_id) = data_dir(key, Ok("presence"));
-    let a = start(dir, vec![], |c| c.offline_after = Duration::from_millis(800)).await;
+    let a = start(dir, vec![], |c| {
+        c.offline_after = Duration::from_millis(800);
+    })
+    .await;
     let (dir, _) = data_dir(key, Err(&project_id));
     let b = start(dir, vec![a.addr.clone()], |_| {}).await;
     let b_id = b.handle.peer_id().to_string();
@@ -450,7 +522,9 @@ async fn presence_fills_the_peers_table_and_a_stopped_peer_goes_offline() {
             .find(|r| r.node_id == id)
     };
     until(&mut events, "b's heartbeat on a", || async {
-        row(a.handle.clone(), b_id.clone()).await.is_some_and(|r| r.status == "idle" && r.connected)
+        row(a.handle.clone(), b_id.clone())
+            .await
+            .is_some_and(|r| r.status == "idle" && r.connected)
     })
     .await;
     let status = a.handle.status().await.unwrap();
@@ -464,7 +538,10 @@ async fn presence_fills_the_peers_table_and_a_stopped_peer_goes_offline() {
     let mut a_events = a.handle.subscribe();
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
-        if row(a.handle.clone(), b_id.clone()).await.is_some_and(|r| r.status == "offline" && !r.connected) {
+        if row(a.handle.clone(), b_id.clone())
+            .await
+            .is_some_and(|r| r.status == "offline" && !r.connected)
+        {
             break;
         }
         let tick = tokio::time::timeout_at(deadline, a_events.recv());

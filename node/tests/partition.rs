@@ -5,6 +5,8 @@
 //! Needs root and `ip` (iproute2). Without them the test says so loudly and passes
 //! only if `REELMESH_REQUIRE_NETNS` is unset; CI sets it, so there it always runs.
 
+#![allow(clippy::unwrap_used)] // test helpers panic on failure by design
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -25,7 +27,10 @@ fn ip(args: &[&str]) -> Output {
 }
 
 fn netns_available() -> Result<(), String> {
-    let uid = Command::new("id").arg("-u").output().map_err(|e| e.to_string())?;
+    let uid = Command::new("id")
+        .arg("-u")
+        .output()
+        .map_err(|e| e.to_string())?;
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
         return Err("not running as root".into());
     }
@@ -55,7 +60,9 @@ impl Lab {
             let ns = lab.ns(name);
             let host_end = lab.veth(name);
             ip(&["netns", "add", &ns]);
-            ip(&["link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+            ip(&[
+                "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ]);
             ip(&["link", "set", &host_end, "master", &bridge]);
             ip(&["link", "set", &host_end, "up"]);
             let addr = format!("{}/24", lab.addr(i));
@@ -81,17 +88,28 @@ impl Lab {
         format!("/ip4/{}/tcp/47410", self.addr(i))
     }
     fn set_link(&self, name: &str, up: bool) {
-        ip(&["link", "set", &self.veth(name), if up { "up" } else { "down" }]);
+        ip(&[
+            "link",
+            "set",
+            &self.veth(name),
+            if up { "up" } else { "down" },
+        ]);
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
         for name in ["a", "b", "c"] {
-            let _ = Command::new("ip").args(["netns", "del", &self.ns(name)]).output();
-            let _ = Command::new("ip").args(["link", "del", &self.veth(name)]).output();
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.ns(name)])
+                .output();
+            let _ = Command::new("ip")
+                .args(["link", "del", &self.veth(name)])
+                .output();
         }
-        let _ = Command::new("ip").args(["link", "del", &self.bridge()]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge()])
+            .output();
     }
 }
 
@@ -112,7 +130,10 @@ fn reelmesh(data_dir: &Path, args: &[&str]) -> String {
 }
 
 fn heads(data_dir: &Path) -> Vec<String> {
-    reelmesh(data_dir, &["heads"]).lines().map(str::to_owned).collect()
+    reelmesh(data_dir, &["heads"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Does the node get these heads within `secs`? (Waits on the node's own event.)
@@ -141,7 +162,15 @@ impl NodeProcess {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &lab.ns(name), BIN, "--data-dir"])
             .arg(data_dir)
-            .args(["node", "--headless", "--no-mdns", "--heartbeat-ms", "300", "--listen", &lab.multiaddr(i)]);
+            .args([
+                "node",
+                "--headless",
+                "--no-mdns",
+                "--heartbeat-ms",
+                "300",
+                "--listen",
+                &lab.multiaddr(i),
+            ]);
         for j in (0..3).filter(|j| *j != i) {
             cmd.args(["--peer", &lab.multiaddr(j)]);
         }
@@ -161,14 +190,25 @@ impl NodeProcess {
             }
         });
         rx.recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("node {name} did not start: {}", std::fs::read_to_string(&log).unwrap_or_default()));
+            .unwrap_or_else(|_| {
+                panic!(
+                    "node {name} did not start: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            });
         NodeProcess { child, log }
     }
 
     fn stop(mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let status = self.child.wait().expect("wait node");
-        assert!(status.success(), "node exited with {status}: {}", std::fs::read_to_string(&self.log).unwrap_or_default());
+        assert!(
+            status.success(),
+            "node exited with {status}: {}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
     }
 }
 
@@ -194,32 +234,58 @@ fn a_cut_off_node_edits_apart_and_converges_after_the_partition_heals() {
     reelmesh(&dirs[0], &["mesh", "init"]);
     reelmesh(&dirs[0], &["init", "분할 테스트"]);
     let start_csv = tmp.path().join("start.csv");
-    std::fs::write(&start_csv, "Shot ID,Scene Description,Action\n,골목,처음 장면\n").unwrap();
+    std::fs::write(
+        &start_csv,
+        "Shot ID,Scene Description,Action\n,골목,처음 장면\n",
+    )
+    .unwrap();
     reelmesh(&dirs[0], &["import", start_csv.to_str().unwrap()]);
     let ticket = reelmesh(&dirs[0], &["mesh", "invite", "--addr", &lab.multiaddr(0)]);
     for dir in &dirs[1..] {
         reelmesh(dir, &["join", ticket.trim()]);
     }
-    let nodes: Vec<NodeProcess> = dirs.iter().enumerate().map(|(i, d)| NodeProcess::start(&lab, i, d)).collect();
+    let nodes: Vec<NodeProcess> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| NodeProcess::start(&lab, i, d))
+        .collect();
     let initial = heads(&dirs[0]);
     for dir in &dirs[1..] {
-        assert!(arrives(dir, &initial, 60), "{} never got the project", dir.display());
+        assert!(
+            arrives(dir, &initial, 60),
+            "{} never got the project",
+            dir.display()
+        );
     }
 
     // Cut c off. Both sides edit: a adds a shot and rewrites the shared shot's scene,
     // c adds a shot and changes the shared shot's status.
     lab.set_link("c", false);
     let a_csv = tmp.path().join("a.csv");
-    std::fs::write(&a_csv, "Shot ID,Scene Description,Action\nSHT-00001,비 오는 골목,\n,옥상,a가 떨어져 있는 동안\n").unwrap();
+    std::fs::write(
+        &a_csv,
+        "Shot ID,Scene Description,Action\nSHT-00001,비 오는 골목,\n,옥상,a가 떨어져 있는 동안\n",
+    )
+    .unwrap();
     reelmesh(&dirs[0], &["import", a_csv.to_str().unwrap()]);
     let c_csv = tmp.path().join("c.csv");
-    std::fs::write(&c_csv, "Shot ID,Status,Action\nSHT-00001,approved,\n,pending,c가 떨어져 있는 동안\n").unwrap();
+    std::fs::write(
+        &c_csv,
+        "Shot ID,Status,Action\nSHT-00001,approved,\n,pending,c가 떨어져 있는 동안\n",
+    )
+    .unwrap();
     reelmesh(&dirs[2], &["import", c_csv.to_str().unwrap()]);
     let a_side = heads(&dirs[0]);
     let c_side = heads(&dirs[2]);
     assert!(arrives(&dirs[1], &a_side, 60), "b is on a's side");
-    assert!(!arrives(&dirs[2], &a_side, 2), "c is cut off, yet a's edit reached it");
-    assert!(!arrives(&dirs[0], &c_side, 1), "c is cut off, yet its edit reached a");
+    assert!(
+        !arrives(&dirs[2], &a_side, 2),
+        "c is cut off, yet a's edit reached it"
+    );
+    assert!(
+        !arrives(&dirs[0], &c_side, 1),
+        "c is cut off, yet its edit reached a"
+    );
 
     // Heal: everything meets.
     lab.set_link("c", true);
@@ -227,7 +293,11 @@ fn a_cut_off_node_edits_apart_and_converges_after_the_partition_heals() {
     let mut converged = false;
     for _ in 0..10 {
         for dir in &dirs {
-            assert!(arrives(dir, &all, 90), "{} did not converge after the heal", dir.display());
+            assert!(
+                arrives(dir, &all, 90),
+                "{} did not converge after the heal",
+                dir.display()
+            );
         }
         let now: Vec<Vec<String>> = dirs.iter().map(|d| heads(d)).collect();
         if now.iter().all(|h| *h == now[0]) {
@@ -238,17 +308,30 @@ fn a_cut_off_node_edits_apart_and_converges_after_the_partition_heals() {
         all = now.concat();
     }
     assert!(converged, "heads never became identical");
-    let tables: Vec<String> = dirs.iter().map(|d| reelmesh(d, &["shots", "--json"])).collect();
+    let tables: Vec<String> = dirs
+        .iter()
+        .map(|d| reelmesh(d, &["shots", "--json"]))
+        .collect();
     assert!(tables.iter().all(|t| *t == tables[0]), "documents differ");
     let rows: serde_json::Value = serde_json::from_str(&tables[0]).unwrap();
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 3, "{rows:#?}");
     let text = tables[0].clone();
-    for expected in ["a가 떨어져 있는 동안", "c가 떨어져 있는 동안", "비 오는 골목"] {
+    for expected in [
+        "a가 떨어져 있는 동안",
+        "c가 떨어져 있는 동안",
+        "비 오는 골목",
+    ] {
         assert!(text.contains(expected), "missing {expected}: {text}");
     }
-    let shared = rows.iter().find(|r| r["code"] == "SHT-00001").expect("shared shot");
-    assert_eq!(shared["status"], "approved", "c's status edit kept: {shared}");
+    let shared = rows
+        .iter()
+        .find(|r| r["code"] == "SHT-00001")
+        .expect("shared shot");
+    assert_eq!(
+        shared["status"], "approved",
+        "c's status edit kept: {shared}"
+    );
     let mut codes: Vec<&str> = rows.iter().map(|r| r["code"].as_str().unwrap()).collect();
     codes.sort_unstable();
     codes.dedup();

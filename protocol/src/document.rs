@@ -265,12 +265,12 @@ impl ProjectDoc {
             self.check_schema()
                 .map_err(|e| DocError::Sync(format!("breaks the project: {e}")))?;
         }
-        if let Some(found) = self.project_id() {
-            if found != expected_project_id {
-                return Err(DocError::Sync(format!(
-                    "carries project '{found}', not '{expected_project_id}'"
-                )));
-            }
+        if let Some(found) = self.project_id()
+            && found != expected_project_id
+        {
+            return Err(DocError::Sync(format!(
+                "carries project '{found}', not '{expected_project_id}'"
+            )));
         }
         let renumbered = if self.is_ready() {
             self.normalize_codes()?.len()

@@ -75,7 +75,10 @@ pub fn check_project_id(project_id: &str) -> Result<(), WireError> {
     if project_id.is_empty() || project_id.len() > MAX_PROJECT_ID_LEN {
         return Err(field(
             "project_id",
-            format!("length {} not in 1..={MAX_PROJECT_ID_LEN}", project_id.len()),
+            format!(
+                "length {} not in 1..={MAX_PROJECT_ID_LEN}",
+                project_id.len()
+            ),
         ));
     }
     if !project_id
@@ -381,19 +384,31 @@ mod tests {
 
     #[test]
     fn sync_request_rejects_bad_frames() {
-        assert_eq!(SyncRequest::decode(b"RM"), Err(WireError::Truncated("sync request header")));
-        assert_eq!(SyncRequest::decode(b"XXXX\0\x01a\x42"), Err(WireError::BadMagic));
+        assert_eq!(
+            SyncRequest::decode(b"RM"),
+            Err(WireError::Truncated("sync request header"))
+        );
+        assert_eq!(
+            SyncRequest::decode(b"XXXX\0\x01a\x42"),
+            Err(WireError::BadMagic)
+        );
         assert_eq!(
             SyncRequest::decode(b"RMS1\0\x09abc"),
             Err(WireError::Truncated("sync request project id"))
         );
         assert!(matches!(
             SyncRequest::decode(b"RMS1\0\x03../\x42"),
-            Err(WireError::Field { field: "project_id", .. })
+            Err(WireError::Field {
+                field: "project_id",
+                ..
+            })
         ));
         assert!(matches!(
             SyncRequest::decode(b"RMS1\0\x03abc"),
-            Err(WireError::Field { field: "message", .. })
+            Err(WireError::Field {
+                field: "message",
+                ..
+            })
         ));
     }
 

@@ -139,14 +139,19 @@ pub fn mesh(out: &mut dyn Write, root: &Path, command: MeshCommand) -> Result<()
             let mut addrs = addrs;
             if addrs.is_empty() {
                 let Some(status) = &status else {
-                    bail!("no node is running on {}: start `reelmesh node --headless` or pass --addr", root.display());
+                    bail!(
+                        "no node is running on {}: start `reelmesh node --headless` or pass --addr",
+                        root.display()
+                    );
                 };
                 addrs = invite_addrs(&status.listen_addrs);
             }
             let addrs = addrs
                 .into_iter()
                 .map(|a| {
-                    if a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_))) {
+                    if a.iter()
+                        .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+                    {
                         a
                     } else {
                         a.with(libp2p::multiaddr::Protocol::P2p(peer_id))
@@ -229,7 +234,10 @@ fn status_via_node(root: &Path) -> Result<Option<NodeStatusReport>> {
 }
 
 /// The project from the running node, with its heads; `None` if no node runs.
-pub fn project_via_node(root: &Path, project: Option<&str>) -> Result<Option<(Project, Vec<String>)>> {
+pub fn project_via_node(
+    root: &Path,
+    project: Option<&str>,
+) -> Result<Option<(Project, Vec<String>)>> {
     #[derive(Deserialize)]
     struct Answer {
         project: Project,
@@ -248,7 +256,11 @@ pub fn project_via_node(root: &Path, project: Option<&str>) -> Result<Option<(Pr
 }
 
 /// Import through the running node; `None` if no node runs.
-pub fn import_via_node(root: &Path, project: Option<String>, file: &Path) -> Result<Option<ImportReport>> {
+pub fn import_via_node(
+    root: &Path,
+    project: Option<String>,
+    file: &Path,
+) -> Result<Option<ImportReport>> {
     let path = std::path::absolute(file).with_context(|| format!("{}", file.display()))?;
     #[derive(Deserialize)]
     struct Answer {
@@ -296,9 +308,17 @@ pub fn projects(out: &mut dyn Write, root: &Path) -> Result<()> {
 pub fn status(out: &mut dyn Write, root: &Path, json: bool) -> Result<()> {
     let Some(report) = status_via_node(root)? else {
         if json {
-            writeln!(out, "{}", serde_json::json!({"running": false, "data_dir": root}))?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"running": false, "data_dir": root})
+            )?;
         } else {
-            writeln!(out, "no node is running on {} (start one with `reelmesh node --headless`)", root.display())?;
+            writeln!(
+                out,
+                "no node is running on {} (start one with `reelmesh node --headless`)",
+                root.display()
+            )?;
         }
         return Ok(());
     };
@@ -314,11 +334,25 @@ pub fn status(out: &mut dyn Write, root: &Path, json: bool) -> Result<()> {
         writeln!(out, "  listening on {addr}")?;
     }
     for p in &report.projects {
-        let name = p.name.clone().unwrap_or_else(|| "(waiting for its first sync)".into());
+        let name = p
+            .name
+            .clone()
+            .unwrap_or_else(|| "(waiting for its first sync)".into());
         writeln!(out, "  project {} {name} ({} shots)", p.project_id, p.shots)?;
     }
     writeln!(out)?;
-    let header = ["NODE", "HOST", "GPU", "VRAM", "UTIL", "STATUS", "JOB", "COMFYUI", "HEARTBEAT", "LINK"];
+    let header = [
+        "NODE",
+        "HOST",
+        "GPU",
+        "VRAM",
+        "UTIL",
+        "STATUS",
+        "JOB",
+        "COMFYUI",
+        "HEARTBEAT",
+        "LINK",
+    ];
     let rows: Vec<Vec<String>> = report.peers.iter().map(peer_cells).collect();
     crate::cli::print_table(out, &header, &rows)
 }
@@ -330,23 +364,32 @@ fn gib(bytes: u64) -> String {
 }
 
 fn peer_cells(row: &PeerRow) -> Vec<String> {
-    let short = row.node_id.get(row.node_id.len().saturating_sub(8)..).unwrap_or(&row.node_id);
+    let short = row
+        .node_id
+        .get(row.node_id.len().saturating_sub(8)..)
+        .unwrap_or(&row.node_id);
     vec![
-        if row.this_node { format!("{short} (this)") } else { short.to_owned() },
+        if row.this_node {
+            format!("{short} (this)")
+        } else {
+            short.to_owned()
+        },
         row.host_name.clone(),
         row.gpu.clone(),
         match (row.vram_used, row.vram_total) {
             (Some(used), Some(total)) => format!("{}/{} GiB", gib(used), gib(total)),
             _ => "-".into(),
         },
-        row.utilization.map_or_else(|| "-".into(), |u| format!("{u}%")),
+        row.utilization
+            .map_or_else(|| "-".into(), |u| format!("{u}%")),
         match &row.status_detail {
             Some(detail) if row.status == "error" => format!("error: {detail}"),
             _ => row.status.clone(),
         },
         row.current_job.clone().unwrap_or_else(|| "-".into()),
         row.comfy_url.clone().unwrap_or_else(|| "-".into()),
-        row.last_heartbeat_secs.map_or_else(|| "never".into(), |s| format!("{s:.1}s ago")),
+        row.last_heartbeat_secs
+            .map_or_else(|| "never".into(), |s| format!("{s:.1}s ago")),
         if row.this_node {
             "-".into()
         } else if row.connected {
@@ -369,7 +412,12 @@ pub fn heads(root: &Path, project: Option<&str>) -> Result<Vec<String>> {
 }
 
 /// `wait-for`.
-pub fn wait_for(root: &Path, project: Option<String>, heads: Vec<String>, timeout: u64) -> Result<()> {
+pub fn wait_for(
+    root: &Path,
+    project: Option<String>,
+    heads: Vec<String>,
+    timeout: u64,
+) -> Result<()> {
     let request = Request::WaitHeads {
         project,
         heads,

@@ -54,7 +54,9 @@ pub enum KeyError {
     )]
     NoMeshKey(PathBuf),
     /// A mesh key exists and would be replaced.
-    #[error("{0} already holds a mesh key; refusing to replace it (delete it first to leave the mesh)")]
+    #[error(
+        "{0} already holds a mesh key; refusing to replace it (delete it first to leave the mesh)"
+    )]
     MeshKeyExists(PathBuf),
     /// The ticket is not a reelmesh ticket.
     #[error("invalid ticket: {0}")]
@@ -84,10 +86,10 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     file.sync_all().map_err(io_err(&tmp))?;
     drop(file);
     fs::rename(&tmp, path).map_err(io_err(path))?;
-    if let Some(dir) = path.parent() {
-        if let Ok(handle) = fs::File::open(dir) {
-            let _ = handle.sync_all();
-        }
+    if let Some(dir) = path.parent()
+        && let Ok(handle) = fs::File::open(dir)
+    {
+        let _ = handle.sync_all();
     }
     Ok(())
 }
@@ -175,8 +177,7 @@ fn load_mesh_key_bytes(data_dir: &Path) -> Result<[u8; 32], KeyError> {
         .and_then(parse_hex_key)
         .ok_or_else(|| KeyError::Malformed {
             path,
-            why: "not a swarm.key (expected /key/swarm/psk/1.0.0/, /base16/, 64 hex digits)"
-                .into(),
+            why: "not a swarm.key (expected /key/swarm/psk/1.0.0/, /base16/, 64 hex digits)".into(),
         })
 }
 
@@ -275,7 +276,7 @@ mod tests {
         // The file is the standard swarm.key format that libp2p's own parser reads.
         let text = fs::read_to_string(dir.path().join(MESH_KEY_FILE)).unwrap();
         let parsed: PreSharedKey = text.parse().unwrap();
-        assert_eq!(parsed.fingerprint(), PreSharedKey::new(bytes).fingerprint());
+        assert!(parsed.fingerprint() == PreSharedKey::new(bytes).fingerprint());
         assert!(matches!(
             init_mesh_key(dir.path()),
             Err(KeyError::MeshKeyExists(_))

@@ -44,7 +44,12 @@ pub struct PeerRow {
 }
 
 impl PeerRow {
-    pub(super) fn from_presence(presence: &Presence, age: Option<Duration>, connected: bool, offline: bool) -> PeerRow {
+    pub(super) fn from_presence(
+        presence: &Presence,
+        age: Option<Duration>,
+        connected: bool,
+        offline: bool,
+    ) -> PeerRow {
         let gpu = presence.gpu.as_ref();
         PeerRow {
             node_id: presence.node_id.clone(),
@@ -93,7 +98,12 @@ impl PresenceTable {
             .iter()
             .map(|(peer, (presence, at))| {
                 let age = now.saturating_duration_since(*at);
-                PeerRow::from_presence(presence, Some(age), connected.contains(peer), age >= offline_after)
+                PeerRow::from_presence(
+                    presence,
+                    Some(age),
+                    connected.contains(peer),
+                    age >= offline_after,
+                )
             })
             .collect();
         for peer in connected {
@@ -152,15 +162,24 @@ mod tests {
         let connected: HashSet<_> = [silent_connected].into_iter().collect();
         let rows = table.rows(&connected, Duration::from_secs(60));
         assert_eq!(rows.len(), 2);
-        let heard_row = rows.iter().find(|r| r.node_id == heard.to_string()).unwrap();
+        let heard_row = rows
+            .iter()
+            .find(|r| r.node_id == heard.to_string())
+            .unwrap();
         assert_eq!(heard_row.status, "idle");
         assert_eq!(heard_row.gpu, "CPU only");
         assert!(!heard_row.connected);
-        let other = rows.iter().find(|r| r.node_id == silent_connected.to_string()).unwrap();
+        let other = rows
+            .iter()
+            .find(|r| r.node_id == silent_connected.to_string())
+            .unwrap();
         assert_eq!(other.status, "connecting");
         // With a zero offline threshold every heard peer is already offline.
         let rows = table.rows(&connected, Duration::ZERO);
-        let heard_row = rows.iter().find(|r| r.node_id == heard.to_string()).unwrap();
+        let heard_row = rows
+            .iter()
+            .find(|r| r.node_id == heard.to_string())
+            .unwrap();
         assert_eq!(heard_row.status, "offline");
     }
 }

@@ -70,7 +70,7 @@ impl Runtime {
         let identity = keys::load_or_create_identity(data.root())?;
         let peer_id = identity.public().to_peer_id();
         let projects: BTreeMap<String, ProjectStore> = data.open_all()?.into_iter().collect();
-        let mut swarm = mesh::build_swarm(identity, psk, &config.mesh)?;
+        let mut swarm = mesh::build_swarm(&identity, psk, &config.mesh)?;
         let mut listeners = 0;
         for addr in &config.listen {
             swarm
@@ -141,7 +141,7 @@ impl Runtime {
 
     pub async fn run(mut self) -> Result<(), NodeError> {
         for addr in self.dial_targets.clone() {
-            self.dial(addr);
+            self.dial(&addr);
         }
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         let mut retry = tokio::time::interval(self.config.retry_every);
@@ -187,7 +187,11 @@ impl Runtime {
                 .map(|(id, _)| id.clone())
                 .ok_or_else(|| format!("no project named '{w}' on this node")),
             None => {
-                if let Some(current) = self.data.current_project().filter(|c| self.projects.contains_key(c)) {
+                if let Some(current) = self
+                    .data
+                    .current_project()
+                    .filter(|c| self.projects.contains_key(c))
+                {
                     return Ok(current);
                 }
                 let mut ids = self.projects.keys();
@@ -202,15 +206,24 @@ impl Runtime {
 
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::Edit { project, edit, reply } => {
+            Command::Edit {
+                project,
+                edit,
+                reply,
+            } => {
                 let result = self.edit(project.as_deref(), edit);
                 let _ = reply.send(result);
             }
             Command::Read { project, reply } => {
                 let result = self.resolve(project.as_deref()).and_then(|project_id| {
-                    let store = self.projects.get_mut(&project_id).ok_or("project vanished")?;
+                    let store = self
+                        .projects
+                        .get_mut(&project_id)
+                        .ok_or("project vanished")?;
                     if !store.doc().is_ready() {
-                        return Err(format!("project {project_id} has not arrived from the mesh yet"));
+                        return Err(format!(
+                            "project {project_id} has not arrived from the mesh yet"
+                        ));
                     }
                     let project = store.doc().project().map_err(|e| e.to_string())?;
                     let heads = store.doc_mut().heads();
@@ -218,9 +231,17 @@ impl Runtime {
                 });
                 let _ = reply.send(result);
             }
-            Command::WaitHeads { project, heads, reply } => match self.resolve(project.as_deref()) {
+            Command::WaitHeads {
+                project,
+                heads,
+                reply,
+            } => match self.resolve(project.as_deref()) {
                 Ok(project_id) => {
-                    self.waiters.push(Waiter { project_id: project_id.clone(), heads, reply });
+                    self.waiters.push(Waiter {
+                        project_id: project_id.clone(),
+                        heads,
+                        reply,
+                    });
                     self.wake_waiters(&project_id);
                 }
                 Err(e) => {
@@ -234,16 +255,21 @@ impl Runtime {
                 if !self.dial_targets.contains(&addr) {
                     self.dial_targets.push(addr.clone());
                 }
-                self.dial(addr);
+                self.dial(&addr);
             }
         }
     }
 
     fn edit(&mut self, project: Option<&str>, edit: super::EditFn) -> Result<String, String> {
         let project_id = self.resolve(project)?;
-        let store = self.projects.get_mut(&project_id).ok_or("project vanished")?;
+        let store = self
+            .projects
+            .get_mut(&project_id)
+            .ok_or("project vanished")?;
         if !store.doc().is_ready() {
-            return Err(format!("project {project_id} has not arrived from the mesh yet"));
+            return Err(format!(
+                "project {project_id} has not arrived from the mesh yet"
+            ));
         }
         let before = store.doc_mut().heads();
         if let Err(e) = edit(store.doc_mut()) {
@@ -269,7 +295,10 @@ impl Runtime {
 
     fn status(&mut self) -> NodeStatusReport {
         let mut peers = vec![self.self_row()];
-        peers.extend(self.presence.rows(&self.connected, self.config.offline_after));
+        peers.extend(
+            self.presence
+                .rows(&self.connected, self.config.offline_after),
+        );
         let projects = self
             .projects
             .iter()
@@ -337,7 +366,8 @@ impl Runtime {
     }
 
     fn self_row(&self) -> PeerRow {
-        let mut row = PeerRow::from_presence(&self.my_presence(), Some(Duration::ZERO), true, false);
+        let mut row =
+            PeerRow::from_presence(&self.my_presence(), Some(Duration::ZERO), true, false);
         row.this_node = true;
         row
     }
@@ -354,14 +384,19 @@ impl Runtime {
         }
     }
 
-    fn on_presence(&mut self, source: PeerId, message_id: gossipsub::MessageId, message: gossipsub::Message) {
+    fn on_presence(
+        &mut self,
+        source: PeerId,
+        message_id: &gossipsub::MessageId,
+        message: &gossipsub::Message,
+    ) {
         let Some(author) = message.source else {
-            self.report(&message_id, &source, gossipsub::MessageAcceptance::Reject);
+            self.report(message_id, &source, gossipsub::MessageAcceptance::Reject);
             return;
         };
         match Presence::decode(&message.data, &author.to_string()) {
             Ok(presence) => {
-                self.report(&message_id, &source, gossipsub::MessageAcceptance::Accept);
+                self.report(message_id, &source, gossipsub::MessageAcceptance::Accept);
                 let newly_offered: Vec<String> = presence
                     .projects
                     .iter()
@@ -372,15 +407,15 @@ impl Runtime {
                 self.emit(NodeEvent::Presence(author));
                 // A peer that now holds a project it refused earlier gets offered it again.
                 for project_id in newly_offered {
-                    if let Some(session) = self.sessions.get(&author, &project_id) {
-                        if session.refused_until.take().is_some() {
-                            self.offer(author, &project_id);
-                        }
+                    if let Some(session) = self.sessions.get(&author, &project_id)
+                        && session.refused_until.take().is_some()
+                    {
+                        self.offer(author, &project_id);
                     }
                 }
             }
             Err(e) => {
-                self.report(&message_id, &source, gossipsub::MessageAcceptance::Reject);
+                self.report(message_id, &source, gossipsub::MessageAcceptance::Reject);
                 if source == author {
                     self.reject_peer(source, format!("bad presence: {e}"));
                 } else {
@@ -390,7 +425,12 @@ impl Runtime {
         }
     }
 
-    fn report(&mut self, message_id: &gossipsub::MessageId, source: &PeerId, acceptance: gossipsub::MessageAcceptance) {
+    fn report(
+        &mut self,
+        message_id: &gossipsub::MessageId,
+        source: &PeerId,
+        acceptance: gossipsub::MessageAcceptance,
+    ) {
         self.swarm
             .behaviour_mut()
             .gossipsub
@@ -399,8 +439,8 @@ impl Runtime {
 
     // ---- connections ----------------------------------------------------------
 
-    fn dial(&mut self, addr: Multiaddr) {
-        if self.dialed_up.contains_key(&addr) {
+    fn dial(&mut self, addr: &Multiaddr) {
+        if self.dialed_up.contains_key(addr) {
             return;
         }
         if let Err(e) = self.swarm.dial(addr.clone()) {
@@ -410,7 +450,7 @@ impl Runtime {
 
     fn retry(&mut self) {
         for addr in self.dial_targets.clone() {
-            self.dial(addr);
+            self.dial(&addr);
         }
         for peer in self.sessions.peers() {
             for project_id in self.projects.keys().cloned().collect::<Vec<_>>() {
@@ -433,12 +473,21 @@ impl Runtime {
                 self.listen_addrs.push(address.clone());
                 self.emit(NodeEvent::Listening(address));
             }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
                 if endpoint.is_dialer() {
-                    self.dialed_up.insert(endpoint.get_remote_address().clone(), peer_id);
+                    self.dialed_up
+                        .insert(endpoint.get_remote_address().clone(), peer_id);
                 }
                 if num_established.get() == 1 {
-                    info!("peer {peer_id} connected ({})", endpoint.get_remote_address());
+                    info!(
+                        "peer {peer_id} connected ({})",
+                        endpoint.get_remote_address()
+                    );
                     self.connected.insert(peer_id);
                     self.sessions.connect(peer_id);
                     self.emit(NodeEvent::PeerConnected(peer_id));
@@ -447,12 +496,21 @@ impl Runtime {
                     }
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, endpoint, num_established, cause, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                endpoint,
+                num_established,
+                cause,
+                ..
+            } => {
                 if endpoint.is_dialer() {
                     self.dialed_up.remove(endpoint.get_remote_address());
                 }
                 if num_established == 0 {
-                    info!("peer {peer_id} disconnected{}", cause.map(|c| format!(": {c}")).unwrap_or_default());
+                    info!(
+                        "peer {peer_id} disconnected{}",
+                        cause.map(|c| format!(": {c}")).unwrap_or_default()
+                    );
                     self.connected.remove(&peer_id);
                     self.sessions.disconnect(&peer_id);
                     self.emit(NodeEvent::PeerDisconnected(peer_id));
@@ -461,18 +519,30 @@ impl Runtime {
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 debug!("dial to {peer_id:?} failed: {error}");
             }
-            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } => {
                 debug!("incoming connection from {send_back_addr} failed: {error}");
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => match event {
-                gossipsub::Event::Message { propagation_source, message_id, message } => {
-                    self.on_presence(propagation_source, message_id, message);
+                gossipsub::Event::Message {
+                    propagation_source,
+                    message_id,
+                    message,
+                } => {
+                    self.on_presence(propagation_source, &message_id, &message);
                 }
                 gossipsub::Event::Subscribed { .. } => self.publish_presence(),
                 _ => {}
             },
-            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, connection, result: Err(e) })) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(e),
+            })) => {
                 debug!("peer {peer}: ping failed ({e}); closing that connection");
                 self.swarm.close_connection(connection);
             }
@@ -480,7 +550,9 @@ impl Runtime {
                 for (peer, addr) in found {
                     if !self.connected.contains(&peer) {
                         debug!("mdns: found {peer} at {addr}");
-                        let _ = self.swarm.dial(DialOpts::peer_id(peer).addresses(vec![addr]).build());
+                        let _ = self
+                            .swarm
+                            .dial(DialOpts::peer_id(peer).addresses(vec![addr]).build());
                     }
                 }
             }
@@ -508,7 +580,10 @@ impl Runtime {
         if session.in_flight.is_some() {
             return;
         }
-        if session.refused_until.is_some_and(|until| Instant::now() < until) {
+        if session
+            .refused_until
+            .is_some_and(|until| Instant::now() < until)
+        {
             return;
         }
         session.refused_until = None;
@@ -527,7 +602,11 @@ impl Runtime {
                     );
                     return;
                 }
-                let request = self.swarm.behaviour_mut().sync.send_request(&peer, Frame::Bytes(frame));
+                let request = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request(&peer, Frame::Bytes(frame));
                 self.sessions.sent(request, peer, project_id);
             }
             Ok(None) => {}
@@ -541,14 +620,23 @@ impl Runtime {
     fn on_sync_event(&mut self, event: request_response::Event<Frame, Vec<u8>>) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request { request, channel, .. } => match request {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => match request {
                     Frame::Bytes(bytes) => self.on_sync_request(peer, &bytes, channel),
                     Frame::TooLarge { limit } => {
-                        respond(&mut self.swarm, channel, &SyncResponse::Rejected(format!("over the {limit}-byte limit")));
+                        respond(
+                            &mut self.swarm,
+                            channel,
+                            &SyncResponse::Rejected(format!("over the {limit}-byte limit")),
+                        );
                         self.reject_peer(peer, format!("sync request over the {limit}-byte limit"));
                     }
                 },
-                request_response::Message::Response { request_id, response } => {
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
                     let Some((peer, project_id)) = self.sessions.answered(request_id) else {
                         return;
                     };
@@ -564,7 +652,8 @@ impl Runtime {
                         Ok(SyncResponse::Rejected(reason)) => {
                             debug!("peer {peer} refused project {project_id}: {reason}");
                             if let Some(session) = self.sessions.get(&peer, &project_id) {
-                                session.refused_until = Some(Instant::now() + Duration::from_secs(30));
+                                session.refused_until =
+                                    Some(Instant::now() + Duration::from_secs(30));
                                 session.state = reelmesh_protocol::document::SyncState::new();
                             }
                         }
@@ -572,10 +661,17 @@ impl Runtime {
                     }
                 }
             },
-            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
                 self.sessions.failed(request_id);
                 match error {
-                    request_response::OutboundFailure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    request_response::OutboundFailure::Io(e)
+                        if e.kind() == std::io::ErrorKind::InvalidData =>
+                    {
                         self.reject_peer(peer, format!("unreadable sync response: {e}"));
                     }
                     other => debug!("sync request to {peer} failed: {other}"),
@@ -595,45 +691,71 @@ impl Runtime {
         let request = match SyncRequest::decode(frame) {
             Ok(request) => request,
             Err(e) => {
-                respond(&mut self.swarm, channel, &SyncResponse::Rejected(e.to_string()));
+                respond(
+                    &mut self.swarm,
+                    channel,
+                    &SyncResponse::Rejected(e.to_string()),
+                );
                 self.reject_peer(peer, format!("malformed sync request: {e}"));
                 return;
             }
         };
         let project_id = request.project_id;
         let Some(store) = self.projects.get_mut(&project_id) else {
-            respond(&mut self.swarm, channel, &SyncResponse::Rejected(format!("unknown project {project_id}")));
+            respond(
+                &mut self.swarm,
+                channel,
+                &SyncResponse::Rejected(format!("unknown project {project_id}")),
+            );
             return;
         };
         let Some(session) = self.sessions.get(&peer, &project_id) else {
-            respond(&mut self.swarm, channel, &SyncResponse::Rejected("not connected".into()));
+            respond(
+                &mut self.swarm,
+                channel,
+                &SyncResponse::Rejected("not connected".into()),
+            );
             return;
         };
-        let applied = store
-            .doc_mut()
-            .receive_sync_message(&mut session.state, &request.message, &project_id);
+        let applied =
+            store
+                .doc_mut()
+                .receive_sync_message(&mut session.state, &request.message, &project_id);
         let applied = match applied {
             Ok(applied) => applied,
             Err(e) => {
                 reload(store, &project_id);
-                respond(&mut self.swarm, channel, &SyncResponse::Rejected(e.to_string()));
+                respond(
+                    &mut self.swarm,
+                    channel,
+                    &SyncResponse::Rejected(e.to_string()),
+                );
                 self.reject_peer(peer, format!("project {project_id}: {e}"));
                 return;
             }
         };
-        if applied.changed {
-            if let Err(e) = store.save() {
+        if applied.changed
+            && let Err(e) = store.save()
+        {
+            {
                 error!("project {project_id}: saving changes from {peer} failed: {e}");
                 reload(store, &project_id);
                 self.sessions.reset(&peer, &project_id);
-                respond(&mut self.swarm, channel, &SyncResponse::Rejected("receiver could not save".into()));
+                respond(
+                    &mut self.swarm,
+                    channel,
+                    &SyncResponse::Rejected("receiver could not save".into()),
+                );
                 return;
             }
         }
         respond(&mut self.swarm, channel, &SyncResponse::Accepted);
         if applied.changed {
             if applied.renumbered > 0 {
-                info!("project {project_id}: {} shot codes renumbered after merging {peer}'s changes", applied.renumbered);
+                info!(
+                    "project {project_id}: {} shot codes renumbered after merging {peer}'s changes",
+                    applied.renumbered
+                );
             }
             let heads = store.doc_mut().heads();
             self.emit(NodeEvent::DocChanged {
@@ -649,7 +771,11 @@ impl Runtime {
     }
 }
 
-fn respond(swarm: &mut Swarm<Behaviour>, channel: ResponseChannel<Vec<u8>>, response: &SyncResponse) {
+fn respond(
+    swarm: &mut Swarm<Behaviour>,
+    channel: ResponseChannel<Vec<u8>>,
+    response: &SyncResponse,
+) {
     let _ = swarm
         .behaviour_mut()
         .sync
@@ -689,4 +815,3 @@ fn spawn_gpu_probe(
     });
     rx
 }
-

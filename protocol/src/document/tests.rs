@@ -294,12 +294,14 @@ fn sync_until_quiet(a: &mut ProjectDoc, b: &mut ProjectDoc, project_id: &str) ->
     loop {
         let mut quiet = true;
         if let Some(m) = a.generate_sync_message(&mut a_state).unwrap() {
-            b.receive_sync_message(&mut b_state, &m, project_id).expect("b applies");
+            b.receive_sync_message(&mut b_state, &m, project_id)
+                .expect("b applies");
             quiet = false;
             messages += 1;
         }
         if let Some(m) = b.generate_sync_message(&mut b_state).unwrap() {
-            a.receive_sync_message(&mut a_state, &m, project_id).expect("a applies");
+            a.receive_sync_message(&mut a_state, &m, project_id)
+                .expect("a applies");
             quiet = false;
             messages += 1;
         }
@@ -313,7 +315,9 @@ fn sync_until_quiet(a: &mut ProjectDoc, b: &mut ProjectDoc, project_id: &str) ->
 #[test]
 fn an_empty_replica_receives_the_whole_project_by_sync() {
     let mut origin = ProjectDoc::create("장편 영화", "p1").unwrap();
-    origin.add_shots(&[shot("첫 장면")], &Position::End).unwrap();
+    origin
+        .add_shots(&[shot("첫 장면")], &Position::End)
+        .unwrap();
     let mut replica = ProjectDoc::empty();
     assert!(!replica.is_ready());
     sync_until_quiet(&mut origin, &mut replica, "p1");
@@ -361,7 +365,10 @@ fn a_sync_message_for_another_project_is_refused() {
     let mut replica = ProjectDoc::empty();
     let mut replica_state = SyncState::new();
     // Let the other side learn what we (do not) have, then take its changes.
-    let hello = replica.generate_sync_message(&mut replica_state).unwrap().unwrap();
+    let hello = replica
+        .generate_sync_message(&mut replica_state)
+        .unwrap()
+        .unwrap();
     other
         .receive_sync_message(&mut state, &hello, "p2")
         .unwrap();
@@ -381,5 +388,8 @@ fn sync_state_survives_encode_decode() {
     b.receive_sync_message(&mut b_state, &m, "p1").unwrap();
     let restored = SyncState::decode(&a_state.encode());
     assert_eq!(restored.encode(), a_state.encode());
-    assert_eq!(SyncState::decode(b"junk").encode(), SyncState::new().encode());
+    assert_eq!(
+        SyncState::decode(b"junk").encode(),
+        SyncState::new().encode()
+    );
 }
