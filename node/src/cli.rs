@@ -6,6 +6,8 @@
 
 mod net;
 
+pub use net::print_peers;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

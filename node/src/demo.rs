@@ -1,19 +1,25 @@
 //! `reelmesh demo`: the main job, end to end, on this machine.
 //!
-//! Today it builds the demo project from the sample shot list shipped in the repo
-//! (`node/assets/demo_shotlist.xlsx`, Korean headers), saves it to a data dir, opens
-//! it again from disk, and prints shots, timecodes and prompts. Later issues extend
-//! it to a whole mesh on loopback.
+//! It builds the demo project from the sample shot list shipped in the repo
+//! (`node/assets/demo_shotlist.xlsx`, Korean headers) in an "editor" data dir, then
+//! starts a private mesh of three real nodes on loopback (the editor and two render
+//! nodes, each with its own data dir, libp2p over TCP with the mesh key): the render
+//! nodes receive the whole project by sync, an edit on one of them reaches the
+//! editor, and the demo prints the worker table and the shots as a render node
+//! holds them. Rendering across the mesh arrives with issue [4/8].
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use reelmesh_protocol::model::{Project, ShotCode, ShotStatus};
 use reelmesh_protocol::timecode::FrameRate;
 
 use crate::cli::{print_kept_columns, print_prompts, print_shots};
 use crate::import;
+use crate::mesh::keys;
+use crate::node::{Node, NodeConfig};
 use crate::store::{DataDir, ProjectStore};
 
 /// The sample shot list, embedded so the demo runs from any working directory.
@@ -27,7 +33,14 @@ pub fn run(out: &mut dyn Write, data_dir: Option<&Path>, keep: bool) -> Result<(
         .tempdir()
         .context("creating a temp data dir")?;
     let root = data_dir.map_or_else(|| temp.path().to_owned(), Path::to_owned);
-    let data = DataDir::open(&root)?;
+    let data = DataDir::open(&root.join("editor"))?;
+    let mesh_key = keys::init_mesh_key(data.root())
+        .map(|_| ())
+        .or_else(|e| match e {
+            keys::KeyError::MeshKeyExists(_) => Ok(()),
+            other => Err(other),
+        })
+        .and_then(|()| keys::mesh_key_bytes(data.root()))?;
     writeln!(out, "== reelmesh demo: data dir {}", root.display())?;
 
     let started = Instant::now();
@@ -56,13 +69,134 @@ pub fn run(out: &mut dyn Write, data_dir: Option<&Path>, keep: bool) -> Result<(
         opened.elapsed().as_secs_f64() * 1e3
     )?;
 
-    print_shots(out, &project)?;
+    let project_id = project.project_id.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let synced = runtime.block_on(mesh_demo(out, &root, mesh_key, &project_id))?;
+
+    writeln!(
+        out,
+        "\n== the project as render-1 holds it (received by sync)"
+    )?;
+    print_shots(out, &synced)?;
     writeln!(out)?;
-    print_prompts(out, &project)?;
+    print_prompts(out, &synced)?;
 
     if data_dir.is_none() && keep {
         let kept = temp.keep();
         writeln!(out, "\nkept the demo data dir: {}", kept.display())?;
     }
     Ok(())
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn node_config(root: &Path, peers: Vec<libp2p::Multiaddr>) -> Result<NodeConfig> {
+    let mut config = NodeConfig::new(root.to_owned());
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
+    config.peers = peers;
+    config.mesh.mdns = false;
+    config.control_socket = false;
+    config.heartbeat = Duration::from_millis(300);
+    Ok(config)
+}
+
+/// Three nodes on loopback; returns the project as render-1 holds it at the end.
+async fn mesh_demo(
+    out: &mut dyn Write,
+    root: &Path,
+    mesh_key: [u8; 32],
+    project_id: &str,
+) -> Result<Project> {
+    writeln!(out, "== a private mesh of three nodes on loopback")?;
+    let editor = Node::start(node_config(&root.join("editor"), vec![])?).await?;
+    let editor_addr = editor.listen_addrs()[0]
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(editor.handle().peer_id()));
+    writeln!(
+        out,
+        "editor    {} on {editor_addr}",
+        editor.handle().peer_id()
+    )?;
+    let (_, _, heads) = editor.handle().project(None).await?;
+    let mut render = Vec::new();
+    for name in ["render-1", "render-2"] {
+        let dir = root.join(name);
+        let data = DataDir::open(&dir)?;
+        keys::store_mesh_key(&dir, mesh_key)?;
+        data.add_replica(project_id)?;
+        data.set_current_project(project_id)?;
+        let started = Instant::now();
+        let node = Node::start(node_config(&dir, vec![editor_addr.clone()])?).await?;
+        node.handle()
+            .wait_for_heads(None, heads.clone(), WAIT)
+            .await
+            .with_context(|| format!("{name} did not receive the project"))?;
+        writeln!(
+            out,
+            "{name:<9} {} joined and received the project in {:.1} ms",
+            node.handle().peer_id(),
+            started.elapsed().as_secs_f64() * 1e3
+        )?;
+        render.push(node);
+    }
+
+    // An edit on render-2 reaches the editor without any polling.
+    let started = Instant::now();
+    let (_, heads) = render[1]
+        .handle()
+        .edit(None, |doc| {
+            let project = doc.project().map_err(|e| e.to_string())?;
+            let mut shot = project
+                .shot_by_code(ShotCode(3))
+                .cloned()
+                .ok_or("the demo has no SHT-00003")?;
+            shot.status = ShotStatus::Approved;
+            doc.update_shot(&shot).map_err(|e| e.to_string())?;
+            Ok(doc.heads())
+        })
+        .await?;
+    editor
+        .handle()
+        .wait_for_heads(None, heads.clone(), WAIT)
+        .await?;
+    let at_editor = started.elapsed();
+    render[0].handle().wait_for_heads(None, heads, WAIT).await?;
+    writeln!(
+        out,
+        "render-2 approved SHT-00003; the editor had it {:.1} ms later, render-1 (via the editor) {:.1} ms",
+        at_editor.as_secs_f64() * 1e3,
+        started.elapsed().as_secs_f64() * 1e3
+    )?;
+
+    // The worker table as the editor sees it, once both render nodes announced themselves.
+    let mut events = editor.handle().subscribe();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let status = loop {
+        let status = editor.handle().status().await?;
+        if status.peers.iter().filter(|p| p.status == "idle").count() >= 3 {
+            break status;
+        }
+        // Any event (a heartbeat arriving, most likely) is a reason to look again.
+        if tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .is_err()
+        {
+            break status;
+        }
+    };
+    writeln!(
+        out,
+        "\n== peers as the editor sees them (`reelmesh status`)"
+    )?;
+    crate::cli::print_peers(out, &status.peers)?;
+
+    let synced = render[0].handle().project(None).await?.1;
+    for node in render {
+        node.stop().await?;
+    }
+    editor.stop().await?;
+    Ok(synced)
 }

@@ -108,7 +108,7 @@ pub fn build_swarm(
         .upgrade(Version::V1Lazy)
         .authenticate(noise_config)
         .multiplex(yamux::Config::default())
-        .timeout(Duration::from_secs(20))
+        .timeout(Duration::from_secs(10))
         .boxed();
 
     let gossip_config = gossipsub::ConfigBuilder::default()

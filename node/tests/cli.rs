@@ -1,7 +1,9 @@
 //! The `reelmesh` binary end to end, as a newcomer and a script would run it.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 fn reelmesh(data_dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_reelmesh"))
@@ -35,6 +37,27 @@ fn demo_imports_the_sample_and_prints_shots_timecodes_and_prompts() {
         "trigger words reach the prompt: {out}"
     );
     assert!(out.contains("captured with Arri Alexa 35"), "{out}");
+    // The mesh part: two render nodes receive the project, an edit travels back.
+    for needle in [
+        "render-1",
+        "render-2",
+        "joined and received the project",
+        "the editor had it",
+    ] {
+        assert!(out.contains(needle), "missing '{needle}': {out}");
+    }
+    let synced = out
+        .split("== the project as render-1 holds it")
+        .nth(1)
+        .expect("render-1's table");
+    let row = synced
+        .lines()
+        .find(|l| l.starts_with("SHT-00003"))
+        .expect("SHT-00003 row");
+    assert!(
+        row.contains("approved"),
+        "render-2's edit reached render-1: {row}"
+    );
 }
 
 #[test]
@@ -95,4 +118,85 @@ fn a_bad_file_is_refused_with_its_name_and_nothing_changes() {
     let shots: serde_json::Value =
         serde_json::from_str(&stdout(&reelmesh(tmp.path(), &["shots", "--json"]))).expect("json");
     assert_eq!(shots.as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn commands_go_through_a_running_node_which_saves_everything_on_sigterm() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    stdout(&reelmesh(&data, &["mesh", "init"]));
+    stdout(&reelmesh(&data, &["init", "노드"]));
+    let mut node = Command::new(env!("CARGO_BIN_EXE_reelmesh"))
+        .args([
+            "node",
+            "--headless",
+            "--no-mdns",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ])
+        .env("REELMESH_DATA_DIR", &data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start node");
+    // Ready once it prints where it listens (read in a thread, waited with a deadline).
+    let out = node.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if line.starts_with("listening on") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("node started");
+
+    // The node owns the data dir: a second node is refused with a clear message...
+    let second = reelmesh(
+        &data,
+        &["node", "--headless", "--listen", "/ip4/127.0.0.1/tcp/0"],
+    );
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("in use by another reelmesh process"),
+        "{stderr}"
+    );
+    // ...while CLI commands go through its control socket.
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo_shotlist.xlsx");
+    let imported = stdout(&reelmesh(
+        &data,
+        &["import", sample.to_str().expect("path")],
+    ));
+    assert!(imported.contains("5 shots added"), "{imported}");
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&reelmesh(&data, &["status", "--json"]))).expect("json");
+    assert_eq!(status["running"], true);
+    assert_eq!(status["projects"][0]["shots"], 5);
+    assert_eq!(status["peers"][0]["this_node"], true);
+    let socket = data.join("run/control.sock");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&socket).expect("socket").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "control socket is owner-only");
+
+    let pid = node.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let exit = node.wait().expect("wait");
+    assert!(exit.success(), "clean exit on SIGTERM: {exit}");
+    assert!(!socket.exists(), "socket removed at shutdown");
+    // Everything was saved: the data dir opens without the node and has the import.
+    let rows: serde_json::Value =
+        serde_json::from_str(&stdout(&reelmesh(&data, &["shots", "--json"]))).expect("json");
+    assert_eq!(rows.as_array().map(Vec::len), Some(5));
+    let offline: serde_json::Value =
+        serde_json::from_str(&stdout(&reelmesh(&data, &["status", "--json"]))).expect("json");
+    assert_eq!(offline["running"], false);
 }

@@ -341,6 +341,11 @@ pub fn status(out: &mut dyn Write, root: &Path, json: bool) -> Result<()> {
         writeln!(out, "  project {} {name} ({} shots)", p.project_id, p.shots)?;
     }
     writeln!(out)?;
+    print_peers(out, &report.peers)
+}
+
+/// The worker table.
+pub fn print_peers(out: &mut dyn Write, peers: &[PeerRow]) -> Result<()> {
     let header = [
         "NODE",
         "HOST",
@@ -353,7 +358,7 @@ pub fn status(out: &mut dyn Write, root: &Path, json: bool) -> Result<()> {
         "HEARTBEAT",
         "LINK",
     ];
-    let rows: Vec<Vec<String>> = report.peers.iter().map(peer_cells).collect();
+    let rows: Vec<Vec<String>> = peers.iter().map(peer_cells).collect();
     crate::cli::print_table(out, &header, &rows)
 }
 
