@@ -69,7 +69,7 @@ pub fn run(out: &mut dyn Write, data_dir: Option<&Path>, keep: bool) -> Result<(
         opened.elapsed().as_secs_f64() * 1e3
     )?;
 
-    let project_id = project.project_id.clone();
+    let project_id = project.project_id;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
