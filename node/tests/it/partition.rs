@@ -220,7 +220,7 @@ fn a_cut_off_node_edits_apart_and_converges_after_the_partition_heals() {
             "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
              !! partition test NOT RUN: {why}.\n\
              !! It needs root and iproute2 (`ip netns`); CI runs it as root with\n\
-             !! REELMESH_REQUIRE_NETNS=1. Run: sudo -E cargo test --test partition\n\
+             !! REELMESH_REQUIRE_NETNS=1. Run: sudo -E cargo test -p reelmesh-node --test it partition\n\
              !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
         );
         assert!(!required, "REELMESH_REQUIRE_NETNS is set but: {why}");

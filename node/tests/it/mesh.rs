@@ -534,22 +534,28 @@ async fn presence_fills_the_peers_table_and_a_stopped_peer_goes_offline() {
     assert!(b_row.gpu == "CPU only" || b_row.vram_total.is_some());
 
     b.node.stop().await.unwrap();
-    // Offline is a matter of time passing; a's heartbeats keep the event stream going.
-    let mut a_events = a.handle.subscribe();
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if row(a.handle.clone(), b_id.clone())
+    // a notices the connection close (an event)...
+    until(&mut events, "a sees b disconnect", || async {
+        row(a.handle.clone(), b_id.clone())
             .await
-            .is_some_and(|r| r.status == "offline" && !r.connected)
-        {
-            break;
-        }
-        let tick = tokio::time::timeout_at(deadline, a_events.recv());
-        let wake = tokio::time::timeout(Duration::from_millis(200), std::future::pending::<()>());
-        tokio::select! {
-            r = tick => if r.is_err() { panic!("b never shown offline") },
-            _ = wake => {}
-        }
-    }
+            .is_some_and(|r| !r.connected)
+    })
+    .await;
+    let age = row(a.handle.clone(), b_id.clone())
+        .await
+        .unwrap()
+        .last_heartbeat_secs
+        .unwrap();
+    assert_eq!(
+        row(a.handle.clone(), b_id.clone()).await.unwrap().status,
+        "idle",
+        "not offline before its time"
+    );
+    // ...and offline is a matter of time passing: the row turns offline once b has
+    // been silent for offline_after (800 ms) by a's clock, not before.
+    let silent_for = Duration::from_secs_f64(age);
+    tokio::time::sleep(Duration::from_millis(850).saturating_sub(silent_for)).await;
+    let b_row = row(a.handle.clone(), b_id.clone()).await.unwrap();
+    assert_eq!(b_row.status, "offline", "{b_row:?}");
     a.node.stop().await.unwrap();
 }
