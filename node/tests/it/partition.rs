@@ -49,9 +49,11 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
+        static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = LABS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let pid = std::process::id();
-        let tag = format!("rm{}", pid % 100_000);
-        let subnet = u8::try_from(pid % 200).unwrap() + 20;
+        let tag = format!("rm{}{n}", pid % 100_000);
+        let subnet = u8::try_from((pid + n * 7) % 200).unwrap() + 20;
         let lab = Lab { tag, subnet };
         let bridge = lab.bridge();
         ip(&["link", "add", &bridge, "type", "bridge"]);
@@ -157,22 +159,23 @@ struct NodeProcess {
 
 impl NodeProcess {
     fn start(lab: &Lab, i: usize, data_dir: &Path) -> NodeProcess {
+        NodeProcess::start_with(lab, i, data_dir, true)
+    }
+
+    /// `explicit`: dial the other two with `--peer` (mDNS off); else find them by mDNS.
+    fn start_with(lab: &Lab, i: usize, data_dir: &Path, explicit: bool) -> NodeProcess {
         let name = ["a", "b", "c"][i];
         let log = data_dir.with_extension("log");
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &lab.ns(name), BIN, "--data-dir"])
             .arg(data_dir)
-            .args([
-                "node",
-                "--headless",
-                "--no-mdns",
-                "--heartbeat-ms",
-                "300",
-                "--listen",
-                &lab.multiaddr(i),
-            ]);
-        for j in (0..3).filter(|j| *j != i) {
-            cmd.args(["--peer", &lab.multiaddr(j)]);
+            .args(["node", "--headless", "--heartbeat-ms", "300"])
+            .args(["--listen", &lab.multiaddr(i)]);
+        if explicit {
+            cmd.arg("--no-mdns");
+            for j in (0..3).filter(|j| *j != i) {
+                cmd.args(["--peer", &lab.multiaddr(j)]);
+            }
         }
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -212,8 +215,8 @@ impl NodeProcess {
     }
 }
 
-#[test]
-fn a_cut_off_node_edits_apart_and_converges_after_the_partition_heals() {
+/// Loud when the lab cannot be built; fails if CI asked for it.
+fn lab_or_skip() -> Option<Lab> {
     if let Err(why) = netns_available() {
         let required = std::env::var_os("REELMESH_REQUIRE_NETNS").is_some();
         eprintln!(
@@ -224,9 +227,35 @@ fn a_cut_off_node_edits_apart_and_converges_after_the_partition_heals() {
              !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
         );
         assert!(!required, "REELMESH_REQUIRE_NETNS is set but: {why}");
-        return;
+        return None;
     }
-    let lab = Lab::new();
+    Some(Lab::new())
+}
+
+#[test]
+fn nodes_on_one_lan_find_each_other_by_mdns() {
+    let Some(lab) = lab_or_skip() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    reelmesh(&a, &["mesh", "init"]);
+    reelmesh(&a, &["init", "mdns"]);
+    // The ticket names an address nobody listens on: only mDNS can bring b to a.
+    let ticket = reelmesh(
+        &a,
+        &["mesh", "invite", "--addr", "/ip4/192.0.2.1/tcp/47410"],
+    );
+    reelmesh(&b, &["join", ticket.trim()]);
+    let node_a = NodeProcess::start_with(&lab, 0, &a, false);
+    let node_b = NodeProcess::start_with(&lab, 1, &b, false);
+    assert!(arrives(&b, &heads(&a), 60), "b never found a on the LAN");
+    node_b.stop();
+    node_a.stop();
+}
+
+#[test]
+fn a_cut_off_node_edits_apart_and_converges_after_the_partition_heals() {
+    let Some(lab) = lab_or_skip() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> = ["a", "b", "c"].iter().map(|n| tmp.path().join(n)).collect();
 
