@@ -200,3 +200,24 @@ fn commands_go_through_a_running_node_which_saves_everything_on_sigterm() {
         serde_json::from_str(&stdout(&reelmesh(&data, &["status", "--json"]))).expect("json");
     assert_eq!(offline["running"], false);
 }
+
+#[test]
+fn a_node_without_a_mesh_key_refuses_to_start_and_says_what_to_do() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let output = reelmesh(
+        tmp.path(),
+        &["node", "--headless", "--listen", "/ip4/127.0.0.1/tcp/0"],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no mesh key"), "{stderr}");
+    assert!(stderr.contains("reelmesh mesh init"), "{stderr}");
+    let bad = reelmesh(tmp.path(), &["join", "reelmesh1not-a-ticket"]);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("invalid ticket"), "{stderr}");
+    assert!(
+        !tmp.path().join("mesh.key").exists(),
+        "a bad ticket changes nothing"
+    );
+}
