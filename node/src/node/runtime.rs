@@ -43,6 +43,8 @@ pub(super) struct Runtime {
     connected: HashSet<PeerId>,
     dial_targets: Vec<Multiaddr>,
     dialed_up: HashMap<Multiaddr, PeerId>,
+    /// Peers mDNS found on the LAN, redialled while away until mDNS says they expired.
+    lan_peers: HashMap<PeerId, Vec<Multiaddr>>,
     waiters: Vec<Waiter>,
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<NodeEvent>,
@@ -116,6 +118,7 @@ impl Runtime {
             connected: HashSet::new(),
             dial_targets,
             dialed_up: HashMap::new(),
+            lan_peers: HashMap::new(),
             waiters: Vec::new(),
             commands,
             events,
@@ -448,10 +451,27 @@ impl Runtime {
         }
     }
 
+    /// Dial every peer mDNS found that is not connected (and not being dialled).
+    fn redial_lan_peers(&mut self) {
+        for (peer, addrs) in &self.lan_peers {
+            if self.connected.contains(peer) {
+                continue;
+            }
+            let opts = DialOpts::peer_id(*peer)
+                .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+                .addresses(addrs.clone())
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                debug!("dial {peer} (found by mdns): {e}");
+            }
+        }
+    }
+
     fn retry(&mut self) {
         for addr in self.dial_targets.clone() {
             self.dial(&addr);
         }
+        self.redial_lan_peers();
         for peer in self.sessions.peers() {
             for project_id in self.projects.keys().cloned().collect::<Vec<_>>() {
                 self.offer(peer, &project_id);
@@ -548,11 +568,21 @@ impl Runtime {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (peer, addr) in found {
-                    if !self.connected.contains(&peer) {
-                        debug!("mdns: found {peer} at {addr}");
-                        let _ = self
-                            .swarm
-                            .dial(DialOpts::peer_id(peer).addresses(vec![addr]).build());
+                    debug!("mdns: found {peer} at {addr}");
+                    let addrs = self.lan_peers.entry(peer).or_default();
+                    if !addrs.contains(&addr) {
+                        addrs.push(addr);
+                    }
+                }
+                self.redial_lan_peers();
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Expired(gone))) => {
+                for (peer, addr) in gone {
+                    if let Some(addrs) = self.lan_peers.get_mut(&peer) {
+                        addrs.retain(|a| *a != addr);
+                        if addrs.is_empty() {
+                            self.lan_peers.remove(&peer);
+                        }
                     }
                 }
             }

@@ -56,7 +56,16 @@ impl Lab {
         let subnet = u8::try_from((pid + n * 7) % 200).unwrap() + 20;
         let lab = Lab { tag, subnet };
         let bridge = lab.bridge();
-        ip(&["link", "add", &bridge, "type", "bridge"]);
+        // No IGMP snooping: with no querier on the bridge it can drop mDNS multicast.
+        ip(&[
+            "link",
+            "add",
+            &bridge,
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ]);
         ip(&["link", "set", &bridge, "up"]);
         for (i, name) in ["a", "b", "c"].iter().enumerate() {
             let ns = lab.ns(name);
@@ -248,7 +257,12 @@ fn nodes_on_one_lan_find_each_other_by_mdns() {
     reelmesh(&b, &["join", ticket.trim()]);
     let node_a = NodeProcess::start_with(&lab, 0, &a, false);
     let node_b = NodeProcess::start_with(&lab, 1, &b, false);
-    assert!(arrives(&b, &heads(&a), 60), "b never found a on the LAN");
+    if !arrives(&b, &heads(&a), 60) {
+        let logs = [&node_a.log, &node_b.log]
+            .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+            .join("\n----\n");
+        panic!("b never found a on the LAN; node logs:\n{logs}");
+    }
     node_b.stop();
     node_a.stop();
 }
