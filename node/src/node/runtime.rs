@@ -480,9 +480,18 @@ impl Runtime {
     }
 
     fn reject_peer(&mut self, peer: PeerId, reason: String) {
-        warn!("peer {peer}: {reason}; dropping its connection");
         self.sessions.forget_peer(&peer);
-        let _ = self.swarm.disconnect_peer_id(peer);
+        let connections = self
+            .swarm
+            .network_info()
+            .connection_counters()
+            .num_established();
+        let closing = self.swarm.disconnect_peer_id(peer).is_ok();
+        warn!(
+            "peer {peer}: {reason}; dropping its connection{}",
+            if closing { "" } else { " (already gone)" }
+        );
+        debug!("{connections} connections established before the drop");
         self.emit(NodeEvent::PeerRejected { peer, reason });
     }
 
