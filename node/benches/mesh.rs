@@ -18,15 +18,6 @@ use reelmesh_protocol::model::{Character, Shot, ShotCode, ShotStatus};
 const KEY: [u8; 32] = [0x5a; 32];
 const EDITS: usize = 300;
 
-fn config(dir: &std::path::Path, peers: Vec<Multiaddr>) -> NodeConfig {
-    let mut config = NodeConfig::new(dir.to_owned());
-    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("addr")];
-    config.peers = peers;
-    config.mesh.mdns = false;
-    config.control_socket = false;
-    config
-}
-
 fn data_dir(project: Result<&str, &str>) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("tmp");
     keys::store_mesh_key(dir.path(), KEY).expect("key");
@@ -48,7 +39,9 @@ fn data_dir(project: Result<&str, &str>) -> (tempfile::TempDir, String) {
 }
 
 async fn start(dir: &tempfile::TempDir, peers: Vec<Multiaddr>) -> (Node, Multiaddr) {
-    let node = Node::start(config(dir.path(), peers)).await.expect("start");
+    let node = Node::start(NodeConfig::loopback(dir.path().to_owned(), peers))
+        .await
+        .expect("start");
     let addr = node.listen_addrs()[0]
         .clone()
         .with(libp2p::multiaddr::Protocol::P2p(node.handle().peer_id()));

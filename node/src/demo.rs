@@ -94,11 +94,7 @@ pub fn run(out: &mut dyn Write, data_dir: Option<&Path>, keep: bool) -> Result<(
 const WAIT: Duration = Duration::from_secs(30);
 
 fn node_config(root: &Path, peers: Vec<libp2p::Multiaddr>) -> Result<NodeConfig> {
-    let mut config = NodeConfig::new(root.to_owned());
-    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
-    config.peers = peers;
-    config.mesh.mdns = false;
-    config.control_socket = false;
+    let mut config = NodeConfig::loopback(root.to_owned(), peers);
     config.heartbeat = Duration::from_millis(300);
     Ok(config)
 }

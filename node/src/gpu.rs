@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nvml_wrapper::Nvml;
-use reelmesh_protocol::wire::{GpuInfo, GpuSource};
+use reelmesh_protocol::wire::{GpuInfo, GpuSource, truncate_utf8};
 use serde_json::Value;
 
 /// How long one `/system_stats` request may take, connecting included.
@@ -364,17 +364,6 @@ fn lowercase_first(text: &str) -> String {
         Some(first) => first.to_lowercase().chain(chars).collect(),
         None => String::new(),
     }
-}
-
-fn truncate_utf8(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 #[cfg(test)]

@@ -79,6 +79,24 @@ impl NodeConfig {
     }
 }
 
+impl NodeConfig {
+    /// A node on 127.0.0.1 (OS-chosen port) with no mDNS and no control socket: for
+    /// several nodes in one process (the demo, tests, benches).
+    #[must_use]
+    pub fn loopback(data_dir: PathBuf, peers: Vec<Multiaddr>) -> NodeConfig {
+        let mut config = NodeConfig::new(data_dir);
+        config.listen = vec![
+            "/ip4/127.0.0.1/tcp/0"
+                .parse()
+                .unwrap_or_else(|_| Multiaddr::empty()),
+        ];
+        config.peers = peers;
+        config.mesh.mdns = false;
+        config.control_socket = false;
+        config
+    }
+}
+
 /// Why a node could not start or a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {

@@ -185,7 +185,10 @@ impl SyncResponse {
     }
 }
 
-fn truncate_utf8(text: &str, max: usize) -> &str {
+/// The longest prefix of `text` that is at most `max` bytes and ends on a character
+/// boundary (Hangul is three bytes a character: never cut one in half).
+#[must_use]
+pub fn truncate_utf8(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }

@@ -218,20 +218,13 @@ impl Runtime {
                 let _ = reply.send(result);
             }
             Command::Read { project, reply } => {
-                let result = self.resolve(project.as_deref()).and_then(|project_id| {
-                    let store = self
-                        .projects
-                        .get_mut(&project_id)
-                        .ok_or("project vanished")?;
-                    if !store.doc().is_ready() {
-                        return Err(format!(
-                            "project {project_id} has not arrived from the mesh yet"
-                        ));
-                    }
-                    let project = store.doc().project().map_err(|e| e.to_string())?;
-                    let heads = store.doc_mut().heads();
-                    Ok((project_id, project, heads))
-                });
+                let result =
+                    self.ready_store(project.as_deref())
+                        .and_then(|(project_id, store)| {
+                            let project = store.doc().project().map_err(|e| e.to_string())?;
+                            let heads = store.doc_mut().heads();
+                            Ok((project_id, project, heads))
+                        });
                 let _ = reply.send(result);
             }
             Command::WaitHeads {
@@ -263,7 +256,11 @@ impl Runtime {
         }
     }
 
-    fn edit(&mut self, project: Option<&str>, edit: super::EditFn) -> Result<String, String> {
+    /// The project asked for, if it is here and has arrived (not an empty replica).
+    fn ready_store(
+        &mut self,
+        project: Option<&str>,
+    ) -> Result<(String, &mut ProjectStore), String> {
         let project_id = self.resolve(project)?;
         let store = self
             .projects
@@ -274,6 +271,11 @@ impl Runtime {
                 "project {project_id} has not arrived from the mesh yet"
             ));
         }
+        Ok((project_id, store))
+    }
+
+    fn edit(&mut self, project: Option<&str>, edit: super::EditFn) -> Result<String, String> {
+        let (project_id, store) = self.ready_store(project)?;
         let before = store.doc_mut().heads();
         if let Err(e) = edit(store.doc_mut()) {
             // The edit may have written part of itself: go back to the saved copy.

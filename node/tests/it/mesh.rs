@@ -26,13 +26,9 @@ struct TestNode {
 }
 
 fn config(dir: &std::path::Path, peers: Vec<Multiaddr>) -> NodeConfig {
-    let mut config = NodeConfig::new(dir.to_owned());
-    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    config.peers = peers;
-    config.mesh.mdns = false;
+    let mut config = NodeConfig::loopback(dir.to_owned(), peers);
     config.heartbeat = Duration::from_millis(200);
     config.retry_every = Duration::from_millis(500);
-    config.control_socket = false;
     config
 }
 
