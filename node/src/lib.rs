@@ -2,7 +2,9 @@
 //! the mesh, sync, job runner, ComfyUI client). It builds the one binary `reelmesh`;
 //! the library form exists so benches and integration tests drive the same code.
 
+pub mod card;
 pub mod cli;
+pub mod comfy;
 pub mod control;
 pub mod demo;
 pub mod export;
@@ -11,3 +13,4 @@ pub mod import;
 pub mod mesh;
 pub mod node;
 pub mod store;
+pub mod workflows;

@@ -5,4 +5,5 @@
 //! timecodes and prompts. It depends on `reelmesh-protocol` only, never on the
 //! network.
 
+pub mod fonts;
 pub mod table;

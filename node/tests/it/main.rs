@@ -3,6 +3,11 @@
 //! - `mesh`: real nodes on loopback in one process (sync, keys, garbage, presence);
 //! - `partition`: three node processes in network namespaces (root + iproute2).
 
+#[path = "../support/comfy_double.rs"]
+mod comfy_double;
+
 mod cli;
+mod comfy;
 mod mesh;
 mod partition;
+mod render;
