@@ -13,6 +13,8 @@
 //! characters  { <character_id>: { name, appearance, ..., trigger_words {<word>: position} } }
 //! cinematics  { <cinematic_id>: { name, camera_body, ... } }
 //! catalogs    { <catalog>: { <value>: true } }
+//! jobs        { <job_id>: { shot_id, workflow, state, priority Int, attempts, ... } }
+//! takes       { <take_id>: { shot_id, job_id, blob, media, size, ... } }
 //! ```
 //!
 //! Merge rules, and why the schema looks like this:
@@ -133,7 +135,11 @@ pub struct ProjectDoc {
     doc: AutoCommit,
 }
 
+/// Maps every document must have.
 const TOP_MAPS: [&str; 5] = ["settings", "shots", "characters", "cinematics", "catalogs"];
+/// Maps added by [3/8]: made with the skeleton of new projects; a project made
+/// before them gets them on its first job (see [`ProjectDoc::add_job`]).
+const JOB_MAPS: [&str; 2] = ["jobs", "takes"];
 
 impl ProjectDoc {
     /// A new project with its skeleton, default settings and the given id.
@@ -141,8 +147,8 @@ impl ProjectDoc {
         let mut doc = AutoCommit::new();
         doc.put(ROOT, "schema", SCHEMA_VERSION)?;
         doc.put(ROOT, "project_id", project_id)?;
-        for key in TOP_MAPS {
-            doc.put_object(ROOT, key, ObjType::Map)?;
+        for key in TOP_MAPS.iter().chain(&JOB_MAPS) {
+            doc.put_object(ROOT, *key, ObjType::Map)?;
         }
         let mut this = ProjectDoc { doc };
         let settings = this.obj(ROOT, "settings")?;
@@ -800,6 +806,7 @@ fn validate_shot(shot: &Shot) -> Result<(), DocError> {
 enum Field {
     Str(String),
     Uint(u64),
+    Int(i64),
     F64(f64),
     Bool(bool),
     /// Ordered set / dictionary stored as a map of scalars.
@@ -813,6 +820,7 @@ impl Field {
         match self {
             Field::Str(s) => ScalarValue::Str(s.as_str().into()),
             Field::Uint(n) => ScalarValue::Uint(*n),
+            Field::Int(n) => ScalarValue::Int(*n),
             Field::F64(x) => ScalarValue::F64(*x),
             Field::Bool(b) => ScalarValue::Boolean(*b),
             Field::Set(_) | Field::Dict(_) | Field::Absent => ScalarValue::Null,
@@ -1043,6 +1051,8 @@ fn read_cinematic(cinematic_id: &str, f: &HMap) -> CinematicOption {
     }
     option
 }
+
+mod jobs;
 
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 //! - [`model`]: the typed project (shots, characters, cinematic options, settings).
 //! - [`document`]: the one Automerge document per project and its typed read/write
 //!   layer; nothing outside this module touches Automerge directly.
+//! - [`jobs`]: render jobs, takes, and how a shot's status follows them.
 //! - [`prompt`]: the prompt template engine.
 //! - [`timecode`]: frames, seconds and SMPTE timecode (drop-frame included).
 //! - [`catalog`]: option catalogs with their shipped defaults.
@@ -10,6 +11,7 @@
 
 pub mod catalog;
 pub mod document;
+pub mod jobs;
 pub mod model;
 pub mod prompt;
 pub mod timecode;

@@ -393,3 +393,123 @@ fn sync_state_survives_encode_decode() {
         SyncState::new().encode()
     );
 }
+
+// ---- jobs and takes -------------------------------------------------------------
+
+fn take_for(job: &crate::jobs::Job, blob_byte: char) -> crate::jobs::Take {
+    crate::jobs::Take {
+        take_id: crate::model::new_record_id(),
+        shot_id: job.shot_id.clone(),
+        job_id: job.job_id.clone(),
+        blob: blob_byte.to_string().repeat(64),
+        media: crate::jobs::TakeMedia::Card,
+        extension: "png".into(),
+        size: 1234,
+        width: 1280,
+        height: 720,
+        frames: 1,
+        workflow: job.workflow.clone(),
+        seed: job.seed,
+        prompt: job.prompt.clone(),
+        node_id: "node-a".into(),
+        host: "box".into(),
+        started_at_ms: 10,
+        finished_at_ms: 20,
+        render_ms: 9,
+        cached: false,
+    }
+}
+
+#[test]
+fn jobs_and_takes_round_trip_and_drive_the_shot_status() {
+    use crate::jobs::{Job, JobState};
+    let mut doc = doc_with(2);
+    let shot_id = doc.project().expect("read").shots[0].shot_id.clone();
+    let mut job = Job::new(&shot_id, "card", 42, "node-a", 1000);
+    job.prompt = "비 내리는 골목, 35mm".into();
+    job.loras.insert("minji.safetensors".into(), 0.7);
+    job.inputs.insert("first_frame".into(), "ab".repeat(32));
+    job.priority = -3;
+    doc.add_job(&job).expect("queue");
+    assert_eq!(doc.jobs().expect("jobs"), vec![job.clone()]);
+    assert_eq!(
+        doc.refresh_shot_status(&shot_id).expect("status"),
+        ShotStatus::Generating
+    );
+
+    job.state = JobState::Running;
+    job.attempts = 1;
+    job.claimant = "node-a".into();
+    doc.update_job(&job).expect("run");
+    let take = take_for(&job, 'c');
+    doc.add_take(&take).expect("take");
+    job.state = JobState::Succeeded;
+    job.take_id = take.take_id.clone();
+    doc.update_job(&job).expect("done");
+    assert_eq!(
+        doc.refresh_shot_status(&shot_id).expect("status"),
+        ShotStatus::Completed
+    );
+
+    let reloaded = ProjectDoc::load(&doc.save()).expect("load");
+    assert_eq!(reloaded.job(&job.job_id).expect("job"), job);
+    assert_eq!(reloaded.takes_for_shot(&shot_id).expect("takes"), vec![take.clone()]);
+    assert_eq!(
+        reloaded.project().expect("read").shots[0].status,
+        ShotStatus::Completed
+    );
+
+    // Takes are history: never rewritten; ended jobs stay ended.
+    assert!(doc.add_take(&take).is_err());
+    job.state = JobState::Running;
+    assert!(doc.update_job(&job).is_err());
+}
+
+#[test]
+fn a_job_for_a_missing_or_trashed_shot_is_refused() {
+    use crate::jobs::Job;
+    let mut doc = doc_with(1);
+    let shot_id = doc.project().expect("read").shots[0].shot_id.clone();
+    assert!(matches!(
+        doc.add_job(&Job::new("nope", "card", 1, "n", 1)),
+        Err(DocError::NotFound { .. })
+    ));
+    doc.delete_shot(&shot_id).expect("trash");
+    let err = doc
+        .add_job(&Job::new(&shot_id, "card", 1, "n", 1))
+        .expect_err("trashed");
+    assert!(err.to_string().contains("trash"), "{err}");
+    assert!(doc.jobs().expect("jobs").is_empty());
+}
+
+#[test]
+fn a_cancel_and_a_state_change_made_concurrently_both_survive() {
+    use crate::jobs::{Job, JobState};
+    let mut a = doc_with(1);
+    let shot_id = a.project().expect("read").shots[0].shot_id.clone();
+    let mut job = Job::new(&shot_id, "flux_basic", 7, "a", 5);
+    a.add_job(&job).expect("queue");
+    let mut b = a.fork();
+    job.state = JobState::Running;
+    job.claimant = "a".into();
+    a.update_job(&job).expect("run");
+    b.request_cancel(&job.job_id).expect("cancel");
+    a.merge(&mut b).expect("merge");
+    let merged = a.job(&job.job_id).expect("job");
+    assert_eq!(merged.state, JobState::Running);
+    assert!(merged.cancel_requested);
+}
+
+#[test]
+fn a_project_made_before_jobs_gets_its_job_maps_on_the_first_job() {
+    use crate::jobs::Job;
+    let mut doc = doc_with(1);
+    doc.doc.delete(ROOT, "jobs").expect("drop");
+    doc.doc.delete(ROOT, "takes").expect("drop");
+    doc.commit("old layout");
+    assert!(doc.is_ready());
+    assert!(doc.jobs().expect("jobs").is_empty());
+    let shot_id = doc.project().expect("read").shots[0].shot_id.clone();
+    doc.add_job(&Job::new(&shot_id, "card", 1, "n", 1)).expect("queue");
+    assert_eq!(doc.jobs().expect("jobs").len(), 1);
+}

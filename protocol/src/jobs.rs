@@ -1,0 +1,373 @@
+//! Render jobs and takes: the durable half of rendering.
+//!
+//! A [`Job`] is one workflow run for one shot. It lives in the project document from
+//! the moment it is queued (by any editor, online or offline) until it ends, with
+//! every transition written there: `queued → claimed → running → succeeded | failed |
+//! canceled`. What changes many times a second (progress, previews, heartbeats) never
+//! enters the document; it travels on gossip.
+//!
+//! A [`Take`] is one result of a job: a blob named by its BLAKE3 hash plus what made
+//! it (workflow, seed, prompt, node, timings). Regenerating makes a new take; old
+//! takes stay as history. The shot's review status follows its jobs through
+//! [`shot_status_after`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ShotId, ShotStatus};
+
+/// Internal id of a job.
+pub type JobId = String;
+/// Internal id of a take.
+pub type TakeId = String;
+
+/// How many times a job is tried before it stays failed.
+pub const DEFAULT_MAX_ATTEMPTS: u64 = 3;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum JobState {
+    /// Waiting for a node.
+    #[default]
+    Queued,
+    /// A node has taken it and is preparing inputs.
+    Claimed,
+    /// Running on its claimant.
+    Running,
+    /// Finished with a take.
+    Succeeded,
+    /// Gave up (attempts used, or an error no retry can fix).
+    Failed,
+    /// Canceled by a user.
+    Canceled,
+}
+
+impl JobState {
+    /// The stored spelling.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Claimed => "claimed",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Canceled => "canceled",
+        }
+    }
+
+    /// Still waiting or running (not ended).
+    #[must_use]
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            JobState::Queued | JobState::Claimed | JobState::Running
+        )
+    }
+
+    /// Whether a job in this state may move to `next`. Ended jobs stay ended, except
+    /// that a failed job may be queued again (a retry).
+    #[must_use]
+    pub fn can_become(self, next: JobState) -> bool {
+        use JobState::{Canceled, Claimed, Failed, Queued, Running, Succeeded};
+        match (self, next) {
+            (Queued, Claimed | Running | Canceled | Failed) => true,
+            (Claimed, Queued | Running | Canceled | Failed) => true,
+            (Running, Queued | Succeeded | Failed | Canceled) => true,
+            (Failed, Queued) => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(match text {
+            "queued" => JobState::Queued,
+            "claimed" => JobState::Claimed,
+            "running" => JobState::Running,
+            "succeeded" => JobState::Succeeded,
+            "failed" => JobState::Failed,
+            "canceled" => JobState::Canceled,
+            other => return Err(format!("'{other}' is not a job state")),
+        })
+    }
+}
+
+/// One workflow run for one shot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Internal id.
+    pub job_id: JobId,
+    /// The shot it renders.
+    pub shot_id: ShotId,
+    /// Workflow id (see `workflows/`).
+    pub workflow: String,
+    /// Where it is.
+    pub state: JobState,
+    /// Higher runs first.
+    #[serde(default)]
+    pub priority: i64,
+    /// Runs started so far.
+    #[serde(default)]
+    pub attempts: u64,
+    /// Runs allowed before it stays failed.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u64,
+    /// The last error, kept after a retry succeeds elsewhere.
+    #[serde(default)]
+    pub error: String,
+    /// Sampler seed, chosen when queued so a rerun is reproducible.
+    #[serde(default)]
+    pub seed: u64,
+    /// The prompt as assembled when queued (what was asked for is what is recorded).
+    #[serde(default)]
+    pub prompt: String,
+    /// Negative prompt (empty: the workflow's default).
+    #[serde(default)]
+    pub negative_prompt: String,
+    /// Output size in pixels (0: the workflow's default).
+    #[serde(default)]
+    pub width: u64,
+    /// Output size in pixels (0: the workflow's default).
+    #[serde(default)]
+    pub height: u64,
+    /// Frames for video workflows (0: the workflow's default).
+    #[serde(default)]
+    pub frames: u64,
+    /// Frames per second for video workflows (0: the project's rate).
+    #[serde(default)]
+    pub fps: f64,
+    /// LoRA file name → strength, from the shot's characters when queued.
+    #[serde(default)]
+    pub loras: BTreeMap<String, f64>,
+    /// Input images by role (`first_frame`, `last_frame`, `reference_image`) → blob
+    /// hash or path.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, String>,
+    /// Node that queued it.
+    #[serde(default)]
+    pub created_by: String,
+    /// When it was queued (ms since the epoch, queuing node's clock).
+    #[serde(default)]
+    pub created_at_ms: u64,
+    /// Node that claimed it (empty while queued).
+    #[serde(default)]
+    pub claimant: String,
+    /// When the current run started.
+    #[serde(default)]
+    pub started_at_ms: u64,
+    /// When it ended.
+    #[serde(default)]
+    pub finished_at_ms: u64,
+    /// The take it produced.
+    #[serde(default)]
+    pub take_id: String,
+    /// A user asked to cancel it; the claimant stops its run and marks it canceled.
+    #[serde(default)]
+    pub cancel_requested: bool,
+}
+
+fn default_max_attempts() -> u64 {
+    DEFAULT_MAX_ATTEMPTS
+}
+
+impl Job {
+    /// A queued job with a fresh id.
+    #[must_use]
+    pub fn new(shot_id: &str, workflow: &str, seed: u64, created_by: &str, now_ms: u64) -> Job {
+        Job {
+            job_id: crate::model::new_record_id(),
+            shot_id: shot_id.to_owned(),
+            workflow: workflow.to_owned(),
+            state: JobState::Queued,
+            priority: 0,
+            attempts: 0,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            error: String::new(),
+            seed,
+            prompt: String::new(),
+            negative_prompt: String::new(),
+            width: 0,
+            height: 0,
+            frames: 0,
+            fps: 0.0,
+            loras: BTreeMap::new(),
+            inputs: BTreeMap::new(),
+            created_by: created_by.to_owned(),
+            created_at_ms: now_ms,
+            claimant: String::new(),
+            started_at_ms: 0,
+            finished_at_ms: 0,
+            take_id: String::new(),
+            cancel_requested: false,
+        }
+    }
+}
+
+/// What kind of media a take holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TakeMedia {
+    /// A still from a model.
+    Image,
+    /// A clip from a model.
+    Video,
+    /// An animated image (webp/gif) from a model.
+    AnimatedImage,
+    /// A storyboard card drawn by reelmesh itself: never AI output.
+    Card,
+}
+
+impl TakeMedia {
+    /// The stored spelling.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TakeMedia::Image => "image",
+            TakeMedia::Video => "video",
+            TakeMedia::AnimatedImage => "animated_image",
+            TakeMedia::Card => "card",
+        }
+    }
+}
+
+impl fmt::Display for TakeMedia {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TakeMedia {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(match text {
+            "image" => TakeMedia::Image,
+            "video" => TakeMedia::Video,
+            "animated_image" => TakeMedia::AnimatedImage,
+            "card" => TakeMedia::Card,
+            other => return Err(format!("'{other}' is not a take media kind")),
+        })
+    }
+}
+
+/// One rendered result of a shot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Take {
+    /// Internal id.
+    pub take_id: TakeId,
+    /// The shot it belongs to.
+    pub shot_id: ShotId,
+    /// The job that made it.
+    pub job_id: JobId,
+    /// BLAKE3 hash of the bytes (hex): the blob's name everywhere.
+    pub blob: String,
+    /// What it is.
+    pub media: TakeMedia,
+    /// File extension of the bytes (`png`, `mp4`, ...).
+    pub extension: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Pixels (0: unknown).
+    #[serde(default)]
+    pub width: u64,
+    /// Pixels (0: unknown).
+    #[serde(default)]
+    pub height: u64,
+    /// Frames (1 for a still).
+    #[serde(default)]
+    pub frames: u64,
+    /// Workflow id.
+    pub workflow: String,
+    /// Seed used.
+    #[serde(default)]
+    pub seed: u64,
+    /// Prompt used.
+    #[serde(default)]
+    pub prompt: String,
+    /// Node that rendered it.
+    #[serde(default)]
+    pub node_id: String,
+    /// Host name of that node.
+    #[serde(default)]
+    pub host: String,
+    /// Run start (ms since the epoch, rendering node's clock).
+    #[serde(default)]
+    pub started_at_ms: u64,
+    /// Run end.
+    #[serde(default)]
+    pub finished_at_ms: u64,
+    /// Time inside the renderer (ComfyUI execution or card drawing), ms.
+    #[serde(default)]
+    pub render_ms: u64,
+    /// ComfyUI served it from its cache (an identical earlier prompt).
+    #[serde(default)]
+    pub cached: bool,
+}
+
+/// The shot status once its jobs changed: any active job makes it `generating`; when
+/// none is left a shot that was generating becomes `completed` if it has a take,
+/// else `pending` again. Review statuses (needs revision, approved) are only replaced
+/// while a new render runs.
+#[must_use]
+pub fn shot_status_after(current: ShotStatus, any_active_job: bool, has_take: bool) -> ShotStatus {
+    if any_active_job {
+        return ShotStatus::Generating;
+    }
+    match current {
+        ShotStatus::Generating | ShotStatus::Pending if has_take => ShotStatus::Completed,
+        ShotStatus::Generating => ShotStatus::Pending,
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_and_transitions_are_one_way() {
+        for state in [
+            JobState::Queued,
+            JobState::Claimed,
+            JobState::Running,
+            JobState::Succeeded,
+            JobState::Failed,
+            JobState::Canceled,
+        ] {
+            assert_eq!(state.as_str().parse::<JobState>(), Ok(state));
+        }
+        assert!(JobState::Queued.can_become(JobState::Running));
+        assert!(JobState::Running.can_become(JobState::Succeeded));
+        assert!(JobState::Failed.can_become(JobState::Queued));
+        assert!(!JobState::Succeeded.can_become(JobState::Running));
+        assert!(!JobState::Canceled.can_become(JobState::Queued));
+        assert!(!JobState::Queued.can_become(JobState::Succeeded));
+        assert!("done".parse::<JobState>().is_err());
+    }
+
+    #[test]
+    fn shot_status_follows_jobs() {
+        use ShotStatus::*;
+        assert_eq!(shot_status_after(Pending, true, false), Generating);
+        assert_eq!(shot_status_after(Approved, true, true), Generating);
+        assert_eq!(shot_status_after(Generating, false, true), Completed);
+        assert_eq!(shot_status_after(Generating, false, false), Pending);
+        assert_eq!(shot_status_after(Pending, false, true), Completed);
+        assert_eq!(shot_status_after(Approved, false, true), Approved);
+        assert_eq!(shot_status_after(NeedsRevision, false, true), NeedsRevision);
+    }
+}
