@@ -5,6 +5,8 @@
 //! running they open the data dir themselves, under its lock.
 
 mod net;
+mod render;
+mod workflows;
 
 pub use net::print_peers;
 
@@ -95,6 +97,32 @@ pub enum Command {
         /// Give up after this many seconds.
         #[arg(long, default_value = "60")]
         timeout: u64,
+    },
+    /// Render shots: queue one job per shot and follow them to the end.
+    Render(render::RenderArgs),
+    /// List the project's render jobs.
+    Jobs {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the project's takes (rendered results, by BLAKE3 hash).
+    Takes {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel render jobs (by id or unique id prefix), from any node.
+    Cancel {
+        /// Job ids.
+        #[arg(required = true)]
+        job_ids: Vec<String>,
+    },
+    /// List and check workflows (built-in and the data dir's `workflows/`).
+    Workflows {
+        /// What to do.
+        #[command(subcommand)]
+        command: workflows::WorkflowsCmd,
     },
     /// Build the demo project from the sample shot list and print it.
     Demo {
@@ -189,6 +217,20 @@ pub fn run(cli: Cli) -> Result<()> {
                 writeln!(out, "{head}")?;
             }
             Ok(())
+        }
+        Command::Render(args) => render::render(out, &data_root, cli.project.clone(), args),
+        Command::Jobs { json } => render::print_jobs(out, &data_root, cli.project.clone(), json),
+        Command::Takes { json } => render::print_takes(out, &data_root, cli.project.clone(), json),
+        Command::Cancel { job_ids } => {
+            render::cancel(out, &data_root, cli.project.clone(), job_ids)
+        }
+        Command::Workflows { command } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let user_dir = crate::jobs::user_workflows_dir(&data_root);
+            runtime.block_on(workflows::run(command, Some(&user_dir)))
         }
         Command::WaitFor { heads, timeout } => {
             net::wait_for(&data_root, cli.project.clone(), heads, timeout)?;

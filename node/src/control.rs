@@ -44,9 +44,41 @@ pub enum Request {
         /// How long to wait.
         timeout_ms: u64,
     },
+    /// Queue a render (see `reelmesh render`).
+    Render {
+        /// Id or name; `None` = current.
+        project: Option<String>,
+        /// What to render.
+        request: crate::jobs::queue::RenderRequest,
+        /// Queue even if this node cannot run the workflow.
+        queue_only: bool,
+    },
+    /// Stream job updates (one JSON line each, `{"update": ..}`) until every job
+    /// has ended; the last line is the reply with the ended jobs.
+    WatchJobs {
+        /// Id or name; `None` = current.
+        project: Option<String>,
+        /// The jobs.
+        job_ids: Vec<String>,
+    },
+    /// Every job and take of a project.
+    Jobs {
+        /// Id or name; `None` = current.
+        project: Option<String>,
+    },
+    /// Ask for jobs to be canceled.
+    Cancel {
+        /// Id or name; `None` = current.
+        project: Option<String>,
+        /// The jobs (ids or unique id prefixes).
+        job_ids: Vec<String>,
+    },
     /// Stop the node (it saves first).
     Shutdown,
 }
+
+/// How long `WatchJobs` waits with no news before giving up.
+pub const WATCH_SILENCE: Duration = Duration::from_secs(3600);
 
 /// The reply.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,6 +141,39 @@ async fn serve_one(stream: tokio::net::UnixStream, handle: NodeHandle) -> std::i
     let mut reader = tokio::io::BufReader::new(read).take(16 * 1024 * 1024);
     reader.read_line(&mut line).await?;
     let reply = match serde_json::from_str::<Request>(&line) {
+        Ok(Request::WatchJobs { project, job_ids }) => {
+            let (lines, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+            let writer = async {
+                while let Some(bytes) = lines_rx.recv().await {
+                    write.write_all(&bytes).await?;
+                }
+                Ok::<_, std::io::Error>(())
+            };
+            let watcher = async {
+                let result = crate::jobs::follow::watch_jobs(
+                    &handle,
+                    project,
+                    &job_ids,
+                    WATCH_SILENCE,
+                    |update| {
+                        let mut bytes =
+                            serde_json::to_vec(&serde_json::json!({ "update": update }))
+                                .unwrap_or_default();
+                        bytes.push(b'\n');
+                        let _ = lines.send(bytes);
+                    },
+                )
+                .await;
+                drop(lines);
+                match result {
+                    Ok(jobs) => ok(&jobs),
+                    Err(e) => Reply::Error(e.to_string()),
+                }
+            };
+            let (written, reply) = tokio::join!(writer, watcher);
+            written?;
+            reply
+        }
         Ok(request) => answer(request, &handle).await,
         Err(e) => Reply::Error(format!("malformed control request: {e}")),
     };
@@ -164,11 +229,92 @@ async fn answer(request: Request, handle: &NodeHandle) -> Reply {
             Ok(()) => Reply::Ok(serde_json::Value::Null),
             Err(e) => Reply::Error(e.to_string()),
         },
+        Request::Render {
+            project,
+            request,
+            queue_only,
+        } => match crate::jobs::queue_on(handle, project, request, queue_only).await {
+            Ok(queued) => ok(&queued),
+            Err(e) => Reply::Error(e.to_string()),
+        },
+        Request::WatchJobs { .. } => {
+            Reply::Error("watch_jobs streams; it has no single reply".into())
+        }
+        Request::Jobs { project } => match handle
+            .read(project, |doc| {
+                Ok::<_, String>((
+                    doc.jobs().map_err(|e| e.to_string())?,
+                    doc.takes().map_err(|e| e.to_string())?,
+                    doc.all_shots().map_err(|e| e.to_string())?,
+                ))
+            })
+            .await
+        {
+            Ok((project_id, Ok((jobs, takes, shots)))) => ok(&serde_json::json!({
+                "project_id": project_id,
+                "jobs": jobs,
+                "takes": takes,
+                "shots": shots.into_iter().map(|(s, _)| (s.shot_id, s.code)).collect::<std::collections::BTreeMap<_, _>>(),
+            })),
+            Ok((_, Err(e))) => Reply::Error(e),
+            Err(e) => Reply::Error(e.to_string()),
+        },
+        Request::Cancel { project, job_ids } => match handle
+            .edit(project, move |doc| crate::jobs::cancel_jobs(doc, &job_ids))
+            .await
+        {
+            Ok((_, canceled)) => ok(&canceled),
+            Err(e) => Reply::Error(e.to_string()),
+        },
         Request::Shutdown => {
             handle.shutdown();
             Reply::Ok(serde_json::Value::Null)
         }
     }
+}
+
+/// Send a streaming request: `on_line` gets every intermediate line, the result is
+/// the final reply. `Ok(None)` when no node is running there.
+pub fn request_stream(
+    data_dir: &Path,
+    request: &Request,
+    mut on_line: impl FnMut(serde_json::Value),
+) -> anyhow::Result<Option<serde_json::Value>> {
+    use anyhow::Context;
+    let path = socket_path(data_dir);
+    let mut stream = match std::os::unix::net::UnixStream::connect(&path) {
+        Ok(stream) => stream,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e).with_context(|| format!("connecting to {}", path.display())),
+    };
+    let mut bytes = serde_json::to_vec(request)?;
+    bytes.push(b'\n');
+    stream
+        .write_all(&bytes)
+        .with_context(|| format!("writing to {}", path.display()))?;
+    let reader = BufReader::new(stream);
+    for line in reader.lines() {
+        let line = line.with_context(|| format!("reading from {}", path.display()))?;
+        if let Ok(reply) = serde_json::from_str::<Reply>(&line) {
+            return match reply {
+                Reply::Ok(value) => Ok(Some(value)),
+                Reply::Error(e) => Err(anyhow::anyhow!("{e}")),
+            };
+        }
+        let value: serde_json::Value = serde_json::from_str(&line)
+            .with_context(|| format!("the node sent a malformed line: {line:?}"))?;
+        on_line(value);
+    }
+    Err(anyhow::anyhow!(
+        "the node closed the connection before replying"
+    ))
 }
 
 /// Send one request to the node owning `data_dir`. `Ok(None)` when no node is

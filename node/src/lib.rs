@@ -10,6 +10,7 @@ pub mod demo;
 pub mod export;
 pub mod gpu;
 pub mod import;
+pub mod jobs;
 pub mod mesh;
 pub mod node;
 pub mod store;

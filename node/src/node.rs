@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use presence::PeerRow;
 
+use crate::jobs::{self, WorkerState};
 use crate::mesh::{self, MeshConfig, keys};
 use crate::store::{DataDir, StoreError};
 
@@ -55,6 +56,15 @@ pub struct NodeConfig {
     pub retry_every: Duration,
     /// Serve the local control socket (CLI commands go through it).
     pub control_socket: bool,
+    /// No network at all (no listener, no dials, no mDNS, no mesh key needed): a
+    /// node started by a CLI command on a data dir nobody else runs.
+    pub offline: bool,
+    /// Run render jobs queued by this node (the card renderer, and ComfyUI when
+    /// `comfy_url` is set).
+    pub run_jobs: bool,
+    /// A folder of user workflows (manifest + API JSON) on top of the built-in ones;
+    /// `None` = `<data dir>/workflows`.
+    pub workflows_dir: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -75,6 +85,9 @@ impl NodeConfig {
             offline_after: Duration::from_secs(7),
             retry_every: Duration::from_secs(3),
             control_socket: true,
+            offline: false,
+            run_jobs: true,
+            workflows_dir: None,
         }
     }
 }
@@ -94,6 +107,25 @@ impl NodeConfig {
         config.mesh.mdns = false;
         config.control_socket = false;
         config
+    }
+
+    /// A node with no network for one CLI command (see [`NodeConfig::offline`]).
+    #[must_use]
+    pub fn offline(data_dir: PathBuf) -> NodeConfig {
+        let mut config = NodeConfig::new(data_dir);
+        config.listen = Vec::new();
+        config.mesh.mdns = false;
+        config.control_socket = false;
+        config.offline = true;
+        config
+    }
+
+    /// Where user workflows are read from.
+    #[must_use]
+    pub fn workflows_dir(&self) -> PathBuf {
+        self.workflows_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("workflows"))
     }
 }
 
@@ -128,6 +160,12 @@ pub enum NodeError {
     /// The runtime has stopped.
     #[error("the node has stopped")]
     Stopped,
+    /// The workflow catalog could not be loaded.
+    #[error(transparent)]
+    Workflows(#[from] crate::workflows::WorkflowError),
+    /// The ComfyUI address is not usable.
+    #[error(transparent)]
+    Comfy(#[from] crate::comfy::ComfyError),
     /// A request failed inside the runtime.
     #[error("{0}")]
     Request(String),
@@ -172,6 +210,9 @@ pub enum NodeEvent {
         /// What was wrong.
         reason: String,
     },
+    /// A render job moved or made progress on this node (ephemeral: never written
+    /// to the document).
+    Job(crate::jobs::JobUpdate),
 }
 
 /// A snapshot of the node for `reelmesh status`.
@@ -202,6 +243,7 @@ pub struct ProjectSummary {
 pub type ProjectRead = (String, Project, Vec<String>);
 
 type EditFn = Box<dyn FnOnce(&mut ProjectDoc) -> Result<(), String> + Send>;
+type ReadFn = Box<dyn FnOnce(&ProjectDoc) + Send>;
 
 pub(crate) enum Command {
     Edit {
@@ -212,6 +254,11 @@ pub(crate) enum Command {
     Read {
         project: Option<String>,
         reply: oneshot::Sender<Result<ProjectRead, String>>,
+    },
+    ReadWith {
+        project: Option<String>,
+        read: ReadFn,
+        reply: oneshot::Sender<Result<String, String>>,
     },
     WaitHeads {
         project: Option<String>,
@@ -233,6 +280,8 @@ pub struct NodeHandle {
     events: broadcast::Sender<NodeEvent>,
     peer_id: PeerId,
     cancel: CancellationToken,
+    catalog: std::sync::Arc<crate::workflows::Catalog>,
+    worker: tokio::sync::watch::Receiver<WorkerState>,
 }
 
 impl NodeHandle {
@@ -287,6 +336,62 @@ impl NodeHandle {
             .map_err(NodeError::Request)?;
         let value = rx.await.map_err(|_| NodeError::Stopped)?;
         Ok((project_id, value))
+    }
+
+    /// Run a read-only closure on a project's document (`None` = the current one).
+    /// Returns the project id and the closure's value.
+    pub async fn read<T, F>(
+        &self,
+        project: Option<String>,
+        read: F,
+    ) -> Result<(String, T), NodeError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ProjectDoc) -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let read: ReadFn = Box::new(move |doc| {
+            let _ = tx.send(read(doc));
+        });
+        let project_id = self
+            .ask(|reply| Command::ReadWith {
+                project,
+                read,
+                reply,
+            })
+            .await?
+            .map_err(NodeError::Request)?;
+        let value = rx.await.map_err(|_| NodeError::Stopped)?;
+        Ok((project_id, value))
+    }
+
+    /// The workflows this node knows (built-in + its workflows folder).
+    #[must_use]
+    pub fn catalog(&self) -> &crate::workflows::Catalog {
+        &self.catalog
+    }
+
+    pub(crate) fn catalog_arc(&self) -> std::sync::Arc<crate::workflows::Catalog> {
+        std::sync::Arc::clone(&self.catalog)
+    }
+
+    /// What the job side says now (capabilities, current job).
+    #[must_use]
+    pub fn worker(&self) -> WorkerState {
+        self.worker.borrow().clone()
+    }
+
+    /// Wait until the first look at ComfyUI is done (at once without ComfyUI), so
+    /// capabilities are what ComfyUI says and not the start-up placeholder.
+    pub async fn worker_settled(&self, timeout: Duration) -> WorkerState {
+        let mut worker = self.worker.clone();
+        let _ = tokio::time::timeout(timeout, worker.wait_for(|w| w.settled)).await;
+        self.worker()
+    }
+
+    /// Send an event to every subscriber (the job runner reports through this).
+    pub(crate) fn emit(&self, event: NodeEvent) {
+        let _ = self.events.send(event);
     }
 
     /// A project as it is now, with its id and heads.
@@ -354,19 +459,42 @@ impl Node {
         let cancel = CancellationToken::new();
         let (events, _) = broadcast::channel(1024);
         let (commands, command_rx) = mpsc::channel(256);
-        let (runtime, listen_addrs) =
-            runtime::Runtime::start(config, command_rx, events.clone(), cancel.clone()).await?;
+        let gpu =
+            runtime::spawn_gpu_probe(config.comfy_url.clone(), config.heartbeat, cancel.clone());
+        let (worker_tx, worker_rx) = tokio::sync::watch::channel(WorkerState::default());
+        let jobs_setup = jobs::JobsSetup::new(&config, gpu.clone(), worker_tx)?;
+        let catalog = jobs_setup.catalog();
+        let jobs_setup = if config.run_jobs {
+            Some(jobs_setup)
+        } else {
+            jobs_setup.idle();
+            None
+        };
+        let (runtime, listen_addrs) = runtime::Runtime::start(
+            config,
+            command_rx,
+            events.clone(),
+            cancel.clone(),
+            gpu,
+            worker_rx.clone(),
+        )
+        .await?;
         let handle = NodeHandle {
             commands,
             events,
             peer_id: runtime.peer_id(),
             cancel,
+            catalog,
+            worker: worker_rx,
         };
         if runtime.serves_control() {
             crate::control::serve(&runtime.data_dir_root(), handle.clone())
                 .map_err(|(path, source)| NodeError::Control { path, source })?;
         }
         let task = tokio::spawn(runtime.run());
+        if let Some(setup) = jobs_setup {
+            jobs::spawn(handle.clone(), setup);
+        }
         Ok(Node {
             handle,
             task,

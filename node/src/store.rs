@@ -5,6 +5,7 @@
 //! <data dir>/config.json                       current project (temp + rename)
 //! <data dir>/projects/<project_id>/snapshot.am  compacted document (temp + fsync + rename)
 //! <data dir>/projects/<project_id>/changes.log  appended change chunks
+//! <data dir>/blobs/<2 hex>/<blake3 hex>         media by content hash (see [`blobs`])
 //! ```
 //! Every edit appends one record `RMCH | u32 le length | blake3(bytes) | bytes` to
 //! `changes.log` and fsyncs it before the edit is reported done. Opening replays
@@ -14,6 +15,8 @@
 //! to a temp file, fsyncs, renames it over the old one, fsyncs the directory and
 //! only then empties the log; a crash in between replays changes Automerge already
 //! has, which it ignores.
+
+pub mod blobs;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};

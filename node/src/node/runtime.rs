@@ -21,6 +21,7 @@ use super::{
     ChangeOrigin, Command, NodeConfig, NodeError, NodeEvent, NodeStatusReport, ProjectSummary,
 };
 use crate::gpu::{GpuProbe, GpuSample};
+use crate::jobs::WorkerState;
 use crate::mesh::codec::Frame;
 use crate::mesh::{self, Behaviour, BehaviourEvent, keys};
 use crate::store::{DataDir, DataDirLock, ProjectStore};
@@ -50,6 +51,7 @@ pub(super) struct Runtime {
     events: broadcast::Sender<NodeEvent>,
     cancel: CancellationToken,
     gpu: watch::Receiver<GpuSample>,
+    worker: watch::Receiver<WorkerState>,
     host_name: String,
     listen_addrs: Vec<Multiaddr>,
 }
@@ -66,9 +68,16 @@ impl Runtime {
         commands: mpsc::Receiver<Command>,
         events: broadcast::Sender<NodeEvent>,
         cancel: CancellationToken,
+        gpu: watch::Receiver<GpuSample>,
+        worker: watch::Receiver<WorkerState>,
     ) -> Result<(Runtime, Vec<Multiaddr>), NodeError> {
         let (data, lock) = super::open_data_dir(&config)?;
-        let psk = keys::load_mesh_key(data.root())?;
+        let psk = if config.offline {
+            // Nothing is ever dialled or listened on: a throwaway key.
+            libp2p::pnet::PreSharedKey::new(rand::random())
+        } else {
+            keys::load_mesh_key(data.root())?
+        };
         let identity = keys::load_or_create_identity(data.root())?;
         let peer_id = identity.public().to_peer_id();
         let projects: BTreeMap<String, ProjectStore> = data.open_all()?.into_iter().collect();
@@ -99,7 +108,6 @@ impl Runtime {
                 () = &mut deadline => break,
             }
         }
-        let gpu = spawn_gpu_probe(config.comfy_url.clone(), config.heartbeat, cancel.clone());
         let host_name = gethostname::gethostname().to_string_lossy().into_owned();
         info!(%peer_id, data_dir = %data.root().display(), projects = projects.len(), "node started");
         for addr in &listen_addrs {
@@ -124,6 +132,7 @@ impl Runtime {
             events,
             cancel,
             gpu,
+            worker,
             host_name,
             listen_addrs: listen_addrs.clone(),
         };
@@ -225,6 +234,19 @@ impl Runtime {
                             let heads = store.doc_mut().heads();
                             Ok((project_id, project, heads))
                         });
+                let _ = reply.send(result);
+            }
+            Command::ReadWith {
+                project,
+                read,
+                reply,
+            } => {
+                let result = self
+                    .ready_store(project.as_deref())
+                    .map(|(project_id, store)| {
+                        read(store.doc());
+                        project_id
+                    });
                 let _ = reply.send(result);
             }
             Command::WaitHeads {
@@ -345,7 +367,11 @@ impl Runtime {
 
     fn my_presence(&self) -> Presence {
         let sample = self.gpu.borrow().clone();
-        let status = if sample.problem.is_some() && self.config.comfy_url.is_some() {
+        let worker = self.worker.borrow().clone();
+        let problem = worker.problem.clone().or(sample.problem);
+        let status = if worker.current_job.is_some() {
+            NodeStatus::Busy
+        } else if problem.is_some() && self.config.comfy_url.is_some() {
             NodeStatus::Error
         } else {
             NodeStatus::Idle
@@ -356,10 +382,10 @@ impl Runtime {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             gpu: sample.gpu,
             status,
-            status_detail: sample.problem,
-            current_job: None,
+            status_detail: problem,
+            current_job: worker.current_job,
             comfy_url: self.config.comfy_url.clone(),
-            capabilities: Vec::new(),
+            capabilities: worker.capabilities,
             projects: self
                 .projects
                 .iter()
@@ -378,6 +404,9 @@ impl Runtime {
     }
 
     fn publish_presence(&mut self) {
+        if self.config.offline {
+            return;
+        }
         let bytes = self.my_presence().encode();
         if let Err(e) = self
             .swarm
@@ -832,7 +861,7 @@ fn reload(store: &mut ProjectStore, project_id: &str) {
     }
 }
 
-fn spawn_gpu_probe(
+pub(super) fn spawn_gpu_probe(
     comfy_url: Option<String>,
     every: Duration,
     cancel: CancellationToken,

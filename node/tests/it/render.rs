@@ -1,1 +1,280 @@
-//! (in progress)
+//! Rendering on one node, end to end: a real node (offline, no network), its job
+//! runner, the card renderer or ComfyUI (the test double), the blob store, and the
+//! document. Waiting is on job events with deadlines, never on sleeps.
+
+#![allow(clippy::unwrap_used)] // test helpers panic on failure by design
+
+use std::time::Duration;
+
+use reelmesh_node::jobs::queue::RenderRequest;
+use reelmesh_node::jobs::{self, JobUpdate};
+use reelmesh_node::node::{Node, NodeConfig, NodeHandle};
+use reelmesh_node::store::DataDir;
+use reelmesh_node::store::blobs::BlobStore;
+use reelmesh_protocol::document::Position;
+use reelmesh_protocol::jobs::{Job, JobState, TakeMedia};
+use reelmesh_protocol::model::{Character, CinematicOption, Shot, ShotCode, ShotStatus};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A data dir with a five-shot project: Hangul text, a character with a LoRA, and
+/// a 2.39:1 look on the first two shots.
+pub fn five_shot_project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::open(dir.path()).unwrap();
+    let mut store = data.create_project("밤의 골목").unwrap();
+    let doc = store.doc_mut();
+    let mut minji = Character::new("민지");
+    minji.appearance = "짧은 머리의 20대 여성".into();
+    minji.lora_path = "minji_v2.safetensors".into();
+    minji.lora_strength = 0.65;
+    doc.put_character(&minji).unwrap();
+    let mut look = CinematicOption::new("Noir");
+    look.camera_body = "Arri Alexa 35".into();
+    look.focal_length = "35mm".into();
+    look.lens_type = "anamorphic".into();
+    look.aspect_ratio = "2.39:1".into();
+    doc.put_cinematic(&look).unwrap();
+    let actions = [
+        "민지가 비 내리는 골목에서 문을 연다",
+        "She looks back at the neon sign",
+        "골목 끝에서 그림자가 움직인다",
+        "Close-up: rain on the window",
+        "민지가 달리기 시작한다",
+    ];
+    let shots: Vec<Shot> = actions
+        .iter()
+        .enumerate()
+        .map(|(i, action)| {
+            let mut shot = Shot::new(ShotCode(i as u64 + 1), 48);
+            shot.action = (*action).to_owned();
+            shot.characters = vec![minji.character_id.clone()];
+            if i < 2 {
+                shot.cinematic = Some(look.cinematic_id.clone());
+            }
+            shot
+        })
+        .collect();
+    doc.add_shots(&shots, &Position::End).unwrap();
+    store.save().unwrap();
+    dir
+}
+
+pub async fn start_node(dir: &std::path::Path, comfy: Option<String>) -> Node {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "reelmesh_node=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+    let mut config = NodeConfig::offline(dir.to_owned());
+    config.comfy_url = comfy;
+    Node::start(config).await.unwrap()
+}
+
+/// Queue a render and follow it to the end; returns the ended jobs and every update.
+pub async fn render(
+    handle: &NodeHandle,
+    shots: &str,
+    workflow: &str,
+) -> (Vec<Job>, Vec<JobUpdate>) {
+    let request = RenderRequest {
+        shots: shots.into(),
+        workflow: workflow.into(),
+        seed: None,
+        priority: 0,
+    };
+    let queued = jobs::queue_on(handle, None, request, false).await.unwrap();
+    let ids: Vec<String> = queued.queued.iter().map(|q| q.job_id.clone()).collect();
+    let mut updates = Vec::new();
+    let ended = tokio::time::timeout(
+        DEADLINE,
+        jobs::follow::watch_jobs(handle, None, &ids, DEADLINE, |u| updates.push(u.clone())),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    (ended, updates)
+}
+
+#[tokio::test]
+async fn a_five_shot_project_renders_with_the_card_renderer() {
+    let dir = five_shot_project();
+    let node = start_node(dir.path(), None).await;
+    let handle = node.handle();
+    let node_id = handle.peer_id().to_string();
+
+    let (ended, updates) = render(&handle, "all", "card").await;
+    assert_eq!(ended.len(), 5);
+    for job in &ended {
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+        assert_eq!(job.attempts, 1);
+        assert_eq!(job.claimant, node_id);
+        assert!(!job.take_id.is_empty());
+        assert!(job.finished_at_ms >= job.started_at_ms && job.started_at_ms > 0);
+    }
+    assert!(updates.iter().any(|u| u.state == JobState::Running));
+    assert_eq!(
+        updates
+            .iter()
+            .filter(|u| u.state == JobState::Succeeded)
+            .count(),
+        5
+    );
+
+    let (_, (project, takes)) = handle
+        .read(None, |doc| (doc.project().unwrap(), doc.takes().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(takes.len(), 5);
+    assert!(
+        project
+            .shots
+            .iter()
+            .all(|s| s.status == ShotStatus::Completed)
+    );
+    let blobs = BlobStore::open(dir.path()).unwrap();
+    for take in &takes {
+        let shot = project
+            .shots
+            .iter()
+            .find(|s| s.shot_id == take.shot_id)
+            .unwrap();
+        let job = ended.iter().find(|j| j.job_id == take.job_id).unwrap();
+        assert_eq!(job.take_id, take.take_id);
+        assert_eq!(take.media, TakeMedia::Card);
+        assert_eq!(take.workflow, "card");
+        assert_eq!(take.node_id, node_id);
+        assert_eq!(take.seed, job.seed);
+        assert_eq!(take.prompt, job.prompt);
+        let bytes = blobs.read(&take.blob.parse().unwrap()).unwrap();
+        assert_eq!(bytes.len() as u64, take.size);
+        assert_eq!(blake3::hash(&bytes).to_hex().as_str(), take.blob);
+        // The PNG is what the take says, at the shot's aspect ratio.
+        let decoder = png::Decoder::new(std::io::Cursor::new(&bytes));
+        let reader = decoder.read_info().unwrap();
+        let info = reader.info();
+        assert_eq!(
+            (u64::from(info.width), u64::from(info.height)),
+            (take.width, take.height)
+        );
+        let aspect = take.width as f64 / take.height as f64;
+        let expected = if shot.cinematic.is_some() {
+            2.39
+        } else {
+            16.0 / 9.0
+        };
+        assert!((aspect - expected).abs() < 0.02, "{} {aspect}", shot.code);
+        // Labelled a card, never passed off as AI output.
+        assert!(
+            info.uncompressed_latin1_text
+                .iter()
+                .any(|t| t.text.contains("card")),
+            "{:?}",
+            info.uncompressed_latin1_text
+        );
+    }
+
+    // Regenerate shot 1: a new take; the old one stays.
+    let (again, _) = render(&handle, "SHT-00001", "card").await;
+    assert_eq!(again[0].state, JobState::Succeeded);
+    let (_, (first_shot, shot_takes)) = handle
+        .read(None, |doc| {
+            let shot = doc.project().unwrap().shots[0].clone();
+            let takes = doc.takes_for_shot(&shot.shot_id).unwrap();
+            (shot, takes)
+        })
+        .await
+        .unwrap();
+    assert_eq!(shot_takes.len(), 2);
+    assert_ne!(shot_takes[0].take_id, shot_takes[1].take_id);
+    assert_eq!(first_shot.status, ShotStatus::Completed);
+    node.stop().await.unwrap();
+
+    // Everything is on disk: a fresh open sees the jobs and takes.
+    let data = DataDir::open(dir.path()).unwrap();
+    let store = data.open_project(None).unwrap();
+    assert_eq!(store.doc().takes().unwrap().len(), 6);
+    assert_eq!(store.doc().jobs().unwrap().len(), 6);
+}
+
+#[tokio::test]
+async fn a_workflow_this_node_cannot_run_is_refused_before_anything_is_queued() {
+    let dir = five_shot_project();
+    let node = start_node(dir.path(), None).await;
+    let handle = node.handle();
+    let request = RenderRequest {
+        shots: "all".into(),
+        workflow: "flux_basic".into(),
+        seed: None,
+        priority: 0,
+    };
+    let err = jobs::queue_on(&handle, None, request.clone(), false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot run workflow 'flux_basic'"), "{err}");
+    assert!(err.contains("--comfy"), "{err}");
+    let unknown = RenderRequest {
+        workflow: "no_such_flow".into(),
+        ..request.clone()
+    };
+    let err = jobs::queue_on(&handle, None, unknown, false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown workflow 'no_such_flow'"), "{err}");
+    let (_, jobs) = handle.read(None, |doc| doc.jobs().unwrap()).await.unwrap();
+    assert!(jobs.is_empty());
+
+    // --queue leaves them for another node: queued, not run here.
+    let queued = jobs::queue_on(&handle, None, request, true).await.unwrap();
+    assert_eq!(queued.queued.len(), 5);
+    assert!(!queued.runnable_here);
+    let (_, jobs) = handle.read(None, |doc| doc.jobs().unwrap()).await.unwrap();
+    assert!(jobs.iter().all(|j| j.state == JobState::Queued));
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_canceled_job_ends_canceled_and_the_shot_goes_back_to_pending() {
+    let dir = five_shot_project();
+    // Queue with no runner, cancel, then start the node: it ends the job unrun.
+    let mut config = NodeConfig::offline(dir.path().to_owned());
+    config.run_jobs = false;
+    let node = Node::start(config).await.unwrap();
+    let handle = node.handle();
+    let request = RenderRequest {
+        shots: "SHT-00003".into(),
+        workflow: "card".into(),
+        seed: Some(1),
+        priority: 0,
+    };
+    let queued = jobs::queue_on(&handle, None, request, true).await.unwrap();
+    let id = queued.queued[0].job_id.clone();
+    let prefix: String = id.chars().take(6).collect();
+    handle
+        .edit(None, move |doc| jobs::cancel_jobs(doc, &[prefix]))
+        .await
+        .unwrap();
+    node.stop().await.unwrap();
+
+    let node = start_node(dir.path(), None).await;
+    let handle = node.handle();
+    let ended = tokio::time::timeout(
+        DEADLINE,
+        jobs::follow::watch_jobs(&handle, None, &[id], DEADLINE, |_| {}),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(ended[0].state, JobState::Canceled);
+    assert_eq!(ended[0].attempts, 0);
+    let (_, status) = handle
+        .read(None, |doc| doc.project().unwrap().shots[2].status)
+        .await
+        .unwrap();
+    assert_eq!(status, ShotStatus::Pending);
+    node.stop().await.unwrap();
+}

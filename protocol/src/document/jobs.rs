@@ -261,7 +261,11 @@ fn f64_of(map: &HMap, key: &str) -> f64 {
     }
 }
 
-fn dict_of<T>(map: &HMap, key: &str, value: impl Fn(&ScalarValue) -> Option<T>) -> std::collections::BTreeMap<String, T> {
+fn dict_of<T>(
+    map: &HMap,
+    key: &str,
+    value: impl Fn(&ScalarValue) -> Option<T>,
+) -> std::collections::BTreeMap<String, T> {
     match map.get(key) {
         Some(HValue::Map(m)) => m
             .iter()

@@ -453,7 +453,10 @@ fn jobs_and_takes_round_trip_and_drive_the_shot_status() {
 
     let reloaded = ProjectDoc::load(&doc.save()).expect("load");
     assert_eq!(reloaded.job(&job.job_id).expect("job"), job);
-    assert_eq!(reloaded.takes_for_shot(&shot_id).expect("takes"), vec![take.clone()]);
+    assert_eq!(
+        reloaded.takes_for_shot(&shot_id).expect("takes"),
+        vec![take.clone()]
+    );
     assert_eq!(
         reloaded.project().expect("read").shots[0].status,
         ShotStatus::Completed
@@ -510,6 +513,7 @@ fn a_project_made_before_jobs_gets_its_job_maps_on_the_first_job() {
     assert!(doc.is_ready());
     assert!(doc.jobs().expect("jobs").is_empty());
     let shot_id = doc.project().expect("read").shots[0].shot_id.clone();
-    doc.add_job(&Job::new(&shot_id, "card", 1, "n", 1)).expect("queue");
+    doc.add_job(&Job::new(&shot_id, "card", 1, "n", 1))
+        .expect("queue");
     assert_eq!(doc.jobs().expect("jobs").len(), 1);
 }

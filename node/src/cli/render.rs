@@ -1,0 +1,402 @@
+//! `reelmesh render`, `jobs`, `takes` and `cancel`.
+//!
+//! With a node running on the data dir, `render` asks it to queue the jobs (control
+//! socket) and follows them until they end. With none, it starts the same node
+//! in-process with no network (`NodeConfig::offline`), runs the jobs, and stops it.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use reelmesh_protocol::jobs::{Job, JobState, Take};
+use reelmesh_protocol::model::ShotCode;
+
+use super::print_table;
+use crate::control::{self, Request};
+use crate::jobs::queue::RenderRequest;
+use crate::jobs::{JobUpdate, RenderQueued};
+use crate::node::{Node, NodeConfig};
+
+/// `reelmesh render` arguments.
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    /// Shots: SHT-00001..SHT-00010, 1..10, 1,3,7 or all.
+    #[arg(long)]
+    pub shots: String,
+    /// Workflow id (`reelmesh workflows list`).
+    #[arg(long)]
+    pub workflow: String,
+    /// One seed for every job (default: a fresh random seed per job).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Higher runs first.
+    #[arg(long, default_value = "0", allow_hyphen_values = true)]
+    pub priority: i64,
+    /// ComfyUI to render with when no node is running here (a running node uses
+    /// its own --comfy).
+    #[arg(long, env = "REELMESH_COMFY")]
+    pub comfy: Option<String>,
+    /// Only queue the jobs (for another node, or to follow later); do not wait.
+    #[arg(long)]
+    pub queue: bool,
+    /// Print every update as a JSON line instead of a progress bar.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `reelmesh render`.
+pub fn render(
+    out: &mut dyn Write,
+    data_root: &Path,
+    project: Option<String>,
+    args: RenderArgs,
+) -> Result<()> {
+    let request = RenderRequest {
+        shots: args.shots.clone(),
+        workflow: args.workflow.clone(),
+        seed: args.seed,
+        priority: args.priority,
+    };
+    let queue_request = Request::Render {
+        project: project.clone(),
+        request: request.clone(),
+        queue_only: args.queue,
+    };
+    if let Some(reply) = control::request(data_root, &queue_request)? {
+        let queued: RenderQueued = serde_json::from_value(reply).context("the node's reply")?;
+        print_queued(out, &queued)?;
+        if args.queue {
+            return Ok(());
+        }
+        let ids: Vec<String> = queued.queued.iter().map(|q| q.job_id.clone()).collect();
+        let mut view = ProgressView::new(&queued, args.json);
+        let watch = Request::WatchJobs {
+            project: Some(queued.project_id.clone()),
+            job_ids: ids,
+        };
+        let reply = control::request_stream(data_root, &watch, |line| {
+            if let Some(update) = line
+                .get("update")
+                .and_then(|u| serde_json::from_value::<JobUpdate>(u.clone()).ok())
+            {
+                view.update(&update);
+            }
+        })?
+        .context("the node stopped while rendering")?;
+        view.finish();
+        let jobs: Vec<Job> = serde_json::from_value(reply).context("the node's reply")?;
+        return summarize(out, &queued, &jobs);
+    }
+    if args.queue {
+        bail!(
+            "no node is running on {}: start `reelmesh node` to queue for the mesh, or drop --queue to render here",
+            data_root.display()
+        );
+    }
+    // No node: run one here, offline, for this command.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("reelmesh-render")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (queued, jobs) = runtime.block_on(async move {
+        let mut config = NodeConfig::offline(data_root.to_path_buf());
+        config.comfy_url = args.comfy.clone();
+        let node = Node::start(config).await?;
+        let handle = node.handle();
+        let result = async {
+            let queued = crate::jobs::queue_on(&handle, project, request, false).await?;
+            let ids: Vec<String> = queued.queued.iter().map(|q| q.job_id.clone()).collect();
+            let mut view = ProgressView::new(&queued, args.json);
+            let jobs = crate::jobs::follow::watch_jobs(
+                &handle,
+                Some(queued.project_id.clone()),
+                &ids,
+                control::WATCH_SILENCE,
+                |update| view.update(update),
+            )
+            .await;
+            view.finish();
+            Ok::<_, anyhow::Error>((queued, jobs?))
+        }
+        .await;
+        node.stop().await?;
+        result
+    })?;
+    print_queued(out, &queued)?;
+    summarize(out, &queued, &jobs)
+}
+
+fn print_queued(out: &mut dyn Write, queued: &RenderQueued) -> Result<()> {
+    writeln!(
+        out,
+        "queued {} job{} in project {}{}",
+        queued.queued.len(),
+        if queued.queued.len() == 1 { "" } else { "s" },
+        queued.project_id,
+        if queued.runnable_here {
+            ""
+        } else {
+            " (this node cannot run them: they wait for another node)"
+        }
+    )?;
+    Ok(())
+}
+
+/// A progress bar over all jobs (or JSON lines).
+struct ProgressView {
+    bar: Option<ProgressBar>,
+    codes: BTreeMap<String, String>,
+    fractions: BTreeMap<String, f32>,
+    json: bool,
+}
+
+impl ProgressView {
+    fn new(queued: &RenderQueued, json: bool) -> ProgressView {
+        let total = queued.queued.len() as u64 * 100;
+        let bar = (!json).then(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:32.cyan/blue} {percent:>3}% {elapsed_precise} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        ProgressView {
+            bar,
+            codes: queued
+                .queued
+                .iter()
+                .map(|q| (q.job_id.clone(), q.shot_code.clone()))
+                .collect(),
+            fractions: BTreeMap::new(),
+            json,
+        }
+    }
+
+    fn update(&mut self, update: &JobUpdate) {
+        if self.json {
+            if let Ok(line) = serde_json::to_string(update) {
+                println!("{line}");
+            }
+            return;
+        }
+        let fraction = if update.state.is_active() {
+            update.fraction
+        } else {
+            1.0
+        };
+        self.fractions.insert(update.job_id.clone(), fraction);
+        let code = self.codes.get(&update.job_id).cloned().unwrap_or_default();
+        if let Some(bar) = &self.bar {
+            let done: f32 = self.fractions.values().sum();
+            bar.set_position((done * 100.0) as u64);
+            bar.set_message(format!("{code} {}: {}", update.workflow, update.step));
+            if !update.state.is_active() {
+                let detail = update.error.clone().unwrap_or_default();
+                bar.println(format!("{code} {} {detail}", update.state));
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn summarize(out: &mut dyn Write, queued: &RenderQueued, jobs: &[Job]) -> Result<()> {
+    let codes: BTreeMap<&str, &str> = queued
+        .queued
+        .iter()
+        .map(|q| (q.job_id.as_str(), q.shot_code.as_str()))
+        .collect();
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|job| {
+            vec![
+                codes
+                    .get(job.job_id.as_str())
+                    .copied()
+                    .unwrap_or("?")
+                    .to_owned(),
+                job.workflow.clone(),
+                job.state.to_string(),
+                job.take_id.chars().take(8).collect(),
+                if job.error.is_empty() {
+                    String::new()
+                } else {
+                    job.error.clone()
+                },
+            ]
+        })
+        .collect();
+    print_table(out, &["SHOT", "WORKFLOW", "STATE", "TAKE", "ERROR"], &rows)?;
+    let failed = jobs
+        .iter()
+        .filter(|j| j.state != JobState::Succeeded)
+        .count();
+    if failed > 0 {
+        bail!("{failed} of {} jobs did not succeed", jobs.len());
+    }
+    Ok(())
+}
+
+/// The jobs and takes of a project, from the node or from disk.
+pub fn jobs_and_takes(
+    data_root: &Path,
+    project: Option<String>,
+) -> Result<(Vec<Job>, Vec<Take>, BTreeMap<String, ShotCode>)> {
+    if let Some(reply) = control::request(
+        data_root,
+        &Request::Jobs {
+            project: project.clone(),
+        },
+    )? {
+        let jobs = serde_json::from_value(reply.get("jobs").cloned().unwrap_or_default())?;
+        let takes = serde_json::from_value(reply.get("takes").cloned().unwrap_or_default())?;
+        let shots = serde_json::from_value(reply.get("shots").cloned().unwrap_or_default())?;
+        return Ok((jobs, takes, shots));
+    }
+    let data = crate::store::DataDir::open(data_root)?;
+    let _lock = data.lock()?;
+    let store = data.open_project(project.as_deref())?;
+    let doc = store.doc();
+    let shots = doc
+        .all_shots()?
+        .into_iter()
+        .map(|(s, _)| (s.shot_id, s.code))
+        .collect();
+    Ok((doc.jobs()?, doc.takes()?, shots))
+}
+
+/// `reelmesh jobs`.
+pub fn print_jobs(
+    out: &mut dyn Write,
+    data_root: &Path,
+    project: Option<String>,
+    json: bool,
+) -> Result<()> {
+    let (jobs, _, shots) = jobs_and_takes(data_root, project)?;
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &jobs)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| {
+            vec![
+                j.job_id.chars().take(8).collect(),
+                shots
+                    .get(&j.shot_id)
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                j.workflow.clone(),
+                j.state.to_string(),
+                j.priority.to_string(),
+                format!("{}/{}", j.attempts, j.max_attempts),
+                j.claimant
+                    .chars()
+                    .rev()
+                    .take(8)
+                    .collect::<String>()
+                    .chars()
+                    .rev()
+                    .collect(),
+                j.error.clone(),
+            ]
+        })
+        .collect();
+    print_table(
+        out,
+        &[
+            "JOB", "SHOT", "WORKFLOW", "STATE", "PRIO", "ATTEMPTS", "NODE", "ERROR",
+        ],
+        &rows,
+    )
+}
+
+/// `reelmesh takes`.
+pub fn print_takes(
+    out: &mut dyn Write,
+    data_root: &Path,
+    project: Option<String>,
+    json: bool,
+) -> Result<()> {
+    let (_, takes, shots) = jobs_and_takes(data_root, project)?;
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &takes)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let blobs = crate::store::blobs::BlobStore::open(data_root)?;
+    let rows: Vec<Vec<String>> = takes
+        .iter()
+        .map(|t| {
+            let here = t.blob.parse().map(|h| blobs.has(&h)).unwrap_or(false);
+            vec![
+                shots
+                    .get(&t.shot_id)
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                t.take_id.chars().take(8).collect(),
+                t.media.to_string(),
+                format!("{}x{}", t.width, t.height),
+                t.size.to_string(),
+                t.workflow.clone(),
+                t.seed.to_string(),
+                t.blob.chars().take(16).collect(),
+                if here {
+                    "here".into()
+                } else {
+                    "elsewhere".into()
+                },
+            ]
+        })
+        .collect();
+    print_table(
+        out,
+        &[
+            "SHOT", "TAKE", "MEDIA", "SIZE", "BYTES", "WORKFLOW", "SEED", "BLAKE3", "BLOB",
+        ],
+        &rows,
+    )
+}
+
+/// `reelmesh cancel`.
+pub fn cancel(
+    out: &mut dyn Write,
+    data_root: &Path,
+    project: Option<String>,
+    job_ids: Vec<String>,
+) -> Result<()> {
+    let request = Request::Cancel {
+        project: project.clone(),
+        job_ids: job_ids.clone(),
+    };
+    let canceled: Vec<String> = match control::request(data_root, &request)? {
+        Some(reply) => serde_json::from_value(reply)?,
+        None => {
+            let data = crate::store::DataDir::open(data_root)?;
+            let _lock = data.lock()?;
+            let mut store = data.open_project(project.as_deref())?;
+            let ids =
+                crate::jobs::cancel_jobs(store.doc_mut(), &job_ids).map_err(anyhow::Error::msg)?;
+            store.save()?;
+            ids
+        }
+    };
+    for id in canceled {
+        writeln!(out, "cancel requested: {id}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,387 @@
+//! Running one job: the built-in card renderer or a ComfyUI workflow.
+//!
+//! For ComfyUI the job's recorded parameters (prompt, seed, size, frames, LoRAs)
+//! are bound into the workflow's API graph, input images are read from the blob
+//! store and uploaded, and the run's websocket events become [`JobUpdate`]s.
+
+use std::time::{Duration, Instant};
+
+use reelmesh_protocol::jobs::{Job, JobState, TakeMedia};
+use reelmesh_protocol::model::Project;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{JobUpdate, RUN_TIMEOUT};
+use crate::card;
+use crate::comfy::{ComfyClient, ComfyError, MediaKind, RunEvent, RunRequest};
+use crate::node::{NodeEvent, NodeHandle};
+use crate::store::blobs::{BlobHash, BlobStore};
+use crate::workflows::{Engine, JobParams, Lora, Workflow, WorkflowError, fit_aspect};
+
+/// Long edge of a storyboard card when the job names no size.
+const CARD_LONG_EDGE: u32 = 1280;
+
+/// What a job needs to run.
+pub(super) struct Context<'a> {
+    pub job: &'a Job,
+    pub project: &'a Project,
+    pub workflow: &'a Workflow,
+    pub comfy: Option<&'a ComfyClient>,
+    pub blobs: &'a BlobStore,
+    pub handle: &'a NodeHandle,
+    pub project_id: &'a str,
+    pub shot_code: &'a str,
+}
+
+/// One output of a run, before it is stored.
+#[derive(Debug, Clone)]
+pub struct Produced {
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// What they are.
+    pub media: TakeMedia,
+    /// File extension (`png`, `mp4`).
+    pub extension: String,
+    /// Pixels (0: unknown).
+    pub width: u64,
+    /// Pixels (0: unknown).
+    pub height: u64,
+    /// Frames (1 for a still, 0: unknown).
+    pub frames: u64,
+}
+
+/// A finished run.
+pub(super) struct Run {
+    pub outputs: Vec<Produced>,
+    pub render_ms: u64,
+    pub cached: bool,
+    pub submit_to_first_event: Duration,
+}
+
+/// Why a run failed: becomes the job's error text.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RunError {
+    #[error(transparent)]
+    Comfy(#[from] ComfyError),
+    #[error("card: {0}")]
+    Card(String),
+    #[error("workflow {workflow}: {source}")]
+    Bind {
+        workflow: String,
+        source: WorkflowError,
+    },
+    #[error("workflow {0} needs ComfyUI and this node has none (start it with --comfy URL)")]
+    NoComfy(String),
+    #[error("input '{role}': {why}")]
+    Input { role: String, why: String },
+    #[error("shot {0} is not in the project any more")]
+    NoShot(String),
+    #[error("canceled")]
+    Canceled,
+}
+
+pub(super) async fn execute(
+    ctx: &Context<'_>,
+    cancel: &CancellationToken,
+) -> Result<Run, RunError> {
+    match ctx.workflow.engine {
+        Engine::Card => run_card(ctx, cancel).await,
+        Engine::ComfyUi => run_comfy(ctx, cancel).await,
+    }
+}
+
+async fn run_card(ctx: &Context<'_>, cancel: &CancellationToken) -> Result<Run, RunError> {
+    let started = Instant::now();
+    let shot = ctx
+        .project
+        .shots
+        .iter()
+        .find(|s| s.shot_id == ctx.job.shot_id)
+        .ok_or_else(|| RunError::NoShot(ctx.job.shot_id.clone()))?;
+    let spec = card::spec_for_shot(ctx.project, shot, &ctx.job.prompt, ctx.job.seed);
+    let long_edge = u32::try_from(ctx.job.width.max(ctx.job.height))
+        .ok()
+        .filter(|e| (16..=8192).contains(e))
+        .unwrap_or(CARD_LONG_EDGE);
+    let drawn = tokio::task::spawn_blocking(move || card::render(&spec, long_edge));
+    let card = tokio::select! {
+        biased;
+        () = cancel.cancelled() => return Err(RunError::Canceled),
+        drawn = drawn => drawn
+            .map_err(|e| RunError::Card(e.to_string()))?
+            .map_err(|e| RunError::Card(e.to_string()))?,
+    };
+    let render_ms = millis(started.elapsed());
+    Ok(Run {
+        outputs: vec![Produced {
+            bytes: card.png,
+            media: TakeMedia::Card,
+            extension: "png".into(),
+            width: u64::from(card.width),
+            height: u64::from(card.height),
+            frames: 1,
+        }],
+        render_ms,
+        cached: false,
+        submit_to_first_event: Duration::ZERO,
+    })
+}
+
+async fn run_comfy(ctx: &Context<'_>, cancel: &CancellationToken) -> Result<Run, RunError> {
+    let comfy = ctx
+        .comfy
+        .ok_or_else(|| RunError::NoComfy(ctx.workflow.manifest.id.clone()))?;
+    let job = ctx.job;
+    let mut params = JobParams {
+        prompt: job.prompt.clone(),
+        negative_prompt: (!job.negative_prompt.is_empty()).then(|| job.negative_prompt.clone()),
+        seed: job.seed,
+        width: positive_u32(job.width),
+        height: positive_u32(job.height),
+        frames: positive_u32(job.frames),
+        fps: (job.fps > 0.0).then_some(job.fps),
+        first_frame: None,
+        last_frame: None,
+        reference_image: None,
+        input_video: None,
+        loras: job
+            .loras
+            .iter()
+            .map(|(name, strength)| Lora {
+                name: name.clone(),
+                strength: *strength,
+            })
+            .collect(),
+    };
+    if params.width.is_none() && params.height.is_none() {
+        // The shot's look decides the aspect; the workflow's default size the area.
+        let defaults = &ctx.workflow.manifest.defaults;
+        if let (Some(w), Some(h)) = (defaults.width, defaults.height) {
+            let aspect = aspect_of_shot(ctx);
+            let (w, h) = fit_aspect(&aspect, w, h, 16);
+            params.width = Some(w);
+            params.height = Some(h);
+        }
+    }
+    for (role, reference) in &job.inputs {
+        let name = upload_input(comfy, ctx.blobs, role, reference).await?;
+        match role.as_str() {
+            "first_frame" => params.first_frame = Some(name),
+            "last_frame" => params.last_frame = Some(name),
+            "reference_image" => params.reference_image = Some(name),
+            "input_video" => params.input_video = Some(name),
+            other => {
+                return Err(RunError::Input {
+                    role: other.to_owned(),
+                    why:
+                        "unknown input role (first_frame, last_frame, reference_image, input_video)"
+                            .into(),
+                });
+            }
+        }
+    }
+    let graph = ctx
+        .workflow
+        .bind(&params)
+        .map_err(|source| RunError::Bind {
+            workflow: ctx.workflow.manifest.id.clone(),
+            source,
+        })?;
+    let node_count = graph.as_object().map_or(1, serde_json::Map::len).max(1);
+
+    let (events_tx, events_rx) = mpsc::channel(256);
+    let forward = tokio::spawn(forward_progress(
+        events_rx,
+        ctx.handle.clone(),
+        JobUpdate {
+            project_id: ctx.project_id.to_owned(),
+            job_id: job.job_id.clone(),
+            shot_code: ctx.shot_code.to_owned(),
+            workflow: job.workflow.clone(),
+            state: JobState::Running,
+            fraction: 0.0,
+            step: String::new(),
+            error: None,
+            take_id: None,
+            overhead: None,
+        },
+        node_count,
+    ));
+    let request = RunRequest {
+        prompt: graph,
+        timeout: RUN_TIMEOUT,
+        output_nodes: ctx.workflow.manifest.output_nodes.clone(),
+    };
+    let result = comfy.run(request, &events_tx, cancel).await;
+    drop(events_tx);
+    let _ = forward.await;
+    let result = match result {
+        Ok(result) => result,
+        Err(ComfyError::Canceled) => return Err(RunError::Canceled),
+        Err(e) => return Err(e.into()),
+    };
+    let submit_to_first_event = result.first_event_at.map_or(Duration::ZERO, |at| {
+        at.saturating_duration_since(result.submitted_at)
+    });
+    let render_ms = millis(
+        result
+            .finished_at
+            .saturating_duration_since(result.submitted_at),
+    );
+    let outputs = result
+        .outputs
+        .into_iter()
+        .map(|output| {
+            let extension = output
+                .file
+                .filename
+                .rsplit_once('.')
+                .map(|(_, ext)| ext.to_ascii_lowercase())
+                .unwrap_or_default();
+            let (width, height) = png_size(&output.bytes).unwrap_or((0, 0));
+            let (media, frames) = match output.media {
+                MediaKind::Image => (TakeMedia::Image, 1),
+                MediaKind::Video => (TakeMedia::Video, 0),
+                MediaKind::AnimatedImage => (TakeMedia::AnimatedImage, 0),
+            };
+            Produced {
+                bytes: output.bytes,
+                media,
+                extension,
+                width,
+                height,
+                frames,
+            }
+        })
+        .collect();
+    Ok(Run {
+        outputs,
+        render_ms,
+        cached: result.cached,
+        submit_to_first_event,
+    })
+}
+
+fn aspect_of_shot(ctx: &Context<'_>) -> String {
+    ctx.project
+        .shots
+        .iter()
+        .find(|s| s.shot_id == ctx.job.shot_id)
+        .and_then(|s| s.cinematic.as_deref())
+        .and_then(|id| ctx.project.cinematic(id))
+        .map(|c| c.aspect_ratio.clone())
+        .unwrap_or_default()
+}
+
+async fn upload_input(
+    comfy: &ComfyClient,
+    blobs: &BlobStore,
+    role: &str,
+    reference: &str,
+) -> Result<String, RunError> {
+    let input_error = |why: String| RunError::Input {
+        role: role.to_owned(),
+        why,
+    };
+    let hash: BlobHash = reference.parse().map_err(input_error)?;
+    let store = blobs.clone();
+    let bytes = tokio::task::spawn_blocking(move || store.read(&hash))
+        .await
+        .map_err(|e| input_error(e.to_string()))?
+        .map_err(|e| input_error(format!("blob {reference} is not on this node ({e})")))?;
+    let extension = if role == "input_video" { "mp4" } else { "png" };
+    let name = format!("reelmesh_{}.{extension}", &reference[..16]);
+    let uploaded = comfy.upload_image(&name, bytes, Some("reelmesh")).await?;
+    Ok(uploaded.input_name())
+}
+
+/// Turn ComfyUI events into job updates: overall fraction from nodes done plus the
+/// running node's steps.
+async fn forward_progress(
+    mut events: mpsc::Receiver<RunEvent>,
+    handle: NodeHandle,
+    mut update: JobUpdate,
+    node_count: usize,
+) {
+    let mut done = 0_usize;
+    while let Some(event) = events.recv().await {
+        let (fraction, step) = match event {
+            RunEvent::Queued { number, .. } => (0.0, format!("queued in comfyui (#{number})")),
+            RunEvent::Started => (0.0, "started".to_owned()),
+            RunEvent::Cached { nodes } => {
+                done += nodes.len();
+                (
+                    progress(done, 0.0, node_count),
+                    format!("{} nodes cached", nodes.len()),
+                )
+            }
+            RunEvent::Executing { node } => {
+                done += 1;
+                (progress(done - 1, 0.0, node_count), format!("node {node}"))
+            }
+            RunEvent::Progress { node, value, max } => {
+                let within = if max == 0 {
+                    0.0
+                } else {
+                    value as f32 / max as f32
+                };
+                (
+                    progress(done.saturating_sub(1), within, node_count),
+                    format!("node {node} {value}/{max}"),
+                )
+            }
+            RunEvent::Preview { .. } => continue,
+            RunEvent::Executed { node } => {
+                (progress(done, 0.0, node_count), format!("node {node} done"))
+            }
+        };
+        update.fraction = fraction.max(update.fraction).min(0.99);
+        update.step = step;
+        handle.emit(NodeEvent::Job(update.clone()));
+    }
+}
+
+fn progress(done: usize, within: f32, total: usize) -> f32 {
+    ((done as f32 + within) / total as f32).clamp(0.0, 1.0)
+}
+
+fn positive_u32(value: u64) -> Option<u32> {
+    u32::try_from(value).ok().filter(|v| *v > 0)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Width and height from a PNG header.
+fn png_size(bytes: &[u8]) -> Option<(u64, u64)> {
+    if bytes.len() < 24 || &bytes[..8] != b"\x89PNG\r\n\x1a\n" || &bytes[12..16] != b"IHDR" {
+        return None;
+    }
+    let width = u32::from_be_bytes(bytes[16..20].try_into().ok()?);
+    let height = u32::from_be_bytes(bytes[20..24].try_into().ok()?);
+    Some((u64::from(width), u64::from(height)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn png_sizes_come_from_the_header() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/comfyui/upload_input.png"
+        );
+        let bytes = std::fs::read(path).expect("recorded png");
+        assert_eq!(png_size(&bytes), Some((48, 32)));
+        assert_eq!(png_size(b"not a png at all, not at all"), None);
+    }
+
+    #[test]
+    fn progress_stays_within_bounds() {
+        assert!((progress(0, 0.5, 4) - 0.125).abs() < 1e-6);
+        assert!((progress(9, 0.0, 4) - 1.0).abs() < 1e-6);
+        assert!((progress(0, 0.0, 1)).abs() < 1e-6);
+    }
+}

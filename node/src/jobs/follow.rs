@@ -1,0 +1,111 @@
+//! Following jobs until they end: what `reelmesh render` shows and waits on.
+//!
+//! The document says where each job is (durable); [`NodeEvent::Job`] events say how
+//! far a running one got (ephemeral). Subscribing before the first read means no
+//! change falls between the two.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reelmesh_protocol::jobs::{Job, JobState};
+use tokio::sync::broadcast;
+
+use super::JobUpdate;
+use crate::node::{NodeError, NodeEvent, NodeHandle};
+
+/// Follow these jobs of a project until every one has ended, calling `on_update`
+/// for each step (including each job's state when watching starts). Returns the
+/// jobs as they ended. Gives up after `timeout` of silence (no update at all).
+pub async fn watch_jobs(
+    handle: &NodeHandle,
+    project: Option<String>,
+    job_ids: &[String],
+    silence_timeout: Duration,
+    mut on_update: impl FnMut(&JobUpdate),
+) -> Result<Vec<Job>, NodeError> {
+    let mut events = handle.subscribe();
+    let (project_id, mut jobs) = read_jobs(handle, project, job_ids).await?;
+    // Each job's end is reported once, whichever way it is learned first.
+    let mut ended: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for job in jobs.values() {
+        on_update(&initial_update(&project_id, job));
+        if !job.state.is_active() {
+            ended.insert(job.job_id.clone());
+        }
+    }
+    loop {
+        if jobs.values().all(|j| !j.state.is_active()) {
+            return Ok(job_ids.iter().filter_map(|id| jobs.remove(id)).collect());
+        }
+        let event = tokio::time::timeout(silence_timeout, events.recv())
+            .await
+            .map_err(|_| NodeError::Timeout(silence_timeout))?;
+        match event {
+            Ok(NodeEvent::Job(update)) if jobs.contains_key(&update.job_id) => {
+                if update.state.is_active() || ended.insert(update.job_id.clone()) {
+                    on_update(&update);
+                }
+                if !update.state.is_active() {
+                    // The document has the final word (error text, take).
+                    let (_, fresh) = read_jobs(handle, Some(project_id.clone()), job_ids).await?;
+                    jobs = fresh;
+                }
+            }
+            Ok(NodeEvent::DocChanged {
+                project_id: changed,
+                ..
+            }) if changed == project_id => {
+                // Another node (or a cancel) may have ended a job.
+                let (_, fresh) = read_jobs(handle, Some(project_id.clone()), job_ids).await?;
+                for (id, job) in &fresh {
+                    if !job.state.is_active() && ended.insert(id.clone()) {
+                        on_update(&initial_update(&project_id, job));
+                    }
+                }
+                jobs = fresh;
+            }
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                let (_, fresh) = read_jobs(handle, Some(project_id.clone()), job_ids).await?;
+                jobs = fresh;
+            }
+            Err(broadcast::error::RecvError::Closed) => return Err(NodeError::Stopped),
+        }
+    }
+}
+
+async fn read_jobs(
+    handle: &NodeHandle,
+    project: Option<String>,
+    job_ids: &[String],
+) -> Result<(String, BTreeMap<String, Job>), NodeError> {
+    let ids = job_ids.to_vec();
+    let (project_id, found) = handle
+        .read(project, move |doc| {
+            ids.iter()
+                .map(|id| doc.job(id).map(|job| (id.clone(), job)))
+                .collect::<Result<BTreeMap<_, _>, _>>()
+                .map_err(|e| e.to_string())
+        })
+        .await?;
+    Ok((project_id, found.map_err(NodeError::Request)?))
+}
+
+fn initial_update(project_id: &str, job: &Job) -> JobUpdate {
+    JobUpdate {
+        project_id: project_id.to_owned(),
+        job_id: job.job_id.clone(),
+        shot_code: String::new(),
+        workflow: job.workflow.clone(),
+        state: job.state,
+        fraction: if job.state == JobState::Succeeded {
+            1.0
+        } else {
+            0.0
+        },
+        step: job.state.to_string(),
+        error: (!job.error.is_empty()).then(|| job.error.clone()),
+        take_id: (!job.take_id.is_empty()).then(|| job.take_id.clone()),
+        overhead: None,
+    }
+}
