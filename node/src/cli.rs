@@ -219,10 +219,12 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Render(args) => render::render(out, &data_root, cli.project.clone(), args),
-        Command::Jobs { json } => render::print_jobs(out, &data_root, cli.project.clone(), json),
-        Command::Takes { json } => render::print_takes(out, &data_root, cli.project.clone(), json),
+        Command::Jobs { json } => render::print_jobs(out, &data_root, cli.project.as_deref(), json),
+        Command::Takes { json } => {
+            render::print_takes(out, &data_root, cli.project.as_deref(), json)
+        }
         Command::Cancel { job_ids } => {
-            render::cancel(out, &data_root, cli.project.clone(), job_ids)
+            render::cancel(out, &data_root, cli.project.as_deref(), &job_ids)
         }
         Command::Workflows { command } => {
             let runtime = tokio::runtime::Builder::new_current_thread()

@@ -239,12 +239,12 @@ impl Runner {
         }
     }
 
-    fn publish_worker(&self, current_job: Option<String>) {
+    fn publish_worker(&self, current_job: Option<&str>) {
         let caps = self.capabilities.borrow().clone();
         self.worker.send_if_modified(|state| {
             let next = WorkerState {
                 capabilities: caps.runnable.clone(),
-                current_job: current_job.clone(),
+                current_job: current_job.map(str::to_owned),
                 problem: caps.problem.clone(),
                 unavailable: caps.unavailable(),
                 settled: caps.settled,
@@ -405,7 +405,7 @@ impl Runner {
             }
         };
         picked.job = job;
-        self.publish_worker(Some(picked.job.job_id.clone()));
+        self.publish_worker(Some(&picked.job.job_id));
         self.emit(&picked, JobState::Running, 0.0, "starting");
         info!(job = %picked.job.job_id, shot = %picked.shot_code, workflow = %picked.job.workflow, attempt = picked.job.attempts, "job running");
 

@@ -75,13 +75,13 @@ impl JobState {
     #[must_use]
     pub fn can_become(self, next: JobState) -> bool {
         use JobState::{Canceled, Claimed, Failed, Queued, Running, Succeeded};
-        match (self, next) {
-            (Queued, Claimed | Running | Canceled | Failed) => true,
-            (Claimed, Queued | Running | Canceled | Failed) => true,
-            (Running, Queued | Succeeded | Failed | Canceled) => true,
-            (Failed, Queued) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Queued, Claimed | Running | Canceled | Failed)
+                | (Claimed, Queued | Running | Canceled | Failed)
+                | (Running, Queued | Succeeded | Failed | Canceled)
+                | (Failed, Queued)
+        )
     }
 }
 

@@ -250,15 +250,15 @@ fn summarize(out: &mut dyn Write, queued: &RenderQueued, jobs: &[Job]) -> Result
     Ok(())
 }
 
+/// A project's jobs, takes, and shot codes by shot id.
+type JobsAndTakes = (Vec<Job>, Vec<Take>, BTreeMap<String, ShotCode>);
+
 /// The jobs and takes of a project, from the node or from disk.
-pub fn jobs_and_takes(
-    data_root: &Path,
-    project: Option<String>,
-) -> Result<(Vec<Job>, Vec<Take>, BTreeMap<String, ShotCode>)> {
+pub fn jobs_and_takes(data_root: &Path, project: Option<&str>) -> Result<JobsAndTakes> {
     if let Some(reply) = control::request(
         data_root,
         &Request::Jobs {
-            project: project.clone(),
+            project: project.map(str::to_owned),
         },
     )? {
         let jobs = serde_json::from_value(reply.get("jobs").cloned().unwrap_or_default())?;
@@ -268,7 +268,7 @@ pub fn jobs_and_takes(
     }
     let data = crate::store::DataDir::open(data_root)?;
     let _lock = data.lock()?;
-    let store = data.open_project(project.as_deref())?;
+    let store = data.open_project(project)?;
     let doc = store.doc();
     let shots = doc
         .all_shots()?
@@ -282,7 +282,7 @@ pub fn jobs_and_takes(
 pub fn print_jobs(
     out: &mut dyn Write,
     data_root: &Path,
-    project: Option<String>,
+    project: Option<&str>,
     json: bool,
 ) -> Result<()> {
     let (jobs, _, shots) = jobs_and_takes(data_root, project)?;
@@ -329,7 +329,7 @@ pub fn print_jobs(
 pub fn print_takes(
     out: &mut dyn Write,
     data_root: &Path,
-    project: Option<String>,
+    project: Option<&str>,
     json: bool,
 ) -> Result<()> {
     let (_, takes, shots) = jobs_and_takes(data_root, project)?;
@@ -376,21 +376,21 @@ pub fn print_takes(
 pub fn cancel(
     out: &mut dyn Write,
     data_root: &Path,
-    project: Option<String>,
-    job_ids: Vec<String>,
+    project: Option<&str>,
+    job_ids: &[String],
 ) -> Result<()> {
     let request = Request::Cancel {
-        project: project.clone(),
-        job_ids: job_ids.clone(),
+        project: project.map(str::to_owned),
+        job_ids: job_ids.to_vec(),
     };
     let canceled: Vec<String> = match control::request(data_root, &request)? {
         Some(reply) => serde_json::from_value(reply)?,
         None => {
             let data = crate::store::DataDir::open(data_root)?;
             let _lock = data.lock()?;
-            let mut store = data.open_project(project.as_deref())?;
+            let mut store = data.open_project(project)?;
             let ids =
-                crate::jobs::cancel_jobs(store.doc_mut(), &job_ids).map_err(anyhow::Error::msg)?;
+                crate::jobs::cancel_jobs(store.doc_mut(), job_ids).map_err(anyhow::Error::msg)?;
             store.save()?;
             ids
         }

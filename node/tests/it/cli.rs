@@ -175,6 +175,19 @@ fn commands_go_through_a_running_node_which_saves_everything_on_sigterm() {
     assert_eq!(status["running"], true);
     assert_eq!(status["projects"][0]["shots"], 5);
     assert_eq!(status["peers"][0]["this_node"], true);
+    // A render goes through the node too: it queues, runs and reports each job.
+    let rendered = stdout(&reelmesh(
+        &data,
+        &[
+            "render",
+            "--shots",
+            "SHT-00001..SHT-00002",
+            "--workflow",
+            "card",
+        ],
+    ));
+    assert!(rendered.contains("queued 2 jobs"), "{rendered}");
+    assert_eq!(rendered.matches("succeeded").count(), 2, "{rendered}");
     let socket = data.join("run/control.sock");
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&socket).expect("socket").permissions(),
@@ -220,4 +233,98 @@ fn a_node_without_a_mesh_key_refuses_to_start_and_says_what_to_do() {
         !tmp.path().join("mesh.key").exists(),
         "a bad ticket changes nothing"
     );
+}
+
+#[test]
+fn render_without_a_node_runs_the_jobs_here_and_records_takes() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    stdout(&reelmesh(&data, &["init", "카드"]));
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo_shotlist.xlsx");
+    stdout(&reelmesh(
+        &data,
+        &["import", sample.to_str().expect("path")],
+    ));
+
+    let listed = stdout(&reelmesh(&data, &["workflows", "list"]));
+    for id in ["card", "flux_basic", "wan_animate", "rife_interpolate"] {
+        assert!(listed.contains(id), "{listed}");
+    }
+    // A workflow this machine cannot run (no ComfyUI) is refused, nothing queued.
+    let refused = reelmesh(
+        &data,
+        &["render", "--shots", "all", "--workflow", "flux_basic"],
+    );
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("cannot run workflow 'flux_basic'"), "{why}");
+    let none: serde_json::Value =
+        serde_json::from_str(&stdout(&reelmesh(&data, &["jobs", "--json"]))).expect("json");
+    assert_eq!(none.as_array().map(Vec::len), Some(0));
+
+    let rendered = stdout(&reelmesh(
+        &data,
+        &[
+            "render",
+            "--shots",
+            "all",
+            "--workflow",
+            "card",
+            "--seed",
+            "9",
+        ],
+    ));
+    assert!(rendered.contains("queued 5 jobs"), "{rendered}");
+    assert_eq!(rendered.matches("succeeded").count(), 5, "{rendered}");
+    let takes: serde_json::Value =
+        serde_json::from_str(&stdout(&reelmesh(&data, &["takes", "--json"]))).expect("json");
+    let takes = takes.as_array().expect("takes");
+    assert_eq!(takes.len(), 5);
+    for take in takes {
+        assert_eq!(take["media"], "card");
+        assert_eq!(take["seed"], 9);
+        let blob = take["blob"].as_str().expect("hash");
+        let bytes = std::fs::read(data.join("blobs").join(&blob[..2]).join(blob)).expect("blob");
+        assert_eq!(blake3::hash(&bytes).to_hex().as_str(), blob);
+    }
+    let table = stdout(&reelmesh(&data, &["takes"]));
+    assert!(table.contains("here"), "{table}");
+    let shots: serde_json::Value =
+        serde_json::from_str(&stdout(&reelmesh(&data, &["shots", "--json"]))).expect("json");
+    assert!(
+        shots
+            .as_array()
+            .expect("rows")
+            .iter()
+            .all(|row| row["status"] == "completed"),
+        "{shots}"
+    );
+}
+
+#[test]
+fn workflows_check_against_the_recorded_comfyui_passes_for_core_nodes() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let info = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/comfyui/object_info.json");
+    let info = info.to_str().expect("path");
+    let ok = stdout(&reelmesh(
+        tmp.path(),
+        &[
+            "workflows",
+            "check",
+            "--object-info",
+            info,
+            "--core",
+            "--ignore-models",
+        ],
+    ));
+    assert!(ok.contains("flux_basic"), "{ok}");
+    // With models checked, the recorded server (no model files) cannot run FLUX and
+    // says which file is missing.
+    let strict = reelmesh(
+        tmp.path(),
+        &["workflows", "check", "--object-info", info, "flux_basic"],
+    );
+    assert!(!strict.status.success());
+    let report = String::from_utf8_lossy(&strict.stdout);
+    assert!(report.contains(".safetensors"), "{report}");
 }

@@ -770,6 +770,54 @@ async fn a_dropped_websocket_is_reopened_and_the_run_completes() {
 }
 
 #[tokio::test]
+async fn a_silent_websocket_is_covered_by_asking_where_the_prompt_is() {
+    let double = ComfyDouble::start(DoubleOptions::default()).await;
+    let limits = ComfyLimits {
+        silence_check: Duration::from_millis(200),
+        ..ComfyLimits::default()
+    };
+    let client = ComfyClient::with_limits(&double.url(), limits).unwrap();
+    double.script_next(Script::MuteSocketAt {
+        node_id: "2".into(),
+    });
+    let (result, events) = run(&client, request(recorded_prompt("prompt_ok_request.json"))).await;
+    let result = result.unwrap();
+    assert_eq!(result.outputs[0].bytes, recorded("view_ok.png"));
+    // Nothing after node 2 came over the socket; the history told.
+    assert!(
+        !events.contains(&RunEvent::Executed { node: "3".into() }),
+        "{events:?}"
+    );
+    assert!(!double.requests_to("GET", "/queue").is_empty());
+    assert_eq!(double.sockets().len(), 1);
+}
+
+#[tokio::test]
+async fn a_full_event_channel_does_not_slow_the_run() {
+    let double = ComfyDouble::start(DoubleOptions {
+        models: vec!["sd_xl_base_1.0.safetensors".into()],
+        sampler_steps: Some(300),
+        ..DoubleOptions::default()
+    })
+    .await;
+    let client = ComfyClient::new(&double.url()).unwrap();
+    // Nobody reads this channel.
+    let (events, _unread) = mpsc::channel(1);
+    let cancel = CancellationToken::new();
+    let run = client.run(
+        request(recorded_prompt(
+            "prompt_error_missing_model_sd_request.json",
+        )),
+        &events,
+        &cancel,
+    );
+    let result = tokio::time::timeout(WAIT, run)
+        .await
+        .expect("the run was held up");
+    assert_eq!(result.unwrap().outputs.len(), 1);
+}
+
+#[tokio::test]
 async fn a_restart_mid_run_loses_the_prompt_and_the_next_run_works() {
     let double = ComfyDouble::start(DoubleOptions::default()).await;
     let client = ComfyClient::new(&double.url()).unwrap();

@@ -45,7 +45,8 @@
 //!   prompt are cached (an identical prompt: `execution_cached` with every node, no
 //!   per-node `executing`, `executed` with the earlier files).
 //! - [`Script`]s for the next prompts: a runtime error at a node, a node that hangs
-//!   until interrupted or held until released, a socket dropped mid-run. Interrupts act
+//!   until interrupted or held until released, a socket dropped mid-run or silently
+//!   forgotten by the server. Interrupts act
 //!   between nodes (and between sampler steps), like the real one.
 //! - [`ComfyDouble::restart`] forgets queue, history and cache and closes every
 //!   connection, then listens again on the same port; [`ComfyDouble::stop`] stops
@@ -131,6 +132,10 @@ pub enum Script {
     },
     /// When the node starts, the server closes the prompt's client socket and goes on.
     DropSocketAt { node_id: String },
+    /// When the node starts, the server forgets the client's socket but leaves it open:
+    /// no more messages arrive on it (what the real server does to a socket when an
+    /// older one with the same client id closes).
+    MuteSocketAt { node_id: String },
 }
 
 impl Script {
@@ -139,7 +144,8 @@ impl Script {
             Script::FailAt { node_id, .. }
             | Script::HangAt { node_id }
             | Script::HoldAt { node_id, .. }
-            | Script::DropSocketAt { node_id } => node_id,
+            | Script::DropSocketAt { node_id }
+            | Script::MuteSocketAt { node_id } => node_id,
         }
     }
 }
@@ -228,6 +234,8 @@ struct DoubleState {
     uploads: HashMap<(String, String), Vec<u8>>,
     scripts: VecDeque<Vec<Script>>,
     sockets: HashMap<String, SocketEntry>,
+    /// Sockets the server forgot but did not close ([`Script::MuteSocketAt`]).
+    muted: Vec<SocketEntry>,
     next_socket: u64,
     temp_prefix: String,
     requests: Vec<RecordedRequest>,
@@ -456,6 +464,9 @@ impl ComfyDouble {
         }
         let mut state = self.shared.state();
         for (_, socket) in state.sockets.drain() {
+            let _ = socket.tx.send(Out::Close);
+        }
+        for socket in state.muted.drain(..) {
             let _ = socket.tx.send(Out::Close);
         }
         state.running = None;
@@ -2211,6 +2222,14 @@ async fn execute(shared: &Arc<Shared>, item: &QueueItem) {
                             &executed,
                         ));
                         break 'nodes;
+                    }
+                }
+                Script::MuteSocketAt { .. } => {
+                    if let Some(client) = client {
+                        let mut state = shared.state();
+                        if let Some(socket) = state.sockets.remove(client) {
+                            state.muted.push(socket);
+                        }
                     }
                 }
                 Script::DropSocketAt { .. } => {
