@@ -278,3 +278,210 @@ async fn a_canceled_job_ends_canceled_and_the_shot_goes_back_to_pending() {
     assert_eq!(status, ShotStatus::Pending);
     node.stop().await.unwrap();
 }
+
+// ---- through ComfyUI (the test double answering like the recorded server) -------
+
+use crate::comfy_double::{ComfyDouble, DoubleOptions, Script};
+use reelmesh_node::workflows::Catalog;
+
+/// Every model file a workflow loads, as the double's "installed" models.
+fn models_of(workflow: &str) -> Vec<String> {
+    Catalog::builtin()
+        .get(workflow)
+        .unwrap()
+        .manifest
+        .requires
+        .models
+        .iter()
+        .map(|m| m.file.clone())
+        .collect()
+}
+
+async fn node_with_comfy(options: DoubleOptions) -> (tempfile::TempDir, ComfyDouble, Node) {
+    let dir = five_shot_project();
+    let double = ComfyDouble::start(options).await;
+    let node = start_node(dir.path(), Some(double.url())).await;
+    (dir, double, node)
+}
+
+#[tokio::test]
+async fn flux_renders_through_comfyui_with_progress_and_recorded_outputs() {
+    let mut models = models_of("flux_lora");
+    models.push("minji_v2.safetensors".into());
+    let (dir, double, node) = node_with_comfy(DoubleOptions {
+        models,
+        ..DoubleOptions::default()
+    })
+    .await;
+    let handle = node.handle();
+    let worker = handle.worker_settled(DEADLINE).await;
+    assert!(
+        worker.capabilities.contains(&"flux_lora".to_owned()),
+        "{worker:?}"
+    );
+    assert!(worker.capabilities.contains(&"card".to_owned()));
+    // Only FLUX's models are installed: a video workflow is not runnable, and says why.
+    let (_, why) = worker
+        .unavailable
+        .iter()
+        .find(|(id, _)| id == "ltx2")
+        .unwrap();
+    assert!(why.contains("model"), "{why}");
+
+    let (ended, updates) = render(&handle, "SHT-00001..SHT-00002", "flux_lora").await;
+    for job in &ended {
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+        // The character's LoRA from the bible, with its strength.
+        assert_eq!(job.loras.get("minji_v2.safetensors"), Some(&0.65));
+    }
+    // Progress arrived, in order, per job.
+    let steps: Vec<f32> = updates
+        .iter()
+        .filter(|u| u.job_id == ended[0].job_id && u.state == JobState::Running)
+        .map(|u| u.fraction)
+        .collect();
+    assert!(steps.len() > 3, "{steps:?}");
+    assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{steps:?}");
+    assert!(
+        updates.iter().any(|u| u.step.contains("/")),
+        "sampler steps shown"
+    );
+
+    // What ComfyUI got: the job's prompt, seed and LoRA in the bound graph.
+    let prompts = double.prompts();
+    assert_eq!(prompts.len(), 2);
+    for job in &ended {
+        let graph = prompts
+            .iter()
+            .map(|p| serde_json::to_string(&p.prompt).unwrap())
+            .find(|g| g.contains(&job.seed.to_string()))
+            .expect("a prompt with the job's seed");
+        assert!(graph.contains(&job.prompt), "prompt bound: {graph}");
+        assert!(graph.contains("minji_v2.safetensors"), "lora chained");
+    }
+    double.assert_no_origin_header();
+
+    // The takes hold the recorded PNG, by content hash.
+    let recorded = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/comfyui/view_ok.png"
+    ))
+    .unwrap();
+    let (_, takes) = handle.read(None, |doc| doc.takes().unwrap()).await.unwrap();
+    assert_eq!(takes.len(), 2);
+    let blobs = BlobStore::open(dir.path()).unwrap();
+    for take in &takes {
+        assert_eq!(take.media, TakeMedia::Image);
+        assert_eq!(take.extension, "png");
+        assert_eq!(take.workflow, "flux_lora");
+        assert_eq!(blobs.read(&take.blob.parse().unwrap()).unwrap(), recorded);
+    }
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn comfyui_errors_become_clear_job_errors() {
+    let (_dir, double, node) = node_with_comfy(DoubleOptions {
+        models: models_of("flux_basic"),
+        ..DoubleOptions::default()
+    })
+    .await;
+    let handle = node.handle();
+    handle.worker_settled(DEADLINE).await;
+
+    // A runtime error inside a node: the job fails naming the node and the exception.
+    double.script_next(Script::FailAt {
+        node_id: "8".into(),
+        exception_type: "torch.OutOfMemoryError".into(),
+        exception_message: "CUDA out of memory".into(),
+    });
+    let (ended, _) = render(&handle, "SHT-00003", "flux_basic").await;
+    assert_eq!(ended[0].state, JobState::Failed);
+    assert!(
+        ended[0].error.contains("out of memory"),
+        "{}",
+        ended[0].error
+    );
+    let (_, status) = handle
+        .read(None, |doc| doc.project().unwrap().shots[2].status)
+        .await
+        .unwrap();
+    assert_eq!(status, ShotStatus::Pending, "no take: back to pending");
+
+    // A character LoRA this ComfyUI does not have: refused by ComfyUI's validation,
+    // and the error names the loader node and its input.
+    let (ended, _) = render(&handle, "SHT-00002", "flux_lora").await;
+    assert_eq!(ended[0].state, JobState::Failed);
+    let error = &ended[0].error;
+    assert!(
+        error.contains("LoraLoader") && error.contains("lora_name") && error.contains("minji_v2"),
+        "{error}"
+    );
+
+    // ComfyUI gone: the job fails saying ComfyUI is unreachable, at its address.
+    double.stop().await;
+    let (ended, _) = render(&handle, "SHT-00004", "flux_basic").await;
+    assert_eq!(ended[0].state, JobState::Failed);
+    assert!(
+        ended[0]
+            .error
+            .contains(&double.url().replace("http://", "")),
+        "{}",
+        ended[0].error
+    );
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_running_comfyui_job_is_canceled_from_the_document() {
+    let (_dir, double, node) = node_with_comfy(DoubleOptions {
+        models: models_of("flux_basic"),
+        ..DoubleOptions::default()
+    })
+    .await;
+    let handle = node.handle();
+    handle.worker_settled(DEADLINE).await;
+    double.script_next(Script::HangAt {
+        node_id: "8".into(),
+    });
+    let request = RenderRequest {
+        shots: "SHT-00005".into(),
+        workflow: "flux_basic".into(),
+        seed: None,
+        priority: 0,
+    };
+    let queued = jobs::queue_on(&handle, None, request, false).await.unwrap();
+    let id = queued.queued[0].job_id.clone();
+    // Cancel once it is really running inside ComfyUI.
+    let mut events = handle.subscribe();
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Ok(reelmesh_node::node::NodeEvent::Job(u)) = events.recv().await
+                && u.job_id == id
+                && u.step.starts_with("node 8")
+            {
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let cancel = id.clone();
+    handle
+        .edit(None, move |doc| jobs::cancel_jobs(doc, &[cancel]))
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(
+        DEADLINE,
+        jobs::follow::watch_jobs(&handle, None, &[id], DEADLINE, |_| {}),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(ended[0].state, JobState::Canceled, "{:?}", ended[0]);
+    assert!(
+        !double.requests_to("POST", "/interrupt").is_empty(),
+        "comfyui was told to stop"
+    );
+    node.stop().await.unwrap();
+}
