@@ -299,11 +299,10 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert!(
-            matches!(&ckpt.outcome, Outcome::Error { node_type, .. } if node_type == "CheckpointLoaderSimple"),
-            "{:?}",
-            ckpt.outcome
-        );
+        let Outcome::Error { node_type, .. } = &ckpt.outcome else {
+            panic!("{:?}", ckpt.outcome);
+        };
+        assert_eq!(node_type, "CheckpointLoaderSimple");
     }
 
     #[test]

@@ -7,15 +7,15 @@
 //!
 //! While following, the run listens to three things: its cancel token, its hub
 //! subscription and a timer. The timer is the deadline, the cancel grace, or a
-//! silence check: after [`ComfyLimits::silence_check`] without a word about the
-//! prompt, the run asks ComfyUI where the prompt is (`GET /queue`, then
-//! `/history/{id}`), as it does after a reconnect. Queue first: ComfyUI takes a
-//! prompt off the queue and writes its history in one step, so a prompt absent from
-//! the queue is either in the history or gone.
+//! silence check: after `ComfyLimits::silence_check` without a word about the prompt,
+//! the run asks ComfyUI where the prompt is (`GET /queue`, then `/history/{id}`), as
+//! it does after a reconnect. Queue first: ComfyUI takes a prompt off the queue and
+//! writes its history in one step, so a prompt absent from the queue is either in the
+//! history or gone.
 //!
 //! Cancel: a pending prompt is deleted from the queue (and if it started in the
 //! meantime, interrupted); a running one is interrupted and the run waits, at most
-//! [`ComfyLimits::cancel_grace`], for ComfyUI to stop it, so that the GPU is free
+//! `ComfyLimits::cancel_grace`, for ComfyUI to stop it, so that the GPU is free
 //! when the caller hears [`ComfyError::Canceled`].
 
 use std::collections::HashSet;

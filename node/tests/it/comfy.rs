@@ -575,17 +575,12 @@ async fn a_run_over_its_timeout_names_the_stage_and_frees_comfyui() {
     let client = ComfyClient::new(&double.url()).unwrap();
     let prompt = recorded_prompt("prompt_ok_request.json");
 
-    // The first prompt hangs in node 2; the second waits in the queue behind it.
+    // The first prompt hangs in node 2; a second waits in the queue behind it and
+    // times out there.
     double.script_next(Script::HangAt {
         node_id: "2".into(),
     });
-    let mut hanging = Running::start(
-        &client,
-        RunRequest {
-            timeout: Duration::from_millis(1500),
-            ..request(prompt.clone())
-        },
-    );
+    let mut hanging = Running::start(&client, request(prompt.clone()));
     hanging
         .wait_event("node 2", |e| *e == RunEvent::Executing { node: "2".into() })
         .await;
@@ -616,14 +611,33 @@ async fn a_run_over_its_timeout_names_the_stage_and_frees_comfyui() {
         "no delete of {queued_id}"
     );
     assert!(!double.queue().1.contains(&queued_id));
+    hanging.cancel.cancel();
+    assert_eq!(hanging.finish().await.0, Err(ComfyError::Canceled));
 
+    // A prompt that hangs while running times out in execution, and is interrupted
+    // so that ComfyUI is free again.
+    double.script_next(Script::HangAt {
+        node_id: "2".into(),
+    });
+    // (Another color: nodes 1 and 2 of the first prompt ran and are cached.)
+    let mut other = prompt;
+    other["1"]["inputs"]["color"] = 0x00ff00.into();
+    let mut hanging = Running::start(
+        &client,
+        RunRequest {
+            timeout: Duration::from_millis(1500),
+            ..request(other)
+        },
+    );
+    hanging
+        .wait_event("node 2", |e| *e == RunEvent::Executing { node: "2".into() })
+        .await;
     let (running, events) = hanging.finish().await;
     let err = running.unwrap_err();
     assert_eq!(
         err.to_string(),
         "timed out after 1.5 s waiting for execution"
     );
-    // It was interrupted, so ComfyUI is free again.
     let running_id = prompt_id_of(&events);
     double
         .wait_for("the hung prompt to end", |d| {
@@ -999,6 +1013,27 @@ async fn uploads_keep_or_rename_like_comfyui_and_feed_loadimage() {
 }
 
 #[tokio::test]
+async fn an_output_over_the_size_limit_is_refused() {
+    let double = ComfyDouble::start(DoubleOptions::default()).await;
+    let limits = ComfyLimits {
+        max_output_bytes: 100,
+        ..ComfyLimits::default()
+    };
+    let client = ComfyClient::with_limits(&double.url(), limits).unwrap();
+    let (result, _) = run(&client, request(recorded_prompt("prompt_ok_request.json"))).await;
+    match result {
+        Err(ComfyError::Protocol { url, reason }) => {
+            assert!(
+                url.contains("/view?filename=fixture_ok_00001_.png"),
+                "{url}"
+            );
+            assert!(reason.contains("over the 100-byte limit"), "{reason}");
+        }
+        other => panic!("expected a refused output, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn small_calls_read_the_recorded_shapes() {
     let double = ComfyDouble::start(DoubleOptions::default()).await;
     let client = ComfyClient::new(&double.url()).unwrap();
@@ -1140,10 +1175,11 @@ async fn double_frames(
                 }
                 Message::Binary(bytes) => {
                     let event_type = u32::from_be_bytes(bytes[..4].try_into().unwrap());
+                    let head: String = bytes[..16].iter().map(|b| format!("{b:02x}")).collect();
                     frames.push(serde_json::json!({
                         "frame": "binary",
                         "event_type": event_type,
-                        "first_bytes_hex": bytes[..16].iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                        "first_bytes_hex": head,
                     }));
                 }
                 _ => {}

@@ -1759,7 +1759,11 @@ impl Validator<'_> {
                     "type": "custom_validation_failed",
                     "message": "Custom validation failed for node",
                     "details": format!("image - Invalid image file: {image}"),
-                    "extra_info": {"input_name": "image", "input_config": input_config, "received_value": value}
+                    "extra_info": {
+                        "input_name": "image",
+                        "input_config": input_config,
+                        "received_value": value
+                    }
                 }));
             }
             return None;
@@ -2000,20 +2004,7 @@ async fn serve_socket(
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    let flags = serde_json::from_str::<Value>(text.as_str()).ok().filter(|m| m["type"] == "feature_flags");
-                    if let Some(flags) = flags {
-                        let wants = flags["data"]["supports_preview_metadata"] == true;
-                        {
-                            let mut state = shared.state();
-                            if let Some(entry) = state.sockets.get_mut(&sid).filter(|e| e.conn == conn) {
-                                entry.preview_metadata = wants;
-                            }
-                            if let Some((_, seen)) = state.sockets_seen.iter_mut().find(|(c, _)| *c == conn) {
-                                seen.preview_metadata = wants;
-                            }
-                        }
-                        shared.changed();
-                        let reply = String::from_utf8(py_json(&fixtures().messages["feature_flags"])).unwrap();
+                    if let Some(reply) = feature_flags(&shared, &sid, conn, text.as_str()) {
                         open = socket.send(Message::text(reply)).await.is_ok();
                     }
                 }
@@ -2040,6 +2031,27 @@ async fn serve_socket(
         }
     }
     shared.changed();
+}
+
+/// A client's `feature_flags` message: remember whether it wants preview metadata,
+/// and answer with the server's flags (as recorded).
+fn feature_flags(shared: &Shared, sid: &str, conn: u64, text: &str) -> Option<String> {
+    let message = serde_json::from_str::<Value>(text).ok()?;
+    if message["type"] != "feature_flags" {
+        return None;
+    }
+    let wants = message["data"]["supports_preview_metadata"] == true;
+    {
+        let mut state = shared.state();
+        if let Some(entry) = state.sockets.get_mut(sid).filter(|e| e.conn == conn) {
+            entry.preview_metadata = wants;
+        }
+        if let Some((_, seen)) = state.sockets_seen.iter_mut().find(|(c, _)| *c == conn) {
+            seen.preview_metadata = wants;
+        }
+    }
+    shared.changed();
+    Some(String::from_utf8(py_json(&fixtures().messages["feature_flags"])).unwrap())
 }
 
 // ---------------------------------------------------------------------------------
