@@ -989,39 +989,4 @@ mod tests {
         let spec = spec_for_shot(&project, &stray, "", 0);
         assert_eq!(spec.timing, "12 f · 0.40 s · 00:00:00;00–00:00:00;12");
     }
-
-    /// Writes a sample card to the temp directory for eyeballing:
-    /// `cargo test -p reelmesh-node --lib card -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "writes a file for a person to look at"]
-    fn write_sample_card() {
-        let started = std::time::Instant::now();
-        let card = render(&korean_spec(), 1280).unwrap();
-        println!(
-            "rendered {}x{} in {:?}",
-            card.width,
-            card.height,
-            started.elapsed()
-        );
-        let path = std::env::temp_dir().join("card_sample.png");
-        std::fs::write(&path, &card.png).unwrap();
-        println!("wrote {}", path.display());
-        let long = CardSpec {
-            action: format!(
-                "{KOREAN_ACTION}. {}",
-                "그녀는 멈춰 서서 뒤를 돌아본다".repeat(40)
-            ),
-            ..korean_spec()
-        };
-        for (aspect, name) in [("2.39:1", "scope"), ("9:16", "vertical")] {
-            let spec = CardSpec {
-                aspect_ratio: aspect.to_owned(),
-                ..long.clone()
-            };
-            let card = render(&spec, 1280).unwrap();
-            let path = std::env::temp_dir().join(format!("card_sample_{name}.png"));
-            std::fs::write(&path, &card.png).unwrap();
-            println!("wrote {}", path.display());
-        }
-    }
 }

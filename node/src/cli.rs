@@ -111,6 +111,10 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also copy every take held here into this folder, named by shot code and
+        /// take id (`SHT-00001_3f2a9c1e.png`).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Cancel render jobs (by id or unique id prefix), from any node.
     Cancel {
@@ -220,9 +224,13 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Render(args) => render::render(out, &data_root, cli.project.clone(), args),
         Command::Jobs { json } => render::print_jobs(out, &data_root, cli.project.as_deref(), json),
-        Command::Takes { json } => {
-            render::print_takes(out, &data_root, cli.project.as_deref(), json)
-        }
+        Command::Takes { json, out: folder } => render::print_takes(
+            out,
+            &data_root,
+            cli.project.as_deref(),
+            json,
+            folder.as_deref(),
+        ),
         Command::Cancel { job_ids } => {
             render::cancel(out, &data_root, cli.project.as_deref(), &job_ids)
         }

@@ -384,9 +384,25 @@ impl NodeHandle {
     /// Wait until the first look at ComfyUI is done (at once without ComfyUI), so
     /// capabilities are what ComfyUI says and not the start-up placeholder.
     pub async fn worker_settled(&self, timeout: Duration) -> WorkerState {
+        self.worker_until(|w| w.settled, timeout)
+            .await
+            .unwrap_or_else(|| self.worker())
+    }
+
+    /// Wait (up to `timeout`) until the job side's state satisfies `ready`; returns
+    /// the state then, or `None` on timeout.
+    pub async fn worker_until(
+        &self,
+        ready: impl Fn(&WorkerState) -> bool,
+        timeout: Duration,
+    ) -> Option<WorkerState> {
         let mut worker = self.worker.clone();
-        let _ = tokio::time::timeout(timeout, worker.wait_for(|w| w.settled)).await;
-        self.worker()
+        let found = tokio::time::timeout(timeout, worker.wait_for(|w| ready(w)))
+            .await
+            .ok()?
+            .ok()
+            .map(|w| w.clone());
+        found
     }
 
     /// Send an event to every subscriber (the job runner reports through this).

@@ -331,8 +331,12 @@ pub fn print_takes(
     data_root: &Path,
     project: Option<&str>,
     json: bool,
+    folder: Option<&Path>,
 ) -> Result<()> {
     let (_, takes, shots) = jobs_and_takes(data_root, project)?;
+    if let Some(folder) = folder {
+        copy_takes(out, data_root, &takes, &shots, folder)?;
+    }
     if json {
         serde_json::to_writer_pretty(&mut *out, &takes)?;
         writeln!(out)?;
@@ -398,5 +402,45 @@ pub fn cancel(
     for id in canceled {
         writeln!(out, "cancel requested: {id}")?;
     }
+    Ok(())
+}
+
+/// Copy the takes held on this node into `folder` (verified against their hash).
+fn copy_takes(
+    out: &mut dyn Write,
+    data_root: &Path,
+    takes: &[Take],
+    shots: &BTreeMap<String, ShotCode>,
+    folder: &Path,
+) -> Result<()> {
+    let blobs = crate::store::blobs::BlobStore::open(data_root)?;
+    std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
+    let mut copied = 0;
+    for take in takes {
+        let Ok(hash) = take.blob.parse() else {
+            continue;
+        };
+        if !blobs.has(&hash) {
+            continue;
+        }
+        let bytes = blobs.read(&hash)?;
+        let code = shots
+            .get(&take.shot_id)
+            .map_or_else(|| "SHT-unknown".to_owned(), ToString::to_string);
+        let extension: String = take
+            .extension
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(8)
+            .collect();
+        let name = format!(
+            "{code}_{}.{extension}",
+            take.take_id.chars().take(8).collect::<String>()
+        );
+        let path = folder.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        copied += 1;
+    }
+    writeln!(out, "copied {copied} take(s) to {}", folder.display())?;
     Ok(())
 }

@@ -289,6 +289,22 @@ fn render_without_a_node_runs_the_jobs_here_and_records_takes() {
     }
     let table = stdout(&reelmesh(&data, &["takes"]));
     assert!(table.contains("here"), "{table}");
+    let folder = tmp.path().join("out");
+    let copied = stdout(&reelmesh(
+        &data,
+        &["takes", "--out", folder.to_str().expect("path")],
+    ));
+    assert!(copied.contains("copied 5 take(s)"), "{copied}");
+    let files: Vec<_> = std::fs::read_dir(&folder)
+        .expect("folder")
+        .flatten()
+        .collect();
+    assert_eq!(files.len(), 5);
+    assert!(
+        files
+            .iter()
+            .all(|f| f.file_name().to_string_lossy().ends_with(".png"))
+    );
     let shots: serde_json::Value =
         serde_json::from_str(&stdout(&reelmesh(&data, &["shots", "--json"]))).expect("json");
     assert!(

@@ -485,3 +485,47 @@ async fn a_running_comfyui_job_is_canceled_from_the_document() {
     );
     node.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn capabilities_follow_comfyui_and_presence_announces_them() {
+    // ComfyUI is down when the node starts: only the card, and the problem is shown.
+    let dir = five_shot_project();
+    let double = ComfyDouble::start(DoubleOptions {
+        models: models_of("flux_basic"),
+        ..DoubleOptions::default()
+    })
+    .await;
+    double.stop().await;
+    let node = start_node(dir.path(), Some(double.url())).await;
+    let handle = node.handle();
+    let worker = handle.worker_settled(DEADLINE).await;
+    assert_eq!(worker.capabilities, vec!["card".to_owned()]);
+    let problem = worker.problem.clone().unwrap_or_default();
+    assert!(
+        problem.contains(&double.url().replace("http://", "")),
+        "{problem}"
+    );
+
+    // ComfyUI comes up: the node notices (it keeps asking while ComfyUI is down)
+    // and announces FLUX in its presence.
+    double.restart().await;
+    handle
+        .worker_until(
+            |w| w.capabilities.contains(&"flux_basic".to_owned()),
+            DEADLINE,
+        )
+        .await
+        .expect("flux_basic becomes runnable once comfyui answers");
+    let status = handle.status().await.unwrap();
+    let me = status.peers.iter().find(|p| p.this_node).unwrap();
+    assert!(me.capabilities.contains(&"flux_basic".to_owned()), "{me:?}");
+    assert!(me.capabilities.contains(&"card".to_owned()));
+
+    // A job after a ComfyUI restart still runs (the client reconnects).
+    let (ended, _) = render(&handle, "SHT-00001", "flux_basic").await;
+    assert_eq!(ended[0].state, JobState::Succeeded, "{:?}", ended[0]);
+    double.restart().await;
+    let (ended, _) = render(&handle, "SHT-00002", "flux_basic").await;
+    assert_eq!(ended[0].state, JobState::Succeeded, "{:?}", ended[0]);
+    node.stop().await.unwrap();
+}
