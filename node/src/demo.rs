@@ -139,6 +139,8 @@ async fn mesh_demo(
         render.push(node);
     }
 
+    render_cards(out, &render[0], &editor).await?;
+
     // An edit on render-2 reaches the editor without any polling.
     let started = Instant::now();
     let (_, heads) = render[1]
@@ -195,4 +197,66 @@ async fn mesh_demo(
     }
     editor.stop().await?;
     Ok(synced)
+}
+
+/// render-1 renders every shot with the built-in card renderer (no GPU needed); the
+/// takes reach the editor by sync.
+async fn render_cards(out: &mut dyn Write, renderer: &Node, editor: &Node) -> Result<()> {
+    writeln!(
+        out,
+        "== render-1 renders every shot with the card renderer (`reelmesh render --shots all --workflow card`)"
+    )?;
+    let handle = renderer.handle();
+    let started = Instant::now();
+    let request = crate::jobs::queue::RenderRequest {
+        shots: "all".into(),
+        workflow: "card".into(),
+        seed: None,
+        priority: 0,
+    };
+    let queued = crate::jobs::queue_on(&handle, None, request, false).await?;
+    let ids: Vec<String> = queued.queued.iter().map(|q| q.job_id.clone()).collect();
+    let jobs = crate::jobs::follow::watch_jobs(&handle, None, &ids, WAIT, |_| {}).await?;
+    let rendered_in = started.elapsed();
+    let (_, _, heads) = handle.project(None).await?;
+    editor.handle().wait_for_heads(None, heads, WAIT).await?;
+    let (_, takes) = editor
+        .handle()
+        .read(None, |doc| doc.takes().unwrap_or_default())
+        .await?;
+    let codes: std::collections::BTreeMap<&str, &str> = queued
+        .queued
+        .iter()
+        .map(|q| (q.job_id.as_str(), q.shot_code.as_str()))
+        .collect();
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|job| {
+            let take = takes.iter().find(|t| t.job_id == job.job_id);
+            vec![
+                codes
+                    .get(job.job_id.as_str())
+                    .copied()
+                    .unwrap_or("?")
+                    .to_owned(),
+                job.state.to_string(),
+                take.map(|t| format!("{}x{} {}", t.width, t.height, t.media))
+                    .unwrap_or_default(),
+                take.map(|t| format!("{} ms", t.render_ms))
+                    .unwrap_or_default(),
+                take.map(|t| t.blob.chars().take(16).collect())
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    crate::cli::print_table(out, &["SHOT", "JOB", "TAKE", "DRAWN IN", "BLAKE3"], &rows)?;
+    writeln!(
+        out,
+        "{} jobs in {:.0} ms on render-1; the editor holds all {} takes (the images stay in render-1's blob store until fetched by hash)",
+        jobs.len(),
+        rendered_in.as_secs_f64() * 1e3,
+        takes.len()
+    )?;
+    writeln!(out)?;
+    Ok(())
 }

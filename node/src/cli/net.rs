@@ -355,6 +355,7 @@ pub fn print_peers(out: &mut dyn Write, peers: &[PeerRow]) -> Result<()> {
         "STATUS",
         "JOB",
         "COMFYUI",
+        "CAN RUN",
         "HEARTBEAT",
         "LINK",
     ];
@@ -393,6 +394,7 @@ fn peer_cells(row: &PeerRow) -> Vec<String> {
         },
         row.current_job.clone().unwrap_or_else(|| "-".into()),
         row.comfy_url.clone().unwrap_or_else(|| "-".into()),
+        capabilities_cell(&row.capabilities),
         row.last_heartbeat_secs
             .map_or_else(|| "never".into(), |s| format!("{s:.1}s ago")),
         if row.this_node {
@@ -403,6 +405,16 @@ fn peer_cells(row: &PeerRow) -> Vec<String> {
             "via mesh".into()
         },
     ]
+}
+
+/// Workflows a node can run: all of them up to three, else the first three and a
+/// count (`reelmesh status --json` has the full list).
+fn capabilities_cell(capabilities: &[String]) -> String {
+    match capabilities.len() {
+        0 => "-".into(),
+        1..=3 => capabilities.join(", "),
+        n => format!("{} +{}", capabilities[..3].join(", "), n - 3),
+    }
 }
 
 /// `heads`.
