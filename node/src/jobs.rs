@@ -207,6 +207,9 @@ impl Runner {
     async fn run(mut self, cancel: CancellationToken) {
         // Subscribe before the first look so no change is missed in between.
         let mut events = self.handle.subscribe();
+        if let Err(e) = self.recover().await {
+            warn!("job runner: looking for interrupted jobs failed: {e}");
+        }
         loop {
             self.publish_worker(None);
             let picked = match self.pick().await {
@@ -256,6 +259,55 @@ impl Runner {
                 true
             }
         });
+    }
+
+    /// Jobs this node was running when it stopped (a crash, a kill, a shutdown mid
+    /// run) go back to the queue with one attempt used, or end failed when that was
+    /// the last attempt. Nothing else could end them: their claimant is us.
+    async fn recover(&self) -> Result<(), NodeError> {
+        let status = self.handle.status().await?;
+        for project in status.projects.iter().filter(|p| p.name.is_some()) {
+            let node_id = self.node_id.clone();
+            let (_, recovered) = self
+                .handle
+                .edit(Some(project.project_id.clone()), move |doc| {
+                    let stuck: Vec<Job> = doc
+                        .jobs()
+                        .map_err(|e| e.to_string())?
+                        .into_iter()
+                        .filter(|j| {
+                            j.claimant == node_id
+                                && matches!(j.state, JobState::Claimed | JobState::Running)
+                        })
+                        .collect();
+                    for mut job in stuck.clone() {
+                        job.error = format!(
+                            "interrupted: the node stopped during attempt {}",
+                            job.attempts
+                        );
+                        if job.attempts >= job.max_attempts || job.cancel_requested {
+                            job.state = if job.cancel_requested {
+                                JobState::Canceled
+                            } else {
+                                JobState::Failed
+                            };
+                            job.finished_at_ms = now_ms();
+                        } else {
+                            job.state = JobState::Queued;
+                            job.claimant = String::new();
+                        }
+                        doc.update_job(&job).map_err(|e| e.to_string())?;
+                        doc.refresh_shot_status(&job.shot_id)
+                            .map_err(|e| e.to_string())?;
+                    }
+                    Ok(stuck.len())
+                })
+                .await?;
+            if recovered > 0 {
+                warn!(project = %project.project_id, jobs = recovered, "jobs interrupted by the last stop went back to the queue");
+            }
+        }
+        Ok(())
     }
 
     /// The next job this node should run, after ending any queued job of ours that
@@ -435,10 +487,15 @@ impl Runner {
                 crate::comfy::ComfyError::Rejected { .. }
             ))
         );
+        if cancel.is_cancelled() && outcome.is_err() {
+            // The node is stopping: the job stays running in the document and the
+            // next start puts it back in the queue (see `recover`).
+            return;
+        }
         match outcome {
             Ok(run) => self.record_success(&picked, run).await,
             Err(e) => {
-                let state = if run_cancel.is_cancelled() && !cancel.is_cancelled() {
+                let state = if run_cancel.is_cancelled() {
                     JobState::Canceled
                 } else {
                     JobState::Failed

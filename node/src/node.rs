@@ -397,12 +397,11 @@ impl NodeHandle {
         timeout: Duration,
     ) -> Option<WorkerState> {
         let mut worker = self.worker.clone();
-        let found = tokio::time::timeout(timeout, worker.wait_for(|w| ready(w)))
+        tokio::time::timeout(timeout, worker.wait_for(|w| ready(w)))
             .await
             .ok()?
             .ok()
-            .map(|w| w.clone());
-        found
+            .map(|w| w.clone())
     }
 
     /// Send an event to every subscriber (the job runner reports through this).

@@ -529,3 +529,61 @@ async fn capabilities_follow_comfyui_and_presence_announces_them() {
     assert_eq!(ended[0].state, JobState::Succeeded, "{:?}", ended[0]);
     node.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_job_interrupted_by_a_stop_goes_back_to_the_queue_and_completes_after_restart() {
+    let dir = five_shot_project();
+    let double = ComfyDouble::start(DoubleOptions {
+        models: models_of("flux_basic"),
+        ..DoubleOptions::default()
+    })
+    .await;
+    let node = start_node(dir.path(), Some(double.url())).await;
+    let handle = node.handle();
+    handle.worker_settled(DEADLINE).await;
+    double.script_next(Script::HangAt {
+        node_id: "8".into(),
+    });
+    let request = RenderRequest {
+        shots: "SHT-00001".into(),
+        workflow: "flux_basic".into(),
+        seed: None,
+        priority: 0,
+    };
+    let mut events = handle.subscribe();
+    let queued = jobs::queue_on(&handle, None, request, false).await.unwrap();
+    let id = queued.queued[0].job_id.clone();
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Ok(reelmesh_node::node::NodeEvent::Job(u)) = events.recv().await
+                && u.job_id == id
+                && u.step.starts_with("node 8")
+            {
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    // The node stops in the middle of the run: the job is saved as running.
+    node.stop().await.unwrap();
+    let data = DataDir::open(dir.path()).unwrap();
+    let stored = data.open_project(None).unwrap().doc().job(&id).unwrap();
+    assert_eq!(stored.state, JobState::Running);
+    drop(data);
+
+    // Back up: the job goes back to the queue (attempt 1 used) and completes.
+    let node = start_node(dir.path(), Some(double.url())).await;
+    let handle = node.handle();
+    let ended = tokio::time::timeout(
+        DEADLINE,
+        jobs::follow::watch_jobs(&handle, None, &[id], DEADLINE, |_| {}),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(ended[0].state, JobState::Succeeded, "{:?}", ended[0]);
+    assert_eq!(ended[0].attempts, 2);
+    assert!(ended[0].error.contains("interrupted"), "{}", ended[0].error);
+    node.stop().await.unwrap();
+}
