@@ -142,7 +142,9 @@ async fn serve_one(stream: tokio::net::UnixStream, handle: NodeHandle) -> std::i
     reader.read_line(&mut line).await?;
     let reply = match serde_json::from_str::<Request>(&line) {
         Ok(Request::WatchJobs { project, job_ids }) => {
-            let (lines, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+            // Bounded: a client that reads slowly loses progress lines, never the
+            // final reply (which carries every job's end).
+            let (lines, mut lines_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1024);
             let writer = async {
                 while let Some(bytes) = lines_rx.recv().await {
                     write.write_all(&bytes).await?;
@@ -160,7 +162,7 @@ async fn serve_one(stream: tokio::net::UnixStream, handle: NodeHandle) -> std::i
                             serde_json::to_vec(&serde_json::json!({ "update": update }))
                                 .unwrap_or_default();
                         bytes.push(b'\n');
-                        let _ = lines.send(bytes);
+                        let _ = lines.try_send(bytes);
                     },
                 )
                 .await;
