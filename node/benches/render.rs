@@ -82,6 +82,7 @@ async fn run(node: &Node, workflow: &str) -> (Vec<Overhead>, Vec<f64>) {
         workflow: workflow.into(),
         seed: None,
         priority: 0,
+        inputs: Default::default(),
     };
     let queued = jobs::queue_on(&handle, None, request, false)
         .await

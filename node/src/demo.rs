@@ -213,6 +213,7 @@ async fn render_cards(out: &mut dyn Write, renderer: &Node, editor: &Node) -> Re
         workflow: "card".into(),
         seed: None,
         priority: 0,
+        inputs: Default::default(),
     };
     let queued = crate::jobs::queue_on(&handle, None, request, false).await?;
     let ids: Vec<String> = queued.queued.iter().map(|q| q.job_id.clone()).collect();

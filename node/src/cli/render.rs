@@ -45,6 +45,46 @@ pub struct RenderArgs {
     /// Print every update as a JSON line instead of a progress bar.
     #[arg(long)]
     pub json: bool,
+    /// First frame (image-to-video, FFLF, style transfer content): an image file, a
+    /// blob hash, or `take` for each shot's latest still.
+    #[arg(long)]
+    pub first_frame: Option<String>,
+    /// Last frame (FFLF): an image file, a blob hash, or `take`.
+    #[arg(long)]
+    pub last_frame: Option<String>,
+    /// Reference image (upscale source, style reference): a file, a hash, or `take`.
+    #[arg(long)]
+    pub reference: Option<String>,
+    /// Input video (interpolation, frame split, WAN-Animate's performance): a video
+    /// file, a blob hash, or `take` for each shot's latest clip.
+    #[arg(long)]
+    pub input_video: Option<String>,
+}
+
+/// Turn the input flags into blob hashes (files are stored in the data dir's blob
+/// store first; `take` and hashes pass through).
+fn resolve_inputs(data_root: &Path, args: &RenderArgs) -> Result<BTreeMap<String, String>> {
+    let mut inputs = BTreeMap::new();
+    for (role, value) in [
+        ("first_frame", &args.first_frame),
+        ("last_frame", &args.last_frame),
+        ("reference_image", &args.reference),
+        ("input_video", &args.input_video),
+    ] {
+        let Some(value) = value else { continue };
+        let is_hash = value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit());
+        let resolved = if value == "take" || is_hash {
+            value.clone()
+        } else {
+            let path = Path::new(value);
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("{role}: reading {}", path.display()))?;
+            let blobs = crate::store::blobs::BlobStore::open(data_root)?;
+            blobs.put(&bytes)?.hash.to_hex()
+        };
+        inputs.insert(role.to_owned(), resolved);
+    }
+    Ok(inputs)
 }
 
 /// `reelmesh render`.
@@ -59,6 +99,7 @@ pub fn render(
         workflow: args.workflow.clone(),
         seed: args.seed,
         priority: args.priority,
+        inputs: resolve_inputs(data_root, &args)?,
     };
     let queue_request = Request::Render {
         project: project.clone(),

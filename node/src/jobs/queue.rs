@@ -4,8 +4,10 @@
 //! later (or on another node) renders what was asked for: the assembled prompt, a
 //! seed, the LoRAs of the shot's characters with their bible strengths.
 
+use std::collections::BTreeMap;
+
 use reelmesh_protocol::document::ProjectDoc;
-use reelmesh_protocol::jobs::Job;
+use reelmesh_protocol::jobs::{Job, Take, TakeMedia};
 use reelmesh_protocol::model::{Project, Shot, ShotCode};
 use reelmesh_protocol::prompt::shot_prompt;
 use serde::{Deserialize, Serialize};
@@ -25,7 +27,20 @@ pub struct RenderRequest {
     /// Higher runs first.
     #[serde(default)]
     pub priority: i64,
+    /// Input files by role (`first_frame`, `last_frame`, `reference_image`,
+    /// `input_video`): a blob hash, or `take` for each shot's latest take of the
+    /// right kind (a still for images, a clip for videos).
+    #[serde(default)]
+    pub inputs: BTreeMap<String, String>,
 }
+
+/// The input roles a workflow can bind, with the CLI flag that fills each.
+pub const INPUT_ROLES: [(&str, &str); 4] = [
+    ("first_frame", "--first-frame"),
+    ("last_frame", "--last-frame"),
+    ("reference_image", "--reference"),
+    ("input_video", "--input-video"),
+];
 
 /// One queued job, for the reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +126,39 @@ pub fn queue_render(
     })?;
     let project = doc.project().map_err(|e| e.to_string())?;
     let shots = select_shots(&project, &request.shots)?;
+    let bindings = &workflow.manifest.bindings;
+    let bound = |role: &str| match role {
+        "first_frame" => !bindings.first_frame.is_empty(),
+        "last_frame" => !bindings.last_frame.is_empty(),
+        "reference_image" => !bindings.reference_image.is_empty(),
+        "input_video" => !bindings.input_video.is_empty(),
+        _ => false,
+    };
+    for (role, flag) in INPUT_ROLES {
+        let given = request.inputs.contains_key(role);
+        if bound(role) && !given {
+            let kind = if role == "input_video" {
+                "a video file"
+            } else {
+                "an image file"
+            };
+            return Err(format!(
+                "workflow '{}' needs {flag}: {kind}, a blob hash, or 'take' (each shot's latest take)",
+                request.workflow
+            ));
+        }
+        if given && !bound(role) {
+            return Err(format!("workflow '{}' takes no {flag}", request.workflow));
+        }
+    }
+    if let Some(role) = request
+        .inputs
+        .keys()
+        .find(|r| !INPUT_ROLES.iter().any(|(known, _)| known == r))
+    {
+        return Err(format!("unknown input '{role}'"));
+    }
+    let takes = doc.takes().map_err(|e| e.to_string())?;
     let takes_loras = workflow.manifest.bindings.lora_chain.is_some();
     let mut jobs = Vec::with_capacity(shots.len());
     for shot in shots {
@@ -132,6 +180,30 @@ pub fn queue_render(
                 }
             }
         }
+        for (role, source) in &request.inputs {
+            let hash = if source == "take" {
+                latest_take(&takes, &shot.shot_id, role == "input_video")
+                    .map(|t| t.blob.clone())
+                    .ok_or_else(|| {
+                        let kind = if role == "input_video" {
+                            "clip"
+                        } else {
+                            "still"
+                        };
+                        format!(
+                            "{}: no {kind} take to use as {role} (render one first)",
+                            shot.code
+                        )
+                    })?
+            } else if source.len() == 64 && source.bytes().all(|b| b.is_ascii_hexdigit()) {
+                source.to_ascii_lowercase()
+            } else {
+                return Err(format!(
+                    "{role}: '{source}' is neither a blob hash nor 'take'"
+                ));
+            };
+            job.inputs.insert(role.clone(), hash);
+        }
         jobs.push((job, shot.code));
     }
     let mut queued = Vec::with_capacity(jobs.len());
@@ -145,6 +217,22 @@ pub fn queue_render(
         });
     }
     Ok(queued)
+}
+
+/// The shot's newest take from a model (a card is a placeholder, never an input to
+/// a model): a still, or a clip when `video`.
+fn latest_take<'a>(takes: &'a [Take], shot_id: &str, video: bool) -> Option<&'a Take> {
+    takes
+        .iter()
+        .filter(|t| t.shot_id == shot_id)
+        .filter(|t| {
+            if video {
+                t.media == TakeMedia::Video
+            } else {
+                t.media == TakeMedia::Image
+            }
+        })
+        .max_by_key(|t| (t.finished_at_ms, t.take_id.clone()))
 }
 
 /// A seed ComfyUI samplers accept (they take 0 ..= 2^64-1; keep to 2^53 so the value
@@ -212,6 +300,7 @@ mod tests {
             workflow: "card".into(),
             seed: Some(7),
             priority: 2,
+            inputs: BTreeMap::new(),
         };
         let queued = queue_render(&mut doc, &catalog, &request, "me", 100).expect("queue");
         assert_eq!(queued.len(), 2);
@@ -237,5 +326,71 @@ mod tests {
         let err = queue_render(&mut doc, &catalog, &bad, "me", 100).expect_err("unknown");
         assert!(err.contains("unknown workflow 'nope'"), "{err}");
         assert_eq!(doc.heads(), heads);
+    }
+
+    #[test]
+    fn input_images_are_required_where_bound_and_resolved_from_takes() {
+        let mut doc = doc_with(&[1, 2]);
+        let catalog = Catalog::builtin();
+        let mut request = RenderRequest {
+            shots: "1..2".into(),
+            workflow: "ltx2".into(),
+            seed: None,
+            priority: 0,
+            inputs: BTreeMap::new(),
+        };
+        let err = queue_render(&mut doc, &catalog, &request, "me", 1).expect_err("needs a frame");
+        assert!(err.contains("--first-frame"), "{err}");
+        request.inputs.insert("last_frame".into(), "take".into());
+        request.inputs.insert("first_frame".into(), "take".into());
+        let err = queue_render(&mut doc, &catalog, &request, "me", 1).expect_err("no last frame");
+        assert!(err.contains("takes no --last-frame"), "{err}");
+        request.inputs.remove("last_frame");
+        // No still yet: say which shot.
+        let err = queue_render(&mut doc, &catalog, &request, "me", 1).expect_err("no take");
+        assert!(err.contains("SHT-00001") && err.contains("still"), "{err}");
+
+        // Give shot 1 a card and a still, shot 2 a still: the still is used.
+        let project = doc.project().expect("read");
+        for (i, shot) in project.shots.iter().enumerate() {
+            let mut job = Job::new(&shot.shot_id, "flux_basic", 1, "me", 1);
+            doc.add_job(&job).expect("job");
+            for (media, byte) in [
+                (TakeMedia::Card, 'a'),
+                (TakeMedia::Image, char::from(b'b' + i as u8)),
+            ] {
+                let take = Take {
+                    take_id: reelmesh_protocol::model::new_record_id(),
+                    shot_id: shot.shot_id.clone(),
+                    job_id: job.job_id.clone(),
+                    blob: byte.to_string().repeat(64),
+                    media,
+                    extension: "png".into(),
+                    size: 1,
+                    width: 1,
+                    height: 1,
+                    frames: 1,
+                    workflow: "flux_basic".into(),
+                    seed: 1,
+                    prompt: String::new(),
+                    node_id: "me".into(),
+                    host: "h".into(),
+                    started_at_ms: 1,
+                    finished_at_ms: if media == TakeMedia::Card { 9 } else { 5 },
+                    render_ms: 1,
+                    cached: false,
+                };
+                doc.add_take(&take).expect("take");
+            }
+            job.state = reelmesh_protocol::jobs::JobState::Failed;
+            doc.update_job(&job).expect("end");
+        }
+        let queued = queue_render(&mut doc, &catalog, &request, "me", 2).expect("queue");
+        let jobs = doc.jobs().expect("jobs");
+        for (i, q) in queued.iter().enumerate() {
+            let job = jobs.iter().find(|j| j.job_id == q.job_id).expect("job");
+            let expected = char::from(b'b' + i as u8).to_string().repeat(64);
+            assert_eq!(job.inputs.get("first_frame"), Some(&expected));
+        }
     }
 }

@@ -84,6 +84,7 @@ pub async fn render(
         workflow: workflow.into(),
         seed: None,
         priority: 0,
+        inputs: Default::default(),
     };
     let queued = jobs::queue_on(handle, None, request, false).await.unwrap();
     let ids: Vec<String> = queued.queued.iter().map(|q| q.job_id.clone()).collect();
@@ -209,6 +210,7 @@ async fn a_workflow_this_node_cannot_run_is_refused_before_anything_is_queued() 
         workflow: "flux_basic".into(),
         seed: None,
         priority: 0,
+        inputs: Default::default(),
     };
     let err = jobs::queue_on(&handle, None, request.clone(), false)
         .await
@@ -250,6 +252,7 @@ async fn a_canceled_job_ends_canceled_and_the_shot_goes_back_to_pending() {
         workflow: "card".into(),
         seed: Some(1),
         priority: 0,
+        inputs: Default::default(),
     };
     let queued = jobs::queue_on(&handle, None, request, true).await.unwrap();
     let id = queued.queued[0].job_id.clone();
@@ -449,6 +452,7 @@ async fn a_running_comfyui_job_is_canceled_from_the_document() {
         workflow: "flux_basic".into(),
         seed: None,
         priority: 0,
+        inputs: Default::default(),
     };
     let queued = jobs::queue_on(&handle, None, request, false).await.unwrap();
     let id = queued.queued[0].job_id.clone();
@@ -549,6 +553,7 @@ async fn a_job_interrupted_by_a_stop_goes_back_to_the_queue_and_completes_after_
         workflow: "flux_basic".into(),
         seed: None,
         priority: 0,
+        inputs: Default::default(),
     };
     let mut events = handle.subscribe();
     let queued = jobs::queue_on(&handle, None, request, false).await.unwrap();
@@ -585,5 +590,54 @@ async fn a_job_interrupted_by_a_stop_goes_back_to_the_queue_and_completes_after_
     assert_eq!(ended[0].state, JobState::Succeeded, "{:?}", ended[0]);
     assert_eq!(ended[0].attempts, 2);
     assert!(ended[0].error.contains("interrupted"), "{}", ended[0].error);
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_still_becomes_the_first_frame_of_a_clip() {
+    let mut models = models_of("flux_basic");
+    models.extend(models_of("ltx2"));
+    let (dir, double, node) = node_with_comfy(DoubleOptions {
+        models,
+        ..DoubleOptions::default()
+    })
+    .await;
+    let handle = node.handle();
+    handle.worker_settled(DEADLINE).await;
+    let (stills, _) = render(&handle, "SHT-00004", "flux_basic").await;
+    assert_eq!(stills[0].state, JobState::Succeeded, "{:?}", stills[0]);
+
+    let request = RenderRequest {
+        shots: "SHT-00004".into(),
+        workflow: "ltx2".into(),
+        seed: None,
+        priority: 0,
+        inputs: [("first_frame".to_owned(), "take".to_owned())].into(),
+    };
+    let queued = jobs::queue_on(&handle, None, request, false).await.unwrap();
+    let id = queued.queued[0].job_id.clone();
+    let ended = tokio::time::timeout(
+        DEADLINE,
+        jobs::follow::watch_jobs(&handle, None, &[id], DEADLINE, |_| {}),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(ended[0].state, JobState::Succeeded, "{:?}", ended[0]);
+    // The still's blob was uploaded to ComfyUI and the clip is a video take.
+    let (_, takes) = handle.read(None, |doc| doc.takes().unwrap()).await.unwrap();
+    let still = takes.iter().find(|t| t.job_id == stills[0].job_id).unwrap();
+    assert_eq!(ended[0].inputs.get("first_frame"), Some(&still.blob));
+    assert_eq!(double.requests_to("POST", "/upload/image").len(), 1);
+    let clip = takes.iter().find(|t| t.job_id == ended[0].job_id).unwrap();
+    assert_eq!(clip.media, TakeMedia::Video);
+    assert_eq!(clip.extension, "mp4");
+    let recorded = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/comfyui/view_video.mp4"
+    ))
+    .unwrap();
+    let blobs = BlobStore::open(dir.path()).unwrap();
+    assert_eq!(blobs.read(&clip.blob.parse().unwrap()).unwrap(), recorded);
     node.stop().await.unwrap();
 }
