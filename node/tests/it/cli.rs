@@ -261,6 +261,22 @@ fn render_without_a_node_runs_the_jobs_here_and_records_takes() {
     let none: serde_json::Value =
         serde_json::from_str(&stdout(&reelmesh(&data, &["jobs", "--json"]))).expect("json");
     assert_eq!(none.as_array().map(Vec::len), Some(0));
+    // Input flags are checked against the workflow before anything is queued.
+    let extra = reelmesh(
+        &data,
+        &[
+            "render",
+            "--shots",
+            "all",
+            "--workflow",
+            "card",
+            "--first-frame",
+            "take",
+        ],
+    );
+    assert!(!extra.status.success());
+    let why = String::from_utf8_lossy(&extra.stderr);
+    assert!(why.contains("takes no --first-frame"), "{why}");
 
     let rendered = stdout(&reelmesh(
         &data,
