@@ -140,6 +140,13 @@ async fn mesh_demo(
     }
 
     render_cards(out, &render[0], &editor).await?;
+    // The reviewer on render-2 approves once the takes are in front of them (an
+    // approval concurrent with the runner's status write would be a tie on one field).
+    let (_, _, rendered) = render[0].handle().project(None).await?;
+    render[1]
+        .handle()
+        .wait_for_heads(None, rendered, WAIT)
+        .await?;
 
     // An edit on render-2 reaches the editor without any polling.
     let started = Instant::now();
