@@ -1,5 +1,6 @@
 //! reelmesh-protocol: everything every node must agree on, with no I/O.
 //!
+//! - [`blobtree`]: checking a blob piece by piece against its BLAKE3 name.
 //! - [`model`]: the typed project (shots, characters, cinematic options, settings).
 //! - [`document`]: the one Automerge document per project and its typed read/write
 //!   layer; nothing outside this module touches Automerge directly.
@@ -9,6 +10,7 @@
 //! - [`catalog`]: option catalogs with their shipped defaults.
 //! - [`wire`]: messages between nodes (sync frames, presence) and their input checks.
 
+pub mod blobtree;
 pub mod catalog;
 pub mod document;
 pub mod jobs;

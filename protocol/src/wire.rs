@@ -474,3 +474,187 @@ mod tests {
         }
     }
 }
+
+// ---- blobs ------------------------------------------------------------------------
+
+/// Request-response protocol for blobs by hash.
+pub const BLOB_PROTOCOL: &str = "/reelmesh/blob/1";
+const BLOB_MAGIC: &[u8; 4] = b"RMB1";
+/// Largest outboard a peer may send: 32 bytes per MiB, so blobs up to 256 GiB.
+pub const MAX_OUTBOARD_CVS: usize = 256 * 1024;
+
+/// A request for a blob: always a hash, never a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobRequest {
+    /// "Do you have it? Its length and piece hashes, please."
+    Outboard {
+        /// The blob's BLAKE3 hash.
+        hash: [u8; 32],
+    },
+    /// One piece ([`crate::blobtree::CHUNK`] bytes, the last one shorter).
+    Chunk {
+        /// The blob's BLAKE3 hash.
+        hash: [u8; 32],
+        /// Piece index.
+        index: u64,
+    },
+}
+
+impl BlobRequest {
+    /// `RMB1 | kind (0 outboard, 1 chunk) | hash | index u64 be (chunk only)`.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = BLOB_MAGIC.to_vec();
+        match self {
+            BlobRequest::Outboard { hash } => {
+                out.push(0);
+                out.extend_from_slice(hash);
+            }
+            BlobRequest::Chunk { hash, index } => {
+                out.push(1);
+                out.extend_from_slice(hash);
+                out.extend_from_slice(&index.to_be_bytes());
+            }
+        }
+        out
+    }
+
+    /// Parse a peer's request.
+    pub fn decode(bytes: &[u8]) -> Result<BlobRequest, String> {
+        let body = bytes
+            .strip_prefix(BLOB_MAGIC.as_slice())
+            .ok_or("blob request: bad magic")?;
+        let (&kind, rest) = body.split_first().ok_or("blob request: empty")?;
+        let hash: [u8; 32] = rest
+            .get(..32)
+            .and_then(|h| h.try_into().ok())
+            .ok_or("blob request: short hash")?;
+        match (kind, rest.len()) {
+            (0, 32) => Ok(BlobRequest::Outboard { hash }),
+            (1, 40) => {
+                let index = u64::from_be_bytes(
+                    rest[32..40]
+                        .try_into()
+                        .map_err(|_| "blob request: short index")?,
+                );
+                Ok(BlobRequest::Chunk { hash, index })
+            }
+            _ => Err(format!(
+                "blob request: kind {kind} with {} bytes",
+                rest.len()
+            )),
+        }
+    }
+}
+
+/// An answer to a [`BlobRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobResponse {
+    /// The blob's length and piece chaining values.
+    Outboard {
+        /// Length in bytes.
+        len: u64,
+        /// One chaining value per piece (empty for a one-piece blob).
+        cvs: Vec<[u8; 32]>,
+    },
+    /// A piece's bytes.
+    Chunk(Vec<u8>),
+    /// Not here.
+    NotFound,
+}
+
+impl BlobResponse {
+    /// `kind (0 outboard, 1 chunk, 2 not found) | ...`.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            BlobResponse::Outboard { len, cvs } => {
+                let mut out = Vec::with_capacity(9 + cvs.len() * 32);
+                out.push(0);
+                out.extend_from_slice(&len.to_be_bytes());
+                for cv in cvs {
+                    out.extend_from_slice(cv);
+                }
+                out
+            }
+            BlobResponse::Chunk(bytes) => {
+                let mut out = Vec::with_capacity(1 + bytes.len());
+                out.push(1);
+                out.extend_from_slice(bytes);
+                out
+            }
+            BlobResponse::NotFound => vec![2],
+        }
+    }
+
+    /// Parse a peer's answer (the content is verified by the caller against the
+    /// hash; this only checks the shape and the bounds).
+    pub fn decode(bytes: &[u8]) -> Result<BlobResponse, String> {
+        let (&kind, rest) = bytes.split_first().ok_or("blob response: empty")?;
+        match kind {
+            0 => {
+                let len = u64::from_be_bytes(
+                    rest.get(..8)
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or("blob response: short length")?,
+                );
+                let cvs_bytes = &rest[8..];
+                if cvs_bytes.len() % 32 != 0 || cvs_bytes.len() / 32 > MAX_OUTBOARD_CVS {
+                    return Err(format!(
+                        "blob response: outboard of {} bytes",
+                        cvs_bytes.len()
+                    ));
+                }
+                let cvs = cvs_bytes
+                    .chunks_exact(32)
+                    .map(|c| {
+                        let mut cv = [0_u8; 32];
+                        cv.copy_from_slice(c);
+                        cv
+                    })
+                    .collect();
+                Ok(BlobResponse::Outboard { len, cvs })
+            }
+            1 => Ok(BlobResponse::Chunk(rest.to_vec())),
+            2 if rest.is_empty() => Ok(BlobResponse::NotFound),
+            other => Err(format!("blob response: unknown kind {other}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod blob_tests {
+    use super::*;
+
+    #[test]
+    fn blob_messages_round_trip_and_garbage_is_refused() {
+        let hash = [7_u8; 32];
+        for request in [
+            BlobRequest::Outboard { hash },
+            BlobRequest::Chunk {
+                hash,
+                index: 1 << 40,
+            },
+        ] {
+            assert_eq!(BlobRequest::decode(&request.encode()), Ok(request));
+        }
+        for response in [
+            BlobResponse::Outboard {
+                len: 5 << 20,
+                cvs: vec![[1; 32], [2; 32]],
+            },
+            BlobResponse::Chunk(vec![9; 100]),
+            BlobResponse::NotFound,
+        ] {
+            assert_eq!(BlobResponse::decode(&response.encode()), Ok(response));
+        }
+        assert!(BlobRequest::decode(b"RMB1").is_err());
+        assert!(BlobRequest::decode(b"XXXX\x00aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").is_err());
+        let mut long = BlobRequest::Outboard { hash }.encode();
+        long.push(0);
+        assert!(BlobRequest::decode(&long).is_err());
+        assert!(BlobResponse::decode(&[0, 0, 0, 0, 0, 0, 0, 0, 1, 5]).is_err());
+        assert!(BlobResponse::decode(&[2, 0]).is_err());
+        assert!(BlobResponse::decode(&[]).is_err());
+    }
+}
