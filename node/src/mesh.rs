@@ -85,9 +85,15 @@ pub struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     /// Document sync.
     pub sync: request_response::Behaviour<codec::SyncCodec>,
+    /// Blobs by hash: outboards and 1 MiB pieces.
+    pub blobs: request_response::Behaviour<codec::SyncCodec>,
     /// LAN discovery.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
+
+/// Largest blob frame either way: an outboard of [`wire::MAX_OUTBOARD_CVS`] chaining
+/// values, or a piece, plus headers.
+pub const MAX_BLOB_FRAME: usize = wire::MAX_OUTBOARD_CVS * 32 + 64;
 
 /// The presence topic.
 #[must_use]
@@ -168,6 +174,17 @@ pub fn build_swarm(
             request_response::Config::default()
                 .with_request_timeout(config.sync_timeout)
                 .with_max_concurrent_streams(256),
+        ),
+        blobs: request_response::Behaviour::with_codec(
+            // A piece is 1 MiB, an outboard up to 8 MiB (256 GiB blobs).
+            codec::SyncCodec::new(MAX_BLOB_FRAME),
+            [(
+                libp2p::StreamProtocol::new(wire::BLOB_PROTOCOL),
+                request_response::ProtocolSupport::Full,
+            )],
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(60))
+                .with_max_concurrent_streams(64),
         ),
         mdns: Toggle::from(mdns),
     };

@@ -15,6 +15,7 @@
 //! [`NodeHandle::shutdown`]); the runtime stops taking work, compacts every project
 //! and releases the data dir lock.
 
+pub mod fetch;
 mod presence;
 mod runtime;
 mod sync;
@@ -271,6 +272,15 @@ pub(crate) enum Command {
     Dial {
         addr: Multiaddr,
     },
+    BlobRequest {
+        peer: PeerId,
+        request: reelmesh_protocol::wire::BlobRequest,
+        reply: oneshot::Sender<Result<reelmesh_protocol::wire::BlobResponse, String>>,
+    },
+    RejectPeer {
+        peer: PeerId,
+        reason: String,
+    },
 }
 
 /// A cheap, cloneable way to talk to a running node.
@@ -282,6 +292,7 @@ pub struct NodeHandle {
     cancel: CancellationToken,
     catalog: std::sync::Arc<crate::workflows::Catalog>,
     worker: tokio::sync::watch::Receiver<WorkerState>,
+    blobs: crate::store::blobs::BlobStore,
 }
 
 impl NodeHandle {
@@ -442,6 +453,30 @@ impl NodeHandle {
         self.ask(|reply| Command::Status { reply }).await
     }
 
+    /// Send one blob request to a peer and wait for its answer.
+    pub async fn blob_request(
+        &self,
+        peer: PeerId,
+        request: reelmesh_protocol::wire::BlobRequest,
+    ) -> Result<reelmesh_protocol::wire::BlobResponse, NodeError> {
+        self.ask(|reply| Command::BlobRequest {
+            peer,
+            request,
+            reply,
+        })
+        .await?
+        .map_err(NodeError::Request)
+    }
+
+    /// Drop a peer that misbehaved, with the reason in the log and a
+    /// [`NodeEvent::PeerRejected`].
+    pub async fn reject_peer(&self, peer: PeerId, reason: String) -> Result<(), NodeError> {
+        self.commands
+            .send(Command::RejectPeer { peer, reason })
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+
     /// Dial an address (kept and redialled while unreachable).
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), NodeError> {
         self.commands
@@ -478,6 +513,7 @@ impl Node {
             runtime::spawn_gpu_probe(config.comfy_url.clone(), config.heartbeat, cancel.clone());
         let (worker_tx, worker_rx) = tokio::sync::watch::channel(WorkerState::default());
         let jobs_setup = jobs::JobsSetup::new(&config, gpu.clone(), worker_tx)?;
+        let blobs = fetch::store_for(&config)?;
         let catalog = jobs_setup.catalog();
         let jobs_setup = if config.run_jobs {
             Some(jobs_setup)
@@ -501,6 +537,7 @@ impl Node {
             cancel,
             catalog,
             worker: worker_rx,
+            blobs,
         };
         if runtime.serves_control() {
             crate::control::serve(&runtime.data_dir_root(), handle.clone())

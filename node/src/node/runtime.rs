@@ -1,6 +1,8 @@
 //! The event loop: the only owner of the swarm, the project stores, the sync
 //! sessions and the peers table.
 
+mod blobs;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -52,6 +54,11 @@ pub(super) struct Runtime {
     cancel: CancellationToken,
     gpu: watch::Receiver<GpuSample>,
     worker: watch::Receiver<WorkerState>,
+    blob_store: crate::store::blobs::BlobStore,
+    blob_permits: std::sync::Arc<tokio::sync::Semaphore>,
+    blob_pending: blobs::Pending,
+    blob_served_tx: mpsc::Sender<blobs::Served>,
+    blob_served_rx: mpsc::Receiver<blobs::Served>,
     host_name: String,
     listen_addrs: Vec<Multiaddr>,
 }
@@ -114,7 +121,14 @@ impl Runtime {
             info!("listening on {addr}/p2p/{peer_id}");
         }
         let dial_targets = config.peers.clone();
+        let blob_store = crate::store::blobs::BlobStore::open(data.root())?;
+        let (blob_served_tx, blob_served_rx) = mpsc::channel(blobs::MAX_SERVING * 2);
         let runtime = Runtime {
+            blob_store,
+            blob_permits: std::sync::Arc::new(tokio::sync::Semaphore::new(blobs::MAX_SERVING)),
+            blob_pending: HashMap::new(),
+            blob_served_tx,
+            blob_served_rx,
             config,
             data,
             _lock: lock,
@@ -164,6 +178,7 @@ impl Runtime {
                 biased;
                 () = self.cancel.cancelled() => break,
                 Some(command) = self.commands.recv() => self.on_command(command),
+                Some(served) = self.blob_served_rx.recv() => self.on_blob_served(served),
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = heartbeat.tick() => self.publish_presence(),
                 _ = retry.tick() => self.retry(),
@@ -269,6 +284,12 @@ impl Runtime {
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            Command::BlobRequest {
+                peer,
+                request,
+                reply,
+            } => self.send_blob_request(peer, &request, reply),
+            Command::RejectPeer { peer, reason } => self.reject_peer(peer, reason),
             Command::Dial { addr } => {
                 if !self.dial_targets.contains(&addr) {
                     self.dial_targets.push(addr.clone());
@@ -587,6 +608,7 @@ impl Runtime {
                 debug!("incoming connection from {send_back_addr} failed: {error}");
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Blobs(event)) => self.on_blob_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => match event {
                 gossipsub::Event::Message {
                     propagation_source,

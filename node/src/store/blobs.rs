@@ -17,6 +17,8 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use reelmesh_protocol::blobtree;
+
 use super::{StoreError, io_err};
 
 /// A BLAKE3 hash naming a blob.
@@ -28,6 +30,18 @@ impl BlobHash {
     #[must_use]
     pub fn of(bytes: &[u8]) -> BlobHash {
         BlobHash(*blake3::hash(bytes).as_bytes())
+    }
+
+    /// From the raw 32 bytes.
+    #[must_use]
+    pub fn from_bytes(bytes: [u8; 32]) -> BlobHash {
+        BlobHash(bytes)
+    }
+
+    /// The raw 32 bytes.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 
     /// Lowercase hex, 64 digits.
@@ -55,6 +69,9 @@ impl FromStr for BlobHash {
     }
 }
 
+/// A blob's length and the chaining value of each 1 MiB piece.
+pub type Outboard = (u64, Vec<[u8; 32]>);
+
 /// A stored blob: its name and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobRef {
@@ -74,8 +91,10 @@ impl BlobStore {
     /// Open (and make) `<data dir>/blobs`.
     pub fn open(data_dir: &Path) -> Result<BlobStore, StoreError> {
         let root = data_dir.join("blobs");
-        let tmp = root.join("tmp");
-        fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        for folder in ["tmp", "partial"] {
+            let path = root.join(folder);
+            fs::create_dir_all(&path).map_err(io_err(&path))?;
+        }
         Ok(BlobStore { root })
     }
 
@@ -160,13 +179,84 @@ impl BlobStore {
         Ok(buf)
     }
 
+    /// The blob's length and piece chaining values (see
+    /// [`reelmesh_protocol::blobtree`]), `None` when it is not here. Computed once
+    /// (one read of the blob) and kept next to it in `<hash>.ob`.
+    pub fn outboard(&self, hash: &BlobHash) -> Result<Option<Outboard>, StoreError> {
+        let Some(len) = self.size(hash) else {
+            return Ok(None);
+        };
+        let cache = self.path(hash).with_extension("ob");
+        if let Ok(bytes) = fs::read(&cache)
+            && bytes.len() >= 8
+            && (bytes.len() - 8) % 32 == 0
+        {
+            let mut cached_len = [0_u8; 8];
+            cached_len.copy_from_slice(&bytes[..8]);
+            if u64::from_be_bytes(cached_len) == len {
+                let cvs = bytes[8..]
+                    .chunks_exact(32)
+                    .map(|c| {
+                        let mut cv = [0_u8; 32];
+                        cv.copy_from_slice(c);
+                        cv
+                    })
+                    .collect();
+                return Ok(Some((len, cvs)));
+            }
+        }
+        let path = self.path(hash);
+        let mut cvs = Vec::new();
+        if len > blobtree::CHUNK {
+            let mut file = File::open(&path).map_err(io_err(&path))?;
+            let mut piece = vec![0_u8; blobtree::CHUNK as usize];
+            for index in 0..blobtree::chunk_count(len) {
+                let want = blobtree::chunk_len(len, index) as usize;
+                file.read_exact(&mut piece[..want]).map_err(io_err(&path))?;
+                cvs.push(blobtree::chunk_cv(&piece[..want], index));
+            }
+        }
+        let mut bytes = len.to_be_bytes().to_vec();
+        for cv in &cvs {
+            bytes.extend_from_slice(cv);
+        }
+        super::write_atomic(&cache, &bytes)?;
+        Ok(Some((len, cvs)))
+    }
+
+    /// Where a download of this blob keeps its pieces until it is whole.
+    #[must_use]
+    pub fn partial_path(&self, hash: &BlobHash) -> PathBuf {
+        self.root.join("partial").join(hash.to_hex())
+    }
+
+    /// Make a finished, verified download visible under its hash (fsync, rename,
+    /// fsync the folder).
+    pub fn adopt_partial(&self, hash: &BlobHash) -> Result<BlobRef, StoreError> {
+        let partial = self.partial_path(hash);
+        let file = File::open(&partial).map_err(io_err(&partial))?;
+        file.sync_all().map_err(io_err(&partial))?;
+        let size = file.metadata().map_err(io_err(&partial))?.len();
+        drop(file);
+        let target = self.path(hash);
+        let shard = target.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&shard).map_err(io_err(&shard))?;
+        fs::rename(&partial, &target).map_err(io_err(&target))?;
+        if let Ok(dir) = File::open(&shard) {
+            dir.sync_all().map_err(io_err(&shard))?;
+        }
+        let _ = fs::remove_file(partial.with_extension("have"));
+        Ok(BlobRef { hash: *hash, size })
+    }
+
     /// Every stored blob (for listing and tests).
     pub fn list(&self) -> Result<Vec<BlobRef>, StoreError> {
         let mut found = Vec::new();
         let entries = fs::read_dir(&self.root).map_err(io_err(&self.root))?;
         for shard in entries.flatten() {
             let shard_path = shard.path();
-            if !shard_path.is_dir() || shard.file_name() == "tmp" {
+            if !shard_path.is_dir() || shard.file_name() == "tmp" || shard.file_name() == "partial"
+            {
                 continue;
             }
             for entry in fs::read_dir(&shard_path)

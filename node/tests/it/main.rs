@@ -6,6 +6,7 @@
 #[path = "../support/comfy_double.rs"]
 mod comfy_double;
 
+mod blobs;
 mod cli;
 mod comfy;
 mod mesh;
