@@ -73,6 +73,11 @@ pub enum Request {
         /// The jobs (ids or unique id prefixes).
         job_ids: Vec<String>,
     },
+    /// Make sure blobs are here, fetching them from peers by hash.
+    Fetch {
+        /// Hashes (hex).
+        hashes: Vec<String>,
+    },
     /// Stop the node (it saves first).
     Shutdown,
 }
@@ -268,6 +273,25 @@ async fn answer(request: Request, handle: &NodeHandle) -> Reply {
             Ok((_, canceled)) => ok(&canceled),
             Err(e) => Reply::Error(e.to_string()),
         },
+        Request::Fetch { hashes } => {
+            let mut fetched = Vec::new();
+            for text in hashes {
+                let hash = match text.parse::<crate::store::blobs::BlobHash>() {
+                    Ok(hash) => hash,
+                    Err(e) => return Reply::Error(e),
+                };
+                match handle.fetch_blob(hash).await {
+                    Ok(done) => fetched.push(serde_json::json!({
+                        "hash": text,
+                        "bytes": done.blob.size,
+                        "pieces_fetched": done.pieces_fetched,
+                        "holders": done.holders,
+                    })),
+                    Err(e) => return Reply::Error(e.to_string()),
+                }
+            }
+            ok(&fetched)
+        }
         Request::Shutdown => {
             handle.shutdown();
             Reply::Ok(serde_json::Value::Null)

@@ -462,7 +462,25 @@ fn copy_takes(
             continue;
         };
         if !blobs.has(&hash) {
-            continue;
+            // Held elsewhere: a running node fetches it from its peers by hash.
+            let request = Request::Fetch {
+                hashes: vec![take.blob.clone()],
+            };
+            match control::request(data_root, &request) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    writeln!(
+                        out,
+                        "not here (start the node to fetch it from peers): {}",
+                        take.blob
+                    )?;
+                    continue;
+                }
+                Err(e) => {
+                    writeln!(out, "not fetched: {e}")?;
+                    continue;
+                }
+            }
         }
         let bytes = blobs.read(&hash)?;
         let code = shots

@@ -164,7 +164,7 @@ async fn run_comfy(ctx: &Context<'_>, cancel: &CancellationToken) -> Result<Run,
         }
     }
     for (role, reference) in &job.inputs {
-        let name = upload_input(comfy, ctx.blobs, role, reference).await?;
+        let name = upload_input(comfy, ctx.handle, ctx.blobs, role, reference).await?;
         match role.as_str() {
             "first_frame" => params.first_frame = Some(name),
             "last_frame" => params.last_frame = Some(name),
@@ -275,6 +275,7 @@ fn aspect_of_shot(ctx: &Context<'_>) -> String {
 
 async fn upload_input(
     comfy: &ComfyClient,
+    handle: &NodeHandle,
     blobs: &BlobStore,
     role: &str,
     reference: &str,
@@ -284,11 +285,18 @@ async fn upload_input(
         why,
     };
     let hash: BlobHash = reference.parse().map_err(input_error)?;
+    if !blobs.has(&hash) {
+        // Not here yet: fetch it by hash from the peers that have it (verified).
+        handle
+            .fetch_blob(hash)
+            .await
+            .map_err(|e| input_error(e.to_string()))?;
+    }
     let store = blobs.clone();
     let bytes = tokio::task::spawn_blocking(move || store.read(&hash))
         .await
         .map_err(|e| input_error(e.to_string()))?
-        .map_err(|e| input_error(format!("blob {reference} is not on this node ({e})")))?;
+        .map_err(|e| input_error(format!("blob {reference}: {e}")))?;
     let extension = if role == "input_video" { "mp4" } else { "png" };
     let name = format!("reelmesh_{}.{extension}", &reference[..16]);
     let uploaded = comfy.upload_image(&name, bytes, Some("reelmesh")).await?;

@@ -29,7 +29,11 @@ use super::{NodeError, NodeHandle};
 use crate::store::blobs::{BlobHash, BlobRef, BlobStore};
 
 /// Pieces requested at once, over all holders.
-pub const IN_FLIGHT: usize = 8;
+pub const IN_FLIGHT: usize = 32;
+/// Pieces requested at once from one holder (what a node serves at once).
+pub const PER_HOLDER: usize = 8;
+/// Busy answers tolerated from one holder before it is left out.
+const MAX_BUSY: u32 = 1000;
 /// Largest blob fetched (bounded by the outboard size limit too).
 pub const MAX_BLOB_BYTES: u64 = 256 << 30;
 /// How long one outboard or piece request may take.
@@ -145,18 +149,27 @@ impl NodeHandle {
             .collect();
         let holder_count = holders.len();
         let mut failures: HashMap<PeerId, u32> = HashMap::new();
+        let mut busy: HashMap<PeerId, u32> = HashMap::new();
+        let mut load: HashMap<PeerId, usize> = HashMap::new();
         let mut in_flight = FuturesUnordered::new();
         let mut next_holder = 0_usize;
         let mut fetched = 0_u64;
         let cvs = Arc::new(cvs);
         let root = *hash.as_bytes();
         loop {
-            while in_flight.len() < IN_FLIGHT && !holders.is_empty() {
+            while in_flight.len() < IN_FLIGHT && !holders.is_empty() && !missing.is_empty() {
+                // The next holder with room, round robin.
+                let Some(peer) = (0..holders.len())
+                    .map(|k| holders[(next_holder + k) % holders.len()])
+                    .find(|p| load.get(p).copied().unwrap_or(0) < PER_HOLDER)
+                else {
+                    break;
+                };
+                next_holder += 1;
                 let Some(index) = missing.pop_front() else {
                     break;
                 };
-                let peer = holders[next_holder % holders.len()];
-                next_holder += 1;
+                *load.entry(peer).or_default() += 1;
                 let handle = self.clone();
                 in_flight.push(async move {
                     let request = BlobRequest::Chunk { hash: root, index };
@@ -169,6 +182,9 @@ impl NodeHandle {
             let Some((peer, index, answer)) = in_flight.next().await else {
                 break;
             };
+            if let Some(n) = load.get_mut(&peer) {
+                *n = n.saturating_sub(1);
+            }
             match answer {
                 Ok(Ok(BlobResponse::Chunk(bytes)))
                     if blobtree::verify_chunk(&root, len, &cvs, index, &bytes) =>
@@ -183,6 +199,7 @@ impl NodeHandle {
                             have[usize::try_from(index).unwrap_or(usize::MAX)] = true;
                             fetched += 1;
                             failures.remove(&peer);
+                            busy.remove(&peer);
                             if fetched.is_multiple_of(64) {
                                 save_have(&file, &have_path, &have);
                             }
@@ -204,6 +221,15 @@ impl NodeHandle {
                     debug!("peer {peer} answered piece {index} of {hash} with {other:?}");
                     holders.retain(|h| *h != peer);
                     missing.push_front(index);
+                }
+                Ok(Err(e)) if e.to_string().contains("busy") => {
+                    // The holder serves others too: ask again (it answered at once).
+                    missing.push_back(index);
+                    let count = busy.entry(peer).or_default();
+                    *count += 1;
+                    if *count >= MAX_BUSY {
+                        holders.retain(|h| *h != peer);
+                    }
                 }
                 Ok(Err(e)) => {
                     debug!("piece {index} of {hash} from {peer}: {e}");
