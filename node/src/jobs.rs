@@ -343,13 +343,7 @@ impl Runner {
             let (mut jobs, catalog) = ours;
             // Priority first (higher first), then age, then id: the same order on
             // every look, so a busy queue drains fairly.
-            jobs.sort_by(|(a, _), (b, _)| {
-                (-a.priority, a.created_at_ms, &a.job_id).cmp(&(
-                    -b.priority,
-                    b.created_at_ms,
-                    &b.job_id,
-                ))
-            });
+            jobs.sort_by(|(a, _), (b, _)| reelmesh_protocol::placement::job_order(a, b));
             for (job, shot_code) in jobs {
                 if job.cancel_requested {
                     self.end_unstarted(

@@ -5,6 +5,7 @@
 //! - [`document`]: the one Automerge document per project and its typed read/write
 //!   layer; nothing outside this module touches Automerge directly.
 //! - [`jobs`]: render jobs, takes, and how a shot's status follows them.
+//! - [`placement`]: the rule that picks which node runs a job (bids, order).
 //! - [`prompt`]: the prompt template engine.
 //! - [`timecode`]: frames, seconds and SMPTE timecode (drop-frame included).
 //! - [`catalog`]: option catalogs with their shipped defaults.
@@ -15,6 +16,7 @@ pub mod catalog;
 pub mod document;
 pub mod jobs;
 pub mod model;
+pub mod placement;
 pub mod prompt;
 pub mod timecode;
 pub mod wire;
