@@ -107,7 +107,10 @@ async fn mesh_demo(
     project_id: &str,
 ) -> Result<Project> {
     writeln!(out, "== a private mesh of three nodes on loopback")?;
-    let editor = Node::start(node_config(&root.join("editor"), vec![])?).await?;
+    // The editor plans and reviews; the render nodes render.
+    let mut editor_config = node_config(&root.join("editor"), vec![])?;
+    editor_config.run_jobs = false;
+    let editor = Node::start(editor_config).await?;
     let editor_addr = editor.listen_addrs()[0]
         .clone()
         .with(libp2p::multiaddr::Protocol::P2p(editor.handle().peer_id()));
@@ -139,14 +142,15 @@ async fn mesh_demo(
         render.push(node);
     }
 
-    render_cards(out, &render[0], &editor).await?;
+    render_cards(out, &render, &editor).await?;
     // The reviewer on render-2 approves once the takes are in front of them (an
     // approval concurrent with the runner's status write would be a tie on one field).
-    let (_, _, rendered) = render[0].handle().project(None).await?;
-    render[1]
-        .handle()
-        .wait_for_heads(None, rendered, WAIT)
-        .await?;
+    let (_, _, rendered) = editor.handle().project(None).await?;
+    for node in &render {
+        node.handle()
+            .wait_for_heads(None, rendered.clone(), WAIT)
+            .await?;
+    }
 
     // An edit on render-2 reaches the editor without any polling.
     let started = Instant::now();
@@ -208,12 +212,17 @@ async fn mesh_demo(
 
 /// render-1 renders every shot with the built-in card renderer (no GPU needed); the
 /// takes reach the editor by sync.
-async fn render_cards(out: &mut dyn Write, renderer: &Node, editor: &Node) -> Result<()> {
+async fn render_cards(out: &mut dyn Write, render: &[Node], editor: &Node) -> Result<()> {
     writeln!(
         out,
-        "== render-1 renders every shot with the card renderer (`reelmesh render --shots all --workflow card`)"
+        "== the editor queues every shot with the card renderer (`reelmesh render --shots all --workflow card --queue`);\n   the render nodes bid for each job on gossip and the placement rule picks one"
     )?;
-    let handle = renderer.handle();
+    let handle = editor.handle();
+    let names: std::collections::BTreeMap<String, &str> = render
+        .iter()
+        .zip(["render-1", "render-2"])
+        .map(|(node, name)| (node.handle().peer_id().to_string(), name))
+        .collect();
     let started = Instant::now();
     let request = crate::jobs::queue::RenderRequest {
         shots: "all".into(),
@@ -222,12 +231,10 @@ async fn render_cards(out: &mut dyn Write, renderer: &Node, editor: &Node) -> Re
         priority: 0,
         inputs: Default::default(),
     };
-    let queued = crate::jobs::queue_on(&handle, None, request, false).await?;
+    let queued = crate::jobs::queue_on(&handle, None, request, true).await?;
     let ids: Vec<String> = queued.queued.iter().map(|q| q.job_id.clone()).collect();
     let jobs = crate::jobs::follow::watch_jobs(&handle, None, &ids, WAIT, |_| {}).await?;
     let rendered_in = started.elapsed();
-    let (_, _, heads) = handle.project(None).await?;
-    editor.handle().wait_for_heads(None, heads, WAIT).await?;
     let (_, takes) = editor
         .handle()
         .read(None, |doc| doc.takes().unwrap_or_default())
@@ -248,6 +255,9 @@ async fn render_cards(out: &mut dyn Write, renderer: &Node, editor: &Node) -> Re
                     .unwrap_or("?")
                     .to_owned(),
                 job.state.to_string(),
+                names
+                    .get(&job.claimant)
+                    .map_or_else(|| job.claimant.clone(), |n| (*n).to_owned()),
                 take.map(|t| format!("{}x{} {}", t.width, t.height, t.media))
                     .unwrap_or_default(),
                 take.map(|t| format!("{} ms", t.render_ms))
@@ -257,15 +267,19 @@ async fn render_cards(out: &mut dyn Write, renderer: &Node, editor: &Node) -> Re
             ]
         })
         .collect();
-    crate::cli::print_table(out, &["SHOT", "JOB", "TAKE", "DRAWN IN", "BLAKE3"], &rows)?;
+    crate::cli::print_table(
+        out,
+        &["SHOT", "JOB", "NODE", "TAKE", "DRAWN IN", "BLAKE3"],
+        &rows,
+    )?;
     writeln!(
         out,
-        "{} jobs in {:.0} ms on render-1; the editor holds all {} takes",
+        "{} jobs in {:.0} ms across the render nodes; the editor holds all {} takes",
         jobs.len(),
         rendered_in.as_secs_f64() * 1e3,
         takes.len()
     )?;
-    // The images themselves: fetched by hash from render-1, verified piece by piece.
+    // The images themselves: fetched by hash from the nodes that hold them.
     let started = Instant::now();
     let mut bytes = 0;
     for take in &takes {
@@ -277,7 +291,7 @@ async fn render_cards(out: &mut dyn Write, renderer: &Node, editor: &Node) -> Re
     }
     writeln!(
         out,
-        "the editor fetched the {} images ({:.0} KiB) from render-1 by BLAKE3 hash, verified, in {:.1} ms",
+        "the editor fetched the {} images ({:.0} KiB) from the render nodes by BLAKE3 hash, verified, in {:.1} ms",
         takes.len(),
         bytes as f64 / 1024.0,
         started.elapsed().as_secs_f64() * 1e3

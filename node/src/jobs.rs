@@ -25,17 +25,19 @@ mod execute;
 pub mod follow;
 pub mod queue;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reelmesh_protocol::jobs::{Job, JobState, Take};
 use reelmesh_protocol::model::ShotCode;
+use reelmesh_protocol::placement::{self, Bid};
+use reelmesh_protocol::wire::BidMessage;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use capabilities::{CAPABILITY_REFRESH, Capabilities};
 pub use execute::Produced;
@@ -45,6 +47,17 @@ use crate::gpu::GpuSample;
 use crate::node::{NodeConfig, NodeError, NodeEvent, NodeHandle};
 use crate::store::blobs::BlobStore;
 use crate::workflows::Catalog;
+
+/// How long a node waits for the other nodes' bids before the placement rule
+/// decides.
+pub const BID_WINDOW: Duration = Duration::from_millis(150);
+/// A bid that led to no claim (the winner went quiet) is made again after this.
+pub const REBID_AFTER: Duration = Duration::from_secs(3);
+/// A claimant not heard from (presence heartbeats) for this long loses its job: it
+/// goes back to the queue.
+pub const LEASE: Duration = Duration::from_secs(10);
+/// How often leases are looked at.
+const LEASE_CHECK: Duration = Duration::from_secs(1);
 
 /// How long one ComfyUI run may take, queue wait included, before the job fails.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(60 * 60);
@@ -172,6 +185,9 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) {
         capabilities,
         refresh,
         host: setup.host,
+        gpu: setup.gpu,
+        bids: HashMap::new(),
+        my_bids: HashMap::new(),
     };
     tokio::spawn(runner.run(cancel));
 }
@@ -194,6 +210,11 @@ struct Runner {
     capabilities: watch::Receiver<Capabilities>,
     refresh: Arc<tokio::sync::Notify>,
     host: String,
+    gpu: watch::Receiver<GpuSample>,
+    /// Bids seen per job: node → (attempt, bid).
+    bids: HashMap<String, HashMap<String, (u64, Bid)>>,
+    /// When we bid on a job, and for which attempt.
+    my_bids: HashMap<String, (Instant, u64)>,
 }
 
 /// A job picked to run, with what it needs from the document.
@@ -210,9 +231,11 @@ impl Runner {
         if let Err(e) = self.recover().await {
             warn!("job runner: looking for interrupted jobs failed: {e}");
         }
+        let mut tick = tokio::time::interval(LEASE_CHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.publish_worker(None);
-            let picked = match self.pick().await {
+            let picked = match self.pick(&mut events).await {
                 Ok(picked) => picked,
                 Err(NodeError::Stopped) => break,
                 Err(e) => {
@@ -234,10 +257,16 @@ impl Runner {
                     }
                 }
                 event = events.recv() => match event {
-                    Ok(NodeEvent::DocChanged { .. }) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Ok(_) => {}
+                    Ok(event) => self.take_bid(&event),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
+                // Lost bids and silent claimants are looked at again on a tick.
+                _ = tick.tick() => {
+                    if let Err(e) = self.expire_leases().await {
+                        warn!("job runner: checking leases failed: {e}");
+                    }
+                }
             }
         }
     }
@@ -259,6 +288,82 @@ impl Runner {
                 true
             }
         });
+    }
+
+    /// Claims whose node has gone silent (no presence heartbeat for [`LEASE`]) go
+    /// back to the queue, by whichever node notices first (the same write from
+    /// several nodes is harmless). The attempt was counted at the claim.
+    async fn expire_leases(&self) -> Result<(), NodeError> {
+        let status = self.handle.status().await?;
+        let lease_secs = LEASE.as_secs_f64();
+        let lease_ms = u64::try_from(LEASE.as_millis()).unwrap_or(u64::MAX);
+        let silent = |claimant: &str, started_at_ms: u64| -> bool {
+            match status.peers.iter().find(|p| p.node_id == claimant) {
+                Some(row) if row.this_node => false,
+                Some(row) => row
+                    .last_heartbeat_secs
+                    .map_or(!row.connected, |secs| secs > lease_secs),
+                None => now_ms().saturating_sub(started_at_ms) > lease_ms,
+            }
+        };
+        for project in status.projects.iter().filter(|p| p.name.is_some()) {
+            let node_id = self.node_id.clone();
+            let (_, held) = self
+                .handle
+                .read(Some(project.project_id.clone()), move |doc| {
+                    doc.jobs()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|j| {
+                            matches!(j.state, JobState::Claimed | JobState::Running)
+                                && !j.claimant.is_empty()
+                                && j.claimant != node_id
+                        })
+                        .collect::<Vec<Job>>()
+                })
+                .await?;
+            for job in held
+                .into_iter()
+                .filter(|j| silent(&j.claimant, j.started_at_ms))
+            {
+                let job_id = job.job_id.clone();
+                let claimant = job.claimant.clone();
+                let result = self
+                    .handle
+                    .edit(Some(project.project_id.clone()), move |doc| {
+                        let mut job = doc.job(&job_id).map_err(|e| e.to_string())?;
+                        if job.claimant != claimant
+                            || !job.state.is_active()
+                            || job.state == JobState::Queued
+                        {
+                            return Ok(());
+                        }
+                        job.error = format!(
+                            "lease expired: node {claimant} went silent during attempt {}",
+                            job.attempts
+                        );
+                        if job.attempts >= job.max_attempts {
+                            job.state = JobState::Failed;
+                            job.finished_at_ms = now_ms();
+                        } else {
+                            job.state = JobState::Queued;
+                            job.claimant = String::new();
+                        }
+                        doc.update_job(&job).map_err(|e| e.to_string())?;
+                        doc.refresh_shot_status(&job.shot_id)
+                            .map_err(|e| e.to_string())
+                            .map(|_| ())
+                    })
+                    .await;
+                match result {
+                    Ok(_) => {
+                        warn!(job = %job.job_id, node = %job.claimant, "lease expired: the job goes back to the queue");
+                    }
+                    Err(e) => warn!(job = %job.job_id, "returning an expired lease failed: {e}"),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Jobs this node was running when it stopped (a crash, a kill, a shutdown mid
@@ -310,15 +415,18 @@ impl Runner {
         Ok(())
     }
 
-    /// The next job this node should run, after ending any queued job of ours that
-    /// was canceled or names a workflow nobody here knows.
-    async fn pick(&self) -> Result<Option<Picked>, NodeError> {
-        let status = self.handle.status().await?;
+    /// Every queued job this node could run now, best first, plus the nodes that
+    /// are busy with a claimed or running job (their bids no longer count). Queued
+    /// jobs with a cancel request are ended on the way.
+    async fn candidates(
+        &self,
+        status: &crate::node::NodeStatusReport,
+    ) -> Result<(Vec<Picked>, HashSet<String>), NodeError> {
         let runnable = self.capabilities.borrow().runnable.clone();
+        let mut all = Vec::new();
+        let mut busy = HashSet::new();
         for project in status.projects.iter().filter(|p| p.name.is_some()) {
-            let node_id = self.node_id.clone();
-            let catalog = Arc::clone(&self.catalog);
-            let (_, ours) = self
+            let (_, (jobs, claimants)) = self
                 .handle
                 .read(Some(project.project_id.clone()), move |doc| {
                     let codes: BTreeMap<String, ShotCode> = doc
@@ -327,23 +435,24 @@ impl Runner {
                         .into_iter()
                         .map(|(s, _)| (s.shot_id, s.code))
                         .collect();
-                    let jobs: Vec<(Job, ShotCode)> = doc
-                        .jobs()
-                        .unwrap_or_default()
+                    let all = doc.jobs().unwrap_or_default();
+                    let claimants: Vec<String> = all
+                        .iter()
+                        .filter(|j| matches!(j.state, JobState::Claimed | JobState::Running))
+                        .map(|j| j.claimant.clone())
+                        .collect();
+                    let jobs: Vec<(Job, ShotCode)> = all
                         .into_iter()
-                        .filter(|j| j.state == JobState::Queued && j.created_by == node_id)
+                        .filter(|j| j.state == JobState::Queued)
                         .map(|j| {
                             let code = codes.get(&j.shot_id).copied().unwrap_or(ShotCode(0));
                             (j, code)
                         })
                         .collect();
-                    (jobs, catalog)
+                    (jobs, claimants)
                 })
                 .await?;
-            let (mut jobs, catalog) = ours;
-            // Priority first (higher first), then age, then id: the same order on
-            // every look, so a busy queue drains fairly.
-            jobs.sort_by(|(a, _), (b, _)| reelmesh_protocol::placement::job_order(a, b));
+            busy.extend(claimants);
             for (job, shot_code) in jobs {
                 if job.cancel_requested {
                     self.end_unstarted(
@@ -355,23 +464,141 @@ impl Runner {
                     .await;
                     continue;
                 }
-                if catalog.get(&job.workflow).is_none() {
-                    let why = format!(
-                        "unknown workflow '{}' (not in this node's catalog)",
-                        job.workflow
-                    );
-                    self.end_unstarted(&project.project_id, &job, JobState::Failed, &why)
-                        .await;
+                if self.catalog.get(&job.workflow).is_none() {
+                    // Another node's workflow this node does not know: not ours to
+                    // run. Our own job naming one can never run: say so.
+                    if job.created_by == self.node_id {
+                        let why = format!(
+                            "unknown workflow '{}' (not in this node's catalog)",
+                            job.workflow
+                        );
+                        self.end_unstarted(&project.project_id, &job, JobState::Failed, &why)
+                            .await;
+                    }
                     continue;
                 }
                 if runnable.iter().any(|w| w == &job.workflow) {
-                    return Ok(Some(Picked {
+                    all.push(Picked {
                         project_id: project.project_id.clone(),
                         job,
                         shot_code,
-                    }));
+                    });
                 }
             }
+        }
+        all.sort_by(|a, b| reelmesh_protocol::placement::job_order(&a.job, &b.job));
+        Ok((all, busy))
+    }
+
+    /// Our bid for a job (we bid only while idle).
+    fn my_bid(&self, job: &Job) -> Bid {
+        Bid {
+            job_id: job.job_id.clone(),
+            node_id: self.node_id.clone(),
+            capable: true,
+            vram_ok: true,
+            utilization: self
+                .gpu
+                .borrow()
+                .gpu
+                .as_ref()
+                .and_then(|g| g.utilization)
+                .unwrap_or(100),
+            queue_len: 0,
+        }
+    }
+
+    /// Keep the bids that arrived meanwhile.
+    fn take_bid(&mut self, event: &NodeEvent) {
+        if let NodeEvent::Bid(message) = event {
+            self.bids
+                .entry(message.bid.job_id.clone())
+                .or_default()
+                .insert(
+                    message.bid.node_id.clone(),
+                    (message.attempt, message.bid.clone()),
+                );
+        }
+    }
+
+    /// The next job this node should run. Alone, the best candidate. In a mesh, bid
+    /// on the best candidate, let the other nodes' bids arrive for [`BID_WINDOW`],
+    /// and take the job only if the placement rule picks us among the bids of the
+    /// nodes that are not busy (the same computation on every node).
+    async fn pick(
+        &mut self,
+        events: &mut broadcast::Receiver<NodeEvent>,
+    ) -> Result<Option<Picked>, NodeError> {
+        let status = self.handle.status().await?;
+        let alone = !status.peers.iter().any(|p| p.connected && !p.this_node);
+        let (candidates, busy) = self.candidates(&status).await?;
+        if alone {
+            return Ok(candidates.into_iter().next());
+        }
+        let Some(first) = candidates.into_iter().next() else {
+            return Ok(None);
+        };
+        let job_id = first.job.job_id.clone();
+        let attempt = first.job.attempts;
+        let stale = self
+            .my_bids
+            .get(&job_id)
+            .is_none_or(|(at, a)| *a != attempt || at.elapsed() > REBID_AFTER);
+        if stale {
+            let bid = self.my_bid(&first.job);
+            self.bids
+                .entry(job_id.clone())
+                .or_default()
+                .retain(|_, (a, _)| *a == attempt);
+            self.bids
+                .entry(job_id.clone())
+                .or_default()
+                .insert(self.node_id.clone(), (attempt, bid.clone()));
+            self.my_bids
+                .insert(job_id.clone(), (Instant::now(), attempt));
+            self.handle
+                .publish_bid(BidMessage {
+                    project_id: first.project_id.clone(),
+                    attempt,
+                    bid,
+                })
+                .await?;
+        }
+        // Collect bids until our window for this job is over.
+        let window_end = self
+            .my_bids
+            .get(&job_id)
+            .map_or_else(Instant::now, |(at, _)| *at + BID_WINDOW);
+        loop {
+            let now = Instant::now();
+            if now >= window_end {
+                break;
+            }
+            match tokio::time::timeout(window_end - now, events.recv()).await {
+                Ok(Ok(event)) => self.take_bid(&event),
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(broadcast::error::RecvError::Closed)) => return Err(NodeError::Stopped),
+                Err(_) => break,
+            }
+        }
+        while let Ok(event) = events.try_recv() {
+            self.take_bid(&event);
+        }
+        let bids: Vec<Bid> = self
+            .bids
+            .get(&job_id)
+            .map(|by_node| {
+                by_node
+                    .values()
+                    .filter(|(a, b)| *a == attempt && !busy.contains(&b.node_id))
+                    .map(|(_, b)| b.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let winner = placement::rank(&bids).map(|b| b.node_id.clone());
+        debug!(job = %job_id, bids = bids.len(), winner = ?winner, "bid window closed");
+        if winner.as_deref() == Some(self.node_id.as_str()) {
+            return Ok(Some(first));
         }
         Ok(None)
     }
@@ -456,7 +683,8 @@ impl Runner {
         info!(job = %picked.job.job_id, shot = %picked.shot_code, workflow = %picked.job.workflow, attempt = picked.job.attempts, "job running");
 
         let run_cancel = cancel.child_token();
-        let watcher = self.watch_cancel(&picked, run_cancel.clone());
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = self.watch_cancel(&picked, run_cancel.clone(), Arc::clone(&lost));
         let Some(workflow) = self.catalog.get(&picked.job.workflow).cloned() else {
             return;
         };
@@ -481,6 +709,10 @@ impl Runner {
                 crate::comfy::ComfyError::Rejected { .. }
             ))
         );
+        if lost.load(std::sync::atomic::Ordering::SeqCst) {
+            warn!(job = %picked.job.job_id, "another node's claim won the merge; our run was canceled and records nothing");
+            return;
+        }
         if cancel.is_cancelled() && outcome.is_err() {
             // The node is stopping: the job stays running in the document and the
             // next start puts it back in the queue (see `recover`).
@@ -508,8 +740,10 @@ impl Runner {
         &self,
         picked: &Picked,
         run_cancel: CancellationToken,
+        lost: Arc<std::sync::atomic::AtomicBool>,
     ) -> tokio::task::JoinHandle<()> {
         let handle = self.handle.clone();
+        let node_id = self.node_id.clone();
         let mut events = handle.subscribe();
         let project_id = picked.project_id.clone();
         let job_id = picked.job.job_id.clone();
@@ -525,14 +759,26 @@ impl Runner {
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
                 let id = job_id.clone();
+                let me = node_id.clone();
                 let asked = handle
                     .read(Some(project_id.clone()), move |doc| {
-                        doc.job(&id).is_ok_and(|j| j.cancel_requested)
+                        doc.job(&id)
+                            .map(|j| (j.cancel_requested, j.claimant != me))
+                            .unwrap_or((false, false))
                     })
                     .await;
-                if matches!(asked, Ok((_, true))) {
-                    run_cancel.cancel();
-                    return;
+                match asked {
+                    Ok((_, (_, true))) => {
+                        // Another node's claim won the merge: stop ours, write nothing.
+                        lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                        run_cancel.cancel();
+                        return;
+                    }
+                    Ok((_, (true, false))) => {
+                        run_cancel.cancel();
+                        return;
+                    }
+                    _ => {}
                 }
             }
         })

@@ -101,6 +101,12 @@ pub fn presence_topic() -> gossipsub::IdentTopic {
     gossipsub::IdentTopic::new(wire::PRESENCE_TOPIC)
 }
 
+/// The job bids topic.
+#[must_use]
+pub fn jobs_topic() -> gossipsub::IdentTopic {
+    gossipsub::IdentTopic::new(wire::JOBS_TOPIC)
+}
+
 /// Build a swarm for this identity in the private mesh named by `psk`.
 pub fn build_swarm(
     identity: &Keypair,
@@ -134,9 +140,11 @@ pub fn build_swarm(
         gossip_config,
     )
     .map_err(|e| MeshError::Gossipsub(e.to_owned()))?;
-    gossipsub
-        .subscribe(&presence_topic())
-        .map_err(|e| MeshError::Gossipsub(e.to_string()))?;
+    for topic in [presence_topic(), jobs_topic()] {
+        gossipsub
+            .subscribe(&topic)
+            .map_err(|e| MeshError::Gossipsub(e.to_string()))?;
+    }
 
     let mdns = if config.mdns {
         Some(mdns::tokio::Behaviour::new(

@@ -214,6 +214,8 @@ pub enum NodeEvent {
     /// A render job moved or made progress on this node (ephemeral: never written
     /// to the document).
     Job(crate::jobs::JobUpdate),
+    /// A peer's bid for a job arrived (signed by the bidder, checked).
+    Bid(reelmesh_protocol::wire::BidMessage),
 }
 
 /// A snapshot of the node for `reelmesh status`.
@@ -280,6 +282,9 @@ pub(crate) enum Command {
     RejectPeer {
         peer: PeerId,
         reason: String,
+    },
+    PublishBid {
+        bid: reelmesh_protocol::wire::BidMessage,
     },
 }
 
@@ -473,6 +478,17 @@ impl NodeHandle {
     pub async fn reject_peer(&self, peer: PeerId, reason: String) -> Result<(), NodeError> {
         self.commands
             .send(Command::RejectPeer { peer, reason })
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+
+    /// Publish a bid on the jobs topic (signed gossip; nothing when offline).
+    pub async fn publish_bid(
+        &self,
+        bid: reelmesh_protocol::wire::BidMessage,
+    ) -> Result<(), NodeError> {
+        self.commands
+            .send(Command::PublishBid { bid })
             .await
             .map_err(|_| NodeError::Stopped)
     }

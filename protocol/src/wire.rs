@@ -658,3 +658,53 @@ mod blob_tests {
         assert!(BlobResponse::decode(&[]).is_err());
     }
 }
+
+// ---- job bids -----------------------------------------------------------------------
+
+/// Gossip topic for job bids (ephemeral: never written to the document).
+pub const JOBS_TOPIC: &str = "reelmesh/jobs/1";
+/// Largest bid message accepted.
+pub const MAX_BID_BYTES: usize = 4096;
+
+/// A bid on gossip: which project, which attempt, and the bid itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BidMessage {
+    /// The project the job is in.
+    pub project_id: String,
+    /// The job's attempt count when the bid was made (a bid for an earlier attempt
+    /// is stale).
+    pub attempt: u64,
+    /// The bid.
+    pub bid: crate::placement::Bid,
+}
+
+impl BidMessage {
+    /// JSON.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parse a bid whose gossip author is `author`: the bidder must be the author
+    /// (nobody bids in another node's name), and every text is bounded.
+    pub fn decode(bytes: &[u8], author: &str) -> Result<BidMessage, String> {
+        if bytes.len() > MAX_BID_BYTES {
+            return Err(format!(
+                "bid of {} bytes (limit {MAX_BID_BYTES})",
+                bytes.len()
+            ));
+        }
+        let message: BidMessage =
+            serde_json::from_slice(bytes).map_err(|e| format!("malformed bid: {e}"))?;
+        if message.bid.node_id != author {
+            return Err(format!(
+                "bid in the name of {} sent by {author}",
+                message.bid.node_id
+            ));
+        }
+        if message.bid.job_id.len() > 128 || message.project_id.len() > 128 {
+            return Err("bid ids over 128 bytes".into());
+        }
+        Ok(message)
+    }
+}

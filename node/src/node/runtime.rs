@@ -290,6 +290,7 @@ impl Runtime {
                 reply,
             } => self.send_blob_request(peer, &request, reply),
             Command::RejectPeer { peer, reason } => self.reject_peer(peer, reason),
+            Command::PublishBid { bid } => self.publish_bid(&bid),
             Command::Dial { addr } => {
                 if !self.dial_targets.contains(&addr) {
                     self.dial_targets.push(addr.clone());
@@ -436,6 +437,46 @@ impl Runtime {
             .publish(mesh::presence_topic(), bytes)
         {
             debug!("presence not published: {e}");
+        }
+    }
+
+    fn on_bid(
+        &mut self,
+        source: PeerId,
+        message_id: &gossipsub::MessageId,
+        message: &gossipsub::Message,
+    ) {
+        let Some(author) = message.source else {
+            self.report(message_id, &source, gossipsub::MessageAcceptance::Reject);
+            return;
+        };
+        match reelmesh_protocol::wire::BidMessage::decode(&message.data, &author.to_string()) {
+            Ok(bid) => {
+                self.report(message_id, &source, gossipsub::MessageAcceptance::Accept);
+                self.emit(NodeEvent::Bid(bid));
+            }
+            Err(e) => {
+                self.report(message_id, &source, gossipsub::MessageAcceptance::Reject);
+                if source == author {
+                    self.reject_peer(source, format!("bad bid: {e}"));
+                } else {
+                    warn!("peer {author} (relayed by {source}): bad bid: {e}");
+                }
+            }
+        }
+    }
+
+    fn publish_bid(&mut self, bid: &reelmesh_protocol::wire::BidMessage) {
+        if self.config.offline {
+            return;
+        }
+        if let Err(e) = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(mesh::jobs_topic(), bid.encode())
+        {
+            debug!("bid not published: {e}");
         }
     }
 
@@ -615,7 +656,11 @@ impl Runtime {
                     message_id,
                     message,
                 } => {
-                    self.on_presence(propagation_source, &message_id, &message);
+                    if message.topic == mesh::jobs_topic().hash() {
+                        self.on_bid(propagation_source, &message_id, &message);
+                    } else {
+                        self.on_presence(propagation_source, &message_id, &message);
+                    }
                 }
                 gossipsub::Event::Subscribed { .. } => self.publish_presence(),
                 _ => {}

@@ -9,6 +9,7 @@ mod comfy_double;
 mod blobs;
 mod cli;
 mod comfy;
+mod jobs;
 mod mesh;
 mod partition;
 mod render;

@@ -1,0 +1,258 @@
+//! Jobs across the mesh: real nodes on loopback bid on gossip, claim in the
+//! document, and a claimant that goes silent loses its lease. Waiting is on events
+//! with deadlines.
+
+#![allow(clippy::unwrap_used)] // test helpers panic on failure by design
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use reelmesh_node::jobs::{self, queue::RenderRequest};
+use reelmesh_node::mesh::keys;
+use reelmesh_node::node::{Node, NodeConfig, NodeHandle};
+use reelmesh_node::store::DataDir;
+use reelmesh_protocol::document::Position;
+use reelmesh_protocol::jobs::{Job, JobState};
+use reelmesh_protocol::model::{Shot, ShotCode};
+
+use crate::comfy_double::{ComfyDouble, DoubleOptions, Script};
+
+const KEY: [u8; 32] = [0x17; 32];
+const DEADLINE: Duration = Duration::from_secs(90);
+
+struct Mesh {
+    editor: Node,
+    workers: Vec<Node>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "reelmesh_node=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+fn addr(node: &Node) -> Multiaddr {
+    node.listen_addrs()[0]
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(node.handle().peer_id()))
+}
+
+fn config(dir: &std::path::Path, peers: Vec<Multiaddr>) -> NodeConfig {
+    let mut config = NodeConfig::loopback(dir.to_owned(), peers);
+    config.heartbeat = Duration::from_millis(300);
+    config.offline_after = Duration::from_secs(2);
+    config
+}
+
+/// An editor (runs no jobs) holding a project of `shots` shots, and one worker per
+/// entry of `comfy` (with that ComfyUI, or none), all connected to the editor and
+/// holding the project.
+async fn mesh(shots: u64, comfy: Vec<Option<String>>) -> Mesh {
+    logs();
+    let editor_dir = tempfile::tempdir().unwrap();
+    keys::store_mesh_key(editor_dir.path(), KEY).unwrap();
+    let data = DataDir::open(editor_dir.path()).unwrap();
+    let mut store = data.create_project("메쉬").unwrap();
+    let project_id = store.doc().project_id().unwrap();
+    let list: Vec<Shot> = (1..=shots)
+        .map(|i| {
+            let mut shot = Shot::new(ShotCode(i), 24);
+            shot.action = format!("장면 {i}");
+            shot
+        })
+        .collect();
+    store.doc_mut().add_shots(&list, &Position::End).unwrap();
+    store.save().unwrap();
+    drop(store);
+    let mut editor_config = config(editor_dir.path(), vec![]);
+    editor_config.run_jobs = false;
+    let editor = Node::start(editor_config).await.unwrap();
+    let (_, _, heads) = editor.handle().project(None).await.unwrap();
+    let mut workers = Vec::new();
+    let mut dirs = vec![editor_dir];
+    for comfy_url in comfy {
+        let dir = tempfile::tempdir().unwrap();
+        keys::store_mesh_key(dir.path(), KEY).unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        data.add_replica(&project_id).unwrap();
+        data.set_current_project(&project_id).unwrap();
+        let mut worker_config = config(dir.path(), vec![addr(&editor)]);
+        worker_config.comfy_url = comfy_url;
+        let worker = Node::start(worker_config).await.unwrap();
+        worker
+            .handle()
+            .wait_for_heads(None, heads.clone(), DEADLINE)
+            .await
+            .unwrap();
+        worker.handle().worker_settled(DEADLINE).await;
+        workers.push(worker);
+        dirs.push(dir);
+    }
+    Mesh {
+        editor,
+        workers,
+        _dirs: dirs,
+    }
+}
+
+async fn queue(handle: &NodeHandle, shots: &str, workflow: &str) -> Vec<String> {
+    let request = RenderRequest {
+        shots: shots.into(),
+        workflow: workflow.into(),
+        seed: None,
+        priority: 0,
+        inputs: Default::default(),
+    };
+    let queued = jobs::queue_on(handle, None, request, true).await.unwrap();
+    queued.queued.into_iter().map(|q| q.job_id).collect()
+}
+
+async fn ended(handle: &NodeHandle, ids: &[String]) -> Vec<Job> {
+    tokio::time::timeout(
+        DEADLINE,
+        jobs::follow::watch_jobs(handle, None, ids, DEADLINE, |_| {}),
+    )
+    .await
+    .expect("every job ended in time")
+    .unwrap()
+}
+
+fn models_of(workflow: &str) -> Vec<String> {
+    reelmesh_node::workflows::Catalog::builtin()
+        .get(workflow)
+        .unwrap()
+        .manifest
+        .requires
+        .models
+        .iter()
+        .map(|m| m.file.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_spread_over_the_mesh_and_each_runs_exactly_once() {
+    let mesh = mesh(40, vec![None, None, None]).await;
+    let editor = mesh.editor.handle();
+    let ids = queue(&editor, "all", "card").await;
+    let jobs = ended(&editor, &ids).await;
+    assert!(
+        jobs.iter().all(|j| j.state == JobState::Succeeded),
+        "{jobs:?}"
+    );
+    assert!(jobs.iter().all(|j| j.attempts == 1), "no job ran twice");
+    // One execution per job: one take per job, no more.
+    let (_, takes) = editor.read(None, |doc| doc.takes().unwrap()).await.unwrap();
+    assert_eq!(takes.len(), 40);
+    let per_job: HashSet<&str> = takes.iter().map(|t| t.job_id.as_str()).collect();
+    assert_eq!(per_job.len(), 40);
+    // Every worker took part; the editor, which runs nothing, none.
+    let claimants: HashSet<&str> = jobs.iter().map(|j| j.claimant.as_str()).collect();
+    let workers: HashSet<String> = mesh
+        .workers
+        .iter()
+        .map(|w| w.handle().peer_id().to_string())
+        .collect();
+    assert!(
+        claimants.iter().all(|c| workers.contains(*c)),
+        "{claimants:?}"
+    );
+    assert!(claimants.len() >= 2, "jobs spread: {claimants:?}");
+    mesh.editor.stop().await.unwrap();
+    for worker in mesh.workers {
+        worker.stop().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_goes_only_to_a_node_that_can_run_it() {
+    let double = ComfyDouble::start(DoubleOptions {
+        models: models_of("flux_basic"),
+        ..DoubleOptions::default()
+    })
+    .await;
+    // Worker 0 has FLUX through its ComfyUI; worker 1 has no ComfyUI at all.
+    let mesh = mesh(6, vec![Some(double.url()), None]).await;
+    let editor = mesh.editor.handle();
+    let flux_node = mesh.workers[0].handle().peer_id().to_string();
+    let ids = queue(&editor, "all", "flux_basic").await;
+    let jobs = ended(&editor, &ids).await;
+    for job in &jobs {
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+        assert_eq!(job.claimant, flux_node, "only the FLUX node can run it");
+    }
+    assert_eq!(double.prompts().len(), 6, "each ran once in comfyui");
+    mesh.editor.stop().await.unwrap();
+    for worker in mesh.workers {
+        worker.stop().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claimant_that_goes_silent_loses_its_job_to_another_node() {
+    let first = ComfyDouble::start(DoubleOptions {
+        models: models_of("flux_basic"),
+        ..DoubleOptions::default()
+    })
+    .await;
+    // The first worker's ComfyUI hangs inside the sampler: its job stays running.
+    first.script_next(Script::HangAt {
+        node_id: "8".into(),
+    });
+    let mut mesh = mesh(1, vec![Some(first.url())]).await;
+    let editor = mesh.editor.handle();
+    let ids = queue(&editor, "all", "flux_basic").await;
+    let mut events = mesh.workers[0].handle().subscribe();
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Ok(reelmesh_node::node::NodeEvent::Job(u)) = events.recv().await
+                && u.step.starts_with("node 8")
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    // It dies (stopped mid-run: the document still says it runs the job).
+    let dead = mesh.workers.remove(0);
+    let dead_id = dead.handle().peer_id().to_string();
+    dead.stop().await.unwrap();
+
+    // A second worker with a working ComfyUI joins; once the lease runs out the
+    // job goes back to the queue and it runs there.
+    let second = ComfyDouble::start(DoubleOptions {
+        models: models_of("flux_basic"),
+        ..DoubleOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    keys::store_mesh_key(dir.path(), KEY).unwrap();
+    let (project_id, _, heads) = editor.project(None).await.unwrap();
+    let data = DataDir::open(dir.path()).unwrap();
+    data.add_replica(&project_id).unwrap();
+    data.set_current_project(&project_id).unwrap();
+    let mut worker_config = config(dir.path(), vec![addr(&mesh.editor)]);
+    worker_config.comfy_url = Some(second.url());
+    let worker = Node::start(worker_config).await.unwrap();
+    worker
+        .handle()
+        .wait_for_heads(None, heads, DEADLINE)
+        .await
+        .unwrap();
+
+    let jobs = ended(&editor, &ids).await;
+    let job = &jobs[0];
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    assert_eq!(job.attempts, 2);
+    assert_eq!(job.claimant, worker.handle().peer_id().to_string());
+    assert!(job.error.contains("lease expired"), "{}", job.error);
+    assert!(job.error.contains(&dead_id), "{}", job.error);
+    worker.stop().await.unwrap();
+    mesh.editor.stop().await.unwrap();
+}
