@@ -56,6 +56,9 @@ pub const REBID_AFTER: Duration = Duration::from_secs(3);
 /// A claimant not heard from (presence heartbeats) for this long loses its job: it
 /// goes back to the queue.
 pub const LEASE: Duration = Duration::from_secs(10);
+/// How long a fresh claim waits for concurrent claims to merge before running (a
+/// sync round trip on a LAN is a few ms; see BENCHMARKS.md [2/8]).
+pub const CLAIM_SETTLE: Duration = Duration::from_millis(100);
 /// How often leases are looked at.
 const LEASE_CHECK: Duration = Duration::from_secs(1);
 
@@ -511,6 +514,12 @@ impl Runner {
     /// Keep the bids that arrived meanwhile.
     fn take_bid(&mut self, event: &NodeEvent) {
         if let NodeEvent::Bid(message) = event {
+            // A node bids on one job at a time: its new bid withdraws the others.
+            for (job_id, by_node) in &mut self.bids {
+                if *job_id != message.bid.job_id {
+                    by_node.remove(&message.bid.node_id);
+                }
+            }
             self.bids
                 .entry(message.bid.job_id.clone())
                 .or_default()
@@ -678,6 +687,10 @@ impl Runner {
             }
         };
         picked.job = job;
+        if !self.claim_holds(&picked).await {
+            info!(job = %picked.job.job_id, "another node's concurrent claim won; not running it");
+            return;
+        }
         self.publish_worker(Some(&picked.job.job_id));
         self.emit(&picked, JobState::Running, 0.0, "starting");
         info!(job = %picked.job.job_id, shot = %picked.shot_code, workflow = %picked.job.workflow, attempt = picked.job.attempts, "job running");
@@ -735,6 +748,35 @@ impl Runner {
         }
     }
 
+    /// After writing a claim, let concurrent claims from other nodes arrive (a sync
+    /// round trip on a healthy mesh) and check ours is the one the merge kept.
+    /// Alone, there is nobody to race with.
+    async fn claim_holds(&self, picked: &Picked) -> bool {
+        let connected = self
+            .handle
+            .status()
+            .await
+            .map(|s| s.peers.iter().any(|p| p.connected && !p.this_node))
+            .unwrap_or(false);
+        if !connected {
+            return true;
+        }
+        tokio::time::sleep(CLAIM_SETTLE).await;
+        self.still_claimant(picked).await
+    }
+
+    /// Whether the document still names us as the job's claimant.
+    async fn still_claimant(&self, picked: &Picked) -> bool {
+        let id = picked.job.job_id.clone();
+        let me = self.node_id.clone();
+        self.handle
+            .read(Some(picked.project_id.clone()), move |doc| {
+                doc.job(&id).is_ok_and(|j| j.claimant == me)
+            })
+            .await
+            .is_ok_and(|(_, mine)| mine)
+    }
+
     /// Cancel the run when someone sets `cancel_requested` on the job.
     fn watch_cancel(
         &self,
@@ -786,6 +828,10 @@ impl Runner {
 
     async fn record_success(&self, picked: &Picked, run: execute::Run) {
         let output_at = Instant::now();
+        if !self.still_claimant(picked).await {
+            warn!(job = %picked.job.job_id, "another node's claim won the merge while we ran; our result is not recorded");
+            return;
+        }
         let mut takes = Vec::new();
         for produced in &run.outputs {
             let blobs = self.blobs.clone();
