@@ -346,33 +346,5 @@ pub fn request_stream(
 /// Send one request to the node owning `data_dir`. `Ok(None)` when no node is
 /// running there (no socket, or a stale one nobody listens on).
 pub fn request(data_dir: &Path, request: &Request) -> anyhow::Result<Option<serde_json::Value>> {
-    use anyhow::Context;
-    let path = socket_path(data_dir);
-    let mut stream = match std::os::unix::net::UnixStream::connect(&path) {
-        Ok(stream) => stream,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Ok(None);
-        }
-        Err(e) => return Err(e).with_context(|| format!("connecting to {}", path.display())),
-    };
-    let mut bytes = serde_json::to_vec(request)?;
-    bytes.push(b'\n');
-    stream
-        .write_all(&bytes)
-        .with_context(|| format!("writing to {}", path.display()))?;
-    let mut line = String::new();
-    BufReader::new(stream)
-        .read_line(&mut line)
-        .with_context(|| format!("reading from {}", path.display()))?;
-    match serde_json::from_str::<Reply>(&line)
-        .with_context(|| format!("the node sent a malformed reply: {line:?}"))?
-    {
-        Reply::Ok(value) => Ok(Some(value)),
-        Reply::Error(e) => Err(anyhow::anyhow!("{e}")),
-    }
+    request_stream(data_dir, request, |_| {})
 }

@@ -195,6 +195,14 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) {
     tokio::spawn(runner.run(cancel));
 }
 
+/// Write a job's new state and move its shot's status to match (one edit).
+fn save_job(doc: &mut reelmesh_protocol::document::ProjectDoc, job: &Job) -> Result<(), String> {
+    doc.update_job(job).map_err(|e| e.to_string())?;
+    doc.refresh_shot_status(&job.shot_id)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// Milliseconds since the epoch.
 #[must_use]
 pub fn now_ms() -> u64 {
@@ -352,10 +360,7 @@ impl Runner {
                             job.state = JobState::Queued;
                             job.claimant = String::new();
                         }
-                        doc.update_job(&job).map_err(|e| e.to_string())?;
-                        doc.refresh_shot_status(&job.shot_id)
-                            .map_err(|e| e.to_string())
-                            .map(|_| ())
+                        save_job(doc, &job)
                     })
                     .await;
                 match result {
@@ -404,9 +409,7 @@ impl Runner {
                             job.state = JobState::Queued;
                             job.claimant = String::new();
                         }
-                        doc.update_job(&job).map_err(|e| e.to_string())?;
-                        doc.refresh_shot_status(&job.shot_id)
-                            .map_err(|e| e.to_string())?;
+                        save_job(doc, &job)?;
                     }
                     Ok(stuck.len())
                 })
@@ -629,9 +632,7 @@ impl Runner {
                     String::new()
                 };
                 job.finished_at_ms = now_ms();
-                doc.update_job(&job).map_err(|e| e.to_string())?;
-                doc.refresh_shot_status(&job.shot_id)
-                    .map_err(|e| e.to_string())?;
+                save_job(doc, &job)?;
                 Ok(())
             })
             .await;
@@ -642,18 +643,8 @@ impl Runner {
     }
 
     fn emit(&self, picked: &Picked, state: JobState, fraction: f32, step: &str) {
-        self.handle.emit(NodeEvent::Job(JobUpdate {
-            project_id: picked.project_id.clone(),
-            job_id: picked.job.job_id.clone(),
-            shot_code: picked.shot_code.to_string(),
-            workflow: picked.job.workflow.clone(),
-            state,
-            fraction,
-            step: step.to_owned(),
-            error: None,
-            take_id: None,
-            overhead: None,
-        }));
+        self.handle
+            .emit(NodeEvent::Job(update_for(picked, state, fraction, step)));
     }
 
     async fn run_one(&mut self, mut picked: Picked, cancel: &CancellationToken) {
@@ -671,9 +662,7 @@ impl Runner {
                 job.claimant = node_id;
                 job.attempts += 1;
                 job.started_at_ms = now_ms();
-                doc.update_job(&job).map_err(|e| e.to_string())?;
-                doc.refresh_shot_status(&job.shot_id)
-                    .map_err(|e| e.to_string())?;
+                save_job(doc, &job)?;
                 let project = doc.project().map_err(|e| e.to_string())?;
                 Ok(Some((job, project)))
             })
@@ -887,9 +876,7 @@ impl Runner {
                     .map(|t| t.take_id.clone())
                     .unwrap_or_default();
                 job.finished_at_ms = now_ms();
-                doc.update_job(&job).map_err(|e| e.to_string())?;
-                doc.refresh_shot_status(&job.shot_id)
-                    .map_err(|e| e.to_string())?;
+                save_job(doc, &job)?;
                 Ok(())
             })
             .await;
@@ -902,21 +889,15 @@ impl Runner {
             output_to_take_ms: output_at.elapsed().as_secs_f64() * 1000.0,
         };
         info!(job = %picked.job.job_id, shot = %picked.shot_code, takes = takes.len(), render_ms = run.render_ms, "job succeeded");
+        let step = if run.cached {
+            "done (cached by comfyui)"
+        } else {
+            "done"
+        };
         self.handle.emit(NodeEvent::Job(JobUpdate {
-            project_id: picked.project_id.clone(),
-            job_id: picked.job.job_id.clone(),
-            shot_code: picked.shot_code.to_string(),
-            workflow: picked.job.workflow.clone(),
-            state: JobState::Succeeded,
-            fraction: 1.0,
-            step: if run.cached {
-                "done (cached by comfyui)".into()
-            } else {
-                "done".into()
-            },
-            error: None,
             take_id: takes.first().map(|t| t.take_id.clone()),
             overhead: Some(overhead),
+            ..update_for(picked, JobState::Succeeded, 1.0, step)
         }));
     }
 
@@ -930,9 +911,7 @@ impl Runner {
                 job.state = state;
                 job.error = text;
                 job.finished_at_ms = now_ms();
-                doc.update_job(&job).map_err(|e| e.to_string())?;
-                doc.refresh_shot_status(&job.shot_id)
-                    .map_err(|e| e.to_string())?;
+                save_job(doc, &job)?;
                 Ok(())
             })
             .await;
@@ -941,17 +920,25 @@ impl Runner {
         }
         warn!(job = %picked.job.job_id, shot = %picked.shot_code, "job {state}: {error}");
         self.handle.emit(NodeEvent::Job(JobUpdate {
-            project_id: picked.project_id.clone(),
-            job_id: picked.job.job_id.clone(),
-            shot_code: picked.shot_code.to_string(),
-            workflow: picked.job.workflow.clone(),
-            state,
-            fraction: 1.0,
-            step: state.to_string(),
             error: Some(error),
-            take_id: None,
-            overhead: None,
+            ..update_for(picked, state, 1.0, state.as_str())
         }));
+    }
+}
+
+/// A job update for a picked job.
+fn update_for(picked: &Picked, state: JobState, fraction: f32, step: &str) -> JobUpdate {
+    JobUpdate {
+        project_id: picked.project_id.clone(),
+        job_id: picked.job.job_id.clone(),
+        shot_code: picked.shot_code.to_string(),
+        workflow: picked.job.workflow.clone(),
+        state,
+        fraction,
+        step: step.to_owned(),
+        error: None,
+        take_id: None,
+        overhead: None,
     }
 }
 
