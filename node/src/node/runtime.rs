@@ -430,13 +430,33 @@ impl Runtime {
             return;
         }
         let bytes = self.my_presence().encode();
-        if let Err(e) = self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(mesh::presence_topic(), bytes)
-        {
-            debug!("presence not published: {e}");
+        self.publish(mesh::presence_topic(), bytes, "presence");
+    }
+
+    /// Publish on a gossip topic (nothing when offline; no subscriber yet is normal).
+    fn publish(&mut self, topic: gossipsub::IdentTopic, bytes: Vec<u8>, what: &str) {
+        if self.config.offline {
+            return;
+        }
+        if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
+            debug!("{what} not published: {e}");
+        }
+    }
+
+    /// Refuse a gossip message that did not decode: the author is dropped when it
+    /// sent it to us itself; a relayed one is only logged (the relay is not to blame).
+    fn refuse_gossip(
+        &mut self,
+        source: PeerId,
+        author: PeerId,
+        message_id: &gossipsub::MessageId,
+        reason: String,
+    ) {
+        self.report(message_id, &source, gossipsub::MessageAcceptance::Reject);
+        if source == author {
+            self.reject_peer(source, reason);
+        } else {
+            warn!("peer {author} (relayed by {source}): {reason}");
         }
     }
 
@@ -455,29 +475,12 @@ impl Runtime {
                 self.report(message_id, &source, gossipsub::MessageAcceptance::Accept);
                 self.emit(NodeEvent::Bid(bid));
             }
-            Err(e) => {
-                self.report(message_id, &source, gossipsub::MessageAcceptance::Reject);
-                if source == author {
-                    self.reject_peer(source, format!("bad bid: {e}"));
-                } else {
-                    warn!("peer {author} (relayed by {source}): bad bid: {e}");
-                }
-            }
+            Err(e) => self.refuse_gossip(source, author, message_id, format!("bad bid: {e}")),
         }
     }
 
     fn publish_bid(&mut self, bid: &reelmesh_protocol::wire::BidMessage) {
-        if self.config.offline {
-            return;
-        }
-        if let Err(e) = self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(mesh::jobs_topic(), bid.encode())
-        {
-            debug!("bid not published: {e}");
-        }
+        self.publish(mesh::jobs_topic(), bid.encode(), "bid");
     }
 
     fn on_presence(
@@ -511,12 +514,7 @@ impl Runtime {
                 }
             }
             Err(e) => {
-                self.report(message_id, &source, gossipsub::MessageAcceptance::Reject);
-                if source == author {
-                    self.reject_peer(source, format!("bad presence: {e}"));
-                } else {
-                    warn!("peer {author} (relayed by {source}): bad presence: {e}");
-                }
+                self.refuse_gossip(source, author, message_id, format!("bad presence: {e}"));
             }
         }
     }

@@ -99,6 +99,37 @@ pub async fn render(
     (ended, updates)
 }
 
+/// Follow one job to its end.
+async fn follow(handle: &NodeHandle, job_id: String) -> Vec<Job> {
+    tokio::time::timeout(
+        DEADLINE,
+        jobs::follow::watch_jobs(handle, None, &[job_id], DEADLINE, |_| {}),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+}
+
+/// Wait until the job reports a step starting with `prefix` (it runs in ComfyUI).
+async fn until_step(
+    events: &mut tokio::sync::broadcast::Receiver<reelmesh_node::node::NodeEvent>,
+    job_id: &str,
+    prefix: &str,
+) {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Ok(reelmesh_node::node::NodeEvent::Job(u)) = events.recv().await
+                && u.job_id == job_id
+                && u.step.starts_with(prefix)
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn a_five_shot_project_renders_with_the_card_renderer() {
     let dir = five_shot_project();
@@ -265,13 +296,7 @@ async fn a_canceled_job_ends_canceled_and_the_shot_goes_back_to_pending() {
 
     let node = start_node(dir.path(), None).await;
     let handle = node.handle();
-    let ended = tokio::time::timeout(
-        DEADLINE,
-        jobs::follow::watch_jobs(&handle, None, &[id], DEADLINE, |_| {}),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let ended = follow(&handle, id).await;
     assert_eq!(ended[0].state, JobState::Canceled);
     assert_eq!(ended[0].attempts, 0);
     let (_, status) = handle
@@ -458,30 +483,13 @@ async fn a_running_comfyui_job_is_canceled_from_the_document() {
     let id = queued.queued[0].job_id.clone();
     // Cancel once it is really running inside ComfyUI.
     let mut events = handle.subscribe();
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            if let Ok(reelmesh_node::node::NodeEvent::Job(u)) = events.recv().await
-                && u.job_id == id
-                && u.step.starts_with("node 8")
-            {
-                break;
-            }
-        }
-    })
-    .await
-    .unwrap();
+    until_step(&mut events, &id, "node 8").await;
     let cancel = id.clone();
     handle
         .edit(None, move |doc| jobs::cancel_jobs(doc, &[cancel]))
         .await
         .unwrap();
-    let ended = tokio::time::timeout(
-        DEADLINE,
-        jobs::follow::watch_jobs(&handle, None, &[id], DEADLINE, |_| {}),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let ended = follow(&handle, id).await;
     assert_eq!(ended[0].state, JobState::Canceled, "{:?}", ended[0]);
     assert!(
         !double.requests_to("POST", "/interrupt").is_empty(),
@@ -558,18 +566,7 @@ async fn a_job_interrupted_by_a_stop_goes_back_to_the_queue_and_completes_after_
     let mut events = handle.subscribe();
     let queued = jobs::queue_on(&handle, None, request, false).await.unwrap();
     let id = queued.queued[0].job_id.clone();
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            if let Ok(reelmesh_node::node::NodeEvent::Job(u)) = events.recv().await
-                && u.job_id == id
-                && u.step.starts_with("node 8")
-            {
-                break;
-            }
-        }
-    })
-    .await
-    .unwrap();
+    until_step(&mut events, &id, "node 8").await;
     // The node stops in the middle of the run: the job is saved as running.
     node.stop().await.unwrap();
     let data = DataDir::open(dir.path()).unwrap();
@@ -580,13 +577,7 @@ async fn a_job_interrupted_by_a_stop_goes_back_to_the_queue_and_completes_after_
     // Back up: the job goes back to the queue (attempt 1 used) and completes.
     let node = start_node(dir.path(), Some(double.url())).await;
     let handle = node.handle();
-    let ended = tokio::time::timeout(
-        DEADLINE,
-        jobs::follow::watch_jobs(&handle, None, &[id], DEADLINE, |_| {}),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let ended = follow(&handle, id).await;
     assert_eq!(ended[0].state, JobState::Succeeded, "{:?}", ended[0]);
     assert_eq!(ended[0].attempts, 2);
     assert!(ended[0].error.contains("interrupted"), "{}", ended[0].error);
@@ -616,13 +607,7 @@ async fn a_still_becomes_the_first_frame_of_a_clip() {
     };
     let queued = jobs::queue_on(&handle, None, request, false).await.unwrap();
     let id = queued.queued[0].job_id.clone();
-    let ended = tokio::time::timeout(
-        DEADLINE,
-        jobs::follow::watch_jobs(&handle, None, &[id], DEADLINE, |_| {}),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let ended = follow(&handle, id).await;
     assert_eq!(ended[0].state, JobState::Succeeded, "{:?}", ended[0]);
     // The still's blob was uploaded to ComfyUI and the clip is a video take.
     let (_, takes) = handle.read(None, |doc| doc.takes().unwrap()).await.unwrap();
