@@ -1,46 +1,54 @@
-//! Render jobs on this node: pick, run, record.
+//! Render jobs on this node: offer, claim, run, record.
 //!
 //! ```text
-//!  document (durable)                 runner task (one per node)               renderers
-//!  jobs{queued} ──DocChanged──▶ pick next runnable job (priority, age)
-//!                              write running (claimant, attempt+1) ──▶ card (built in, no GPU)
-//!                              progress ──NodeEvent::Job (ephemeral)──  or ComfyUI (POST /prompt, /ws)
-//!  takes{..} ◀── blob store (BLAKE3) ◀── outputs ◀───────────────────────────────┘
-//!  jobs{succeeded|failed|canceled}, shot status follows
+//!  document (durable)                    runner task (one per node)                executor
+//!  jobs{queued} ──DocChanged──▶ index (changed jobs only, via Automerge diffs)
+//!  offers on gossip ─────────▶ assign(queued, live offers)  (same on every node)
+//!                               claim ours (one edit: claimed, claimant, attempt+1)
+//!                               wait CLAIM_SETTLE, still ours? ──▶ run ──────────▶ card / ComfyUI
+//!  progress ◀──gossip + NodeEvent::Job── steps ◀──────────────────────────────────┘
+//!  takes{..} + jobs{succeeded|failed|queued for a retry} ◀── batched edit ◀── outputs (BLAKE3)
 //! ```
 //! The runner is a task beside the node runtime and talks to it through a
-//! [`NodeHandle`] like any other client: every transition is an edit (saved, fsynced,
-//! synced to peers); progress and previews are [`NodeEvent::Job`] events, never
-//! document writes. One job runs at a time (one GPU). It runs the jobs this node
-//! queued; choosing among nodes by gossiped bids comes with the mesh scheduler.
+//! [`NodeHandle`] like any other client. Every transition is an edit (saved,
+//! fsynced, synced to peers); progress, previews and offers travel on gossip, never
+//! in the document. One job runs at a time (one GPU); a few more may be claimed
+//! ahead so the GPU never waits on the next job's inputs ([`LOOKAHEAD`]).
+//!
+//! Placement is [`placement::assign`] over the live offers: every node computes the
+//! same assignment and claims only its own jobs, at once (no bid round per job). A
+//! claim runs only after [`CLAIM_SETTLE`] and only if the merged document still names
+//! this node; a claim lost later cancels the run and records nothing. A claimant
+//! silent for the lease loses its jobs to the queue. A failed run goes back to the
+//! queue for another node (the job remembers who failed it), up to its attempts; a
+//! node that fails [`PAUSE_AFTER_FAILURES`] jobs in a row stops offering for a while.
 //!
 //! What a node can run ([`WorkerState::capabilities`]) is the built-in `card`
 //! workflow plus every catalog workflow its ComfyUI can run: node classes and model
 //! files from `/object_info`, VRAM from NVML or `/system_stats`. It is checked at
-//! start, every [`CAPABILITY_REFRESH`], and after a run ComfyUI rejected, so a
-//! restarted ComfyUI with new models is picked up. Presence announces it.
+//! start, every [`CAPABILITY_REFRESH`], and after a run ComfyUI rejected.
 
 mod capabilities;
 mod execute;
 pub mod follow;
 pub mod queue;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reelmesh_protocol::jobs::{Job, JobState, Take};
-use reelmesh_protocol::model::ShotCode;
-use reelmesh_protocol::placement::{self, Bid};
-use reelmesh_protocol::wire::BidMessage;
+use reelmesh_protocol::placement::{self, Offer};
+use reelmesh_protocol::wire::JobsGossip;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 pub use capabilities::{CAPABILITY_REFRESH, Capabilities};
-pub use execute::Produced;
+pub use execute::{BuiltIn, Declared, Executor, Produced, Run, RunContext, RunFailure, Step};
+pub use reelmesh_protocol::jobs::{JobUpdate, Overhead};
 
 use crate::comfy::ComfyClient;
 use crate::gpu::GpuSample;
@@ -48,19 +56,30 @@ use crate::node::{NodeConfig, NodeError, NodeEvent, NodeHandle};
 use crate::store::blobs::BlobStore;
 use crate::workflows::Catalog;
 
-/// How long a node waits for the other nodes' bids before the placement rule
-/// decides.
-pub const BID_WINDOW: Duration = Duration::from_millis(150);
-/// A bid that led to no claim (the winner went quiet) is made again after this.
-pub const REBID_AFTER: Duration = Duration::from_secs(3);
-/// A claimant not heard from (presence heartbeats) for this long loses its job: it
-/// goes back to the queue.
-pub const LEASE: Duration = Duration::from_secs(10);
-/// How long a fresh claim waits for concurrent claims to merge before running (a
-/// sync round trip on a LAN is a few ms; see BENCHMARKS.md [2/8]).
+/// How long a fresh claim waits for concurrent claims to merge before it runs (a
+/// sync round trip on a LAN is a few ms; see BENCHMARKS.md [2/8]). Claims made ahead
+/// settle while the previous job runs.
 pub const CLAIM_SETTLE: Duration = Duration::from_millis(100);
-/// How often leases are looked at.
-const LEASE_CHECK: Duration = Duration::from_secs(1);
+/// A node claims ahead the jobs it expects to start within this time, so the next
+/// job's inputs are fetched while the GPU is busy; with long jobs that is one job,
+/// claimed near the end of the current one.
+pub const LOOKAHEAD: Duration = Duration::from_secs(1);
+/// Most jobs a node holds (claimed or running) at once.
+pub const MAX_LOCAL_QUEUE: u32 = 32;
+/// A claimant not heard from (presence heartbeats) for this long loses its jobs:
+/// they go back to the queue. Nodes start with [`NodeConfig::lease`].
+pub const LEASE: Duration = Duration::from_secs(10);
+/// After this many failed runs in a row a node stops offering for a while.
+pub const PAUSE_AFTER_FAILURES: u32 = 5;
+/// The first pause; each further pause without a success in between doubles it.
+pub const FIRST_PAUSE: Duration = Duration::from_secs(30);
+const LONGEST_PAUSE: Duration = Duration::from_secs(600);
+/// How often leases are looked at and the offer re-sent.
+const TICK: Duration = Duration::from_secs(1);
+/// Progress goes on gossip at most this often per job (state changes always go).
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// Results wait at most this long to be written together.
+const FLUSH_AFTER: Duration = Duration::from_millis(20);
 
 /// How long one ComfyUI run may take, queue wait included, before the job fails.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(60 * 60);
@@ -78,45 +97,8 @@ pub struct WorkerState {
     pub unavailable: Vec<(String, String)>,
     /// The first look at ComfyUI is done (true at once without ComfyUI).
     pub settled: bool,
-}
-
-/// One step of a job on this node, for progress bars and the editor (ephemeral).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobUpdate {
-    /// The project.
-    pub project_id: String,
-    /// The job.
-    pub job_id: String,
-    /// Its shot's code (`SHT-00003`).
-    pub shot_code: String,
-    /// Its workflow.
-    pub workflow: String,
-    /// Where it is now.
-    pub state: JobState,
-    /// 0.0 ..= 1.0 within the run.
-    pub fraction: f32,
-    /// What is happening, in words ("KSampler 12/20", "cached", "uploading inputs").
-    pub step: String,
-    /// The error, when it failed.
-    #[serde(default)]
-    pub error: Option<String>,
-    /// The take it made, when it succeeded.
-    #[serde(default)]
-    pub take_id: Option<String>,
-    /// Time spent around the renderer, when it succeeded.
-    #[serde(default)]
-    pub overhead: Option<Overhead>,
-}
-
-/// Time a job spends outside the renderer, measured on the runner.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Overhead {
-    /// From the start of the submission (POST /prompt) to the first event about it
-    /// (for the card renderer: start of drawing).
-    pub submit_to_first_event_ms: f64,
-    /// From the last output being in hand to the take being recorded (blob stored,
-    /// document saved).
-    pub output_to_take_ms: f64,
+    /// Why this node takes no jobs for now (many failures in a row), if so.
+    pub paused: Option<String>,
 }
 
 /// Everything the runner needs, made before the node starts so a bad workflow
@@ -128,6 +110,8 @@ pub struct JobsSetup {
     gpu: watch::Receiver<GpuSample>,
     worker: watch::Sender<WorkerState>,
     host: String,
+    executor: Arc<dyn Executor>,
+    lease: Duration,
 }
 
 impl JobsSetup {
@@ -151,56 +135,106 @@ impl JobsSetup {
         gpu: watch::Receiver<GpuSample>,
         worker: watch::Sender<WorkerState>,
     ) -> Result<JobsSetup, NodeError> {
-        let catalog = Catalog::load(Some(&config.workflows_dir()))?;
+        let catalog = Arc::new(Catalog::load(Some(&config.workflows_dir()))?);
         let comfy = config
             .comfy_url
             .as_deref()
             .map(ComfyClient::new)
             .transpose()?;
         let blobs = BlobStore::open(&config.data_dir)?;
+        let executor: Arc<dyn Executor> = match &config.executor {
+            Some(executor) => Arc::clone(&executor.0),
+            None => Arc::new(BuiltIn {
+                catalog: Arc::clone(&catalog),
+                comfy: comfy.clone(),
+                blobs: blobs.clone(),
+            }),
+        };
         Ok(JobsSetup {
-            catalog: Arc::new(catalog),
+            catalog,
             comfy,
             blobs,
             gpu,
             worker,
             host: gethostname::gethostname().to_string_lossy().into_owned(),
+            executor,
+            lease: config.lease,
         })
+    }
+}
+
+/// An executor to run jobs with instead of the built-in one (tests and benches).
+#[derive(Clone)]
+pub struct ExecutorSlot(pub Arc<dyn Executor>);
+
+impl std::fmt::Debug for ExecutorSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExecutorSlot(..)")
     }
 }
 
 /// Start the runner (and the capability checker) for a node.
 pub fn spawn(handle: NodeHandle, setup: JobsSetup) {
     let cancel = handle.cancel_token();
-    let (capabilities, refresh) = Capabilities::spawn(
-        Arc::clone(&setup.catalog),
-        setup.comfy.clone(),
-        setup.gpu.clone(),
-        cancel.clone(),
-    );
+    let (capabilities, refresh) = match setup.executor.declared() {
+        Some(declared) => {
+            let (tx, rx) = watch::channel(Capabilities {
+                runnable: declared.workflows,
+                checks: Vec::new(),
+                problem: None,
+                settled: true,
+            });
+            let stop = cancel.clone();
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                drop(tx);
+            });
+            (rx, Arc::new(tokio::sync::Notify::new()))
+        }
+        None => Capabilities::spawn(
+            Arc::clone(&setup.catalog),
+            setup.comfy.clone(),
+            setup.gpu.clone(),
+            cancel.clone(),
+        ),
+    };
+    let (done_tx, done_rx) = mpsc::channel(16);
+    let (steps_tx, steps_rx) = mpsc::channel(256);
     let runner = Runner {
         node_id: handle.peer_id().to_string(),
         handle,
         catalog: setup.catalog,
-        comfy: setup.comfy,
         blobs: setup.blobs,
         worker: setup.worker,
         capabilities,
         refresh,
         host: setup.host,
         gpu: setup.gpu,
-        bids: HashMap::new(),
-        my_bids: HashMap::new(),
+        executor: setup.executor,
+        lease: setup.lease,
+        index: HashMap::new(),
+        dirty: HashSet::new(),
+        held: Vec::new(),
+        running: None,
+        done_tx,
+        done_rx,
+        steps_tx,
+        steps_rx,
+        pending: BTreeMap::new(),
+        pending_takes: Vec::new(),
+        pending_since: None,
+        offer_seq: now_ms(),
+        last_offer: None,
+        offer_sent_at: None,
+        offers: Vec::new(),
+        mean_run: None,
+        streak: 0,
+        last_failure: String::new(),
+        pause: None,
+        next_pause: FIRST_PAUSE,
+        alone: true,
     };
     tokio::spawn(runner.run(cancel));
-}
-
-/// Write a job's new state and move its shot's status to match (one edit).
-fn save_job(doc: &mut reelmesh_protocol::document::ProjectDoc, job: &Job) -> Result<(), String> {
-    doc.update_job(job).map_err(|e| e.to_string())?;
-    doc.refresh_shot_status(&job.shot_id)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
 }
 
 /// Milliseconds since the epoch.
@@ -211,28 +245,117 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The order key of a queued job: priority (higher first), age, id.
+type OrderKey = (std::cmp::Reverse<i64>, u64, String);
+
+fn order_key(job: &Job) -> OrderKey {
+    (
+        std::cmp::Reverse(job.priority),
+        job.created_at_ms,
+        job.job_id.clone(),
+    )
+}
+
+/// The jobs of one project as this node last read them.
+#[derive(Default)]
+struct ProjectJobs {
+    jobs: HashMap<String, Job>,
+    queued: BTreeSet<OrderKey>,
+    codes: HashMap<String, String>,
+}
+
+impl ProjectJobs {
+    fn put(&mut self, job: Job) {
+        if let Some(old) = self.jobs.get(&job.job_id)
+            && old.state == JobState::Queued
+        {
+            self.queued.remove(&order_key(old));
+        }
+        if job.state == JobState::Queued {
+            self.queued.insert(order_key(&job));
+        }
+        self.jobs.insert(job.job_id.clone(), job);
+    }
+}
+
+/// A job this node holds: claimed (settling or waiting for the GPU) or running.
+struct Held {
+    project_id: String,
+    job_id: String,
+    shot_code: String,
+    /// It may run from then on (its claim has had time to merge).
+    runnable_at: Instant,
+}
+
+struct Running {
+    held: Held,
+    job: Job,
+    started: Instant,
+    cancel: CancellationToken,
+    /// Another node's claim won the merge: record nothing.
+    lost: bool,
+    last_gossip: Option<Instant>,
+    fraction: f32,
+}
+
+struct Done {
+    job_id: String,
+    outcome: Result<Run, RunFailure>,
+}
+
 struct Runner {
     handle: NodeHandle,
     node_id: String,
     catalog: Arc<Catalog>,
-    comfy: Option<ComfyClient>,
     blobs: BlobStore,
     worker: watch::Sender<WorkerState>,
     capabilities: watch::Receiver<Capabilities>,
     refresh: Arc<tokio::sync::Notify>,
     host: String,
     gpu: watch::Receiver<GpuSample>,
-    /// Bids seen per job: node → (attempt, bid).
-    bids: HashMap<String, HashMap<String, (u64, Bid)>>,
-    /// When we bid on a job, and for which attempt.
-    my_bids: HashMap<String, (Instant, u64)>,
+    executor: Arc<dyn Executor>,
+    lease: Duration,
+    index: HashMap<String, ProjectJobs>,
+    /// Projects changed since the index last looked.
+    dirty: HashSet<String>,
+    /// Claimed jobs waiting to run, in claim order.
+    held: Vec<Held>,
+    running: Option<Running>,
+    done_tx: mpsc::Sender<Done>,
+    done_rx: mpsc::Receiver<Done>,
+    steps_tx: mpsc::Sender<Step>,
+    steps_rx: mpsc::Receiver<Step>,
+    /// Job states to write, by project → job id (coalesced, written together).
+    pending: BTreeMap<String, BTreeMap<String, Job>>,
+    pending_takes: Vec<(String, Take)>,
+    pending_since: Option<Instant>,
+    offer_seq: u64,
+    last_offer: Option<Offer>,
+    offer_sent_at: Option<Instant>,
+    /// Live offers, this node's included, as the runtime last had them.
+    offers: Vec<Offer>,
+    /// Running mean of this node's run times.
+    mean_run: Option<Duration>,
+    /// Failed runs in a row.
+    streak: u32,
+    last_failure: String,
+    /// Paused until then, with the reason.
+    pause: Option<(Instant, String)>,
+    next_pause: Duration,
+    /// No peer connected (claims need no settling).
+    alone: bool,
 }
 
-/// A job picked to run, with what it needs from the document.
-struct Picked {
-    project_id: String,
-    job: Job,
-    shot_code: ShotCode,
+/// Write a batch of job states and takes (one change per project).
+fn write_batch(
+    doc: &mut reelmesh_protocol::document::ProjectDoc,
+    jobs: &[Job],
+    takes: &[Take],
+) -> Result<(), String> {
+    for take in takes {
+        doc.add_take(take).map_err(|e| e.to_string())?;
+    }
+    doc.update_jobs(jobs).map_err(|e| e.to_string())
 }
 
 impl Runner {
@@ -242,55 +365,144 @@ impl Runner {
         if let Err(e) = self.recover().await {
             warn!("job runner: looking for interrupted jobs failed: {e}");
         }
-        let mut tick = tokio::time::interval(LEASE_CHECK);
+        let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut offers_dirty = true;
         loop {
-            self.publish_worker(None);
-            let picked = match self.pick(&mut events).await {
-                Ok(picked) => picked,
-                Err(NodeError::Stopped) => break,
-                Err(e) => {
-                    warn!("job runner: {e}");
-                    None
+            if let Err(e) = self.step(offers_dirty).await {
+                if matches!(e, NodeError::Stopped) {
+                    break;
                 }
-            };
-            if let Some(picked) = picked {
-                self.run_one(picked, &cancel).await;
-                continue;
+                warn!("job runner: {e}");
             }
-            // Nothing to do: wait for a document change or new capabilities.
+            offers_dirty = false;
+            let wake = self.next_wake();
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
+                done = self.done_rx.recv() => {
+                    if let Some(done) = done {
+                        self.finish(done).await;
+                    }
+                }
+                Some(step) = self.steps_rx.recv() => self.on_step(step).await,
+                event = events.recv() => match event {
+                    Ok(NodeEvent::DocChanged { project_id, .. }) => {
+                        self.dirty.insert(project_id);
+                    }
+                    Ok(NodeEvent::Offer(_) | NodeEvent::PeerConnected(_) | NodeEvent::PeerDisconnected(_)) => {
+                        offers_dirty = true;
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // Missed changes: read everything again.
+                        self.dirty.extend(self.index.keys().cloned());
+                        offers_dirty = true;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
                 changed = self.capabilities.changed() => {
                     if changed.is_err() {
                         break;
                     }
                 }
-                event = events.recv() => match event {
-                    Ok(event) => self.take_bid(&event),
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => break,
-                },
-                // Lost bids and silent claimants are looked at again on a tick.
                 _ = tick.tick() => {
+                    offers_dirty = true;
                     if let Err(e) = self.expire_leases().await {
                         warn!("job runner: checking leases failed: {e}");
                     }
                 }
+                () = sleep_until(wake) => {}
+            }
+            // Take everything else that is ready before the next step.
+            while let Ok(event) = events.try_recv() {
+                match event {
+                    NodeEvent::DocChanged { project_id, .. } => {
+                        self.dirty.insert(project_id);
+                    }
+                    NodeEvent::Offer(_) => offers_dirty = true,
+                    _ => {}
+                }
             }
         }
+        if let Some(running) = &self.running {
+            running.cancel.cancel();
+        }
+        // Results already in hand are written (the node saves before it stops).
+        let _ = self.flush().await;
     }
 
-    fn publish_worker(&self, current_job: Option<&str>) {
+    /// The earliest moment something is due without an event: a held claim that
+    /// settles, a flush, the end of a pause, the moment to claim ahead.
+    fn next_wake(&self) -> Option<Instant> {
+        let mut wake: Option<Instant> = None;
+        let mut at = |t: Instant| wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
+        if self.running.is_none()
+            && let Some(first) = self.held.first()
+        {
+            at(first.runnable_at);
+        }
+        if let Some(since) = self.pending_since {
+            at(since + FLUSH_AFTER);
+        }
+        if let Some((until, _)) = &self.pause {
+            at(*until);
+        }
+        if let (Some(running), Some(mean)) = (&self.running, self.mean_run)
+            && self.held.is_empty()
+        {
+            at((running.started + mean)
+                .checked_sub(LOOKAHEAD)
+                .unwrap_or(running.started));
+        }
+        wake
+    }
+
+    /// One round: read what changed, write what is due, claim, start.
+    async fn step(&mut self, offers_dirty: bool) -> Result<(), NodeError> {
+        self.refresh_index().await?;
+        self.check_running();
+        self.end_cancelled_queued();
+        if let Some((until, _)) = &self.pause
+            && Instant::now() >= *until
+        {
+            info!("job runner: pause over, offering again");
+            self.pause = None;
+            // On probation: one more failure pauses again, for longer.
+            self.streak = PAUSE_AFTER_FAILURES - 1;
+        }
+        let offer_changed = self.publish_offer().await?;
+        if offers_dirty || offer_changed {
+            let (offers, _) = self.handle.jobs_view().await?;
+            self.offers = offers;
+            let status = self.handle.status().await?;
+            self.alone = !status.peers.iter().any(|p| p.connected && !p.this_node);
+        }
+        self.claim().await?;
+        self.start_next().await;
+        let due = self
+            .pending_since
+            .is_some_and(|since| since.elapsed() >= FLUSH_AFTER);
+        if due || (self.running.is_none() && self.held.is_empty()) {
+            self.flush().await?;
+        }
+        self.publish_worker();
+        Ok(())
+    }
+
+    fn publish_worker(&self) {
         let caps = self.capabilities.borrow().clone();
+        let declared = self.executor.declared();
+        let current_job = self.running.as_ref().map(|r| r.held.job_id.clone());
+        let paused = self.pause.as_ref().map(|(_, why)| why.clone());
         self.worker.send_if_modified(|state| {
             let next = WorkerState {
                 capabilities: caps.runnable.clone(),
-                current_job: current_job.map(str::to_owned),
+                current_job,
                 problem: caps.problem.clone(),
-                unavailable: caps.unavailable(),
+                unavailable: declared.map_or_else(|| caps.unavailable(), |d| d.unavailable),
                 settled: caps.settled,
+                paused,
             };
             if *state == next {
                 false
@@ -301,13 +513,700 @@ impl Runner {
         });
     }
 
-    /// Claims whose node has gone silent (no presence heartbeat for [`LEASE`]) go
+    /// How many jobs this node wants to hold now: the running one plus those it
+    /// expects to start within [`LOOKAHEAD`] (from its mean run time), at most
+    /// [`MAX_LOCAL_QUEUE`].
+    fn wanted(&self) -> u32 {
+        if self.pause.is_some() || self.capabilities.borrow().runnable.is_empty() {
+            return 0;
+        }
+        let mut want = 1_u32;
+        if let Some(mean) = self.mean_run {
+            let mean_s = mean.as_secs_f64().max(1e-4);
+            let ahead = (LOOKAHEAD.as_secs_f64() / mean_s).floor();
+            want += if ahead >= f64::from(MAX_LOCAL_QUEUE) {
+                MAX_LOCAL_QUEUE
+            } else {
+                // Truncation intended: whole jobs.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let n = ahead as u32;
+                n
+            };
+            // A long job near its end: claim the next one now.
+            if let Some(running) = &self.running
+                && running.started.elapsed() + LOOKAHEAD >= mean
+            {
+                want = want.max(2);
+            }
+        }
+        want.min(MAX_LOCAL_QUEUE)
+    }
+
+    fn holding(&self) -> u32 {
+        u32::try_from(self.held.len()).unwrap_or(u32::MAX) + u32::from(self.running.is_some())
+    }
+
+    /// Publish this node's offer when it changed (and every tick, so peers know it
+    /// is still there). Returns whether it changed.
+    async fn publish_offer(&mut self) -> Result<bool, NodeError> {
+        let caps = self.capabilities.borrow().clone();
+        let declared = self.executor.declared();
+        let utilization = declared.as_ref().map_or_else(
+            || {
+                self.gpu
+                    .borrow()
+                    .gpu
+                    .as_ref()
+                    .and_then(|g| g.utilization)
+                    .unwrap_or(100)
+            },
+            |d| d.utilization,
+        );
+        let holding = self.holding();
+        let mut offer = Offer {
+            node_id: self.node_id.clone(),
+            host: self.host.clone(),
+            seq: self.offer_seq,
+            workflows: caps.runnable.clone(),
+            utilization,
+            queue_len: holding,
+            slots: self.wanted().saturating_sub(holding),
+            paused: self.pause.as_ref().map(|(_, why)| clip(why, 500)),
+            unavailable: declared
+                .map_or_else(|| caps.unavailable(), |d| d.unavailable)
+                .into_iter()
+                .map(|(w, why)| (w, clip(&why, 1500)))
+                .collect(),
+        };
+        let changed = self.last_offer.as_ref().is_none_or(|last| {
+            let mut same = last.clone();
+            same.seq = offer.seq;
+            same != offer
+        });
+        let refresh = self.offer_sent_at.is_none_or(|at| at.elapsed() >= TICK);
+        if !changed && !refresh {
+            return Ok(false);
+        }
+        self.offer_seq += 1;
+        offer.seq = self.offer_seq;
+        self.handle
+            .publish_jobs(JobsGossip::Offer(offer.clone()))
+            .await?;
+        self.last_offer = Some(offer);
+        self.offer_sent_at = Some(Instant::now());
+        Ok(changed)
+    }
+
+    /// Read the jobs that changed in the projects that changed.
+    async fn refresh_index(&mut self) -> Result<(), NodeError> {
+        if self.index.is_empty() && self.dirty.is_empty() {
+            let status = self.handle.status().await?;
+            self.dirty.extend(
+                status
+                    .projects
+                    .iter()
+                    .filter(|p| p.name.is_some())
+                    .map(|p| p.project_id.clone()),
+            );
+        }
+        let dirty: Vec<String> = self.dirty.drain().collect();
+        for project_id in dirty {
+            let read = self
+                .handle
+                .read_mut(Some(project_id.clone()), |doc| {
+                    match doc.jobs_changed().map_err(|e| e.to_string())? {
+                        Some(changed) => Ok((false, changed)),
+                        None => doc.jobs().map(|all| (true, all)).map_err(|e| e.to_string()),
+                    }
+                })
+                .await;
+            let (full, jobs) = match read {
+                Ok((_, Ok(read))) => read,
+                Ok((_, Err(e))) => {
+                    warn!(project = %project_id, "job runner: reading jobs failed: {e}");
+                    continue;
+                }
+                // A replica still waiting for its first sync.
+                Err(NodeError::Request(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let entry = self.index.entry(project_id).or_default();
+            if full {
+                entry.jobs.clear();
+                entry.queued.clear();
+            }
+            for job in jobs {
+                entry.put(job);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop the running job when it was canceled or another node's claim won.
+    fn check_running(&mut self) {
+        let Some(running) = &mut self.running else {
+            return;
+        };
+        let Some(job) = self
+            .index
+            .get(&running.held.project_id)
+            .and_then(|p| p.jobs.get(&running.held.job_id))
+        else {
+            return;
+        };
+        if job.claimant != self.node_id && !running.lost {
+            warn!(job = %job.job_id, winner = %job.claimant, "another node's claim won the merge; stopping our run, it records nothing");
+            running.lost = true;
+            running.cancel.cancel();
+        } else if job.cancel_requested && !running.cancel.is_cancelled() {
+            info!(job = %job.job_id, "cancel requested: stopping the run");
+            running.cancel.cancel();
+        }
+        // Held claims that were lost or canceled are dropped.
+        let index = &self.index;
+        let me = &self.node_id;
+        self.held.retain(|h| {
+            index
+                .get(&h.project_id)
+                .and_then(|p| p.jobs.get(&h.job_id))
+                .is_some_and(|j| {
+                    j.claimant == *me && j.state == JobState::Claimed && !j.cancel_requested
+                })
+                || index.get(&h.project_id).is_none()
+        });
+    }
+
+    /// Queued jobs someone asked to cancel end as canceled (any node may write it:
+    /// the same write from several nodes is harmless). A job naming a workflow this
+    /// node does not know fails, when this node queued it.
+    fn end_cancelled_queued(&mut self) {
+        let mut ended = Vec::new();
+        for (project_id, project) in &self.index {
+            for key in &project.queued {
+                let Some(job) = project.jobs.get(&key.2) else {
+                    continue;
+                };
+                let pending = self
+                    .pending
+                    .get(project_id)
+                    .is_some_and(|p| p.contains_key(&job.job_id));
+                if pending {
+                    continue;
+                }
+                if job.cancel_requested {
+                    let mut job = job.clone();
+                    job.state = JobState::Canceled;
+                    job.error = String::new();
+                    job.finished_at_ms = now_ms();
+                    ended.push((project_id.clone(), job));
+                } else if job.created_by == self.node_id
+                    && self.catalog.get(&job.workflow).is_none()
+                {
+                    let mut job = job.clone();
+                    job.state = JobState::Failed;
+                    job.error = format!(
+                        "unknown workflow '{}' (not in this node's catalog)",
+                        job.workflow
+                    );
+                    job.finished_at_ms = now_ms();
+                    ended.push((project_id.clone(), job));
+                }
+            }
+        }
+        for (project_id, job) in ended {
+            info!(job = %job.job_id, "job {} before it started", job.state);
+            self.queue_write(&project_id, job);
+        }
+    }
+
+    fn queue_write(&mut self, project_id: &str, job: Job) {
+        if let Some(project) = self.index.get_mut(project_id) {
+            project.put(job.clone());
+        }
+        self.pending
+            .entry(project_id.to_owned())
+            .or_default()
+            .insert(job.job_id.clone(), job);
+        self.pending_since.get_or_insert_with(Instant::now);
+    }
+
+    /// Write pending job states and takes: one edit per project.
+    async fn flush(&mut self) -> Result<(), NodeError> {
+        let pending = std::mem::take(&mut self.pending);
+        let mut takes = std::mem::take(&mut self.pending_takes);
+        self.pending_since = None;
+        for (project_id, jobs) in pending {
+            let jobs: Vec<Job> = jobs.into_values().collect();
+            let mine: Vec<Take> = takes
+                .iter()
+                .filter(|(p, _)| *p == project_id)
+                .map(|(_, t)| t.clone())
+                .collect();
+            takes.retain(|(p, _)| *p != project_id);
+            let count = jobs.len();
+            let result = self
+                .handle
+                .edit(Some(project_id.clone()), move |doc| {
+                    write_batch(doc, &jobs, &mine)
+                })
+                .await;
+            match result {
+                Ok(_) => debug!(project = %project_id, jobs = count, "job states written"),
+                Err(NodeError::Stopped) => return Err(NodeError::Stopped),
+                Err(e) => {
+                    warn!(project = %project_id, "writing {count} job states failed: {e}");
+                    // Read the truth again.
+                    self.dirty.insert(project_id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Claim the jobs the placement rule gives this node, in one edit per project.
+    async fn claim(&mut self) -> Result<(), NodeError> {
+        let Some(mine) = self.offers.iter().find(|o| o.node_id == self.node_id) else {
+            return Ok(());
+        };
+        if mine.slots == 0 || mine.paused.is_some() {
+            return Ok(());
+        }
+        let me = self.node_id.clone();
+        let pending = &self.pending;
+        let mut ours: BTreeMap<String, Vec<Job>> = BTreeMap::new();
+        for (project_id, project) in &self.index {
+            let queued = project
+                .queued
+                .iter()
+                .filter_map(|key| project.jobs.get(&key.2))
+                .filter(|j| {
+                    !j.cancel_requested
+                        && !pending
+                            .get(project_id)
+                            .is_some_and(|p| p.contains_key(&j.job_id))
+                });
+            for (job, node) in placement::assign(queued, &self.offers) {
+                if node == me {
+                    ours.entry(project_id.clone())
+                        .or_default()
+                        .push(job.clone());
+                }
+            }
+        }
+        if ours.is_empty() {
+            return Ok(());
+        }
+        let limit = self.wanted().saturating_sub(self.holding()) as usize;
+        for (project_id, jobs) in ours {
+            let ids: Vec<String> = jobs.iter().take(limit).map(|j| j.job_id.clone()).collect();
+            let node_id = me.clone();
+            let claimed = self
+                .handle
+                .edit(Some(project_id.clone()), move |doc| {
+                    let mut claimed = Vec::new();
+                    for id in &ids {
+                        let mut job = doc.job(id).map_err(|e| e.to_string())?;
+                        if job.state != JobState::Queued || job.cancel_requested {
+                            continue;
+                        }
+                        job.state = JobState::Claimed;
+                        job.claimant.clone_from(&node_id);
+                        job.attempts += 1;
+                        job.started_at_ms = now_ms();
+                        claimed.push(job);
+                    }
+                    if claimed.is_empty() {
+                        return Ok((Vec::new(), Vec::new()));
+                    }
+                    doc.update_jobs(&claimed).map_err(|e| e.to_string())?;
+                    let codes = claimed
+                        .iter()
+                        .map(|j| {
+                            doc.shot_code(&j.shot_id)
+                                .map(|c| c.to_string())
+                                .unwrap_or_default()
+                        })
+                        .collect::<Vec<String>>();
+                    Ok((claimed, codes))
+                })
+                .await;
+            let (jobs, codes) = match claimed {
+                Ok((_, claimed)) => claimed,
+                Err(NodeError::Stopped) => return Err(NodeError::Stopped),
+                Err(e) => {
+                    warn!(project = %project_id, "claiming failed: {e}");
+                    continue;
+                }
+            };
+            let settle = if self.alone {
+                Duration::ZERO
+            } else {
+                CLAIM_SETTLE
+            };
+            let runnable_at = Instant::now() + settle;
+            for (job, code) in jobs.into_iter().zip(codes) {
+                debug!(job = %job.job_id, attempt = job.attempts, "claimed");
+                self.held.push(Held {
+                    project_id: project_id.clone(),
+                    job_id: job.job_id.clone(),
+                    shot_code: code.clone(),
+                    runnable_at,
+                });
+                if let Some(project) = self.index.get_mut(&project_id) {
+                    project.codes.insert(job.shot_id.clone(), code);
+                    project.put(job);
+                }
+            }
+        }
+        // The offer changed (fewer slots): say so before anyone else computes.
+        self.publish_offer().await?;
+        Ok(())
+    }
+
+    /// Start the first held job whose claim has settled and still names us.
+    async fn start_next(&mut self) {
+        if self.running.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        let Some(pos) = self.held.iter().position(|h| h.runnable_at <= now) else {
+            return;
+        };
+        let held = self.held.remove(pos);
+        let Some(job) = self
+            .index
+            .get(&held.project_id)
+            .and_then(|p| p.jobs.get(&held.job_id))
+            .cloned()
+        else {
+            return;
+        };
+        if job.claimant != self.node_id || job.state != JobState::Claimed || job.cancel_requested {
+            info!(job = %job.job_id, "our claim did not hold (another node's won, or a cancel); not running it");
+            return;
+        }
+        let mut running_job = job.clone();
+        running_job.state = JobState::Running;
+        self.queue_write(&held.project_id, running_job.clone());
+        let cancel = self.handle.cancel_token().child_token();
+        let ctx = RunContext {
+            project_id: held.project_id.clone(),
+            job: running_job.clone(),
+            shot_code: held.shot_code.clone(),
+            handle: self.handle.clone(),
+            steps: self.steps_tx.clone(),
+            cancel: cancel.clone(),
+        };
+        info!(job = %job.job_id, shot = %held.shot_code, workflow = %job.workflow, attempt = job.attempts, "job running");
+        let executor = Arc::clone(&self.executor);
+        let done = self.done_tx.clone();
+        let job_id = job.job_id.clone();
+        tokio::spawn(async move {
+            let outcome = executor.run(ctx).await;
+            let _ = done.send(Done { job_id, outcome }).await;
+        });
+        self.running = Some(Running {
+            held,
+            job: running_job,
+            started: Instant::now(),
+            cancel,
+            lost: false,
+            last_gossip: None,
+            fraction: 0.0,
+        });
+        self.report(JobState::Running, 0.0, "starting", None, None)
+            .await;
+    }
+
+    async fn on_step(&mut self, step: Step) {
+        let Some(running) = &mut self.running else {
+            return;
+        };
+        running.fraction = step.fraction;
+        let gossip = running
+            .last_gossip
+            .is_none_or(|at| at.elapsed() >= PROGRESS_EVERY)
+            || step.preview.is_some();
+        let update = JobUpdate {
+            preview: step.preview,
+            ..self.update(JobState::Running, step.fraction, &step.step)
+        };
+        self.handle.emit(NodeEvent::Job(update.clone()));
+        if gossip {
+            if let Some(running) = &mut self.running {
+                running.last_gossip = Some(Instant::now());
+            }
+            let _ = self.handle.publish_jobs(JobsGossip::Progress(update)).await;
+        }
+    }
+
+    fn update(&self, state: JobState, fraction: f32, step: &str) -> JobUpdate {
+        let Some(running) = &self.running else {
+            return JobUpdate::default();
+        };
+        JobUpdate {
+            node_id: self.node_id.clone(),
+            project_id: running.held.project_id.clone(),
+            job_id: running.held.job_id.clone(),
+            shot_code: running.held.shot_code.clone(),
+            workflow: running.job.workflow.clone(),
+            state,
+            fraction,
+            step: step.to_owned(),
+            attempt: running.job.attempts,
+            ..JobUpdate::default()
+        }
+    }
+
+    /// Tell this node and every other one (gossip) where the running job is.
+    async fn report(
+        &mut self,
+        state: JobState,
+        fraction: f32,
+        step: &str,
+        error: Option<String>,
+        take: Option<(String, Overhead)>,
+    ) {
+        let mut update = self.update(state, fraction, step);
+        update.error = error;
+        if let Some((take_id, overhead)) = take {
+            update.take_id = Some(take_id);
+            update.overhead = Some(overhead);
+        }
+        if let Some(running) = &mut self.running {
+            running.last_gossip = Some(Instant::now());
+        }
+        self.handle.emit(NodeEvent::Job(update.clone()));
+        let _ = self.handle.publish_jobs(JobsGossip::Progress(update)).await;
+    }
+
+    /// A run ended: store its outputs and queue the job's new state for writing.
+    async fn finish(&mut self, done: Done) {
+        let Some(running) = &self.running else {
+            return;
+        };
+        if running.held.job_id != done.job_id {
+            return;
+        }
+        let output_at = Instant::now();
+        let elapsed = running.started.elapsed();
+        let lost = running.lost;
+        let project_id = running.held.project_id.clone();
+        let mut job = running.job.clone();
+        let current = self
+            .index
+            .get(&project_id)
+            .and_then(|p| p.jobs.get(&job.job_id))
+            .cloned();
+        let still_ours = current.as_ref().is_some_and(|j| j.claimant == self.node_id);
+        if lost || !still_ours {
+            warn!(job = %job.job_id, "another node's claim won the merge while we ran; our result is not recorded");
+            self.running = None;
+            return;
+        }
+        if let Some(current) = current {
+            // Keep fields others wrote meanwhile (a cancel request).
+            job.cancel_requested = current.cancel_requested;
+            job.failures = current.failures;
+        }
+        match done.outcome {
+            Ok(run) => {
+                self.mean_run = Some(match self.mean_run {
+                    Some(mean) => mean.mul_f64(0.7) + elapsed.mul_f64(0.3),
+                    None => elapsed,
+                });
+                self.streak = 0;
+                self.next_pause = FIRST_PAUSE;
+                match self.store_outputs(&job, &run).await {
+                    Ok(takes) => {
+                        job.state = JobState::Succeeded;
+                        job.take_id = takes.first().map(|t| t.take_id.clone()).unwrap_or_default();
+                        job.finished_at_ms = now_ms();
+                        let first = job.take_id.clone();
+                        for take in takes {
+                            self.pending_takes.push((project_id.clone(), take));
+                        }
+                        self.queue_write(&project_id, job.clone());
+                        let overhead = Overhead {
+                            submit_to_first_event_ms: run.submit_to_first_event.as_secs_f64()
+                                * 1000.0,
+                            output_to_take_ms: output_at.elapsed().as_secs_f64() * 1000.0,
+                        };
+                        info!(job = %job.job_id, render_ms = run.render_ms, "job succeeded");
+                        let step = if run.cached {
+                            "done (cached by comfyui)"
+                        } else {
+                            "done"
+                        };
+                        self.report(
+                            JobState::Succeeded,
+                            1.0,
+                            step,
+                            None,
+                            Some((first, overhead)),
+                        )
+                        .await;
+                    }
+                    Err(e) => {
+                        self.fail(&project_id, job, &format!("storing the output: {e}"), false)
+                            .await
+                    }
+                }
+            }
+            Err(failure) if failure.canceled || job.cancel_requested => {
+                job.state = JobState::Canceled;
+                job.finished_at_ms = now_ms();
+                self.queue_write(&project_id, job);
+                warn!(job = %done.job_id, "job canceled");
+                self.report(
+                    JobState::Canceled,
+                    1.0,
+                    "canceled",
+                    Some("canceled".into()),
+                    None,
+                )
+                .await;
+            }
+            Err(failure) => {
+                if failure.rejected {
+                    // ComfyUI refused the graph: its nodes or models may have changed.
+                    self.refresh.notify_one();
+                }
+                self.fail(&project_id, job, &failure.message, true).await;
+            }
+        }
+        self.running = None;
+        // Write the result now when nothing else is running soon.
+        if self.held.is_empty() {
+            let _ = self.flush().await;
+        }
+    }
+
+    /// A failed run: back to the queue for another node while attempts remain (this
+    /// node noted as having failed it), else failed for good. Counts towards this
+    /// node's failures in a row.
+    async fn fail(&mut self, project_id: &str, mut job: Job, error: &str, count: bool) {
+        *job.failures.entry(self.node_id.clone()).or_default() += 1;
+        job.error = format!("attempt {} on {}: {error}", job.attempts, self.host);
+        if count {
+            self.streak += 1;
+            self.last_failure = error.to_owned();
+            if self.streak >= PAUSE_AFTER_FAILURES {
+                let why = format!(
+                    "{} jobs failed in a row (last: {}); offering again in {} s",
+                    self.streak,
+                    clip(&self.last_failure, 160),
+                    self.next_pause.as_secs()
+                );
+                warn!("job runner paused: {why}");
+                self.pause = Some((Instant::now() + self.next_pause, why));
+                self.next_pause = (self.next_pause * 2).min(LONGEST_PAUSE);
+                // Give back what we hold: another node runs it.
+                self.release_held();
+            }
+        }
+        // Who could take the retry: the live offers, this node's as it is now.
+        let mut offers: Vec<Offer> = self
+            .offers
+            .iter()
+            .filter(|o| o.node_id != self.node_id)
+            .cloned()
+            .collect();
+        if let Some(mine) = &self.last_offer {
+            let mut mine = mine.clone();
+            mine.paused = self.pause.as_ref().map(|(_, why)| why.clone());
+            offers.push(mine);
+        }
+        let retry_possible = offers.iter().any(|o| o.can_take(&job));
+        let last = job.attempts >= job.max_attempts || !retry_possible;
+        if last {
+            if job.attempts < job.max_attempts {
+                job.error = format!(
+                    "{}; not retried: {}",
+                    job.error,
+                    placement::why_waiting(&job, &offers)
+                );
+            }
+            job.state = JobState::Failed;
+            job.finished_at_ms = now_ms();
+        } else {
+            job.state = JobState::Queued;
+            job.claimant = String::new();
+        }
+        warn!(job = %job.job_id, attempt = job.attempts, of = job.max_attempts, retry = !last, "run failed: {error}");
+        self.queue_write(project_id, job.clone());
+        let state = job.state;
+        let step = if last {
+            "failed"
+        } else {
+            "failed; queued for a retry"
+        };
+        self.report(state, 1.0, step, Some(job.error.clone()), None)
+            .await;
+    }
+
+    /// Put every held (not yet running) claim back in the queue.
+    fn release_held(&mut self) {
+        for held in std::mem::take(&mut self.held) {
+            let Some(mut job) = self
+                .index
+                .get(&held.project_id)
+                .and_then(|p| p.jobs.get(&held.job_id))
+                .cloned()
+            else {
+                continue;
+            };
+            if job.claimant != self.node_id || job.state != JobState::Claimed {
+                continue;
+            }
+            job.state = JobState::Queued;
+            job.claimant = String::new();
+            job.attempts = job.attempts.saturating_sub(1);
+            self.queue_write(&held.project_id, job);
+        }
+    }
+
+    async fn store_outputs(&self, job: &Job, run: &Run) -> Result<Vec<Take>, String> {
+        let mut takes = Vec::new();
+        for produced in &run.outputs {
+            let blobs = self.blobs.clone();
+            let bytes = produced.bytes.clone();
+            let blob = tokio::task::spawn_blocking(move || blobs.put(&bytes))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            takes.push(Take {
+                take_id: reelmesh_protocol::model::new_record_id(),
+                shot_id: job.shot_id.clone(),
+                job_id: job.job_id.clone(),
+                blob: blob.hash.to_hex(),
+                media: produced.media,
+                extension: produced.extension.clone(),
+                size: blob.size,
+                width: produced.width,
+                height: produced.height,
+                frames: produced.frames,
+                workflow: job.workflow.clone(),
+                seed: job.seed,
+                prompt: job.prompt.clone(),
+                node_id: self.node_id.clone(),
+                host: self.host.clone(),
+                started_at_ms: job.started_at_ms,
+                finished_at_ms: now_ms(),
+                render_ms: run.render_ms,
+                cached: run.cached,
+            });
+        }
+        Ok(takes)
+    }
+
+    /// Claims whose node has gone silent (no presence heartbeat for the lease) go
     /// back to the queue, by whichever node notices first (the same write from
     /// several nodes is harmless). The attempt was counted at the claim.
-    async fn expire_leases(&self) -> Result<(), NodeError> {
+    async fn expire_leases(&mut self) -> Result<(), NodeError> {
         let status = self.handle.status().await?;
-        let lease_secs = LEASE.as_secs_f64();
-        let lease_ms = u64::try_from(LEASE.as_millis()).unwrap_or(u64::MAX);
+        let lease_secs = self.lease.as_secs_f64();
+        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
         let silent = |claimant: &str, started_at_ms: u64| -> bool {
             match status.peers.iter().find(|p| p.node_id == claimant) {
                 Some(row) if row.this_node => false,
@@ -317,66 +1216,43 @@ impl Runner {
                 None => now_ms().saturating_sub(started_at_ms) > lease_ms,
             }
         };
-        for project in status.projects.iter().filter(|p| p.name.is_some()) {
-            let node_id = self.node_id.clone();
-            let (_, held) = self
-                .handle
-                .read(Some(project.project_id.clone()), move |doc| {
-                    doc.jobs()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|j| {
-                            matches!(j.state, JobState::Claimed | JobState::Running)
-                                && !j.claimant.is_empty()
-                                && j.claimant != node_id
-                        })
-                        .collect::<Vec<Job>>()
-                })
-                .await?;
-            for job in held
-                .into_iter()
-                .filter(|j| silent(&j.claimant, j.started_at_ms))
-            {
-                let job_id = job.job_id.clone();
-                let claimant = job.claimant.clone();
-                let result = self
-                    .handle
-                    .edit(Some(project.project_id.clone()), move |doc| {
-                        let mut job = doc.job(&job_id).map_err(|e| e.to_string())?;
-                        if job.claimant != claimant
-                            || !job.state.is_active()
-                            || job.state == JobState::Queued
-                        {
-                            return Ok(());
-                        }
-                        job.error = format!(
-                            "lease expired: node {claimant} went silent during attempt {}",
-                            job.attempts
-                        );
-                        if job.attempts >= job.max_attempts {
-                            job.state = JobState::Failed;
-                            job.finished_at_ms = now_ms();
-                        } else {
-                            job.state = JobState::Queued;
-                            job.claimant = String::new();
-                        }
-                        save_job(doc, &job)
-                    })
-                    .await;
-                match result {
-                    Ok(_) => {
-                        warn!(job = %job.job_id, node = %job.claimant, "lease expired: the job goes back to the queue");
-                    }
-                    Err(e) => warn!(job = %job.job_id, "returning an expired lease failed: {e}"),
+        let mut expired = Vec::new();
+        for (project_id, project) in &self.index {
+            for job in project.jobs.values() {
+                if matches!(job.state, JobState::Claimed | JobState::Running)
+                    && !job.claimant.is_empty()
+                    && job.claimant != self.node_id
+                    && silent(&job.claimant, job.started_at_ms)
+                {
+                    expired.push((project_id.clone(), job.clone()));
                 }
             }
+        }
+        for (project_id, mut job) in expired {
+            warn!(job = %job.job_id, node = %job.claimant, "lease expired: the job goes back to the queue");
+            job.error = format!(
+                "lease expired: node {} went silent during attempt {}",
+                job.claimant, job.attempts
+            );
+            if job.attempts >= job.max_attempts || job.cancel_requested {
+                job.state = if job.cancel_requested {
+                    JobState::Canceled
+                } else {
+                    JobState::Failed
+                };
+                job.finished_at_ms = now_ms();
+            } else {
+                job.state = JobState::Queued;
+                job.claimant = String::new();
+            }
+            self.queue_write(&project_id, job);
         }
         Ok(())
     }
 
-    /// Jobs this node was running when it stopped (a crash, a kill, a shutdown mid
-    /// run) go back to the queue with one attempt used, or end failed when that was
-    /// the last attempt. Nothing else could end them: their claimant is us.
+    /// Jobs this node held when it stopped (a crash, a kill, a shutdown mid run) go
+    /// back to the queue with their attempt used, or end failed when that was the
+    /// last attempt. Nothing else could end them: their claimant is us.
     async fn recover(&self) -> Result<(), NodeError> {
         let status = self.handle.status().await?;
         for project in status.projects.iter().filter(|p| p.name.is_some()) {
@@ -384,7 +1260,7 @@ impl Runner {
             let (_, recovered) = self
                 .handle
                 .edit(Some(project.project_id.clone()), move |doc| {
-                    let stuck: Vec<Job> = doc
+                    let mut stuck: Vec<Job> = doc
                         .jobs()
                         .map_err(|e| e.to_string())?
                         .into_iter()
@@ -393,7 +1269,7 @@ impl Runner {
                                 && matches!(j.state, JobState::Claimed | JobState::Running)
                         })
                         .collect();
-                    for mut job in stuck.clone() {
+                    for job in &mut stuck {
                         job.error = format!(
                             "interrupted: the node stopped during attempt {}",
                             job.attempts
@@ -409,7 +1285,9 @@ impl Runner {
                             job.state = JobState::Queued;
                             job.claimant = String::new();
                         }
-                        save_job(doc, &job)?;
+                    }
+                    if !stuck.is_empty() {
+                        doc.update_jobs(&stuck).map_err(|e| e.to_string())?;
                     }
                     Ok(stuck.len())
                 })
@@ -420,525 +1298,24 @@ impl Runner {
         }
         Ok(())
     }
-
-    /// Every queued job this node could run now, best first, plus the nodes that
-    /// are busy with a claimed or running job (their bids no longer count). Queued
-    /// jobs with a cancel request are ended on the way.
-    async fn candidates(
-        &self,
-        status: &crate::node::NodeStatusReport,
-    ) -> Result<(Vec<Picked>, HashSet<String>), NodeError> {
-        let runnable = self.capabilities.borrow().runnable.clone();
-        let mut all = Vec::new();
-        let mut busy = HashSet::new();
-        for project in status.projects.iter().filter(|p| p.name.is_some()) {
-            let (_, (jobs, claimants)) = self
-                .handle
-                .read(Some(project.project_id.clone()), move |doc| {
-                    let codes: BTreeMap<String, ShotCode> = doc
-                        .all_shots()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(s, _)| (s.shot_id, s.code))
-                        .collect();
-                    let all = doc.jobs().unwrap_or_default();
-                    let claimants: Vec<String> = all
-                        .iter()
-                        .filter(|j| matches!(j.state, JobState::Claimed | JobState::Running))
-                        .map(|j| j.claimant.clone())
-                        .collect();
-                    let jobs: Vec<(Job, ShotCode)> = all
-                        .into_iter()
-                        .filter(|j| j.state == JobState::Queued)
-                        .map(|j| {
-                            let code = codes.get(&j.shot_id).copied().unwrap_or(ShotCode(0));
-                            (j, code)
-                        })
-                        .collect();
-                    (jobs, claimants)
-                })
-                .await?;
-            busy.extend(claimants);
-            for (job, shot_code) in jobs {
-                if job.cancel_requested {
-                    self.end_unstarted(
-                        &project.project_id,
-                        &job,
-                        JobState::Canceled,
-                        "canceled before it started",
-                    )
-                    .await;
-                    continue;
-                }
-                if self.catalog.get(&job.workflow).is_none() {
-                    // Another node's workflow this node does not know: not ours to
-                    // run. Our own job naming one can never run: say so.
-                    if job.created_by == self.node_id {
-                        let why = format!(
-                            "unknown workflow '{}' (not in this node's catalog)",
-                            job.workflow
-                        );
-                        self.end_unstarted(&project.project_id, &job, JobState::Failed, &why)
-                            .await;
-                    }
-                    continue;
-                }
-                if runnable.iter().any(|w| w == &job.workflow) {
-                    all.push(Picked {
-                        project_id: project.project_id.clone(),
-                        job,
-                        shot_code,
-                    });
-                }
-            }
-        }
-        all.sort_by(|a, b| reelmesh_protocol::placement::job_order(&a.job, &b.job));
-        Ok((all, busy))
-    }
-
-    /// Our bid for a job (we bid only while idle).
-    fn my_bid(&self, job: &Job) -> Bid {
-        Bid {
-            job_id: job.job_id.clone(),
-            node_id: self.node_id.clone(),
-            capable: true,
-            vram_ok: true,
-            utilization: self
-                .gpu
-                .borrow()
-                .gpu
-                .as_ref()
-                .and_then(|g| g.utilization)
-                .unwrap_or(100),
-            queue_len: 0,
-        }
-    }
-
-    /// Keep the bids that arrived meanwhile.
-    fn take_bid(&mut self, event: &NodeEvent) {
-        if let NodeEvent::Bid(message) = event {
-            // A node bids on one job at a time: its new bid withdraws the others.
-            for (job_id, by_node) in &mut self.bids {
-                if *job_id != message.bid.job_id {
-                    by_node.remove(&message.bid.node_id);
-                }
-            }
-            self.bids
-                .entry(message.bid.job_id.clone())
-                .or_default()
-                .insert(
-                    message.bid.node_id.clone(),
-                    (message.attempt, message.bid.clone()),
-                );
-        }
-    }
-
-    /// The next job this node should run. Alone, the best candidate. In a mesh, bid
-    /// on the best candidate, let the other nodes' bids arrive for [`BID_WINDOW`],
-    /// and take the job only if the placement rule picks us among the bids of the
-    /// nodes that are not busy (the same computation on every node).
-    async fn pick(
-        &mut self,
-        events: &mut broadcast::Receiver<NodeEvent>,
-    ) -> Result<Option<Picked>, NodeError> {
-        let status = self.handle.status().await?;
-        let alone = !status.peers.iter().any(|p| p.connected && !p.this_node);
-        let (candidates, busy) = self.candidates(&status).await?;
-        if alone {
-            return Ok(candidates.into_iter().next());
-        }
-        let Some(first) = candidates.into_iter().next() else {
-            return Ok(None);
-        };
-        let job_id = first.job.job_id.clone();
-        let attempt = first.job.attempts;
-        let stale = self
-            .my_bids
-            .get(&job_id)
-            .is_none_or(|(at, a)| *a != attempt || at.elapsed() > REBID_AFTER);
-        if stale {
-            let bid = self.my_bid(&first.job);
-            self.bids
-                .entry(job_id.clone())
-                .or_default()
-                .retain(|_, (a, _)| *a == attempt);
-            self.bids
-                .entry(job_id.clone())
-                .or_default()
-                .insert(self.node_id.clone(), (attempt, bid.clone()));
-            self.my_bids
-                .insert(job_id.clone(), (Instant::now(), attempt));
-            self.handle
-                .publish_bid(BidMessage {
-                    project_id: first.project_id.clone(),
-                    attempt,
-                    bid,
-                })
-                .await?;
-        }
-        // Collect bids until our window for this job is over.
-        let window_end = self
-            .my_bids
-            .get(&job_id)
-            .map_or_else(Instant::now, |(at, _)| *at + BID_WINDOW);
-        loop {
-            let now = Instant::now();
-            if now >= window_end {
-                break;
-            }
-            match tokio::time::timeout(window_end - now, events.recv()).await {
-                Ok(Ok(event)) => self.take_bid(&event),
-                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-                Ok(Err(broadcast::error::RecvError::Closed)) => return Err(NodeError::Stopped),
-                Err(_) => break,
-            }
-        }
-        while let Ok(event) = events.try_recv() {
-            self.take_bid(&event);
-        }
-        let bids: Vec<Bid> = self
-            .bids
-            .get(&job_id)
-            .map(|by_node| {
-                by_node
-                    .values()
-                    .filter(|(a, b)| *a == attempt && !busy.contains(&b.node_id))
-                    .map(|(_, b)| b.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let winner = placement::rank(&bids).map(|b| b.node_id.clone());
-        debug!(job = %job_id, bids = bids.len(), winner = ?winner, "bid window closed");
-        if winner.as_deref() == Some(self.node_id.as_str()) {
-            return Ok(Some(first));
-        }
-        Ok(None)
-    }
-
-    async fn end_unstarted(&self, project_id: &str, job: &Job, state: JobState, why: &str) {
-        let job_id = job.job_id.clone();
-        let why_text = why.to_owned();
-        let result = self
-            .handle
-            .edit(Some(project_id.to_owned()), move |doc| {
-                let mut job = doc.job(&job_id).map_err(|e| e.to_string())?;
-                if job.state != JobState::Queued {
-                    return Ok(());
-                }
-                job.state = state;
-                job.error = if state == JobState::Failed {
-                    why_text
-                } else {
-                    String::new()
-                };
-                job.finished_at_ms = now_ms();
-                save_job(doc, &job)?;
-                Ok(())
-            })
-            .await;
-        if let Err(e) = result {
-            warn!(job = %job.job_id, "ending a job that never started failed: {e}");
-        }
-        info!(job = %job.job_id, workflow = %job.workflow, "job {state}: {why}");
-    }
-
-    fn emit(&self, picked: &Picked, state: JobState, fraction: f32, step: &str) {
-        self.handle
-            .emit(NodeEvent::Job(update_for(picked, state, fraction, step)));
-    }
-
-    async fn run_one(&mut self, mut picked: Picked, cancel: &CancellationToken) {
-        // Claim: queued → running with us as claimant, one more attempt.
-        let job_id = picked.job.job_id.clone();
-        let node_id = self.node_id.clone();
-        let claimed = self
-            .handle
-            .edit(Some(picked.project_id.clone()), move |doc| {
-                let mut job = doc.job(&job_id).map_err(|e| e.to_string())?;
-                if job.state != JobState::Queued || job.cancel_requested {
-                    return Ok(None);
-                }
-                job.state = JobState::Running;
-                job.claimant = node_id;
-                job.attempts += 1;
-                job.started_at_ms = now_ms();
-                save_job(doc, &job)?;
-                let project = doc.project().map_err(|e| e.to_string())?;
-                Ok(Some((job, project)))
-            })
-            .await;
-        let (job, project) = match claimed {
-            Ok((_, Some(claimed))) => claimed,
-            Ok((_, None)) => return,
-            Err(e) => {
-                warn!(job = %picked.job.job_id, "claiming failed: {e}");
-                return;
-            }
-        };
-        picked.job = job;
-        if !self.claim_holds(&picked).await {
-            info!(job = %picked.job.job_id, "another node's concurrent claim won; not running it");
-            return;
-        }
-        self.publish_worker(Some(&picked.job.job_id));
-        self.emit(&picked, JobState::Running, 0.0, "starting");
-        info!(job = %picked.job.job_id, shot = %picked.shot_code, workflow = %picked.job.workflow, attempt = picked.job.attempts, "job running");
-
-        let run_cancel = cancel.child_token();
-        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let watcher = self.watch_cancel(&picked, run_cancel.clone(), Arc::clone(&lost));
-        let Some(workflow) = self.catalog.get(&picked.job.workflow).cloned() else {
-            return;
-        };
-        let outcome = execute::execute(
-            &execute::Context {
-                job: &picked.job,
-                project: &project,
-                workflow: &workflow,
-                comfy: self.comfy.as_ref(),
-                blobs: &self.blobs,
-                handle: &self.handle,
-                project_id: &picked.project_id,
-                shot_code: &picked.shot_code.to_string(),
-            },
-            &run_cancel,
-        )
-        .await;
-        watcher.abort();
-        let rejected = matches!(
-            &outcome,
-            Err(execute::RunError::Comfy(
-                crate::comfy::ComfyError::Rejected { .. }
-            ))
-        );
-        if lost.load(std::sync::atomic::Ordering::SeqCst) {
-            warn!(job = %picked.job.job_id, "another node's claim won the merge; our run was canceled and records nothing");
-            return;
-        }
-        if cancel.is_cancelled() && outcome.is_err() {
-            // The node is stopping: the job stays running in the document and the
-            // next start puts it back in the queue (see `recover`).
-            return;
-        }
-        match outcome {
-            Ok(run) => self.record_success(&picked, run).await,
-            Err(e) => {
-                let state = if run_cancel.is_cancelled() {
-                    JobState::Canceled
-                } else {
-                    JobState::Failed
-                };
-                self.record_end(&picked, state, e.to_string()).await;
-            }
-        }
-        if rejected {
-            // ComfyUI refused the graph: its nodes or models may have changed.
-            self.refresh.notify_one();
-        }
-    }
-
-    /// After writing a claim, let concurrent claims from other nodes arrive (a sync
-    /// round trip on a healthy mesh) and check ours is the one the merge kept.
-    /// Alone, there is nobody to race with.
-    async fn claim_holds(&self, picked: &Picked) -> bool {
-        let connected = self
-            .handle
-            .status()
-            .await
-            .map(|s| s.peers.iter().any(|p| p.connected && !p.this_node))
-            .unwrap_or(false);
-        if !connected {
-            return true;
-        }
-        tokio::time::sleep(CLAIM_SETTLE).await;
-        self.still_claimant(picked).await
-    }
-
-    /// Whether the document still names us as the job's claimant.
-    async fn still_claimant(&self, picked: &Picked) -> bool {
-        let id = picked.job.job_id.clone();
-        let me = self.node_id.clone();
-        self.handle
-            .read(Some(picked.project_id.clone()), move |doc| {
-                doc.job(&id).is_ok_and(|j| j.claimant == me)
-            })
-            .await
-            .is_ok_and(|(_, mine)| mine)
-    }
-
-    /// Cancel the run when someone sets `cancel_requested` on the job.
-    fn watch_cancel(
-        &self,
-        picked: &Picked,
-        run_cancel: CancellationToken,
-        lost: Arc<std::sync::atomic::AtomicBool>,
-    ) -> tokio::task::JoinHandle<()> {
-        let handle = self.handle.clone();
-        let node_id = self.node_id.clone();
-        let mut events = handle.subscribe();
-        let project_id = picked.project_id.clone();
-        let job_id = picked.job.job_id.clone();
-        tokio::spawn(async move {
-            loop {
-                match events.recv().await {
-                    Ok(NodeEvent::DocChanged {
-                        project_id: changed,
-                        ..
-                    }) if changed == project_id => {}
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                }
-                let id = job_id.clone();
-                let me = node_id.clone();
-                let asked = handle
-                    .read(Some(project_id.clone()), move |doc| {
-                        doc.job(&id)
-                            .map(|j| (j.cancel_requested, j.claimant != me))
-                            .unwrap_or((false, false))
-                    })
-                    .await;
-                match asked {
-                    Ok((_, (_, true))) => {
-                        // Another node's claim won the merge: stop ours, write nothing.
-                        lost.store(true, std::sync::atomic::Ordering::SeqCst);
-                        run_cancel.cancel();
-                        return;
-                    }
-                    Ok((_, (true, false))) => {
-                        run_cancel.cancel();
-                        return;
-                    }
-                    _ => {}
-                }
-            }
-        })
-    }
-
-    async fn record_success(&self, picked: &Picked, run: execute::Run) {
-        let output_at = Instant::now();
-        if !self.still_claimant(picked).await {
-            warn!(job = %picked.job.job_id, "another node's claim won the merge while we ran; our result is not recorded");
-            return;
-        }
-        let mut takes = Vec::new();
-        for produced in &run.outputs {
-            let blobs = self.blobs.clone();
-            let bytes = produced.bytes.clone();
-            let stored = tokio::task::spawn_blocking(move || blobs.put(&bytes)).await;
-            let blob = match stored {
-                Ok(Ok(blob)) => blob,
-                Ok(Err(e)) => {
-                    self.record_end(picked, JobState::Failed, format!("storing the output: {e}"))
-                        .await;
-                    return;
-                }
-                Err(e) => {
-                    self.record_end(picked, JobState::Failed, format!("storing the output: {e}"))
-                        .await;
-                    return;
-                }
-            };
-            takes.push(Take {
-                take_id: reelmesh_protocol::model::new_record_id(),
-                shot_id: picked.job.shot_id.clone(),
-                job_id: picked.job.job_id.clone(),
-                blob: blob.hash.to_hex(),
-                media: produced.media,
-                extension: produced.extension.clone(),
-                size: blob.size,
-                width: produced.width,
-                height: produced.height,
-                frames: produced.frames,
-                workflow: picked.job.workflow.clone(),
-                seed: picked.job.seed,
-                prompt: picked.job.prompt.clone(),
-                node_id: self.node_id.clone(),
-                host: self.host.clone(),
-                started_at_ms: picked.job.started_at_ms,
-                finished_at_ms: now_ms(),
-                render_ms: run.render_ms,
-                cached: run.cached,
-            });
-        }
-        let job_id = picked.job.job_id.clone();
-        let recorded = takes.clone();
-        let result = self
-            .handle
-            .edit(Some(picked.project_id.clone()), move |doc| {
-                let mut job = doc.job(&job_id).map_err(|e| e.to_string())?;
-                for take in &recorded {
-                    doc.add_take(take).map_err(|e| e.to_string())?;
-                }
-                job.state = JobState::Succeeded;
-                job.take_id = recorded
-                    .first()
-                    .map(|t| t.take_id.clone())
-                    .unwrap_or_default();
-                job.finished_at_ms = now_ms();
-                save_job(doc, &job)?;
-                Ok(())
-            })
-            .await;
-        if let Err(e) = result {
-            warn!(job = %picked.job.job_id, "recording the take failed: {e}");
-            return;
-        }
-        let overhead = Overhead {
-            submit_to_first_event_ms: run.submit_to_first_event.as_secs_f64() * 1000.0,
-            output_to_take_ms: output_at.elapsed().as_secs_f64() * 1000.0,
-        };
-        info!(job = %picked.job.job_id, shot = %picked.shot_code, takes = takes.len(), render_ms = run.render_ms, "job succeeded");
-        let step = if run.cached {
-            "done (cached by comfyui)"
-        } else {
-            "done"
-        };
-        self.handle.emit(NodeEvent::Job(JobUpdate {
-            take_id: takes.first().map(|t| t.take_id.clone()),
-            overhead: Some(overhead),
-            ..update_for(picked, JobState::Succeeded, 1.0, step)
-        }));
-    }
-
-    async fn record_end(&self, picked: &Picked, state: JobState, error: String) {
-        let job_id = picked.job.job_id.clone();
-        let text = error.clone();
-        let result = self
-            .handle
-            .edit(Some(picked.project_id.clone()), move |doc| {
-                let mut job = doc.job(&job_id).map_err(|e| e.to_string())?;
-                job.state = state;
-                job.error = text;
-                job.finished_at_ms = now_ms();
-                save_job(doc, &job)?;
-                Ok(())
-            })
-            .await;
-        if let Err(e) = result {
-            warn!(job = %picked.job.job_id, "recording the job's end failed: {e}");
-        }
-        warn!(job = %picked.job.job_id, shot = %picked.shot_code, "job {state}: {error}");
-        self.handle.emit(NodeEvent::Job(JobUpdate {
-            error: Some(error),
-            ..update_for(picked, state, 1.0, state.as_str())
-        }));
-    }
 }
 
-/// A job update for a picked job.
-fn update_for(picked: &Picked, state: JobState, fraction: f32, step: &str) -> JobUpdate {
-    JobUpdate {
-        project_id: picked.project_id.clone(),
-        job_id: picked.job.job_id.clone(),
-        shot_code: picked.shot_code.to_string(),
-        workflow: picked.job.workflow.clone(),
-        state,
-        fraction,
-        step: step.to_owned(),
-        error: None,
-        take_id: None,
-        overhead: None,
+/// At most `max` bytes of `text`, cut at a character boundary, with "…" when cut.
+fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

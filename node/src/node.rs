@@ -66,6 +66,11 @@ pub struct NodeConfig {
     /// A folder of user workflows (manifest + API JSON) on top of the built-in ones;
     /// `None` = `<data dir>/workflows`.
     pub workflows_dir: Option<PathBuf>,
+    /// A claimant silent this long loses its jobs to the queue.
+    pub lease: Duration,
+    /// Run jobs with this executor instead of the card renderer and ComfyUI (tests
+    /// and benches stand in for a GPU with it).
+    pub executor: Option<jobs::ExecutorSlot>,
 }
 
 impl NodeConfig {
@@ -89,6 +94,8 @@ impl NodeConfig {
             offline: false,
             run_jobs: true,
             workflows_dir: None,
+            lease: jobs::LEASE,
+            executor: None,
         }
     }
 }
@@ -211,11 +218,11 @@ pub enum NodeEvent {
         /// What was wrong.
         reason: String,
     },
-    /// A render job moved or made progress on this node (ephemeral: never written
-    /// to the document).
+    /// A render job moved or made progress, on this node or (by gossip) on another
+    /// (ephemeral: never written to the document).
     Job(crate::jobs::JobUpdate),
-    /// A peer's bid for a job arrived (signed by the bidder, checked).
-    Bid(reelmesh_protocol::wire::BidMessage),
+    /// A peer's standing offer to run jobs arrived or changed (signed, checked).
+    Offer(reelmesh_protocol::placement::Offer),
 }
 
 /// A snapshot of the node for `reelmesh status`.
@@ -242,11 +249,17 @@ pub struct ProjectSummary {
     pub shots: usize,
 }
 
+/// Live offers (by node id) and the latest progress per job.
+pub type JobsSnapshot = (
+    Vec<reelmesh_protocol::placement::Offer>,
+    Vec<reelmesh_protocol::jobs::JobUpdate>,
+);
+
 /// A project read: its id, content and heads.
 pub type ProjectRead = (String, Project, Vec<String>);
 
 type EditFn = Box<dyn FnOnce(&mut ProjectDoc) -> Result<(), String> + Send>;
-type ReadFn = Box<dyn FnOnce(&ProjectDoc) + Send>;
+type ReadFn = Box<dyn FnOnce(&mut ProjectDoc) + Send>;
 
 pub(crate) enum Command {
     Edit {
@@ -283,8 +296,11 @@ pub(crate) enum Command {
         peer: PeerId,
         reason: String,
     },
-    PublishBid {
-        bid: reelmesh_protocol::wire::BidMessage,
+    PublishJobs {
+        message: reelmesh_protocol::wire::JobsGossip,
+    },
+    JobsView {
+        reply: oneshot::Sender<JobsSnapshot>,
     },
 }
 
@@ -364,6 +380,21 @@ impl NodeHandle {
     where
         T: Send + 'static,
         F: FnOnce(&ProjectDoc) -> T + Send + 'static,
+    {
+        self.read_mut(project, move |doc| read(doc)).await
+    }
+
+    /// Like [`NodeHandle::read`], for reads that keep state in the document without
+    /// changing its content (the job runner's change index, see
+    /// [`ProjectDoc::jobs_changed`]). Nothing is saved or synced.
+    pub async fn read_mut<T, F>(
+        &self,
+        project: Option<String>,
+        read: F,
+    ) -> Result<(String, T), NodeError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut ProjectDoc) -> T + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let read: ReadFn = Box::new(move |doc| {
@@ -482,15 +513,23 @@ impl NodeHandle {
             .map_err(|_| NodeError::Stopped)
     }
 
-    /// Publish a bid on the jobs topic (signed gossip; nothing when offline).
-    pub async fn publish_bid(
+    /// Publish this node's offer or a job's progress on the jobs topic (signed
+    /// gossip; nothing leaves the node when offline). Progress is also shown locally
+    /// as a [`NodeEvent::Job`].
+    pub async fn publish_jobs(
         &self,
-        bid: reelmesh_protocol::wire::BidMessage,
+        message: reelmesh_protocol::wire::JobsGossip,
     ) -> Result<(), NodeError> {
         self.commands
-            .send(Command::PublishBid { bid })
+            .send(Command::PublishJobs { message })
             .await
             .map_err(|_| NodeError::Stopped)
+    }
+
+    /// The offers of the nodes heard from lately (this one included) and the latest
+    /// progress of every job the jobs topic spoke of.
+    pub async fn jobs_view(&self) -> Result<JobsSnapshot, NodeError> {
+        self.ask(|reply| Command::JobsView { reply }).await
     }
 
     /// Dial an address (kept and redialled while unreachable).

@@ -78,7 +78,7 @@ impl JobState {
         matches!(
             (self, next),
             (Queued, Claimed | Running | Canceled | Failed)
-                | (Claimed, Queued | Running | Canceled | Failed)
+                | (Claimed, Queued | Running | Succeeded | Canceled | Failed)
                 | (Running, Queued | Succeeded | Failed | Canceled)
                 | (Failed, Queued)
         )
@@ -178,6 +178,10 @@ pub struct Job {
     /// A user asked to cancel it; the claimant stops its run and marks it canceled.
     #[serde(default)]
     pub cancel_requested: bool,
+    /// Failed runs per node (node id → count): a retry goes to another node first,
+    /// and a node that failed it twice is not given it again.
+    #[serde(default)]
+    pub failures: BTreeMap<String, u64>,
 }
 
 fn default_max_attempts() -> u64 {
@@ -213,6 +217,7 @@ impl Job {
             finished_at_ms: 0,
             take_id: String::new(),
             cancel_requested: false,
+            failures: BTreeMap::new(),
         }
     }
 }
@@ -370,4 +375,63 @@ mod tests {
         assert_eq!(shot_status_after(Approved, false, true), Approved);
         assert_eq!(shot_status_after(NeedsRevision, false, true), NeedsRevision);
     }
+}
+
+/// One step of a job on its claimant, for progress bars and the editor. Ephemeral:
+/// emitted locally and carried on gossip to every node, never written to the
+/// document.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct JobUpdate {
+    /// The node running it.
+    #[serde(default)]
+    pub node_id: String,
+    /// The project.
+    pub project_id: String,
+    /// The job.
+    pub job_id: String,
+    /// Its shot's code (`SHT-00003`).
+    pub shot_code: String,
+    /// Its workflow.
+    pub workflow: String,
+    /// Where it is now.
+    pub state: JobState,
+    /// 0.0 ..= 1.0 within the run.
+    pub fraction: f32,
+    /// What is happening, in words ("KSampler 12/20", "cached", "uploading inputs").
+    pub step: String,
+    /// Which attempt this run is.
+    #[serde(default)]
+    pub attempt: u64,
+    /// The error, when it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The take it made, when it succeeded.
+    #[serde(default)]
+    pub take_id: Option<String>,
+    /// Time spent around the renderer, when it succeeded.
+    #[serde(default)]
+    pub overhead: Option<Overhead>,
+    /// ComfyUI's latest preview image, when there is one (small: it rides on gossip).
+    #[serde(default)]
+    pub preview: Option<Preview>,
+}
+
+/// A preview image in a progress message.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Preview {
+    /// `image/jpeg` or `image/png`.
+    pub mime: String,
+    /// The image bytes, base64 (standard alphabet).
+    pub base64: String,
+}
+
+/// Time a job spends outside the renderer, measured on the runner.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Overhead {
+    /// From the start of the submission (POST /prompt) to the first event about it
+    /// (for the card renderer: start of drawing).
+    pub submit_to_first_event_ms: f64,
+    /// From the last output being in hand to the take being recorded (blob stored,
+    /// document saved).
+    pub output_to_take_ms: f64,
 }

@@ -1,62 +1,92 @@
-//! The placement rule: which node runs a job, computed the same way on every node.
+//! The placement rule: which node runs which queued job, computed the same way on
+//! every node.
 //!
-//! Every node that can run a queued job publishes a [`Bid`]; after a short window
-//! each node orders the bids it saw with [`rank`] and the first one claims the job.
-//! Because the order is a pure function of the bids (ties broken by node id), two
-//! nodes that saw the same bids pick the same winner; when they saw different bids
-//! (a lost message, a partition) both may claim, and the document's merge decides
-//! (see [`claim_winner`]).
+//! Every node keeps a standing [`Offer`] on gossip: the workflows it can run now
+//! (node classes, models and VRAM all checked), its GPU utilization, how many jobs it
+//! holds and how many more it would take (`slots`). An offer is a bid on every queued
+//! job the node can run, made once instead of once per job: with 10,000 queued jobs
+//! and 16 nodes that is 16 messages instead of 160,000, and a new job needs no bid
+//! round at all (see ARCHITECTURE.md, "Jobs across the mesh").
 //!
-//! Order, from the product brief: the workflow is supported → the VRAM requirement
-//! is met → the lowest GPU utilization → the shortest queue → node id. Job
-//! priorities are honoured before placement: a node bids on its queued jobs in
-//! priority order ([`job_order`]).
+//! [`assign`] walks the queued jobs in [`job_order`] (priority first, then age) and
+//! gives each to the best offer with a free slot. The rule, from the product brief:
+//! the workflow is supported → the VRAM requirement is met (both folded into
+//! `workflows`) → a node that has not failed this job yet → the lowest GPU
+//! utilization → the shortest queue → node id. Because it is a pure function of the
+//! jobs and the offers, two nodes that see the same offers compute the same
+//! assignment and exactly one of them claims each job. When they saw different offers
+//! (a lost message, a partition) both may claim; the document's merge keeps one
+//! claimant ([`claim_winner`]) and the other drops the job before or while running it.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::jobs::Job;
 
-/// A node's offer to run a job.
+/// A node that failed the same job this many times is not given it again.
+pub const BLOCK_AFTER_FAILURES: u64 = 2;
+
+/// A node's standing offer to run jobs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Bid {
-    /// The job.
-    pub job_id: String,
-    /// The bidder (libp2p peer id).
+pub struct Offer {
+    /// The node (libp2p peer id).
     pub node_id: String,
-    /// It has the workflow (node classes and models).
-    pub capable: bool,
-    /// Its VRAM meets the workflow's minimum.
-    pub vram_ok: bool,
+    /// Host name, for people reading reasons.
+    #[serde(default)]
+    pub host: String,
+    /// Grows with every offer the node makes: an older offer never replaces a newer
+    /// one (gossip may reorder).
+    pub seq: u64,
+    /// Workflow ids it can run now: support and VRAM both checked.
+    pub workflows: Vec<String>,
     /// GPU utilization in percent (100 when unknown: an unknown load is not better
     /// than a known one).
     pub utilization: u8,
-    /// Jobs it is running or holding locally.
+    /// Jobs it holds now (claimed or running).
     pub queue_len: u32,
+    /// How many more jobs it would take now.
+    pub slots: u32,
+    /// Why it takes no jobs for now (many failures in a row), if so.
+    #[serde(default)]
+    pub paused: Option<String>,
+    /// Workflows it knows but cannot run, with what is missing ("model
+    /// flux1-dev.safetensors", "24 GB VRAM, this GPU has 8").
+    #[serde(default)]
+    pub unavailable: Vec<(String, String)>,
 }
 
-/// Order two bids: the better bid first.
+impl Offer {
+    /// Whether this node may be given `job` at all (ignoring free slots).
+    #[must_use]
+    pub fn can_take(&self, job: &Job) -> bool {
+        self.paused.is_none()
+            && self.workflows.contains(&job.workflow)
+            && failures_on(job, &self.node_id) < BLOCK_AFTER_FAILURES
+    }
+
+    fn name(&self) -> String {
+        if self.host.is_empty() {
+            short(&self.node_id)
+        } else {
+            format!("{} ({})", self.host, short(&self.node_id))
+        }
+    }
+}
+
+fn short(node_id: &str) -> String {
+    let tail = node_id.len().saturating_sub(6);
+    node_id.get(tail..).unwrap_or(node_id).to_owned()
+}
+
+/// How many runs of `job` failed on `node_id`.
 #[must_use]
-pub fn compare(a: &Bid, b: &Bid) -> Ordering {
-    b.capable
-        .cmp(&a.capable)
-        .then(b.vram_ok.cmp(&a.vram_ok))
-        .then(a.utilization.cmp(&b.utilization))
-        .then(a.queue_len.cmp(&b.queue_len))
-        .then(a.node_id.cmp(&b.node_id))
+pub fn failures_on(job: &Job, node_id: &str) -> u64 {
+    job.failures.get(node_id).copied().unwrap_or(0)
 }
 
-/// The winning bid for a job among `bids` (only capable bids with enough VRAM can
-/// win; `None` when there is none).
-#[must_use]
-pub fn rank<'a>(bids: impl IntoIterator<Item = &'a Bid>) -> Option<&'a Bid> {
-    bids.into_iter()
-        .filter(|b| b.capable && b.vram_ok)
-        .min_by(|a, b| compare(a, b))
-}
-
-/// The order in which queued jobs are offered: higher priority first, then older,
+/// The order in which queued jobs are given out: higher priority first, then older,
 /// then by id.
 #[must_use]
 pub fn job_order(a: &Job, b: &Job) -> Ordering {
@@ -64,6 +94,113 @@ pub fn job_order(a: &Job, b: &Job) -> Ordering {
         .cmp(&a.priority)
         .then(a.created_at_ms.cmp(&b.created_at_ms))
         .then(a.job_id.cmp(&b.job_id))
+}
+
+/// Give queued jobs to nodes. `queued` must be in [`job_order`]; the result lists
+/// `(job, node id)` in that order. Jobs no offer can take now are left out (they
+/// wait). Stops looking as soon as no offer has a free slot, so a long queue costs
+/// only what is handed out.
+#[must_use]
+pub fn assign<'a>(
+    queued: impl IntoIterator<Item = &'a Job>,
+    offers: &[Offer],
+) -> Vec<(&'a Job, String)> {
+    // Offers in node id order so the result does not depend on arrival order.
+    let mut table: Vec<(&Offer, u32, u32)> = offers
+        .iter()
+        .filter(|o| o.paused.is_none() && o.slots > 0)
+        .map(|o| (o, o.slots, o.queue_len))
+        .collect();
+    table.sort_by(|a, b| a.0.node_id.cmp(&b.0.node_id));
+    table.dedup_by(|a, b| a.0.node_id == b.0.node_id);
+    let mut free: u64 = table.iter().map(|(_, s, _)| u64::from(*s)).sum();
+    let mut out = Vec::new();
+    for job in queued {
+        if free == 0 {
+            break;
+        }
+        let best = table
+            .iter_mut()
+            .filter(|(o, slots, _)| *slots > 0 && o.can_take(job))
+            .min_by(|a, b| {
+                failures_on(job, &a.0.node_id)
+                    .cmp(&failures_on(job, &b.0.node_id))
+                    .then(a.0.utilization.cmp(&b.0.utilization))
+                    .then(a.2.cmp(&b.2))
+                    .then(a.0.node_id.cmp(&b.0.node_id))
+            });
+        if let Some((offer, slots, load)) = best {
+            *slots -= 1;
+            *load += 1;
+            free -= 1;
+            out.push((job, offer.node_id.clone()));
+        }
+    }
+    out
+}
+
+/// Why a queued job is still waiting, in words, given the offers of the nodes that
+/// are online ("no node can run workflow flux_basic: render-1: missing model
+/// flux1-dev.safetensors; laptop: no ComfyUI").
+#[must_use]
+pub fn why_waiting(job: &Job, offers: &[Offer]) -> String {
+    if offers.is_empty() {
+        return "no render node is online".into();
+    }
+    let capable: Vec<&Offer> = offers
+        .iter()
+        .filter(|o| o.workflows.contains(&job.workflow))
+        .collect();
+    if capable.is_empty() {
+        let mut reasons: BTreeMap<String, String> = BTreeMap::new();
+        for offer in offers {
+            let why = offer
+                .unavailable
+                .iter()
+                .find(|(w, _)| *w == job.workflow)
+                .map_or_else(
+                    || "no ComfyUI that knows it".to_owned(),
+                    |(_, why)| format!("missing {why}"),
+                );
+            reasons.insert(offer.name(), why);
+        }
+        let listed: Vec<String> = reasons.iter().map(|(n, w)| format!("{n}: {w}")).collect();
+        return format!(
+            "no node can run workflow {}: {}",
+            job.workflow,
+            listed.join("; ")
+        );
+    }
+    let usable: Vec<&&Offer> = capable.iter().filter(|o| o.can_take(job)).collect();
+    if usable.is_empty() {
+        let blocked: Vec<String> = capable
+            .iter()
+            .filter(|o| failures_on(job, &o.node_id) >= BLOCK_AFTER_FAILURES)
+            .map(|o| o.name())
+            .collect();
+        let paused: Vec<String> = capable
+            .iter()
+            .filter_map(|o| o.paused.as_ref().map(|p| format!("{} ({p})", o.name())))
+            .collect();
+        let mut parts = Vec::new();
+        if !blocked.is_empty() {
+            parts.push(format!("failed it twice: {}", blocked.join(", ")));
+        }
+        if !paused.is_empty() {
+            parts.push(format!("paused: {}", paused.join(", ")));
+        }
+        return format!(
+            "every node that can run workflow {} is ruled out: {}",
+            job.workflow,
+            parts.join("; ")
+        );
+    }
+    let names: Vec<String> = usable.iter().map(|o| o.name()).collect();
+    format!(
+        "waiting for a free node ({} can run it: {})",
+        usable.len(),
+        names.join(", ")
+    )
 }
 
 /// Whether `node_id` keeps its run of a job after a merge: the claimant written in
@@ -80,30 +217,76 @@ mod tests {
 
     use super::*;
 
-    fn bid(node: &str, capable: bool, vram_ok: bool, utilization: u8, queue_len: u32) -> Bid {
-        Bid {
-            job_id: "j".into(),
+    fn offer(node: &str, workflows: &[&str], utilization: u8, queue_len: u32, slots: u32) -> Offer {
+        Offer {
             node_id: node.into(),
-            capable,
-            vram_ok,
+            host: String::new(),
+            seq: 1,
+            workflows: workflows.iter().map(|w| (*w).to_owned()).collect(),
             utilization,
             queue_len,
+            slots,
+            paused: None,
+            unavailable: Vec::new(),
         }
     }
 
+    fn job(workflow: &str, created: u64) -> Job {
+        Job::new("s", workflow, 1, "n", created)
+    }
+
+    fn winners(jobs: &[Job], offers: &[Offer]) -> Vec<String> {
+        assign(jobs.iter(), offers)
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect()
+    }
+
     #[test]
-    fn the_rule_orders_support_then_vram_then_load_then_queue_then_id() {
-        let bids = [
-            bid("a", false, true, 0, 0), // cannot run it
-            bid("b", true, false, 0, 0), // not enough VRAM
-            bid("c", true, true, 80, 0), // busy GPU
-            bid("d", true, true, 10, 3), // idle-ish, long queue
-            bid("e", true, true, 10, 1), // idle-ish, short queue
-            bid("f", true, true, 10, 1), // same as e: the id decides
+    fn the_rule_orders_support_then_failures_then_load_then_queue_then_id() {
+        let j = job("flux", 1);
+        let offers = [
+            offer("a", &["card"], 0, 0, 1),  // cannot run it
+            offer("c", &["flux"], 80, 0, 1), // busy GPU
+            offer("d", &["flux"], 10, 3, 1), // idle-ish, long queue
+            offer("e", &["flux"], 10, 1, 1), // idle-ish, short queue
+            offer("f", &["flux"], 10, 1, 1), // same as e: the id decides
+            offer("g", &["flux"], 10, 1, 0), // no free slot
         ];
-        assert_eq!(rank(&bids).map(|b| b.node_id.as_str()), Some("e"));
-        assert_eq!(rank(&bids[..2]), None);
-        assert_eq!(rank(&bids[..3]).map(|b| b.node_id.as_str()), Some("c"));
+        assert_eq!(winners(std::slice::from_ref(&j), &offers), vec!["e"]);
+        assert_eq!(
+            winners(std::slice::from_ref(&j), &offers[..1]),
+            Vec::<String>::new()
+        );
+        assert_eq!(winners(std::slice::from_ref(&j), &offers[..2]), vec!["c"]);
+        // A node that failed the job once is asked after the others; twice, never.
+        let mut failed = j;
+        failed.failures.insert("e".into(), 1);
+        assert_eq!(winners(&[failed.clone()], &offers), vec!["f"]);
+        failed.failures.insert("f".into(), 2);
+        failed.failures.insert("d".into(), 1);
+        failed.failures.insert("c".into(), 1);
+        // All have failed it once now: the load decides again.
+        assert_eq!(winners(&[failed.clone()], &offers), vec!["e"]);
+        failed.failures.insert("c".into(), 2);
+        failed.failures.insert("d".into(), 2);
+        failed.failures.insert("e".into(), 2);
+        failed.failures.insert("g".into(), 2);
+        assert!(winners(&[failed.clone()], &offers).is_empty());
+        assert!(why_waiting(&failed, &offers).contains("failed it twice"));
+    }
+
+    #[test]
+    fn slots_spread_jobs_and_paused_nodes_get_none() {
+        let jobs: Vec<Job> = (0..5).map(|i| job("card", i)).collect();
+        let mut offers = vec![
+            offer("a", &["card"], 0, 0, 2),
+            offer("b", &["card"], 0, 0, 2),
+        ];
+        // Equal nodes alternate as their virtual queues grow; 4 slots, 4 jobs.
+        assert_eq!(winners(&jobs, &offers), vec!["a", "b", "a", "b"]);
+        offers[0].paused = Some("5 jobs failed in a row".into());
+        assert_eq!(winners(&jobs, &offers), vec!["b", "b"]);
     }
 
     #[test]
@@ -116,24 +299,68 @@ mod tests {
         jobs.sort_by(job_order);
         assert_eq!(
             jobs.iter().map(|j| j.job_id.clone()).collect::<Vec<_>>(),
-            vec![high.job_id, old.job_id, young.job_id]
+            vec![high.job_id.clone(), old.job_id, young.job_id]
         );
+        // One slot: the high-priority job gets it.
+        let given = assign(jobs.iter(), &[offer("a", &["card"], 0, 0, 1)]);
+        assert_eq!(given.len(), 1);
+        assert_eq!(given[0].0.job_id, high.job_id);
+    }
+
+    #[test]
+    fn waiting_jobs_say_why() {
+        let j = job("flux", 1);
+        assert_eq!(why_waiting(&j, &[]), "no render node is online");
+        let mut a = offer("node-aaaaaa", &["card"], 0, 0, 1);
+        a.host = "render-1".into();
+        a.unavailable = vec![("flux".into(), "model flux1-dev.safetensors".into())];
+        let b = offer("node-bbbbbb", &["card"], 0, 0, 1);
+        let why = why_waiting(&j, &[a.clone(), b]);
+        assert!(why.starts_with("no node can run workflow flux: "), "{why}");
+        assert!(
+            why.contains("render-1 (aaaaaa): missing model flux1-dev.safetensors"),
+            "{why}"
+        );
+        assert!(why.contains("bbbbbb: no ComfyUI that knows it"), "{why}");
+        let mut c = offer("c", &["flux"], 0, 1, 0);
+        assert!(why_waiting(&j, &[a.clone(), c.clone()]).starts_with("waiting for a free node (1"));
+        c.paused = Some("5 jobs failed in a row".into());
+        assert!(why_waiting(&j, &[a, c]).contains("paused: c (5 jobs failed in a row)"));
     }
 
     proptest! {
-        /// Every node that saw the same bids, in any order, picks the same winner.
+        /// Every node that saw the same offers, in any order, computes the same
+        /// assignment; every job goes to a node that can take it; no node gets more
+        /// than its free slots; a job is left out only when no node that can take it
+        /// has a slot left.
         #[test]
-        fn the_winner_does_not_depend_on_arrival_order(
-            raw in proptest::collection::vec((any::<bool>(), any::<bool>(), 0_u8..=100, 0_u32..5, 0_u8..6), 1..12),
+        fn the_assignment_is_the_same_everywhere_and_respects_the_rule(
+            raw in proptest::collection::vec((0_u8..3, 0_u8..=100, 0_u32..3, 0_u32..4, any::<bool>()), 1..10),
+            jobs_raw in proptest::collection::vec((0_u8..3, -1_i64..2, 0_u64..3), 0..30),
             seed in any::<u64>(),
         ) {
-            let bids: Vec<Bid> = raw
+            let names = ["card", "flux", "wan"];
+            let offers: Vec<Offer> = raw
                 .iter()
                 .enumerate()
-                .map(|(i, (c, v, u, q, _))| bid(&format!("node-{i:02}"), *c, *v, *u, *q))
+                .map(|(i, (w, u, q, s, two))| {
+                    let mut list = vec![names[usize::from(*w)]];
+                    if *two { list.push(names[(usize::from(*w) + 1) % 3]); }
+                    offer(&format!("node-{i:02}"), &list, *u, *q, *s)
+                })
                 .collect();
-            let mut shuffled = bids.clone();
-            // A deterministic shuffle from the seed.
+            let mut jobs: Vec<Job> = jobs_raw
+                .iter()
+                .enumerate()
+                .map(|(i, (w, p, failed_node))| {
+                    let mut j = job(names[usize::from(*w)], i as u64);
+                    j.priority = *p;
+                    j.failures.insert(format!("node-{failed_node:02}"), 2);
+                    j
+                })
+                .collect();
+            jobs.sort_by(job_order);
+            let mut shuffled = offers.clone();
             let mut state = seed | 1;
             for i in (1..shuffled.len()).rev() {
                 state ^= state << 13;
@@ -142,13 +369,22 @@ mod tests {
                 let j = usize::try_from(state % (i as u64 + 1)).unwrap_or(0);
                 shuffled.swap(i, j);
             }
-            prop_assert_eq!(
-                rank(&bids).map(|b| b.node_id.clone()),
-                rank(&shuffled).map(|b| b.node_id.clone())
-            );
-            if let Some(winner) = rank(&bids) {
-                for other in bids.iter().filter(|b| b.capable && b.vram_ok) {
-                    prop_assert_ne!(compare(other, winner), Ordering::Less);
+            let a: Vec<(String, String)> = assign(jobs.iter(), &offers).into_iter().map(|(j, n)| (j.job_id.clone(), n)).collect();
+            let b: Vec<(String, String)> = assign(jobs.iter(), &shuffled).into_iter().map(|(j, n)| (j.job_id.clone(), n)).collect();
+            prop_assert_eq!(&a, &b);
+            let mut used: BTreeMap<String, u32> = BTreeMap::new();
+            for (job_id, node) in &a {
+                let job = jobs.iter().find(|j| &j.job_id == job_id).expect("assigned job exists");
+                let o = offers.iter().find(|o| &o.node_id == node).expect("winner is an offer");
+                prop_assert!(o.can_take(job));
+                *used.entry(node.clone()).or_default() += 1;
+            }
+            for o in &offers {
+                prop_assert!(used.get(&o.node_id).copied().unwrap_or(0) <= o.slots);
+            }
+            for job in jobs.iter().filter(|j| !a.iter().any(|(id, _)| *id == j.job_id)) {
+                for o in offers.iter().filter(|o| o.can_take(job)) {
+                    prop_assert_eq!(used.get(&o.node_id).copied().unwrap_or(0), o.slots);
                 }
             }
         }

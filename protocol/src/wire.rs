@@ -659,52 +659,167 @@ mod blob_tests {
     }
 }
 
-// ---- job bids -----------------------------------------------------------------------
+// ---- jobs gossip --------------------------------------------------------------------
 
-/// Gossip topic for job bids (ephemeral: never written to the document).
+/// Gossip topic for offers and job progress (ephemeral: never written to the
+/// document).
 pub const JOBS_TOPIC: &str = "reelmesh/jobs/1";
-/// Largest bid message accepted.
-pub const MAX_BID_BYTES: usize = 4096;
+/// Largest jobs-topic message accepted (under the 64 KiB gossip frame).
+pub const MAX_JOBS_GOSSIP_BYTES: usize = 60 * 1024;
+/// Largest preview image carried in a progress message (base64 text).
+pub const MAX_PREVIEW_BASE64: usize = 48 * 1024;
+const MAX_ID: usize = 128;
+const MAX_STEP: usize = 512;
+/// Longest "what is missing" text per workflow in an offer.
+pub const MAX_REASON: usize = 2048;
+const MAX_ERROR: usize = 4096;
 
-/// A bid on gossip: which project, which attempt, and the bid itself.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct BidMessage {
-    /// The project the job is in.
-    pub project_id: String,
-    /// The job's attempt count when the bid was made (a bid for an earlier attempt
-    /// is stale).
-    pub attempt: u64,
-    /// The bid.
-    pub bid: crate::placement::Bid,
+/// A message on the jobs topic.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobsGossip {
+    /// A node's standing offer to run jobs (its bid on every job it can run).
+    Offer(crate::placement::Offer),
+    /// A job moved or made progress on its claimant.
+    Progress(crate::jobs::JobUpdate),
 }
 
-impl BidMessage {
+impl JobsGossip {
     /// JSON.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Parse a bid whose gossip author is `author`: the bidder must be the author
-    /// (nobody bids in another node's name), and every text is bounded.
-    pub fn decode(bytes: &[u8], author: &str) -> Result<BidMessage, String> {
-        if bytes.len() > MAX_BID_BYTES {
+    /// Parse a message whose signed gossip author is `author`: the node it speaks
+    /// for must be the author (nobody offers or reports in another node's name), and
+    /// every text and list is bounded.
+    pub fn decode(bytes: &[u8], author: &str) -> Result<JobsGossip, String> {
+        if bytes.len() > MAX_JOBS_GOSSIP_BYTES {
             return Err(format!(
-                "bid of {} bytes (limit {MAX_BID_BYTES})",
+                "jobs message of {} bytes (limit {MAX_JOBS_GOSSIP_BYTES})",
                 bytes.len()
             ));
         }
-        let message: BidMessage =
-            serde_json::from_slice(bytes).map_err(|e| format!("malformed bid: {e}"))?;
-        if message.bid.node_id != author {
+        let message: JobsGossip =
+            serde_json::from_slice(bytes).map_err(|e| format!("malformed jobs message: {e}"))?;
+        let speaker = match &message {
+            JobsGossip::Offer(o) => &o.node_id,
+            JobsGossip::Progress(p) => &p.node_id,
+        };
+        if speaker != author {
             return Err(format!(
-                "bid in the name of {} sent by {author}",
-                message.bid.node_id
+                "a message in the name of {speaker} sent by {author}"
             ));
         }
-        if message.bid.job_id.len() > 128 || message.project_id.len() > 128 {
-            return Err("bid ids over 128 bytes".into());
+        let too_long = |what: &str, text: &str, max: usize| -> Result<(), String> {
+            if text.len() > max {
+                Err(format!("{what} of {} bytes (limit {max})", text.len()))
+            } else {
+                Ok(())
+            }
+        };
+        match &message {
+            JobsGossip::Offer(o) => {
+                too_long("host", &o.host, MAX_TEXT)?;
+                if o.workflows.len() > MAX_LIST || o.unavailable.len() > MAX_LIST {
+                    return Err(format!("an offer listing over {MAX_LIST} workflows"));
+                }
+                for w in &o.workflows {
+                    too_long("workflow id", w, MAX_ID)?;
+                }
+                for (w, why) in &o.unavailable {
+                    too_long("workflow id", w, MAX_ID)?;
+                    too_long("reason", why, MAX_REASON)?;
+                }
+                too_long("pause reason", o.paused.as_deref().unwrap_or(""), MAX_STEP)?;
+            }
+            JobsGossip::Progress(p) => {
+                for (what, text) in [
+                    ("project id", &p.project_id),
+                    ("job id", &p.job_id),
+                    ("shot code", &p.shot_code),
+                    ("workflow id", &p.workflow),
+                    ("take id", p.take_id.as_ref().unwrap_or(&String::new())),
+                ] {
+                    too_long(what, text, MAX_ID)?;
+                }
+                too_long("step", &p.step, MAX_STEP)?;
+                too_long("error", p.error.as_deref().unwrap_or(""), MAX_ERROR)?;
+                if let Some(preview) = &p.preview {
+                    too_long("preview", &preview.base64, MAX_PREVIEW_BASE64)?;
+                    too_long("preview type", &preview.mime, MAX_ID)?;
+                }
+                if !p.fraction.is_finite() || !(0.0..=1.0).contains(&p.fraction) {
+                    return Err(format!("progress fraction {} is not in 0..=1", p.fraction));
+                }
+            }
         }
         Ok(message)
+    }
+}
+
+#[cfg(test)]
+mod jobs_gossip_tests {
+    use super::*;
+    use crate::jobs::{JobState, JobUpdate, Preview};
+    use crate::placement::Offer;
+
+    fn offer(node: &str) -> Offer {
+        Offer {
+            node_id: node.into(),
+            host: "render-1".into(),
+            seq: 3,
+            workflows: vec!["card".into()],
+            utilization: 10,
+            queue_len: 1,
+            slots: 1,
+            paused: None,
+            unavailable: vec![("flux_basic".into(), "model flux1-dev.safetensors".into())],
+        }
+    }
+
+    #[test]
+    fn messages_round_trip_and_speak_only_for_their_author() {
+        let o = JobsGossip::Offer(offer("peer-a"));
+        assert_eq!(JobsGossip::decode(&o.encode(), "peer-a"), Ok(o.clone()));
+        let err = JobsGossip::decode(&o.encode(), "peer-b").expect_err("forged");
+        assert!(
+            err.contains("in the name of peer-a sent by peer-b"),
+            "{err}"
+        );
+        let p = JobsGossip::Progress(JobUpdate {
+            node_id: "peer-a".into(),
+            project_id: "p".into(),
+            job_id: "j".into(),
+            shot_code: "SHT-00001".into(),
+            workflow: "card".into(),
+            state: JobState::Running,
+            fraction: 0.5,
+            step: "KSampler 10/20 · 장면".into(),
+            attempt: 1,
+            preview: Some(Preview {
+                mime: "image/jpeg".into(),
+                base64: "AAAA".into(),
+            }),
+            ..JobUpdate::default()
+        });
+        assert_eq!(JobsGossip::decode(&p.encode(), "peer-a"), Ok(p));
+    }
+
+    #[test]
+    fn bad_messages_are_refused_with_a_reason() {
+        assert!(JobsGossip::decode(b"{", "a").is_err());
+        assert!(JobsGossip::decode(&vec![b' '; MAX_JOBS_GOSSIP_BYTES + 1], "a").is_err());
+        let mut o = offer("a");
+        o.workflows = vec!["x".repeat(MAX_ID + 1)];
+        assert!(JobsGossip::decode(&JobsGossip::Offer(o).encode(), "a").is_err());
+        let p = JobUpdate {
+            node_id: "a".into(),
+            fraction: 7.0,
+            ..JobUpdate::default()
+        };
+        let err = JobsGossip::decode(&JobsGossip::Progress(p).encode(), "a").expect_err("bad");
+        assert!(err.contains("fraction"), "{err}");
     }
 }

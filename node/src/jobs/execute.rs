@@ -6,31 +6,150 @@
 
 use std::time::{Duration, Instant};
 
-use reelmesh_protocol::jobs::{Job, JobState, TakeMedia};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use reelmesh_protocol::jobs::{Job, Preview, TakeMedia};
 use reelmesh_protocol::model::Project;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{JobUpdate, RUN_TIMEOUT};
+use super::RUN_TIMEOUT;
 use crate::card;
-use crate::comfy::{ComfyClient, ComfyError, MediaKind, RunEvent, RunRequest};
-use crate::node::{NodeEvent, NodeHandle};
+use crate::comfy::{ComfyClient, ComfyError, ImageFormat, MediaKind, RunEvent, RunRequest};
+use crate::node::NodeHandle;
 use crate::store::blobs::{BlobHash, BlobStore};
-use crate::workflows::{Engine, JobParams, Lora, Workflow, WorkflowError, fit_aspect};
+use crate::workflows::{Catalog, Engine, JobParams, Lora, Workflow, WorkflowError, fit_aspect};
 
 /// Long edge of a storyboard card when the job names no size.
 const CARD_LONG_EDGE: u32 = 1280;
+/// Largest preview image passed on (bigger ones are skipped: they ride on gossip).
+const MAX_PREVIEW_BYTES: usize = 32 * 1024;
+
+/// One step of a run, reported by an [`Executor`] to the runner.
+#[derive(Debug, Clone, Default)]
+pub struct Step {
+    /// 0.0 ..= 1.0 within the run.
+    pub fraction: f32,
+    /// In words ("node 3 12/20").
+    pub step: String,
+    /// The latest preview image, if the renderer sent one.
+    pub preview: Option<Preview>,
+}
+
+/// What an executor gets for one run.
+pub struct RunContext {
+    /// The project.
+    pub project_id: String,
+    /// The job as claimed (attempt counted).
+    pub job: Job,
+    /// Its shot's code.
+    pub shot_code: String,
+    /// The node (reads, blob fetches).
+    pub handle: NodeHandle,
+    /// Where to report steps (dropped steps are fine: progress is best effort).
+    pub steps: mpsc::Sender<Step>,
+    /// Canceled when the job is canceled, lost to another claimant, or the node stops.
+    pub cancel: CancellationToken,
+}
+
+/// Why a run failed.
+#[derive(Debug, Clone)]
+pub struct RunFailure {
+    /// The job's error text.
+    pub message: String,
+    /// ComfyUI refused the graph (its nodes or models may have changed).
+    pub rejected: bool,
+    /// The run stopped because it was canceled.
+    pub canceled: bool,
+}
+
+impl RunFailure {
+    /// A plain failure.
+    #[must_use]
+    pub fn new(message: impl Into<String>) -> RunFailure {
+        RunFailure {
+            message: message.into(),
+            rejected: false,
+            canceled: false,
+        }
+    }
+}
+
+/// What an executor says it can run, when it decides that itself (a test executor
+/// standing in for a GPU); the built-in one asks ComfyUI instead.
+#[derive(Debug, Clone, Default)]
+pub struct Declared {
+    /// Workflow ids it can run.
+    pub workflows: Vec<String>,
+    /// Workflows it cannot run, with what is missing.
+    pub unavailable: Vec<(String, String)>,
+    /// GPU utilization to offer with, percent.
+    pub utilization: u8,
+}
+
+/// Runs jobs on this node's GPU: the built-in [`BuiltIn`] (card renderer and
+/// ComfyUI) in the product; tests plug in an executor with declared capabilities and
+/// durations.
+#[async_trait::async_trait]
+pub trait Executor: Send + Sync + 'static {
+    /// Declared capabilities (`None`: the catalog and ComfyUI decide).
+    fn declared(&self) -> Option<Declared> {
+        None
+    }
+    /// Run one job to its outputs.
+    async fn run(&self, ctx: RunContext) -> Result<Run, RunFailure>;
+}
+
+/// The product's executor: the card renderer and ComfyUI.
+pub struct BuiltIn {
+    pub(super) catalog: Arc<Catalog>,
+    pub(super) comfy: Option<ComfyClient>,
+    pub(super) blobs: BlobStore,
+}
+
+#[async_trait::async_trait]
+impl Executor for BuiltIn {
+    async fn run(&self, ctx: RunContext) -> Result<Run, RunFailure> {
+        let workflow = self
+            .catalog
+            .get(&ctx.job.workflow)
+            .ok_or_else(|| RunFailure::new(format!("unknown workflow '{}'", ctx.job.workflow)))?;
+        let project = ctx
+            .handle
+            .read(Some(ctx.project_id.clone()), |doc| {
+                doc.project().map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| RunFailure::new(e.to_string()))?
+            .1
+            .map_err(RunFailure::new)?;
+        let inner = Context {
+            job: &ctx.job,
+            project: &project,
+            workflow,
+            comfy: self.comfy.as_ref(),
+            blobs: &self.blobs,
+            handle: &ctx.handle,
+            steps: &ctx.steps,
+        };
+        execute(&inner, &ctx.cancel).await.map_err(|e| RunFailure {
+            rejected: matches!(&e, RunError::Comfy(ComfyError::Rejected { .. })),
+            canceled: matches!(&e, RunError::Canceled),
+            message: e.to_string(),
+        })
+    }
+}
 
 /// What a job needs to run.
-pub(super) struct Context<'a> {
-    pub job: &'a Job,
-    pub project: &'a Project,
-    pub workflow: &'a Workflow,
-    pub comfy: Option<&'a ComfyClient>,
-    pub blobs: &'a BlobStore,
-    pub handle: &'a NodeHandle,
-    pub project_id: &'a str,
-    pub shot_code: &'a str,
+struct Context<'a> {
+    job: &'a Job,
+    project: &'a Project,
+    workflow: &'a Workflow,
+    comfy: Option<&'a ComfyClient>,
+    blobs: &'a BlobStore,
+    handle: &'a NodeHandle,
+    steps: &'a mpsc::Sender<Step>,
 }
 
 /// One output of a run, before it is stored.
@@ -51,16 +170,21 @@ pub struct Produced {
 }
 
 /// A finished run.
-pub(super) struct Run {
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// What it made.
     pub outputs: Vec<Produced>,
+    /// Time in the renderer.
     pub render_ms: u64,
+    /// ComfyUI answered from its cache.
     pub cached: bool,
+    /// From submission to the renderer's first event.
     pub submit_to_first_event: Duration,
 }
 
 /// Why a run failed: becomes the job's error text.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum RunError {
+enum RunError {
     #[error(transparent)]
     Comfy(#[from] ComfyError),
     #[error("card: {0}")]
@@ -80,10 +204,7 @@ pub(super) enum RunError {
     Canceled,
 }
 
-pub(super) async fn execute(
-    ctx: &Context<'_>,
-    cancel: &CancellationToken,
-) -> Result<Run, RunError> {
+async fn execute(ctx: &Context<'_>, cancel: &CancellationToken) -> Result<Run, RunError> {
     match ctx.workflow.engine {
         Engine::Card => run_card(ctx, cancel).await,
         Engine::ComfyUi => run_comfy(ctx, cancel).await,
@@ -190,23 +311,7 @@ async fn run_comfy(ctx: &Context<'_>, cancel: &CancellationToken) -> Result<Run,
     let node_count = graph.as_object().map_or(1, serde_json::Map::len).max(1);
 
     let (events_tx, events_rx) = mpsc::channel(256);
-    let forward = tokio::spawn(forward_progress(
-        events_rx,
-        ctx.handle.clone(),
-        JobUpdate {
-            project_id: ctx.project_id.to_owned(),
-            job_id: job.job_id.clone(),
-            shot_code: ctx.shot_code.to_owned(),
-            workflow: job.workflow.clone(),
-            state: JobState::Running,
-            fraction: 0.0,
-            step: String::new(),
-            error: None,
-            take_id: None,
-            overhead: None,
-        },
-        node_count,
-    ));
+    let forward = tokio::spawn(forward_progress(events_rx, ctx.steps.clone(), node_count));
     let request = RunRequest {
         prompt: graph,
         timeout: RUN_TIMEOUT,
@@ -303,15 +408,15 @@ async fn upload_input(
     Ok(uploaded.input_name())
 }
 
-/// Turn ComfyUI events into job updates: overall fraction from nodes done plus the
-/// running node's steps.
+/// Turn ComfyUI events into steps: overall fraction from nodes done plus the
+/// running node's steps; previews ride along with the latest step.
 async fn forward_progress(
     mut events: mpsc::Receiver<RunEvent>,
-    handle: NodeHandle,
-    mut update: JobUpdate,
+    steps: mpsc::Sender<Step>,
     node_count: usize,
 ) {
     let mut done = 0_usize;
+    let mut update = Step::default();
     while let Some(event) = events.recv().await {
         let (fraction, step) = match event {
             RunEvent::Queued { number, .. } => (0.0, format!("queued in comfyui (#{number})")),
@@ -338,14 +443,29 @@ async fn forward_progress(
                     format!("node {node} {value}/{max}"),
                 )
             }
-            RunEvent::Preview { .. } => continue,
+            RunEvent::Preview { format, bytes } => {
+                if bytes.len() > MAX_PREVIEW_BYTES {
+                    continue;
+                }
+                let mime = match format {
+                    ImageFormat::Jpeg => "image/jpeg",
+                    ImageFormat::Png => "image/png",
+                };
+                let mut with_preview = update.clone();
+                with_preview.preview = Some(Preview {
+                    mime: mime.to_owned(),
+                    base64: base64::engine::general_purpose::STANDARD.encode(&bytes),
+                });
+                let _ = steps.try_send(with_preview);
+                continue;
+            }
             RunEvent::Executed { node } => {
                 (progress(done, 0.0, node_count), format!("node {node} done"))
             }
         };
         update.fraction = fraction.max(update.fraction).min(0.99);
         update.step = step;
-        handle.emit(NodeEvent::Job(update.clone()));
+        let _ = steps.try_send(update.clone());
     }
 }
 

@@ -106,6 +106,8 @@ fn initial_update(project_id: &str, job: &Job) -> JobUpdate {
         step: job.state.to_string(),
         error: (!job.error.is_empty()).then(|| job.error.clone()),
         take_id: (!job.take_id.is_empty()).then(|| job.take_id.clone()),
-        overhead: None,
+        node_id: job.claimant.clone(),
+        attempt: job.attempts,
+        ..JobUpdate::default()
     }
 }

@@ -61,6 +61,55 @@ pub(super) struct Runtime {
     blob_served_rx: mpsc::Receiver<blobs::Served>,
     host_name: String,
     listen_addrs: Vec<Multiaddr>,
+    /// Offers (this node's and its peers') and the latest progress of each job.
+    jobs_view: JobsView,
+}
+
+/// What the jobs topic said lately.
+#[derive(Default)]
+struct JobsView {
+    offers: HashMap<String, (Instant, reelmesh_protocol::placement::Offer)>,
+    progress: HashMap<String, reelmesh_protocol::jobs::JobUpdate>,
+}
+
+/// Most job progress entries kept (ended jobs are dropped first).
+const MAX_PROGRESS: usize = 4096;
+
+impl JobsView {
+    fn offer(&mut self, offer: reelmesh_protocol::placement::Offer) -> bool {
+        if let Some((_, known)) = self.offers.get(&offer.node_id)
+            && known.seq > offer.seq
+        {
+            return false;
+        }
+        self.offers
+            .insert(offer.node_id.clone(), (Instant::now(), offer));
+        true
+    }
+
+    fn progress(&mut self, update: &reelmesh_protocol::jobs::JobUpdate) {
+        if self.progress.len() >= MAX_PROGRESS && !self.progress.contains_key(&update.job_id) {
+            self.progress.retain(|_, u| u.state.is_active());
+            if self.progress.len() >= MAX_PROGRESS {
+                self.progress.clear();
+            }
+        }
+        let mut kept = update.clone();
+        // Previews stay with the event; the table keeps the words.
+        kept.preview = None;
+        self.progress.insert(update.job_id.clone(), kept);
+    }
+
+    fn live_offers(&self, max_age: Duration) -> Vec<reelmesh_protocol::placement::Offer> {
+        let mut offers: Vec<_> = self
+            .offers
+            .values()
+            .filter(|(at, _)| at.elapsed() <= max_age)
+            .map(|(_, o)| o.clone())
+            .collect();
+        offers.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        offers
+    }
 }
 
 fn now_ms() -> u64 {
@@ -148,6 +197,7 @@ impl Runtime {
             gpu,
             worker,
             host_name,
+            jobs_view: JobsView::default(),
             listen_addrs: listen_addrs.clone(),
         };
         Ok((runtime, listen_addrs))
@@ -259,7 +309,7 @@ impl Runtime {
                 let result = self
                     .ready_store(project.as_deref())
                     .map(|(project_id, store)| {
-                        read(store.doc());
+                        read(store.doc_mut());
                         project_id
                     });
                 let _ = reply.send(result);
@@ -290,7 +340,12 @@ impl Runtime {
                 reply,
             } => self.send_blob_request(peer, &request, reply),
             Command::RejectPeer { peer, reason } => self.reject_peer(peer, reason),
-            Command::PublishBid { bid } => self.publish_bid(&bid),
+            Command::PublishJobs { message } => self.publish_jobs(&message),
+            Command::JobsView { reply } => {
+                let offers = self.jobs_view.live_offers(self.config.offline_after);
+                let progress = self.jobs_view.progress.values().cloned().collect();
+                let _ = reply.send((offers, progress));
+            }
             Command::Dial { addr } => {
                 if !self.dial_targets.contains(&addr) {
                     self.dial_targets.push(addr.clone());
@@ -460,27 +515,49 @@ impl Runtime {
         }
     }
 
-    fn on_bid(
+    fn on_jobs_gossip(
         &mut self,
         source: PeerId,
         message_id: &gossipsub::MessageId,
         message: &gossipsub::Message,
     ) {
+        use reelmesh_protocol::wire::JobsGossip;
         let Some(author) = message.source else {
             self.report(message_id, &source, gossipsub::MessageAcceptance::Reject);
             return;
         };
-        match reelmesh_protocol::wire::BidMessage::decode(&message.data, &author.to_string()) {
-            Ok(bid) => {
+        match JobsGossip::decode(&message.data, &author.to_string()) {
+            Ok(JobsGossip::Offer(offer)) => {
                 self.report(message_id, &source, gossipsub::MessageAcceptance::Accept);
-                self.emit(NodeEvent::Bid(bid));
+                if self.jobs_view.offer(offer.clone()) {
+                    self.emit(NodeEvent::Offer(offer));
+                }
             }
-            Err(e) => self.refuse_gossip(source, author, message_id, format!("bad bid: {e}")),
+            Ok(JobsGossip::Progress(update)) => {
+                self.report(message_id, &source, gossipsub::MessageAcceptance::Accept);
+                self.jobs_view.progress(&update);
+                self.emit(NodeEvent::Job(update));
+            }
+            Err(e) => {
+                self.refuse_gossip(source, author, message_id, format!("bad jobs message: {e}"))
+            }
         }
     }
 
-    fn publish_bid(&mut self, bid: &reelmesh_protocol::wire::BidMessage) {
-        self.publish(mesh::jobs_topic(), bid.encode(), "bid");
+    /// This node's offer or progress: kept and published.
+    fn publish_jobs(&mut self, message: &reelmesh_protocol::wire::JobsGossip) {
+        use reelmesh_protocol::wire::JobsGossip;
+        match message {
+            JobsGossip::Offer(offer) => {
+                self.jobs_view.offer(offer.clone());
+            }
+            JobsGossip::Progress(update) => {
+                // The runner shows its own progress locally (every step; gossip
+                // carries fewer).
+                self.jobs_view.progress(update);
+            }
+        }
+        self.publish(mesh::jobs_topic(), message.encode(), "jobs message");
     }
 
     fn on_presence(
@@ -655,7 +732,7 @@ impl Runtime {
                     message,
                 } => {
                     if message.topic == mesh::jobs_topic().hash() {
-                        self.on_bid(propagation_source, &message_id, &message);
+                        self.on_jobs_gossip(propagation_source, &message_id, &message);
                     } else {
                         self.on_presence(propagation_source, &message_id, &message);
                     }

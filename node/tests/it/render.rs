@@ -417,14 +417,25 @@ async fn comfyui_errors_become_clear_job_errors() {
     let handle = node.handle();
     handle.worker_settled(DEADLINE).await;
 
-    // A runtime error inside a node: the job fails naming the node and the exception.
-    double.script_next(Script::FailAt {
-        node_id: "8".into(),
-        exception_type: "torch.OutOfMemoryError".into(),
-        exception_message: "CUDA out of memory".into(),
-    });
+    // A runtime error inside a node, twice (the one node here retries once, then is
+    // ruled out for the job): the job fails naming the node and the exception.
+    for _ in 0..2 {
+        double.script_next(Script::FailAt {
+            node_id: "8".into(),
+            exception_type: "torch.OutOfMemoryError".into(),
+            exception_message: "CUDA out of memory".into(),
+        });
+    }
     let (ended, _) = render(&handle, "SHT-00003", "flux_basic").await;
     assert_eq!(ended[0].state, JobState::Failed);
+    assert_eq!(ended[0].attempts, 2, "{:?}", ended[0]);
+    assert!(
+        ended[0].error.contains(
+            "not retried: every node that can run workflow flux_basic is ruled out: failed it twice"
+        ),
+        "{}",
+        ended[0].error
+    );
     assert!(
         ended[0].error.contains("out of memory"),
         "{}",

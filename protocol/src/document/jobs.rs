@@ -119,28 +119,167 @@ impl ProjectDoc {
         Ok(takes)
     }
 
+    /// Write several jobs' changed fields in one change (each must exist and each
+    /// move must be allowed by [`JobState::can_become`]); the shots of jobs that
+    /// ended move their status to match. Nothing is written when one job is refused.
+    pub fn update_jobs(&mut self, jobs: &[Job]) -> Result<(), DocError> {
+        let mut objs = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            validate_job(job)?;
+            let obj = self.record("jobs", "job", &job.job_id)?;
+            let stored: JobState = match self.doc.get(&obj, "state")? {
+                Some((automerge::Value::Scalar(v), _)) => match v.as_ref() {
+                    ScalarValue::Str(s) => s.parse().unwrap_or(JobState::Failed),
+                    _ => JobState::Failed,
+                },
+                _ => JobState::Failed,
+            };
+            if stored != job.state && !stored.can_become(job.state) {
+                return Err(DocError::Invalid(format!(
+                    "job {}: cannot go from {stored} to {}",
+                    job.job_id, job.state
+                )));
+            }
+            objs.push(obj);
+        }
+        for (job, obj) in jobs.iter().zip(&objs) {
+            self.write_fields(obj, &job_fields(job))?;
+        }
+        let ended: std::collections::BTreeSet<String> = jobs
+            .iter()
+            .filter(|j| !j.state.is_active())
+            .map(|j| j.shot_id.clone())
+            .collect();
+        if !ended.is_empty() {
+            self.refresh_shot_statuses(&ended)?;
+        }
+        self.commit("update jobs");
+        Ok(())
+    }
+
+    /// Jobs changed since the last call, as they are now: `None` on the first call
+    /// (read every job then), after which the document keeps an index of its changes
+    /// so each later call costs what changed, not the size of the queue. One reader
+    /// per document (the job runner).
+    pub fn jobs_changed(&mut self) -> Result<Option<Vec<Job>>, DocError> {
+        if self.doc.diff_cursor().is_empty() {
+            self.doc.update_diff_cursor();
+            return Ok(None);
+        }
+        let patches = self.doc.diff_incremental();
+        let Some((automerge::Value::Object(_), jobs_obj)) = self.doc.get(ROOT, "jobs")? else {
+            return Ok(Some(Vec::new()));
+        };
+        let mut ids = std::collections::BTreeSet::new();
+        for patch in &patches {
+            if patch.obj == jobs_obj {
+                if let automerge::PatchAction::PutMap { key, .. } = &patch.action {
+                    ids.insert(key.clone());
+                }
+                continue;
+            }
+            if let Some((_, automerge::Prop::Map(id))) =
+                patch.path.iter().find(|(obj, _)| *obj == jobs_obj)
+            {
+                ids.insert(id.clone());
+            }
+        }
+        let mut jobs = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.job(&id) {
+                Ok(job) => jobs.push(job),
+                Err(DocError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(jobs))
+    }
+
     /// Move the shot's status to what its jobs and takes say (see
     /// [`shot_status_after`]); returns the new status. Writes only on a change.
     pub fn refresh_shot_status(&mut self, shot_id: &str) -> Result<ShotStatus, DocError> {
-        let obj = self.record("shots", "shot", shot_id)?;
-        let current: ShotStatus = match self.doc.get(&obj, "status")? {
-            Some((automerge::Value::Scalar(v), _)) => match v.as_ref() {
-                ScalarValue::Str(s) => s.parse().unwrap_or_default(),
-                _ => ShotStatus::Pending,
-            },
-            _ => ShotStatus::Pending,
-        };
-        let active = self
-            .jobs()?
-            .iter()
-            .any(|j| j.shot_id == shot_id && j.state.is_active());
-        let has_take = !self.takes_for_shot(shot_id)?.is_empty();
-        let next = shot_status_after(current, active, has_take);
-        if next != current {
-            self.doc.put(&obj, "status", next.as_str())?;
+        let shots = std::collections::BTreeSet::from([shot_id.to_owned()]);
+        let statuses = self.refresh_shot_statuses(&shots)?;
+        if !statuses.is_empty() {
             self.commit("shot status follows its jobs");
         }
-        Ok(next)
+        let obj = self.record("shots", "shot", shot_id)?;
+        self.shot_status_of(&obj)
+    }
+
+    /// Move each of `shots` to the status its jobs and takes say, reading only the
+    /// `shot_id`/`state` fields of jobs and takes (no full read of a long queue).
+    /// Returns the shots whose status changed; does not commit.
+    fn refresh_shot_statuses(
+        &mut self,
+        shots: &std::collections::BTreeSet<String>,
+    ) -> Result<Vec<String>, DocError> {
+        let mut active = std::collections::BTreeSet::new();
+        let mut taken = std::collections::BTreeSet::new();
+        for (table, found) in [("jobs", &mut active), ("takes", &mut taken)] {
+            let Some((automerge::Value::Object(_), parent)) = self.doc.get(ROOT, table)? else {
+                continue;
+            };
+            let keys: Vec<String> = self.doc.keys(&parent).collect();
+            for key in keys {
+                let Some((automerge::Value::Object(_), obj)) =
+                    self.doc.get(&parent, key.as_str())?
+                else {
+                    continue;
+                };
+                let shot = self.scalar_str(&obj, "shot_id")?;
+                if !shots.contains(&shot) {
+                    continue;
+                }
+                let counts = table == "takes"
+                    || self
+                        .scalar_str(&obj, "state")?
+                        .parse::<JobState>()
+                        .is_ok_and(JobState::is_active);
+                if counts {
+                    found.insert(shot);
+                }
+            }
+        }
+        let mut changed = Vec::new();
+        for shot_id in shots {
+            let obj = self.record("shots", "shot", shot_id)?;
+            let current = self.shot_status_of(&obj)?;
+            let next =
+                shot_status_after(current, active.contains(shot_id), taken.contains(shot_id));
+            if next != current {
+                self.doc.put(&obj, "status", next.as_str())?;
+                changed.push(shot_id.clone());
+            }
+        }
+        Ok(changed)
+    }
+
+    /// A shot's code (`None` when the shot is not in the project).
+    pub fn shot_code(&self, shot_id: &str) -> Option<crate::model::ShotCode> {
+        let obj = self.record("shots", "shot", shot_id).ok()?;
+        match self.doc.get(&obj, "code").ok()?? {
+            (automerge::Value::Scalar(v), _) => match v.as_ref() {
+                ScalarValue::Uint(n) => Some(crate::model::ShotCode(*n)),
+                ScalarValue::Int(n) => u64::try_from(*n).ok().map(crate::model::ShotCode),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn shot_status_of(&self, shot: &automerge::ObjId) -> Result<ShotStatus, DocError> {
+        Ok(self.scalar_str(shot, "status")?.parse().unwrap_or_default())
+    }
+
+    fn scalar_str(&self, obj: &automerge::ObjId, key: &str) -> Result<String, DocError> {
+        Ok(match self.doc.get(obj, key)? {
+            Some((automerge::Value::Scalar(v), _)) => match v.as_ref() {
+                ScalarValue::Str(s) => s.to_string(),
+                _ => String::new(),
+            },
+            _ => String::new(),
+        })
     }
 
     /// The `jobs` / `takes` map, or an empty one in a project made before they
@@ -218,6 +357,15 @@ fn job_fields(job: &Job) -> Vec<(&'static str, Field)> {
         ("finished_at_ms", Field::Uint(job.finished_at_ms)),
         ("take_id", Field::Str(job.take_id.clone())),
         ("cancel_requested", Field::Bool(job.cancel_requested)),
+        (
+            "failures",
+            Field::Dict(
+                job.failures
+                    .iter()
+                    .map(|(k, v)| (k.clone(), ScalarValue::Uint(*v)))
+                    .collect(),
+            ),
+        ),
     ]
 }
 
@@ -311,6 +459,11 @@ fn read_job(job_id: &str, f: &HMap) -> Job {
         finished_at_ms: uint_of(f, "finished_at_ms"),
         take_id: str_of(f, "take_id"),
         cancel_requested: bool_of(f, "cancel_requested"),
+        failures: dict_of(f, "failures", |s| match s {
+            ScalarValue::Uint(n) => Some(*n),
+            ScalarValue::Int(n) => u64::try_from(*n).ok(),
+            _ => None,
+        }),
     }
 }
 
