@@ -248,7 +248,7 @@ async fn answer(request: Request, handle: &NodeHandle) -> Reply {
             Reply::Error("watch_jobs streams; it has no single reply".into())
         }
         Request::Jobs { project } => match handle
-            .read(project, |doc| {
+            .read(project.clone(), |doc| {
                 Ok::<_, String>((
                     doc.jobs().map_err(|e| e.to_string())?,
                     doc.takes().map_err(|e| e.to_string())?,
@@ -257,12 +257,34 @@ async fn answer(request: Request, handle: &NodeHandle) -> Reply {
             })
             .await
         {
-            Ok((project_id, Ok((jobs, takes, shots)))) => ok(&serde_json::json!({
-                "project_id": project_id,
-                "jobs": jobs,
-                "takes": takes,
-                "shots": shots.into_iter().map(|(s, _)| (s.shot_id, s.code)).collect::<std::collections::BTreeMap<_, _>>(),
-            })),
+            Ok((project_id, Ok((jobs, takes, shots)))) => {
+                // What gossip says: the latest progress of each job, and why queued
+                // jobs wait.
+                let (offers, progress) = handle.jobs_view().await.unwrap_or_default();
+                let progress: std::collections::BTreeMap<String, crate::jobs::JobUpdate> = progress
+                    .into_iter()
+                    .filter(|u| u.project_id == project_id)
+                    .map(|u| (u.job_id.clone(), u))
+                    .collect();
+                let waiting: std::collections::BTreeMap<String, String> = jobs
+                    .iter()
+                    .filter(|j| j.state == reelmesh_protocol::jobs::JobState::Queued)
+                    .map(|j| {
+                        (
+                            j.job_id.clone(),
+                            reelmesh_protocol::placement::why_waiting(j, &offers),
+                        )
+                    })
+                    .collect();
+                ok(&serde_json::json!({
+                    "project_id": project_id,
+                    "jobs": jobs,
+                    "takes": takes,
+                    "shots": shots.into_iter().map(|(s, _)| (s.shot_id, s.code)).collect::<std::collections::BTreeMap<_, _>>(),
+                    "progress": progress,
+                    "waiting": waiting,
+                }))
+            }
             Ok((_, Err(e))) => Reply::Error(e),
             Err(e) => Reply::Error(e.to_string()),
         },

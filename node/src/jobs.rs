@@ -64,6 +64,10 @@ pub const CLAIM_SETTLE: Duration = Duration::from_millis(100);
 /// job's inputs are fetched while the GPU is busy; with long jobs that is one job,
 /// claimed near the end of the current one.
 pub const LOOKAHEAD: Duration = Duration::from_secs(1);
+/// After this node's slots open up (a job ended) it waits this long before
+/// claiming, so that nodes freed at the same moment see each other's offers and
+/// take different jobs instead of all taking the head of the queue.
+pub const OFFER_SETTLE: Duration = Duration::from_millis(25);
 /// Most jobs a node holds (claimed or running) at once.
 pub const MAX_LOCAL_QUEUE: u32 = 32;
 /// A claimant not heard from (presence heartbeats) for this long loses its jobs:
@@ -227,6 +231,9 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) {
         last_offer: None,
         offer_sent_at: None,
         offers: Vec::new(),
+        claim_not_before: None,
+        rivals: HashMap::new(),
+        sync_lag: Duration::ZERO,
         mean_run: None,
         streak: 0,
         last_failure: String::new(),
@@ -285,6 +292,8 @@ struct Held {
     shot_code: String,
     /// It may run from then on (its claim has had time to merge).
     runnable_at: Instant,
+    /// The attempt this claim counted.
+    attempt: u64,
 }
 
 struct Running {
@@ -334,6 +343,14 @@ struct Runner {
     offer_sent_at: Option<Instant>,
     /// Live offers, this node's included, as the runtime last had them.
     offers: Vec<Offer>,
+    /// No claims before then (see [`OFFER_SETTLE`]).
+    claim_not_before: Option<Instant>,
+    /// Other nodes seen (on gossip) holding a job's attempt, with when: a held job
+    /// does not start until the document shows each rival's claim merged.
+    rivals: HashMap<(String, u64), (Instant, BTreeSet<String>)>,
+    /// How far the document's sync trails gossip lately (a rival's offer naming a
+    /// job, then its claim in the document): claims settle for a few times this.
+    sync_lag: Duration,
     /// Running mean of this node's run times.
     mean_run: Option<Duration>,
     /// Failed runs in a row.
@@ -346,7 +363,9 @@ struct Runner {
     alone: bool,
 }
 
-/// Write a batch of job states and takes (one change per project).
+/// Write a batch of job states and takes (one change per project). A job whose
+/// stored state has moved on where this one may not follow (another node ended it
+/// meanwhile) is left out, with a warning, instead of failing the batch.
 fn write_batch(
     doc: &mut reelmesh_protocol::document::ProjectDoc,
     jobs: &[Job],
@@ -355,7 +374,24 @@ fn write_batch(
     for take in takes {
         doc.add_take(take).map_err(|e| e.to_string())?;
     }
-    doc.update_jobs(jobs).map_err(|e| e.to_string())
+    let mut valid = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match doc.job(&job.job_id) {
+            Ok(stored) if stored.state == job.state || stored.state.can_become(job.state) => {
+                valid.push(job.clone());
+            }
+            Ok(stored) => warn!(
+                job = %job.job_id,
+                "not writing {}: the job is {} already",
+                job.state, stored.state
+            ),
+            Err(e) => warn!(job = %job.job_id, "not writing it: {e}"),
+        }
+    }
+    if valid.is_empty() {
+        return Ok(());
+    }
+    doc.update_jobs(&valid).map_err(|e| e.to_string())
 }
 
 impl Runner {
@@ -368,14 +404,18 @@ impl Runner {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut offers_dirty = true;
+        let mut due = true;
         loop {
-            if let Err(e) = self.step(offers_dirty).await {
-                if matches!(e, NodeError::Stopped) {
-                    break;
+            if due {
+                if let Err(e) = self.step(offers_dirty).await {
+                    if matches!(e, NodeError::Stopped) {
+                        break;
+                    }
+                    warn!("job runner: {e}");
                 }
-                warn!("job runner: {e}");
+                offers_dirty = false;
             }
-            offers_dirty = false;
+            due = true;
             let wake = self.next_wake();
             tokio::select! {
                 biased;
@@ -385,15 +425,22 @@ impl Runner {
                         self.finish(done).await;
                     }
                 }
-                Some(step) = self.steps_rx.recv() => self.on_step(step).await,
+                Some(step) = self.steps_rx.recv() => {
+                    self.on_step(step).await;
+                    due = false;
+                }
                 event = events.recv() => match event {
                     Ok(NodeEvent::DocChanged { project_id, .. }) => {
                         self.dirty.insert(project_id);
                     }
-                    Ok(NodeEvent::Offer(_) | NodeEvent::PeerConnected(_) | NodeEvent::PeerDisconnected(_)) => {
+                    Ok(NodeEvent::Offer(offer)) => {
+                        self.note_rivals(&offer);
                         offers_dirty = true;
                     }
-                    Ok(_) => {}
+                    Ok(NodeEvent::PeerConnected(_) | NodeEvent::PeerDisconnected(_)) => {
+                        offers_dirty = true;
+                    }
+                    Ok(_) => due = false,
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // Missed changes: read everything again.
                         self.dirty.extend(self.index.keys().cloned());
@@ -408,6 +455,12 @@ impl Runner {
                 }
                 _ = tick.tick() => {
                     offers_dirty = true;
+                    if self.running.is_none() && !self.held.is_empty() {
+                        let first = &self.held[0];
+                        let indexed = self.index.get(&first.project_id).and_then(|p| p.jobs.get(&first.job_id)).map(|j| (j.state, clip_tail(&j.claimant).to_owned()));
+                        let holders: Vec<String> = self.offers.iter().filter(|o| o.holding.iter().any(|(h, _)| *h == first.job_id)).map(|o| clip_tail(&o.node_id).to_owned()).collect();
+                        debug!(me = %clip_tail(&self.node_id), held = self.held.len(), job = %first.job_id, attempt = first.attempt, ?indexed, ?holders, due_in = ?first.runnable_at.checked_duration_since(Instant::now()), "holding jobs, none running");
+                    }
                     if let Err(e) = self.expire_leases().await {
                         warn!("job runner: checking leases failed: {e}");
                     }
@@ -420,7 +473,10 @@ impl Runner {
                     NodeEvent::DocChanged { project_id, .. } => {
                         self.dirty.insert(project_id);
                     }
-                    NodeEvent::Offer(_) => offers_dirty = true,
+                    NodeEvent::Offer(offer) => {
+                        self.note_rivals(&offer);
+                        offers_dirty = true;
+                    }
                     _ => {}
                 }
             }
@@ -448,6 +504,9 @@ impl Runner {
         if let Some((until, _)) = &self.pause {
             at(*until);
         }
+        if let Some(not_before) = self.claim_not_before {
+            at(not_before);
+        }
         if let (Some(running), Some(mean)) = (&self.running, self.mean_run)
             && self.held.is_empty()
         {
@@ -456,6 +515,26 @@ impl Runner {
                 .unwrap_or(running.started));
         }
         wake
+    }
+
+    /// Remember which other nodes said they hold which jobs (every offer is seen,
+    /// not only the latest: a rival may claim, run and drop a job between two looks).
+    fn note_rivals(&mut self, offer: &Offer) {
+        if offer.node_id == self.node_id {
+            return;
+        }
+        let now = Instant::now();
+        for held in &offer.holding {
+            self.rivals
+                .entry(held.clone())
+                .or_insert_with(|| (now, BTreeSet::new()))
+                .1
+                .insert(offer.node_id.clone());
+        }
+        if self.rivals.len() > 20_000 {
+            self.rivals
+                .retain(|_, (at, _)| at.elapsed() < Duration::from_secs(60));
+        }
     }
 
     /// One round: read what changed, write what is due, claim, start.
@@ -474,9 +553,9 @@ impl Runner {
         let offer_changed = self.publish_offer().await?;
         if offers_dirty || offer_changed {
             let (offers, _) = self.handle.jobs_view().await?;
+            // Alone: no other node that runs jobs, so no claim to race with.
+            self.alone = !offers.iter().any(|o| o.node_id != self.node_id);
             self.offers = offers;
-            let status = self.handle.status().await?;
-            self.alone = !status.peers.iter().any(|p| p.connected && !p.this_node);
         }
         self.claim().await?;
         self.start_next().await;
@@ -572,6 +651,16 @@ impl Runner {
             queue_len: holding,
             slots: self.wanted().saturating_sub(holding),
             paused: self.pause.as_ref().map(|(_, why)| clip(why, 500)),
+            holding: self
+                .held
+                .iter()
+                .map(|h| (h.job_id.clone(), h.attempt))
+                .chain(
+                    self.running
+                        .iter()
+                        .map(|r| (r.held.job_id.clone(), r.held.attempt)),
+                )
+                .collect(),
             unavailable: declared
                 .map_or_else(|| caps.unavailable(), |d| d.unavailable)
                 .into_iter()
@@ -586,6 +675,13 @@ impl Runner {
         let refresh = self.offer_sent_at.is_none_or(|at| at.elapsed() >= TICK);
         if !changed && !refresh {
             return Ok(false);
+        }
+        let opened = self
+            .last_offer
+            .as_ref()
+            .is_some_and(|last| offer.slots > last.slots && !self.alone);
+        if opened && self.claim_not_before.is_none() {
+            self.claim_not_before = Some(Instant::now() + OFFER_SETTLE);
         }
         self.offer_seq += 1;
         offer.seq = self.offer_seq;
@@ -636,14 +732,37 @@ impl Runner {
                 entry.queued.clear();
             }
             for job in jobs {
+                if !job.claimant.is_empty()
+                    && job.claimant != self.node_id
+                    && let Some((seen, nodes)) =
+                        self.rivals.get(&(job.job_id.clone(), job.attempts))
+                    && nodes.contains(&job.claimant)
+                {
+                    let lag = seen.elapsed().min(Duration::from_secs(5));
+                    // Rise fast, fall slowly.
+                    self.sync_lag = if lag > self.sync_lag {
+                        lag
+                    } else {
+                        self.sync_lag.mul_f64(0.9) + lag.mul_f64(0.1)
+                    };
+                }
                 entry.put(job);
             }
         }
         Ok(())
     }
 
-    /// Stop the running job when it was canceled or another node's claim won.
+    /// Stop the running job when it was canceled or another node's claim won, and
+    /// drop held claims that were lost or canceled.
     fn check_running(&mut self) {
+        let index = &self.index;
+        let me = &self.node_id;
+        self.held.retain(|h| match index.get(&h.project_id) {
+            None => true,
+            Some(p) => p.jobs.get(&h.job_id).is_some_and(|j| {
+                j.claimant == *me && j.state == JobState::Claimed && !j.cancel_requested
+            }),
+        });
         let Some(running) = &mut self.running else {
             return;
         };
@@ -662,18 +781,6 @@ impl Runner {
             info!(job = %job.job_id, "cancel requested: stopping the run");
             running.cancel.cancel();
         }
-        // Held claims that were lost or canceled are dropped.
-        let index = &self.index;
-        let me = &self.node_id;
-        self.held.retain(|h| {
-            index
-                .get(&h.project_id)
-                .and_then(|p| p.jobs.get(&h.job_id))
-                .is_some_and(|j| {
-                    j.claimant == *me && j.state == JobState::Claimed && !j.cancel_requested
-                })
-                || index.get(&h.project_id).is_none()
-        });
     }
 
     /// Queued jobs someone asked to cancel end as canceled (any node may write it:
@@ -771,6 +878,12 @@ impl Runner {
         if mine.slots == 0 || mine.paused.is_some() {
             return Ok(());
         }
+        if let Some(not_before) = self.claim_not_before {
+            if Instant::now() < not_before {
+                return Ok(());
+            }
+            self.claim_not_before = None;
+        }
         let me = self.node_id.clone();
         let pending = &self.pending;
         let mut ours: BTreeMap<String, Vec<Job>> = BTreeMap::new();
@@ -842,6 +955,8 @@ impl Runner {
                 Duration::ZERO
             } else {
                 CLAIM_SETTLE
+                    .max(self.sync_lag * 3)
+                    .min(Duration::from_secs(5))
             };
             let runnable_at = Instant::now() + settle;
             for (job, code) in jobs.into_iter().zip(codes) {
@@ -851,6 +966,7 @@ impl Runner {
                     job_id: job.job_id.clone(),
                     shot_code: code.clone(),
                     runnable_at,
+                    attempt: job.attempts,
                 });
                 if let Some(project) = self.index.get_mut(&project_id) {
                     project.codes.insert(job.shot_id.clone(), code);
@@ -869,22 +985,90 @@ impl Runner {
             return;
         }
         let now = Instant::now();
-        let Some(pos) = self.held.iter().position(|h| h.runnable_at <= now) else {
+        // Settled, and no other node says (on gossip) that it holds the job too: a
+        // concurrent claim waits until the merge tells one of us to drop it.
+        let me = &self.node_id;
+        let contested = |job_id: &str| {
+            self.offers
+                .iter()
+                .any(|o| o.node_id != *me && o.holding.iter().any(|(h, _)| h == job_id))
+        };
+        let Some(pos) = self
+            .held
+            .iter()
+            .position(|h| h.runnable_at <= now && !contested(&h.job_id))
+        else {
             return;
         };
-        let held = self.held.remove(pos);
+        let candidate = &self.held[pos];
         let Some(job) = self
             .index
-            .get(&held.project_id)
-            .and_then(|p| p.jobs.get(&held.job_id))
+            .get(&candidate.project_id)
+            .and_then(|p| p.jobs.get(&candidate.job_id))
             .cloned()
         else {
+            self.held.remove(pos);
             return;
         };
         if job.claimant != self.node_id || job.state != JobState::Claimed || job.cancel_requested {
             info!(job = %job.job_id, "our claim did not hold (another node's won, or a cancel); not running it");
+            self.held.remove(pos);
             return;
         }
+        // Another node held it too at some point: wait until its claim has merged
+        // here (both names in the claimant register, or its name alone), unless it
+        // has gone quiet. The merge, not timing, then says who runs it. And when the
+        // merge shows another node already ended it, adopt that end instead.
+        let id = job.job_id.clone();
+        let registers = self
+            .handle
+            .read(Some(candidate.project_id.clone()), move |doc| {
+                Ok::<_, String>((
+                    doc.job_field_values(&id, "claimant")
+                        .map_err(|e| e.to_string())?,
+                    doc.job_field_values(&id, "state")
+                        .map_err(|e| e.to_string())?,
+                    doc.takes_for_job(&id).map_err(|e| e.to_string())?,
+                ))
+            })
+            .await;
+        let Ok((_, Ok((named, states, takes)))) = registers else {
+            return;
+        };
+        if let Some(take) = takes.first() {
+            info!(job = %job.job_id, node = %take.node_id, "another node already rendered this job (concurrent claims); not running it again");
+            let mut done = job.clone();
+            done.state = JobState::Succeeded;
+            done.claimant.clone_from(&take.node_id);
+            done.take_id.clone_from(&take.take_id);
+            done.finished_at_ms = take.finished_at_ms;
+            let project_id = candidate.project_id.clone();
+            self.held.remove(pos);
+            self.queue_write(&project_id, done);
+            return;
+        }
+        if states.iter().any(|s| s == "failed" || s == "canceled") {
+            info!(job = %job.job_id, ?states, "another node ended this job meanwhile; not running it");
+            self.held.remove(pos);
+            return;
+        }
+        if let Some((_, rivals)) = self.rivals.get(&(job.job_id.clone(), job.attempts)) {
+            let live: Vec<String> = rivals
+                .iter()
+                .filter(|r| self.offers.iter().any(|o| &o.node_id == *r))
+                .cloned()
+                .collect();
+            if !named.contains(&self.node_id) {
+                info!(job = %job.job_id, "our claim lost the merge; not running it");
+                self.held.remove(pos);
+                return;
+            }
+            if live.iter().any(|r| !named.contains(r)) {
+                debug!(job = %job.job_id, rivals = ?live, "a rival's claim has not merged yet; waiting");
+                return;
+            }
+        }
+        let held = self.held.remove(pos);
         let mut running_job = job.clone();
         running_job.state = JobState::Running;
         self.queue_write(&held.project_id, running_job.clone());
@@ -897,7 +1081,7 @@ impl Runner {
             steps: self.steps_tx.clone(),
             cancel: cancel.clone(),
         };
-        info!(job = %job.job_id, shot = %held.shot_code, workflow = %job.workflow, attempt = job.attempts, "job running");
+        info!(job = %job.job_id, shot = %held.shot_code, workflow = %job.workflow, attempt = job.attempts, node = %clip_tail(&self.node_id), "job running");
         let executor = Arc::clone(&self.executor);
         let done = self.done_tx.clone();
         let job_id = job.job_id.clone();
@@ -1011,9 +1195,12 @@ impl Runner {
         }
         match done.outcome {
             Ok(run) => {
+                // The renderer's own time (the runner may see the end late under
+                // load, which is not the GPU's time).
+                let took = Duration::from_millis(run.render_ms).min(elapsed);
                 self.mean_run = Some(match self.mean_run {
-                    Some(mean) => mean.mul_f64(0.7) + elapsed.mul_f64(0.3),
-                    None => elapsed,
+                    Some(mean) => mean.mul_f64(0.7) + took.mul_f64(0.3),
+                    None => took,
                 });
                 self.streak = 0;
                 self.next_pause = FIRST_PAUSE;
@@ -1049,7 +1236,7 @@ impl Runner {
                     }
                     Err(e) => {
                         self.fail(&project_id, job, &format!("storing the output: {e}"), false)
-                            .await
+                            .await;
                     }
                 }
             }
@@ -1095,7 +1282,7 @@ impl Runner {
                 let why = format!(
                     "{} jobs failed in a row (last: {}); offering again in {} s",
                     self.streak,
-                    clip(&self.last_failure, 160),
+                    clip(&self.last_failure, 100),
                     self.next_pause.as_secs()
                 );
                 warn!("job runner paused: {why}");
@@ -1300,6 +1487,13 @@ impl Runner {
     }
 }
 
+/// The last 6 characters of a node id, for logs.
+fn clip_tail(node_id: &str) -> &str {
+    node_id
+        .get(node_id.len().saturating_sub(6)..)
+        .unwrap_or(node_id)
+}
+
 /// At most `max` bytes of `text`, cut at a character boundary, with "…" when cut.
 fn clip(text: &str, max: usize) -> String {
     if text.len() <= max {
@@ -1317,6 +1511,30 @@ async fn sleep_until(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
+}
+
+/// Why each queued job of a project is still waiting (job id → reason in words),
+/// from the offers of the nodes heard from lately: "no node can run workflow X:
+/// render-1: missing model Y; ...", "every node that can run it is ruled out: ...",
+/// or "waiting for a free node".
+pub async fn waiting_reasons(
+    handle: &NodeHandle,
+    project: Option<String>,
+) -> Result<BTreeMap<String, String>, NodeError> {
+    let (offers, _) = handle.jobs_view().await?;
+    let (_, queued) = handle
+        .read(project, |doc| {
+            doc.jobs()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|j| j.state == JobState::Queued)
+                .collect::<Vec<Job>>()
+        })
+        .await?;
+    Ok(queued
+        .iter()
+        .map(|job| (job.job_id.clone(), placement::why_waiting(job, &offers)))
+        .collect())
 }
 
 /// The data dir's workflows folder, for the CLI.

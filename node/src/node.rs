@@ -562,7 +562,7 @@ impl Node {
     /// Returns once every listen address is bound.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let cancel = CancellationToken::new();
-        let (events, _) = broadcast::channel(1024);
+        let (events, _) = broadcast::channel(8192);
         let (commands, command_rx) = mpsc::channel(256);
         let gpu =
             runtime::spawn_gpu_probe(config.comfy_url.clone(), config.heartbeat, cancel.clone());

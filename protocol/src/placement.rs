@@ -51,6 +51,12 @@ pub struct Offer {
     /// Why it takes no jobs for now (many failures in a row), if so.
     #[serde(default)]
     pub paused: Option<String>,
+    /// The jobs it holds (claimed or running), with the attempt it claimed: gossip
+    /// may outrun the document's sync, so every node treats these as taken even
+    /// before the claim arrives, and two nodes holding the same attempt know their
+    /// claims raced.
+    #[serde(default)]
+    pub holding: Vec<(String, u64)>,
     /// Workflows it knows but cannot run, with what is missing ("model
     /// flux1-dev.safetensors", "24 GB VRAM, this GPU has 8").
     #[serde(default)]
@@ -113,11 +119,18 @@ pub fn assign<'a>(
         .collect();
     table.sort_by(|a, b| a.0.node_id.cmp(&b.0.node_id));
     table.dedup_by(|a, b| a.0.node_id == b.0.node_id);
+    let taken: std::collections::HashSet<&str> = offers
+        .iter()
+        .flat_map(|o| o.holding.iter().map(|(id, _)| id.as_str()))
+        .collect();
     let mut free: u64 = table.iter().map(|(_, s, _)| u64::from(*s)).sum();
     let mut out = Vec::new();
     for job in queued {
         if free == 0 {
             break;
+        }
+        if taken.contains(job.job_id.as_str()) {
+            continue;
         }
         let best = table
             .iter_mut()
@@ -228,6 +241,7 @@ mod tests {
             slots,
             paused: None,
             unavailable: Vec::new(),
+            holding: Vec::new(),
         }
     }
 
@@ -287,6 +301,16 @@ mod tests {
         assert_eq!(winners(&jobs, &offers), vec!["a", "b", "a", "b"]);
         offers[0].paused = Some("5 jobs failed in a row".into());
         assert_eq!(winners(&jobs, &offers), vec!["b", "b"]);
+        // A job some node says it holds is not given out again (its claim may not
+        // have reached the document yet).
+        offers[0].holding = vec![(jobs[0].job_id.clone(), 1)];
+        assert_eq!(
+            assign(jobs.iter(), &offers)
+                .iter()
+                .map(|(j, _)| j.job_id.clone())
+                .collect::<Vec<_>>(),
+            vec![jobs[1].job_id.clone(), jobs[2].job_id.clone()]
+        );
     }
 
     #[test]

@@ -670,6 +670,8 @@ pub const MAX_JOBS_GOSSIP_BYTES: usize = 60 * 1024;
 pub const MAX_PREVIEW_BASE64: usize = 48 * 1024;
 const MAX_ID: usize = 128;
 const MAX_STEP: usize = 512;
+/// Most jobs an offer may say it holds.
+pub const MAX_HOLDING: usize = 64;
 /// Longest "what is missing" text per workflow in an offer.
 pub const MAX_REASON: usize = 2048;
 const MAX_ERROR: usize = 4096;
@@ -733,6 +735,15 @@ impl JobsGossip {
                     too_long("reason", why, MAX_REASON)?;
                 }
                 too_long("pause reason", o.paused.as_deref().unwrap_or(""), MAX_STEP)?;
+                if o.holding.len() > MAX_HOLDING {
+                    return Err(format!(
+                        "an offer holding {} jobs (limit {MAX_HOLDING})",
+                        o.holding.len()
+                    ));
+                }
+                for (id, _) in &o.holding {
+                    too_long("job id", id, MAX_ID)?;
+                }
             }
             JobsGossip::Progress(p) => {
                 for (what, text) in [
@@ -776,6 +787,7 @@ mod jobs_gossip_tests {
             slots: 1,
             paused: None,
             unavailable: vec![("flux_basic".into(), "model flux1-dev.safetensors".into())],
+            holding: vec![("j1".into(), 2)],
         }
     }
 

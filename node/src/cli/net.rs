@@ -41,6 +41,10 @@ pub struct NodeArgs {
     /// Presence heartbeat interval, in milliseconds.
     #[arg(long, default_value = "2000")]
     pub heartbeat_ms: u64,
+    /// A node that claimed jobs and has been silent this long (no heartbeat) loses
+    /// them to the queue, in seconds. Every node should use the same value.
+    #[arg(long, default_value = "10")]
+    pub lease_secs: u64,
 }
 
 /// `reelmesh mesh ...`
@@ -82,6 +86,7 @@ pub fn run_node(root: &Path, args: NodeArgs) -> Result<()> {
     config.comfy_url = args.comfy;
     config.heartbeat = Duration::from_millis(args.heartbeat_ms.max(100));
     config.offline_after = config.heartbeat * 3 + config.heartbeat / 2;
+    config.lease = Duration::from_secs(args.lease_secs.max(1)).max(config.offline_after);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("reelmesh-node")

@@ -294,6 +294,34 @@ fn summarize(out: &mut dyn Write, queued: &RenderQueued, jobs: &[Job]) -> Result
 /// A project's jobs, takes, and shot codes by shot id.
 type JobsAndTakes = (Vec<Job>, Vec<Take>, BTreeMap<String, ShotCode>);
 
+/// What the running node knows beyond the document: each job's latest progress
+/// (from gossip) and why queued jobs wait. Empty without a running node.
+#[derive(Debug, Default)]
+pub struct LiveJobs {
+    /// Job id → latest update.
+    pub progress: BTreeMap<String, crate::jobs::JobUpdate>,
+    /// Queued job id → why it waits.
+    pub waiting: BTreeMap<String, String>,
+}
+
+fn live_jobs(data_root: &Path, project: Option<&str>) -> Result<LiveJobs> {
+    let Some(reply) = control::request(
+        data_root,
+        &Request::Jobs {
+            project: project.map(str::to_owned),
+        },
+    )?
+    else {
+        return Ok(LiveJobs::default());
+    };
+    Ok(LiveJobs {
+        progress: serde_json::from_value(reply.get("progress").cloned().unwrap_or_default())
+            .unwrap_or_default(),
+        waiting: serde_json::from_value(reply.get("waiting").cloned().unwrap_or_default())
+            .unwrap_or_default(),
+    })
+}
+
 /// The jobs and takes of a project, from the node or from disk.
 pub fn jobs_and_takes(data_root: &Path, project: Option<&str>) -> Result<JobsAndTakes> {
     if let Some(reply) = control::request(
@@ -327,11 +355,21 @@ pub fn print_jobs(
     json: bool,
 ) -> Result<()> {
     let (jobs, _, shots) = jobs_and_takes(data_root, project)?;
+    let live = live_jobs(data_root, project)?;
     if json {
         serde_json::to_writer_pretty(&mut *out, &jobs)?;
         writeln!(out)?;
         return Ok(());
     }
+    let short = |id: &str| -> String {
+        id.chars()
+            .rev()
+            .take(8)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect()
+    };
     let rows: Vec<Vec<String>> = jobs
         .iter()
         .map(|j| {
@@ -345,14 +383,16 @@ pub fn print_jobs(
                 j.state.to_string(),
                 j.priority.to_string(),
                 format!("{}/{}", j.attempts, j.max_attempts),
-                j.claimant
-                    .chars()
-                    .rev()
-                    .take(8)
-                    .collect::<String>()
-                    .chars()
-                    .rev()
-                    .collect(),
+                short(&j.claimant),
+                match (j.state, live.progress.get(&j.job_id)) {
+                    (JobState::Queued, _) => {
+                        live.waiting.get(&j.job_id).cloned().unwrap_or_default()
+                    }
+                    (JobState::Claimed | JobState::Running, Some(u)) => {
+                        format!("{:>3.0}% {}", u.fraction * 100.0, u.step)
+                    }
+                    _ => String::new(),
+                },
                 j.error.clone(),
             ]
         })
@@ -360,7 +400,7 @@ pub fn print_jobs(
     print_table(
         out,
         &[
-            "JOB", "SHOT", "WORKFLOW", "STATE", "PRIO", "ATTEMPTS", "NODE", "ERROR",
+            "JOB", "SHOT", "WORKFLOW", "STATE", "PRIO", "ATTEMPTS", "NODE", "PROGRESS", "ERROR",
         ],
         &rows,
     )

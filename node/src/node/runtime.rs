@@ -445,10 +445,14 @@ impl Runtime {
     fn my_presence(&self) -> Presence {
         let sample = self.gpu.borrow().clone();
         let worker = self.worker.borrow().clone();
-        let problem = worker.problem.clone().or(sample.problem);
+        let paused = worker.paused.as_ref().map(|why| format!("paused: {why}"));
+        let problem = paused
+            .clone()
+            .or_else(|| worker.problem.clone())
+            .or(sample.problem);
         let status = if worker.current_job.is_some() {
             NodeStatus::Busy
-        } else if problem.is_some() && self.config.comfy_url.is_some() {
+        } else if paused.is_some() || (problem.is_some() && self.config.comfy_url.is_some()) {
             NodeStatus::Error
         } else {
             NodeStatus::Idle
@@ -539,7 +543,7 @@ impl Runtime {
                 self.emit(NodeEvent::Job(update));
             }
             Err(e) => {
-                self.refuse_gossip(source, author, message_id, format!("bad jobs message: {e}"))
+                self.refuse_gossip(source, author, message_id, format!("bad jobs message: {e}"));
             }
         }
     }

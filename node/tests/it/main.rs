@@ -5,6 +5,8 @@
 
 #[path = "../support/comfy_double.rs"]
 mod comfy_double;
+#[path = "../support/gpu_standin.rs"]
+mod gpu_standin;
 
 mod blobs;
 mod cli;
@@ -12,4 +14,16 @@ mod comfy;
 mod jobs;
 mod mesh;
 mod partition;
+mod placement;
 mod render;
+
+/// Log to the test output (`RUST_LOG` picks the level; info by default).
+pub fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "reelmesh_node=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}

@@ -112,6 +112,28 @@ impl ProjectDoc {
         Ok(takes)
     }
 
+    /// The takes a job made (reads only the `job_id` field of the others).
+    pub fn takes_for_job(&self, job_id: &str) -> Result<Vec<Take>, DocError> {
+        let Some((automerge::Value::Object(_), parent)) = self.doc.get(ROOT, "takes")? else {
+            return Ok(Vec::new());
+        };
+        let keys: Vec<String> = self.doc.keys(&parent).collect();
+        let mut out = Vec::new();
+        for key in keys {
+            let Some((automerge::Value::Object(_), obj)) = self.doc.get(&parent, key.as_str())?
+            else {
+                continue;
+            };
+            if self.scalar_str(&obj, "job_id")? == job_id
+                && let HValue::Map(fields) = self.doc.hydrate(&obj, None)?
+            {
+                out.push(read_take(&key, &fields));
+            }
+        }
+        out.sort_by(|a, b| (a.finished_at_ms, &a.take_id).cmp(&(b.finished_at_ms, &b.take_id)));
+        Ok(out)
+    }
+
     /// The takes of one shot, oldest first.
     pub fn takes_for_shot(&self, shot_id: &str) -> Result<Vec<Take>, DocError> {
         let mut takes = self.takes()?;
@@ -253,6 +275,30 @@ impl ProjectDoc {
             }
         }
         Ok(changed)
+    }
+
+    /// Every value a job's text field holds right now: one normally, several after
+    /// concurrent writes merged (until the next write overwrites them). The merged
+    /// winner (what [`ProjectDoc::job`] reads) is one of them. Used on `claimant` and
+    /// `state` to see that two nodes claimed, or that another node already ended
+    /// the job while this one claimed it.
+    pub fn job_field_values(&self, job_id: &str, field: &str) -> Result<Vec<String>, DocError> {
+        let obj = self.record("jobs", "job", job_id)?;
+        let mut out: Vec<String> = self
+            .doc
+            .get_all(&obj, field)?
+            .into_iter()
+            .filter_map(|(value, _)| match value {
+                automerge::Value::Scalar(v) => match v.as_ref() {
+                    ScalarValue::Str(s) if !s.is_empty() => Some(s.to_string()),
+                    _ => None,
+                },
+                automerge::Value::Object(_) => None,
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 
     /// A shot's code (`None` when the shot is not in the project).

@@ -1,0 +1,498 @@
+//! Placement across real nodes on loopback, with declared GPUs: GPU stand-ins
+//! (tests only) with a name, VRAM, installed workflows, utilization and run times
+//! take the place of ComfyUI, and a shared ledger counts every execution. Waiting is
+//! on events with deadlines.
+
+#![allow(clippy::unwrap_used)] // test helpers panic on failure by design
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use reelmesh_node::jobs::{self, queue::RenderRequest};
+use reelmesh_node::mesh::keys;
+use reelmesh_node::node::{Node, NodeConfig, NodeEvent, NodeHandle};
+use reelmesh_node::store::DataDir;
+use reelmesh_protocol::document::Position;
+use reelmesh_protocol::jobs::{Job, JobState};
+use reelmesh_protocol::model::{Shot, ShotCode};
+
+use crate::gpu_standin::{GpuStandIn, Ledger};
+
+const KEY: [u8; 32] = [0x29; 32];
+const DEADLINE: Duration = Duration::from_secs(90);
+
+struct Mesh {
+    editor: Node,
+    workers: Vec<Node>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Mesh {
+    fn id(&self, i: usize) -> String {
+        self.workers[i].handle().peer_id().to_string()
+    }
+
+    async fn stop(self) {
+        self.editor.stop().await.unwrap();
+        for worker in self.workers {
+            worker.stop().await.unwrap();
+        }
+    }
+}
+
+fn addr(node: &Node) -> Multiaddr {
+    node.listen_addrs()[0]
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(node.handle().peer_id()))
+}
+
+fn config(dir: &std::path::Path, peers: Vec<Multiaddr>) -> NodeConfig {
+    let mut config = NodeConfig::loopback(dir.to_owned(), peers);
+    config.heartbeat = Duration::from_millis(300);
+    config.offline_after = Duration::from_secs(2);
+    config.lease = Duration::from_secs(3);
+    config
+}
+
+/// An editor (runs no jobs) holding a project of `shots` shots, and one worker per
+/// GPU stand-in, all connected to the editor, holding the project and offering.
+async fn mesh(shots: u64, gpus: Vec<GpuStandIn>) -> Mesh {
+    crate::logs();
+    let editor_dir = tempfile::tempdir().unwrap();
+    keys::store_mesh_key(editor_dir.path(), KEY).unwrap();
+    let data = DataDir::open(editor_dir.path()).unwrap();
+    let mut store = data.create_project("배치").unwrap();
+    let project_id = store.doc().project_id().unwrap();
+    let list: Vec<Shot> = (1..=shots)
+        .map(|i| {
+            let mut shot = Shot::new(ShotCode(i), 24);
+            shot.action = format!("장면 {i}");
+            shot
+        })
+        .collect();
+    store.doc_mut().add_shots(&list, &Position::End).unwrap();
+    store.save().unwrap();
+    drop(store);
+    let mut editor_config = config(editor_dir.path(), vec![]);
+    editor_config.run_jobs = false;
+    let editor = Node::start(editor_config).await.unwrap();
+    let (_, _, heads) = editor.handle().project(None).await.unwrap();
+    let mut workers: Vec<Node> = Vec::new();
+    let mut dirs = vec![editor_dir];
+    for gpu in gpus {
+        let dir = tempfile::tempdir().unwrap();
+        keys::store_mesh_key(dir.path(), KEY).unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        data.add_replica(&project_id).unwrap();
+        data.set_current_project(&project_id).unwrap();
+        // A LAN: every node dials the editor and the workers before it (mDNS would
+        // connect them all the same way).
+        let peers = std::iter::once(addr(&editor))
+            .chain(workers.iter().map(addr))
+            .collect();
+        let mut worker_config = config(dir.path(), peers);
+        worker_config.executor = Some(gpu.slot());
+        let worker = Node::start(worker_config).await.unwrap();
+        worker
+            .handle()
+            .wait_for_heads(None, heads.clone(), DEADLINE)
+            .await
+            .unwrap();
+        workers.push(worker);
+        dirs.push(dir);
+    }
+    let mesh = Mesh {
+        editor,
+        workers,
+        _dirs: dirs,
+    };
+    // Every worker's offer has reached every node (the rule is computed on the same
+    // offers everywhere).
+    let want: HashSet<String> = (0..mesh.workers.len()).map(|i| mesh.id(i)).collect();
+    for node in std::iter::once(&mesh.editor).chain(&mesh.workers) {
+        until_offers(&node.handle(), |offers| {
+            want.iter().all(|w| offers.iter().any(|o| o.node_id == *w))
+        })
+        .await;
+    }
+    mesh
+}
+
+/// Wait until the node's live offers satisfy `ready`.
+async fn until_offers(
+    handle: &NodeHandle,
+    ready: impl Fn(&[reelmesh_protocol::placement::Offer]) -> bool,
+) {
+    let mut events = handle.subscribe();
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            let (offers, _) = handle.jobs_view().await.unwrap();
+            if ready(&offers) {
+                return;
+            }
+            let _ = events.recv().await;
+        }
+    })
+    .await
+    .expect("offers arrived in time");
+}
+
+async fn queue(handle: &NodeHandle, shots: &str, workflow: &str, priority: i64) -> Vec<String> {
+    // Input images by hash (the stand-in GPUs do not read them).
+    let hash = blake3::hash(b"reference").to_hex().to_string();
+    let roles: &[&str] = match workflow {
+        "wan_animate" => &["input_video", "reference_image"],
+        "ltx2" | "kling_i2v" => &["first_frame"],
+        _ => &[],
+    };
+    let request = RenderRequest {
+        shots: shots.into(),
+        workflow: workflow.into(),
+        seed: None,
+        priority,
+        inputs: roles
+            .iter()
+            .map(|r| ((*r).to_owned(), hash.clone()))
+            .collect(),
+    };
+    let queued = jobs::queue_on(handle, None, request, true).await.unwrap();
+    queued.queued.into_iter().map(|q| q.job_id).collect()
+}
+
+async fn ended(handle: &NodeHandle, ids: &[String]) -> Vec<Job> {
+    tokio::time::timeout(
+        DEADLINE,
+        jobs::follow::watch_jobs(handle, None, ids, DEADLINE, |_| {}),
+    )
+    .await
+    .expect("every job ended in time")
+    .unwrap()
+}
+
+/// Four declared GPUs used by the tests below.
+fn four_gpus(ledger: &Ledger) -> Vec<GpuStandIn> {
+    vec![
+        // Big GPU, everything installed, a little busy with something else.
+        GpuStandIn::new(
+            "H100 80GB",
+            80.0,
+            &["flux_basic", "wan_animate", "ltx2"],
+            10,
+            ledger,
+        ),
+        // Mid GPU: FLUX and Wan installed, not LTX-2.
+        GpuStandIn::new(
+            "RTX 4090 24GB",
+            24.0,
+            &["flux_basic", "wan_animate"],
+            5,
+            ledger,
+        ),
+        // Small GPU: FLUX fits (12 GB), Wan installed but needs 16 GB.
+        GpuStandIn::new(
+            "RTX 3060 12GB",
+            12.0,
+            &["flux_basic", "wan_animate"],
+            0,
+            ledger,
+        ),
+        // A laptop without a GPU: only storyboard cards.
+        GpuStandIn::new("CPU only", 0.0, &[], 0, ledger),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_job_lands_where_the_placement_rule_says() {
+    let ledger = Ledger::default();
+    let mesh = mesh(40, four_gpus(&ledger)).await;
+    let editor = mesh.editor.handle();
+    let gpu_of = |node: &str| -> &str {
+        ["H100 80GB", "RTX 4090 24GB", "RTX 3060 12GB", "CPU only"]
+            [(0..4).find(|i| mesh.id(*i) == node).unwrap()]
+    };
+
+    // One job at a time on an idle mesh: the rule alone decides. FLUX: capable are
+    // H100 (10 %), 4090 (5 %), 3060 (0 %) → the 3060. Wan: H100 and 4090 (the 3060
+    // lacks VRAM) → the 4090. LTX-2: only the H100 has it installed. A card: the
+    // 3060 and the laptop are both at 0 % with empty queues → the lower node id.
+    let lowest_idle = if mesh.id(2) < mesh.id(3) { 2 } else { 3 };
+    for (shot, workflow, expected) in [
+        ("SHT-00001", "flux_basic", 2),
+        ("SHT-00002", "wan_animate", 1),
+        ("SHT-00003", "ltx2", 0),
+        ("SHT-00004", "card", lowest_idle),
+    ] {
+        let ids = queue(&editor, shot, workflow, 0).await;
+        let jobs = ended(&editor, &ids).await;
+        assert_eq!(jobs[0].state, JobState::Succeeded, "{:?}", jobs[0]);
+        assert_eq!(
+            gpu_of(&jobs[0].claimant),
+            gpu_of(&mesh.id(expected)),
+            "{workflow} went to the wrong node"
+        );
+    }
+
+    // A burst of mixed jobs: each lands only on a node that supports the workflow
+    // with enough VRAM, each runs exactly once, and the counts add up.
+    let mut ids = Vec::new();
+    ids.extend(queue(&editor, "SHT-00005..SHT-00016", "flux_basic", 0).await);
+    ids.extend(queue(&editor, "SHT-00017..SHT-00024", "wan_animate", 0).await);
+    ids.extend(queue(&editor, "SHT-00025..SHT-00028", "ltx2", 0).await);
+    ids.extend(queue(&editor, "SHT-00029..SHT-00040", "card", 0).await);
+    assert_eq!(ids.len(), 36);
+    let jobs = ended(&editor, &ids).await;
+    let mut placed: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for job in &jobs {
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+        assert_eq!(job.attempts, 1, "{job:?}");
+        *placed
+            .entry((job.workflow.clone(), gpu_of(&job.claimant).to_owned()))
+            .or_default() += 1;
+    }
+    let allowed: BTreeMap<&str, &[&str]> = BTreeMap::from([
+        (
+            "flux_basic",
+            &["H100 80GB", "RTX 4090 24GB", "RTX 3060 12GB"][..],
+        ),
+        ("wan_animate", &["H100 80GB", "RTX 4090 24GB"][..]),
+        ("ltx2", &["H100 80GB"][..]),
+        (
+            "card",
+            &["H100 80GB", "RTX 4090 24GB", "RTX 3060 12GB", "CPU only"][..],
+        ),
+    ]);
+    for ((workflow, gpu), count) in &placed {
+        assert!(
+            allowed[workflow.as_str()].contains(&gpu.as_str()),
+            "{count} {workflow} jobs ran on {gpu}: {placed:?}"
+        );
+    }
+    let count = |w: &str| {
+        placed
+            .iter()
+            .filter(|((x, _), _)| x == w)
+            .map(|(_, n)| n)
+            .sum::<usize>()
+    };
+    assert_eq!(
+        (
+            count("flux_basic"),
+            count("wan_animate"),
+            count("ltx2"),
+            count("card")
+        ),
+        (12, 8, 4, 12)
+    );
+    // The ledger agrees: 40 executions, one per job, on the node the document names.
+    let per_job = ledger.per_job();
+    assert_eq!(per_job.len(), 40);
+    assert!(per_job.values().all(|n| *n == 1), "{per_job:?}");
+    for execution in ledger.all() {
+        let job = jobs.iter().find(|j| j.job_id == execution.job_id);
+        if let Some(job) = job {
+            assert_eq!(execution.node_id, job.claimant);
+        }
+    }
+    mesh.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_jobs_each_run_exactly_once_and_progress_reaches_every_node() {
+    let ledger = Ledger::default();
+    let gpus = (0..4)
+        .map(|i| {
+            GpuStandIn::new(&format!("gpu-{i}"), 24.0, &["flux_basic"], 0, &ledger)
+                .durations(Arc::new(|_| Duration::from_millis(20)))
+        })
+        .collect();
+    let mesh = mesh(200, gpus).await;
+    let editor = mesh.editor.handle();
+    // The editor runs nothing, yet sees the workers' progress (gossip): collect it
+    // while the jobs run.
+    let mut events = editor.subscribe();
+    let updates = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&updates);
+    let collector = tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(NodeEvent::Job(update)) => sink.lock().unwrap().push(update),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    let ids = queue(&editor, "all", "flux_basic", 0).await;
+    assert_eq!(ids.len(), 200);
+    let jobs = ended(&editor, &ids).await;
+    assert!(
+        jobs.iter().all(|j| j.state == JobState::Succeeded),
+        "{jobs:?}"
+    );
+    // Counted where they ran: 200 executions, one per job.
+    let per_job = ledger.per_job();
+    assert_eq!(per_job.len(), 200, "every job executed");
+    let twice: Vec<_> = per_job.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "jobs executed more than once: {twice:?}");
+    assert!(jobs.iter().all(|j| j.attempts == 1));
+    let (_, takes) = editor.read(None, |doc| doc.takes().unwrap()).await.unwrap();
+    assert_eq!(takes.len(), 200);
+    let spread: HashSet<&str> = jobs.iter().map(|j| j.claimant.as_str()).collect();
+    assert!(
+        spread.len() >= 3,
+        "jobs spread over the workers: {spread:?}"
+    );
+
+    // Progress from other nodes arrived on the editor: running steps and the end,
+    // each naming the node that ran the job.
+    let workers: HashSet<String> = (0..4).map(|i| mesh.id(i)).collect();
+    let (_, progress) = editor.jobs_view().await.unwrap();
+    assert!(
+        progress
+            .iter()
+            .filter(|u| u.state == JobState::Succeeded)
+            .count()
+            >= 190
+    );
+    mesh.stop().await;
+    collector.abort();
+    let mut seen_running = HashSet::new();
+    let mut seen_done = HashSet::new();
+    for update in updates.lock().unwrap().drain(..) {
+        assert!(workers.contains(&update.node_id), "{update:?}");
+        match update.state {
+            JobState::Running => seen_running.insert(update.job_id),
+            JobState::Succeeded => seen_done.insert(update.job_id),
+            _ => false,
+        };
+    }
+    assert!(
+        seen_done.len() >= 190,
+        "succeeded updates reached the editor: {}",
+        seen_done.len()
+    );
+    assert!(
+        seen_running.len() >= 100,
+        "running steps: {}",
+        seen_running.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_runs_retry_on_another_node_and_a_failing_node_pauses() {
+    let ledger = Ledger::default();
+    // The broken GPU is the idlest, so the rule tries it first; only it has Wan.
+    let gpus = vec![
+        GpuStandIn::new("broken", 24.0, &["flux_basic", "wan_animate"], 0, &ledger).broken(),
+        GpuStandIn::new("healthy", 24.0, &["flux_basic"], 50, &ledger),
+    ];
+    let mesh = mesh(8, gpus).await;
+    let editor = mesh.editor.handle();
+    let broken = mesh.id(0);
+    let healthy = mesh.id(1);
+
+    // One FLUX job: the broken node takes it and fails; the retry goes to the other
+    // node, and the job keeps the error and who failed it.
+    let ids = queue(&editor, "SHT-00001", "flux_basic", 0).await;
+    let job = ended(&editor, &ids).await.remove(0);
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    assert_eq!(job.claimant, healthy);
+    assert_eq!(job.attempts, 2);
+    assert_eq!(job.failures.get(&broken), Some(&1), "{job:?}");
+    assert!(job.error.contains("illegal memory access"), "{}", job.error);
+
+    // Two Wan jobs only the broken node can run: each fails there twice, after which
+    // the node is ruled out for it and the job fails saying so (one attempt unused).
+    // That makes five failures in a row: the node pauses and says why.
+    let wan = queue(&editor, "SHT-00002..SHT-00003", "wan_animate", 0).await;
+    let failed = ended(&editor, &wan).await;
+    for job in &failed {
+        assert_eq!(job.state, JobState::Failed, "{job:?}");
+        assert_eq!(job.attempts, 2, "{job:?}");
+        assert_eq!(job.failures.get(&broken), Some(&2), "{job:?}");
+        assert!(job.error.contains("not retried"), "{}", job.error);
+    }
+    assert!(
+        failed[0].error.contains("failed it twice"),
+        "{}",
+        failed[0].error
+    );
+    let failures = ledger.all().iter().filter(|e| e.failed).count();
+    assert_eq!(failures, jobs::PAUSE_AFTER_FAILURES as usize);
+    let paused = mesh.workers[0].handle().worker().paused.unwrap_or_default();
+    assert!(paused.contains("5 jobs failed in a row"), "{paused}");
+    until_offers(&editor, |offers| {
+        offers.iter().any(|o| {
+            o.node_id == broken
+                && o.paused
+                    .as_deref()
+                    .is_some_and(|p| p.contains("failed in a row"))
+        })
+    })
+    .await;
+    // Presence shows it too (`reelmesh status`), from its next heartbeat on.
+    let mut presence = editor.subscribe();
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            let status = editor.status().await.unwrap();
+            let row = status.peers.iter().find(|p| p.node_id == broken).unwrap();
+            let detail = row.status_detail.clone().unwrap_or_default();
+            if detail.contains("paused: 5 jobs failed in a row") {
+                assert_eq!(row.status, "error");
+                return;
+            }
+            let _ = presence.recv().await;
+        }
+    })
+    .await
+    .expect("presence says the node is paused");
+
+    // While paused it gets nothing: new FLUX jobs all run on the healthy node.
+    let more = queue(&editor, "SHT-00004..SHT-00006", "flux_basic", 0).await;
+    for job in ended(&editor, &more).await {
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+        assert_eq!((job.claimant.as_str(), job.attempts), (healthy.as_str(), 1));
+    }
+    assert_eq!(ledger.all().iter().filter(|e| e.failed).count(), failures);
+    mesh.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_no_node_can_run_says_why_and_priorities_go_first() {
+    let ledger = Ledger::default();
+    let mesh = mesh(6, four_gpus(&ledger)).await;
+    let editor = mesh.editor.handle();
+    // Kling is installed nowhere; SVI needs 16 GB and is installed nowhere either.
+    let ids = queue(&editor, "SHT-00001", "kling_i2v", 0).await;
+    let reasons = jobs::waiting_reasons(&editor, None).await.unwrap();
+    let why = reasons.get(&ids[0]).cloned().unwrap_or_default();
+    assert!(
+        why.starts_with("no node can run workflow kling_i2v: "),
+        "{why}"
+    );
+    assert!(why.contains(": missing "), "{why}");
+    for i in 0..4 {
+        let tail: String = mesh
+            .id(i)
+            .chars()
+            .rev()
+            .take(6)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect();
+        assert!(why.contains(&tail), "{why} names node {i}");
+    }
+    // LTX-2: only the H100 can run it, and does; a running or ended job has no reason.
+    let ltx = queue(&editor, "SHT-00002", "ltx2", 0).await;
+    let done = ended(&editor, &ltx).await;
+    assert_eq!(done[0].state, JobState::Succeeded);
+    let reasons = jobs::waiting_reasons(&editor, None).await.unwrap();
+    assert!(!reasons.contains_key(&ltx[0]));
+    assert!(
+        reasons.contains_key(&ids[0]),
+        "the kling job still waits, with its reason"
+    );
+    mesh.stop().await;
+}
