@@ -27,16 +27,6 @@ struct Mesh {
     _dirs: Vec<tempfile::TempDir>,
 }
 
-fn logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "reelmesh_node=info".into()),
-        )
-        .with_test_writer()
-        .try_init();
-}
-
 fn addr(node: &Node) -> Multiaddr {
     node.listen_addrs()[0]
         .clone()
@@ -54,7 +44,7 @@ fn config(dir: &std::path::Path, peers: Vec<Multiaddr>) -> NodeConfig {
 /// entry of `comfy` (with that ComfyUI, or none), all connected to the editor and
 /// holding the project.
 async fn mesh(shots: u64, comfy: Vec<Option<String>>) -> Mesh {
-    logs();
+    crate::logs();
     let editor_dir = tempfile::tempdir().unwrap();
     keys::store_mesh_key(editor_dir.path(), KEY).unwrap();
     let data = DataDir::open(editor_dir.path()).unwrap();
