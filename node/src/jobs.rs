@@ -455,11 +455,8 @@ impl Runner {
                 }
                 _ = tick.tick() => {
                     offers_dirty = true;
-                    if self.running.is_none() && !self.held.is_empty() {
-                        let first = &self.held[0];
-                        let indexed = self.index.get(&first.project_id).and_then(|p| p.jobs.get(&first.job_id)).map(|j| (j.state, clip_tail(&j.claimant).to_owned()));
-                        let holders: Vec<String> = self.offers.iter().filter(|o| o.holding.iter().any(|(h, _)| *h == first.job_id)).map(|o| clip_tail(&o.node_id).to_owned()).collect();
-                        debug!(me = %clip_tail(&self.node_id), held = self.held.len(), job = %first.job_id, attempt = first.attempt, ?indexed, ?holders, due_in = ?first.runnable_at.checked_duration_since(Instant::now()), "holding jobs, none running");
+                    if let (None, Some(first)) = (&self.running, self.held.first()) {
+                        debug!(held = self.held.len(), job = %first.job_id, "holding jobs, none running");
                     }
                     if let Err(e) = self.expire_leases().await {
                         warn!("job runner: checking leases failed: {e}");
@@ -541,7 +538,6 @@ impl Runner {
     async fn step(&mut self, offers_dirty: bool) -> Result<(), NodeError> {
         self.refresh_index().await?;
         self.check_running();
-        self.end_cancelled_queued();
         if let Some((until, _)) = &self.pause
             && Instant::now() >= *until
         {
@@ -601,16 +597,14 @@ impl Runner {
         }
         let mut want = 1_u32;
         if let Some(mean) = self.mean_run {
-            let mean_s = mean.as_secs_f64().max(1e-4);
-            let ahead = (LOOKAHEAD.as_secs_f64() / mean_s).floor();
-            want += if ahead >= f64::from(MAX_LOCAL_QUEUE) {
-                MAX_LOCAL_QUEUE
-            } else {
-                // Truncation intended: whole jobs.
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                let n = ahead as u32;
-                n
-            };
+            let ahead = (LOOKAHEAD.as_secs_f64() / mean.as_secs_f64().max(1e-4))
+                .floor()
+                .min(f64::from(MAX_LOCAL_QUEUE));
+            // In 0..=MAX_LOCAL_QUEUE: whole jobs.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            {
+                want += ahead as u32;
+            }
             // A long job near its end: claim the next one now.
             if let Some(running) = &self.running
                 && running.started.elapsed() + LOOKAHEAD >= mean
@@ -726,7 +720,8 @@ impl Runner {
                 Err(NodeError::Request(_)) => continue,
                 Err(e) => return Err(e),
             };
-            let entry = self.index.entry(project_id).or_default();
+            let ended: Vec<Job> = jobs.iter().filter_map(|j| self.unstartable(j)).collect();
+            let entry = self.index.entry(project_id.clone()).or_default();
             if full {
                 entry.jobs.clear();
                 entry.queued.clear();
@@ -747,6 +742,10 @@ impl Runner {
                     };
                 }
                 entry.put(job);
+            }
+            for job in ended {
+                info!(job = %job.job_id, "job {} before it started", job.state);
+                self.queue_write(&project_id, job);
             }
         }
         Ok(())
@@ -783,47 +782,28 @@ impl Runner {
         }
     }
 
-    /// Queued jobs someone asked to cancel end as canceled (any node may write it:
-    /// the same write from several nodes is harmless). A job naming a workflow this
-    /// node does not know fails, when this node queued it.
-    fn end_cancelled_queued(&mut self) {
-        let mut ended = Vec::new();
-        for (project_id, project) in &self.index {
-            for key in &project.queued {
-                let Some(job) = project.jobs.get(&key.2) else {
-                    continue;
-                };
-                let pending = self
-                    .pending
-                    .get(project_id)
-                    .is_some_and(|p| p.contains_key(&job.job_id));
-                if pending {
-                    continue;
-                }
-                if job.cancel_requested {
-                    let mut job = job.clone();
-                    job.state = JobState::Canceled;
-                    job.error = String::new();
-                    job.finished_at_ms = now_ms();
-                    ended.push((project_id.clone(), job));
-                } else if job.created_by == self.node_id
-                    && self.catalog.get(&job.workflow).is_none()
-                {
-                    let mut job = job.clone();
-                    job.state = JobState::Failed;
-                    job.error = format!(
-                        "unknown workflow '{}' (not in this node's catalog)",
-                        job.workflow
-                    );
-                    job.finished_at_ms = now_ms();
-                    ended.push((project_id.clone(), job));
-                }
-            }
+    /// A queued job that changed and can never run here: canceled by a user (any
+    /// node may write it: the same write from several nodes is harmless), or, when
+    /// this node queued it, naming a workflow this node does not know.
+    fn unstartable(&self, job: &Job) -> Option<Job> {
+        if job.state != JobState::Queued {
+            return None;
         }
-        for (project_id, job) in ended {
-            info!(job = %job.job_id, "job {} before it started", job.state);
-            self.queue_write(&project_id, job);
+        let mut ended = job.clone();
+        if job.cancel_requested {
+            ended.state = JobState::Canceled;
+            ended.error = String::new();
+        } else if job.created_by == self.node_id && self.catalog.get(&job.workflow).is_none() {
+            ended.state = JobState::Failed;
+            ended.error = format!(
+                "unknown workflow '{}' (not in this node's catalog)",
+                job.workflow
+            );
+        } else {
+            return None;
         }
+        ended.finished_at_ms = now_ms();
+        Some(ended)
     }
 
     fn queue_write(&mut self, project_id: &str, job: Job) {
@@ -1081,7 +1061,7 @@ impl Runner {
             steps: self.steps_tx.clone(),
             cancel: cancel.clone(),
         };
-        info!(job = %job.job_id, shot = %held.shot_code, workflow = %job.workflow, attempt = job.attempts, node = %clip_tail(&self.node_id), "job running");
+        info!(job = %job.job_id, shot = %held.shot_code, workflow = %job.workflow, attempt = job.attempts, node = %placement::short_id(&self.node_id), "job running");
         let executor = Arc::clone(&self.executor);
         let done = self.done_tx.clone();
         let job_id = job.job_id.clone();
@@ -1485,13 +1465,6 @@ impl Runner {
         }
         Ok(())
     }
-}
-
-/// The last 6 characters of a node id, for logs.
-fn clip_tail(node_id: &str) -> &str {
-    node_id
-        .get(node_id.len().saturating_sub(6)..)
-        .unwrap_or(node_id)
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary, with "…" when cut.

@@ -16,7 +16,7 @@
 //! jobs and the offers, two nodes that see the same offers compute the same
 //! assignment and exactly one of them claims each job. When they saw different offers
 //! (a lost message, a partition) both may claim; the document's merge keeps one
-//! claimant ([`claim_winner`]) and the other drops the job before or while running it.
+//! claimant (the `claimant` register's merged winner) and the other drops the job before or while running it.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -74,16 +74,19 @@ impl Offer {
 
     fn name(&self) -> String {
         if self.host.is_empty() {
-            short(&self.node_id)
+            short_id(&self.node_id).to_owned()
         } else {
-            format!("{} ({})", self.host, short(&self.node_id))
+            format!("{} ({})", self.host, short_id(&self.node_id))
         }
     }
 }
 
-fn short(node_id: &str) -> String {
-    let tail = node_id.len().saturating_sub(6);
-    node_id.get(tail..).unwrap_or(node_id).to_owned()
+/// The last 6 characters of a node id: enough to tell nodes apart in text.
+#[must_use]
+pub fn short_id(node_id: &str) -> &str {
+    node_id
+        .get(node_id.len().saturating_sub(6)..)
+        .unwrap_or(node_id)
 }
 
 /// How many runs of `job` failed on `node_id`.
@@ -214,14 +217,6 @@ pub fn why_waiting(job: &Job, offers: &[Offer]) -> String {
         usable.len(),
         names.join(", ")
     )
-}
-
-/// Whether `node_id` keeps its run of a job after a merge: the claimant written in
-/// the merged document is the one every node agrees on; any other node that was
-/// running it cancels its run.
-#[must_use]
-pub fn claim_winner(job: &Job, node_id: &str) -> bool {
-    job.claimant == node_id
 }
 
 #[cfg(test)]

@@ -304,36 +304,29 @@ pub struct LiveJobs {
     pub waiting: BTreeMap<String, String>,
 }
 
-fn live_jobs(data_root: &Path, project: Option<&str>) -> Result<LiveJobs> {
-    let Some(reply) = control::request(
-        data_root,
-        &Request::Jobs {
-            project: project.map(str::to_owned),
-        },
-    )?
-    else {
-        return Ok(LiveJobs::default());
-    };
-    Ok(LiveJobs {
-        progress: serde_json::from_value(reply.get("progress").cloned().unwrap_or_default())
-            .unwrap_or_default(),
-        waiting: serde_json::from_value(reply.get("waiting").cloned().unwrap_or_default())
-            .unwrap_or_default(),
-    })
-}
-
 /// The jobs and takes of a project, from the node or from disk.
 pub fn jobs_and_takes(data_root: &Path, project: Option<&str>) -> Result<JobsAndTakes> {
+    Ok(jobs_with_live(data_root, project)?.0)
+}
+
+/// The jobs and takes, plus what the running node knows beyond the document (one
+/// request; nothing live without a running node).
+fn jobs_with_live(data_root: &Path, project: Option<&str>) -> Result<(JobsAndTakes, LiveJobs)> {
     if let Some(reply) = control::request(
         data_root,
         &Request::Jobs {
             project: project.map(str::to_owned),
         },
     )? {
-        let jobs = serde_json::from_value(reply.get("jobs").cloned().unwrap_or_default())?;
-        let takes = serde_json::from_value(reply.get("takes").cloned().unwrap_or_default())?;
-        let shots = serde_json::from_value(reply.get("shots").cloned().unwrap_or_default())?;
-        return Ok((jobs, takes, shots));
+        let field = |name: &str| reply.get(name).cloned().unwrap_or_default();
+        let jobs = serde_json::from_value(field("jobs"))?;
+        let takes = serde_json::from_value(field("takes"))?;
+        let shots = serde_json::from_value(field("shots"))?;
+        let live = LiveJobs {
+            progress: serde_json::from_value(field("progress")).unwrap_or_default(),
+            waiting: serde_json::from_value(field("waiting")).unwrap_or_default(),
+        };
+        return Ok(((jobs, takes, shots), live));
     }
     let data = crate::store::DataDir::open(data_root)?;
     let _lock = data.lock()?;
@@ -344,7 +337,7 @@ pub fn jobs_and_takes(data_root: &Path, project: Option<&str>) -> Result<JobsAnd
         .into_iter()
         .map(|(s, _)| (s.shot_id, s.code))
         .collect();
-    Ok((doc.jobs()?, doc.takes()?, shots))
+    Ok(((doc.jobs()?, doc.takes()?, shots), LiveJobs::default()))
 }
 
 /// `reelmesh jobs`.
@@ -354,8 +347,7 @@ pub fn print_jobs(
     project: Option<&str>,
     json: bool,
 ) -> Result<()> {
-    let (jobs, _, shots) = jobs_and_takes(data_root, project)?;
-    let live = live_jobs(data_root, project)?;
+    let ((jobs, _, shots), live) = jobs_with_live(data_root, project)?;
     if json {
         serde_json::to_writer_pretty(&mut *out, &jobs)?;
         writeln!(out)?;

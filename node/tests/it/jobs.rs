@@ -1,116 +1,26 @@
-//! Jobs across the mesh: real nodes on loopback bid on gossip, claim in the
+//! Jobs across the mesh: real nodes on loopback offer on gossip, claim in the
 //! document, and a claimant that goes silent loses its lease. Waiting is on events
 //! with deadlines.
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure by design
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use libp2p::Multiaddr;
-use reelmesh_node::jobs::{self, queue::RenderRequest};
 use reelmesh_node::mesh::keys;
-use reelmesh_node::node::{Node, NodeConfig, NodeHandle};
+use reelmesh_node::node::{Node, NodeConfig};
 use reelmesh_node::store::DataDir;
-use reelmesh_protocol::document::Position;
-use reelmesh_protocol::jobs::{Job, JobState};
-use reelmesh_protocol::model::{Shot, ShotCode};
+use reelmesh_protocol::jobs::JobState;
 
 use crate::comfy_double::{ComfyDouble, DoubleOptions, Script};
+use crate::meshkit::{self, DEADLINE, KEY, Mesh, Setup, addr, config, ended, queue};
 
-const KEY: [u8; 32] = [0x17; 32];
-const DEADLINE: Duration = Duration::from_secs(90);
-
-struct Mesh {
-    editor: Node,
-    workers: Vec<Node>,
-    _dirs: Vec<tempfile::TempDir>,
-}
-
-fn addr(node: &Node) -> Multiaddr {
-    node.listen_addrs()[0]
-        .clone()
-        .with(libp2p::multiaddr::Protocol::P2p(node.handle().peer_id()))
-}
-
-fn config(dir: &std::path::Path, peers: Vec<Multiaddr>) -> NodeConfig {
-    let mut config = NodeConfig::loopback(dir.to_owned(), peers);
-    config.heartbeat = Duration::from_millis(300);
-    config.offline_after = Duration::from_secs(2);
-    config
-}
-
-/// An editor (runs no jobs) holding a project of `shots` shots, and one worker per
-/// entry of `comfy` (with that ComfyUI, or none), all connected to the editor and
-/// holding the project.
+/// A mesh whose workers use these ComfyUIs (or none).
 async fn mesh(shots: u64, comfy: Vec<Option<String>>) -> Mesh {
-    crate::logs();
-    let editor_dir = tempfile::tempdir().unwrap();
-    keys::store_mesh_key(editor_dir.path(), KEY).unwrap();
-    let data = DataDir::open(editor_dir.path()).unwrap();
-    let mut store = data.create_project("메쉬").unwrap();
-    let project_id = store.doc().project_id().unwrap();
-    let list: Vec<Shot> = (1..=shots)
-        .map(|i| {
-            let mut shot = Shot::new(ShotCode(i), 24);
-            shot.action = format!("장면 {i}");
-            shot
-        })
+    let setups: Vec<Setup> = comfy
+        .into_iter()
+        .map(|url| -> Setup { Box::new(move |c: &mut NodeConfig| c.comfy_url = url) })
         .collect();
-    store.doc_mut().add_shots(&list, &Position::End).unwrap();
-    store.save().unwrap();
-    drop(store);
-    let mut editor_config = config(editor_dir.path(), vec![]);
-    editor_config.run_jobs = false;
-    let editor = Node::start(editor_config).await.unwrap();
-    let (_, _, heads) = editor.handle().project(None).await.unwrap();
-    let mut workers = Vec::new();
-    let mut dirs = vec![editor_dir];
-    for comfy_url in comfy {
-        let dir = tempfile::tempdir().unwrap();
-        keys::store_mesh_key(dir.path(), KEY).unwrap();
-        let data = DataDir::open(dir.path()).unwrap();
-        data.add_replica(&project_id).unwrap();
-        data.set_current_project(&project_id).unwrap();
-        let mut worker_config = config(dir.path(), vec![addr(&editor)]);
-        worker_config.comfy_url = comfy_url;
-        let worker = Node::start(worker_config).await.unwrap();
-        worker
-            .handle()
-            .wait_for_heads(None, heads.clone(), DEADLINE)
-            .await
-            .unwrap();
-        worker.handle().worker_settled(DEADLINE).await;
-        workers.push(worker);
-        dirs.push(dir);
-    }
-    Mesh {
-        editor,
-        workers,
-        _dirs: dirs,
-    }
-}
-
-async fn queue(handle: &NodeHandle, shots: &str, workflow: &str) -> Vec<String> {
-    let request = RenderRequest {
-        shots: shots.into(),
-        workflow: workflow.into(),
-        seed: None,
-        priority: 0,
-        inputs: Default::default(),
-    };
-    let queued = jobs::queue_on(handle, None, request, true).await.unwrap();
-    queued.queued.into_iter().map(|q| q.job_id).collect()
-}
-
-async fn ended(handle: &NodeHandle, ids: &[String]) -> Vec<Job> {
-    tokio::time::timeout(
-        DEADLINE,
-        jobs::follow::watch_jobs(handle, None, ids, DEADLINE, |_| {}),
-    )
-    .await
-    .expect("every job ended in time")
-    .unwrap()
+    meshkit::mesh(shots, setups).await
 }
 
 fn models_of(workflow: &str) -> Vec<String> {
@@ -129,7 +39,7 @@ fn models_of(workflow: &str) -> Vec<String> {
 async fn jobs_spread_over_the_mesh_and_each_runs_exactly_once() {
     let mesh = mesh(40, vec![None, None, None]).await;
     let editor = mesh.editor.handle();
-    let ids = queue(&editor, "all", "card").await;
+    let ids = queue(&editor, "all", "card", 0).await;
     let jobs = ended(&editor, &ids).await;
     assert!(
         jobs.iter().all(|j| j.state == JobState::Succeeded),
@@ -170,7 +80,7 @@ async fn a_job_goes_only_to_a_node_that_can_run_it() {
     let mesh = mesh(6, vec![Some(double.url()), None]).await;
     let editor = mesh.editor.handle();
     let flux_node = mesh.workers[0].handle().peer_id().to_string();
-    let ids = queue(&editor, "all", "flux_basic").await;
+    let ids = queue(&editor, "all", "flux_basic", 0).await;
     let jobs = ended(&editor, &ids).await;
     for job in &jobs {
         assert_eq!(job.state, JobState::Succeeded, "{job:?}");
@@ -196,7 +106,7 @@ async fn a_claimant_that_goes_silent_loses_its_job_to_another_node() {
     });
     let mut mesh = mesh(1, vec![Some(first.url())]).await;
     let editor = mesh.editor.handle();
-    let ids = queue(&editor, "all", "flux_basic").await;
+    let ids = queue(&editor, "all", "flux_basic", 0).await;
     let mut events = mesh.workers[0].handle().subscribe();
     tokio::time::timeout(DEADLINE, async {
         loop {

@@ -13,6 +13,7 @@ mod cli;
 mod comfy;
 mod jobs;
 mod mesh;
+mod meshkit;
 mod partition;
 mod placement;
 mod render;

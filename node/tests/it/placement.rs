@@ -9,166 +9,20 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use libp2p::Multiaddr;
-use reelmesh_node::jobs::{self, queue::RenderRequest};
-use reelmesh_node::mesh::keys;
-use reelmesh_node::node::{Node, NodeConfig, NodeEvent, NodeHandle};
-use reelmesh_node::store::DataDir;
-use reelmesh_protocol::document::Position;
-use reelmesh_protocol::jobs::{Job, JobState};
-use reelmesh_protocol::model::{Shot, ShotCode};
+use reelmesh_node::jobs;
+use reelmesh_node::node::{NodeConfig, NodeEvent};
+use reelmesh_protocol::jobs::JobState;
 
 use crate::gpu_standin::{GpuStandIn, Ledger};
+use crate::meshkit::{self, DEADLINE, Mesh, Setup, ended, queue, until_offers};
 
-const KEY: [u8; 32] = [0x29; 32];
-const DEADLINE: Duration = Duration::from_secs(90);
-
-struct Mesh {
-    editor: Node,
-    workers: Vec<Node>,
-    _dirs: Vec<tempfile::TempDir>,
-}
-
-impl Mesh {
-    fn id(&self, i: usize) -> String {
-        self.workers[i].handle().peer_id().to_string()
-    }
-
-    async fn stop(self) {
-        self.editor.stop().await.unwrap();
-        for worker in self.workers {
-            worker.stop().await.unwrap();
-        }
-    }
-}
-
-fn addr(node: &Node) -> Multiaddr {
-    node.listen_addrs()[0]
-        .clone()
-        .with(libp2p::multiaddr::Protocol::P2p(node.handle().peer_id()))
-}
-
-fn config(dir: &std::path::Path, peers: Vec<Multiaddr>) -> NodeConfig {
-    let mut config = NodeConfig::loopback(dir.to_owned(), peers);
-    config.heartbeat = Duration::from_millis(300);
-    config.offline_after = Duration::from_secs(2);
-    config.lease = Duration::from_secs(3);
-    config
-}
-
-/// An editor (runs no jobs) holding a project of `shots` shots, and one worker per
-/// GPU stand-in, all connected to the editor, holding the project and offering.
+/// A mesh whose workers are these GPU stand-ins.
 async fn mesh(shots: u64, gpus: Vec<GpuStandIn>) -> Mesh {
-    crate::logs();
-    let editor_dir = tempfile::tempdir().unwrap();
-    keys::store_mesh_key(editor_dir.path(), KEY).unwrap();
-    let data = DataDir::open(editor_dir.path()).unwrap();
-    let mut store = data.create_project("배치").unwrap();
-    let project_id = store.doc().project_id().unwrap();
-    let list: Vec<Shot> = (1..=shots)
-        .map(|i| {
-            let mut shot = Shot::new(ShotCode(i), 24);
-            shot.action = format!("장면 {i}");
-            shot
-        })
+    let setups: Vec<Setup> = gpus
+        .into_iter()
+        .map(|gpu| -> Setup { Box::new(move |c: &mut NodeConfig| c.executor = Some(gpu.slot())) })
         .collect();
-    store.doc_mut().add_shots(&list, &Position::End).unwrap();
-    store.save().unwrap();
-    drop(store);
-    let mut editor_config = config(editor_dir.path(), vec![]);
-    editor_config.run_jobs = false;
-    let editor = Node::start(editor_config).await.unwrap();
-    let (_, _, heads) = editor.handle().project(None).await.unwrap();
-    let mut workers: Vec<Node> = Vec::new();
-    let mut dirs = vec![editor_dir];
-    for gpu in gpus {
-        let dir = tempfile::tempdir().unwrap();
-        keys::store_mesh_key(dir.path(), KEY).unwrap();
-        let data = DataDir::open(dir.path()).unwrap();
-        data.add_replica(&project_id).unwrap();
-        data.set_current_project(&project_id).unwrap();
-        // A LAN: every node dials the editor and the workers before it (mDNS would
-        // connect them all the same way).
-        let peers = std::iter::once(addr(&editor))
-            .chain(workers.iter().map(addr))
-            .collect();
-        let mut worker_config = config(dir.path(), peers);
-        worker_config.executor = Some(gpu.slot());
-        let worker = Node::start(worker_config).await.unwrap();
-        worker
-            .handle()
-            .wait_for_heads(None, heads.clone(), DEADLINE)
-            .await
-            .unwrap();
-        workers.push(worker);
-        dirs.push(dir);
-    }
-    let mesh = Mesh {
-        editor,
-        workers,
-        _dirs: dirs,
-    };
-    // Every worker's offer has reached every node (the rule is computed on the same
-    // offers everywhere).
-    let want: HashSet<String> = (0..mesh.workers.len()).map(|i| mesh.id(i)).collect();
-    for node in std::iter::once(&mesh.editor).chain(&mesh.workers) {
-        until_offers(&node.handle(), |offers| {
-            want.iter().all(|w| offers.iter().any(|o| o.node_id == *w))
-        })
-        .await;
-    }
-    mesh
-}
-
-/// Wait until the node's live offers satisfy `ready`.
-async fn until_offers(
-    handle: &NodeHandle,
-    ready: impl Fn(&[reelmesh_protocol::placement::Offer]) -> bool,
-) {
-    let mut events = handle.subscribe();
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            let (offers, _) = handle.jobs_view().await.unwrap();
-            if ready(&offers) {
-                return;
-            }
-            let _ = events.recv().await;
-        }
-    })
-    .await
-    .expect("offers arrived in time");
-}
-
-async fn queue(handle: &NodeHandle, shots: &str, workflow: &str, priority: i64) -> Vec<String> {
-    // Input images by hash (the stand-in GPUs do not read them).
-    let hash = blake3::hash(b"reference").to_hex().to_string();
-    let roles: &[&str] = match workflow {
-        "wan_animate" => &["input_video", "reference_image"],
-        "ltx2" | "kling_i2v" => &["first_frame"],
-        _ => &[],
-    };
-    let request = RenderRequest {
-        shots: shots.into(),
-        workflow: workflow.into(),
-        seed: None,
-        priority,
-        inputs: roles
-            .iter()
-            .map(|r| ((*r).to_owned(), hash.clone()))
-            .collect(),
-    };
-    let queued = jobs::queue_on(handle, None, request, true).await.unwrap();
-    queued.queued.into_iter().map(|q| q.job_id).collect()
-}
-
-async fn ended(handle: &NodeHandle, ids: &[String]) -> Vec<Job> {
-    tokio::time::timeout(
-        DEADLINE,
-        jobs::follow::watch_jobs(handle, None, ids, DEADLINE, |_| {}),
-    )
-    .await
-    .expect("every job ended in time")
-    .unwrap()
+    meshkit::mesh(shots, setups).await
 }
 
 /// Four declared GPUs used by the tests below.
