@@ -80,6 +80,9 @@ pub const FIRST_PAUSE: Duration = Duration::from_secs(30);
 const LONGEST_PAUSE: Duration = Duration::from_secs(600);
 /// How often leases are looked at and the offer re-sent.
 const TICK: Duration = Duration::from_secs(1);
+/// A job the document says this node holds, which it does not, is given back after
+/// this long (a merge in flight may still explain it before then).
+const ORPHAN_GRACE: Duration = Duration::from_secs(2);
 /// Progress goes on gossip at most this often per job (state changes always go).
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// Results wait at most this long to be written together.
@@ -240,6 +243,7 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) {
         pause: None,
         next_pause: FIRST_PAUSE,
         alone: true,
+        unheld: HashMap::new(),
     };
     tokio::spawn(runner.run(cancel));
 }
@@ -268,6 +272,8 @@ fn order_key(job: &Job) -> OrderKey {
 struct ProjectJobs {
     jobs: HashMap<String, Job>,
     queued: BTreeSet<OrderKey>,
+    /// Claimed or running jobs (whose leases are watched).
+    held: BTreeSet<String>,
     codes: HashMap<String, String>,
 }
 
@@ -281,8 +287,27 @@ impl ProjectJobs {
         if job.state == JobState::Queued {
             self.queued.insert(order_key(&job));
         }
+        if is_held(job.state) {
+            self.held.insert(job.job_id.clone());
+        } else {
+            self.held.remove(&job.job_id);
+        }
         self.jobs.insert(job.job_id.clone(), job);
     }
+
+    fn clear(&mut self) {
+        self.jobs.clear();
+        self.queued.clear();
+        self.held.clear();
+    }
+}
+
+/// A claim in force: the claimant holds the job, whether or not it runs yet. After
+/// concurrent claims merge, the state may say `running` (the losing node's write)
+/// while the claimant register names the winner, which has not started: both
+/// states mean "the claimant's".
+fn is_held(state: JobState) -> bool {
+    matches!(state, JobState::Claimed | JobState::Running)
 }
 
 /// A job this node holds: claimed (settling or waiting for the GPU) or running.
@@ -361,6 +386,9 @@ struct Runner {
     next_pause: Duration,
     /// No peer connected (claims need no settling).
     alone: bool,
+    /// Claimed jobs seen without anyone holding them, since when (see
+    /// [`Runner::expire_leases`]).
+    unheld: HashMap<String, Instant>,
 }
 
 /// Write a batch of job states and takes (one change per project). A job whose
@@ -723,8 +751,7 @@ impl Runner {
             let ended: Vec<Job> = jobs.iter().filter_map(|j| self.unstartable(j)).collect();
             let entry = self.index.entry(project_id.clone()).or_default();
             if full {
-                entry.jobs.clear();
-                entry.queued.clear();
+                entry.clear();
             }
             for job in jobs {
                 if !job.claimant.is_empty()
@@ -758,9 +785,10 @@ impl Runner {
         let me = &self.node_id;
         self.held.retain(|h| match index.get(&h.project_id) {
             None => true,
-            Some(p) => p.jobs.get(&h.job_id).is_some_and(|j| {
-                j.claimant == *me && j.state == JobState::Claimed && !j.cancel_requested
-            }),
+            Some(p) => p
+                .jobs
+                .get(&h.job_id)
+                .is_some_and(|j| j.claimant == *me && is_held(j.state) && !j.cancel_requested),
         });
         let Some(running) = &mut self.running else {
             return;
@@ -990,7 +1018,7 @@ impl Runner {
             self.held.remove(pos);
             return;
         };
-        if job.claimant != self.node_id || job.state != JobState::Claimed || job.cancel_requested {
+        if job.claimant != self.node_id || !is_held(job.state) || job.cancel_requested {
             info!(job = %job.job_id, "our claim did not hold (another node's won, or a cancel); not running it");
             self.held.remove(pos);
             return;
@@ -1323,7 +1351,7 @@ impl Runner {
             else {
                 continue;
             };
-            if job.claimant != self.node_id || job.state != JobState::Claimed {
+            if job.claimant != self.node_id || !is_held(job.state) {
                 continue;
             }
             job.state = JobState::Queued;
@@ -1367,9 +1395,19 @@ impl Runner {
         Ok(takes)
     }
 
-    /// Claims whose node has gone silent (no presence heartbeat for the lease) go
-    /// back to the queue, by whichever node notices first (the same write from
-    /// several nodes is harmless). The attempt was counted at the claim.
+    /// Put claims back in the queue when nobody works on them (attempt kept, so a
+    /// job that used its last attempt fails). Three cases, each seen from this node,
+    /// costing the claimed jobs only:
+    /// - the claimant has been silent on gossip for the lease time (crashed, cut
+    ///   off);
+    /// - the claimant is alive but its offers have not listed the job for twice the
+    ///   lease (it lost track of it: a bug, or a peer that lies);
+    /// - the claimant is this node, which holds no such claim (a merge named it
+    ///   after it let the job go), for [`ORPHAN_GRACE`].
+    ///
+    /// Several nodes may do this for the same job at once: they write the same
+    /// values. A node that in fact finished the job meanwhile has its take, which
+    /// the next claimant finds before running it.
     async fn expire_leases(&mut self) -> Result<(), NodeError> {
         let status = self.handle.status().await?;
         let lease_secs = self.lease.as_secs_f64();
@@ -1383,24 +1421,69 @@ impl Runner {
                 None => now_ms().saturating_sub(started_at_ms) > lease_ms,
             }
         };
+        let now = Instant::now();
+        let mine: HashSet<&str> = self
+            .held
+            .iter()
+            .map(|h| h.job_id.as_str())
+            .chain(self.running.iter().map(|r| r.held.job_id.as_str()))
+            .collect();
         let mut expired = Vec::new();
+        let mut unheld_now = HashMap::new();
         for (project_id, project) in &self.index {
-            for job in project.jobs.values() {
-                if matches!(job.state, JobState::Claimed | JobState::Running)
-                    && !job.claimant.is_empty()
-                    && job.claimant != self.node_id
-                    && silent(&job.claimant, job.started_at_ms)
-                {
-                    expired.push((project_id.clone(), job.clone()));
+            for job in project.held.iter().filter_map(|id| project.jobs.get(id)) {
+                if job.claimant.is_empty() {
+                    continue;
                 }
+                let why = if job.claimant == self.node_id {
+                    let pending = self
+                        .pending
+                        .get(project_id)
+                        .is_some_and(|p| p.contains_key(&job.job_id));
+                    if mine.contains(job.job_id.as_str()) || pending {
+                        continue;
+                    }
+                    let since = *self.unheld.get(&job.job_id).unwrap_or(&now);
+                    unheld_now.insert(job.job_id.clone(), since);
+                    if now.duration_since(since) < ORPHAN_GRACE {
+                        continue;
+                    }
+                    format!(
+                        "node {} holds no run for attempt {}",
+                        placement::short_id(&job.claimant),
+                        job.attempts
+                    )
+                } else if silent(&job.claimant, job.started_at_ms) {
+                    format!(
+                        "lease expired: node {} went silent during attempt {}",
+                        job.claimant, job.attempts
+                    )
+                } else if let Some(offer) = self.offers.iter().find(|o| o.node_id == job.claimant) {
+                    if offer.holding.iter().any(|(id, _)| *id == job.job_id) {
+                        continue;
+                    }
+                    let since = *self.unheld.get(&job.job_id).unwrap_or(&now);
+                    unheld_now.insert(job.job_id.clone(), since);
+                    if now.duration_since(since) < self.lease * 2 {
+                        continue;
+                    }
+                    format!(
+                        "lease expired: node {} is up but has not held attempt {} for {} s",
+                        placement::short_id(&job.claimant),
+                        job.attempts,
+                        (self.lease * 2).as_secs()
+                    )
+                } else {
+                    continue;
+                };
+                expired.push((project_id.clone(), job.clone(), why));
             }
         }
-        for (project_id, mut job) in expired {
-            warn!(job = %job.job_id, node = %job.claimant, "lease expired: the job goes back to the queue");
-            job.error = format!(
-                "lease expired: node {} went silent during attempt {}",
-                job.claimant, job.attempts
-            );
+        self.unheld = unheld_now;
+        for (project_id, mut job, why) in expired {
+            warn!(job = %job.job_id, node = %job.claimant, "{why}: the job goes back to the queue");
+            self.unheld.remove(&job.job_id);
+            job.error = why;
             if job.attempts >= job.max_attempts || job.cancel_requested {
                 job.state = if job.cancel_requested {
                     JobState::Canceled

@@ -8,7 +8,9 @@
 //! <data dir>/blobs/<2 hex>/<blake3 hex>         media by content hash (see [`blobs`])
 //! ```
 //! Every edit appends one record `RMCH | u32 le length | blake3(bytes) | bytes` to
-//! `changes.log` and fsyncs it before the edit is reported done. Opening replays
+//! `changes.log` and fsyncs it before the edit is reported done (changes received
+//! from peers are appended at once and fsynced in batches, see
+//! [`ProjectStore::append`]). Opening replays
 //! the log on top of the snapshot and stops at the first record that is cut short
 //! or fails its hash (a crash mid-write); the torn tail is truncated away, so a crash
 //! at any byte loses at most the write in flight. Compaction writes a new snapshot
@@ -283,6 +285,8 @@ pub struct ProjectStore {
     log: File,
     log_len: u64,
     snapshot_len: u64,
+    /// Records appended since the last fsync (see [`ProjectStore::append`]).
+    unsynced: bool,
 }
 
 impl ProjectStore {
@@ -303,6 +307,7 @@ impl ProjectStore {
             log,
             log_len: 0,
             snapshot_len: snapshot.len() as u64,
+            unsynced: false,
         })
     }
 
@@ -350,6 +355,7 @@ impl ProjectStore {
             log,
             log_len: good as u64,
             snapshot_len: snapshot.len() as u64,
+            unsynced: false,
         })
     }
 
@@ -373,6 +379,16 @@ impl ProjectStore {
     /// Make every edit so far durable: append and fsync one log record; compact when
     /// the log is large.
     pub fn save(&mut self) -> Result<(), StoreError> {
+        self.append()?;
+        self.sync()
+    }
+
+    /// Append every change so far as one log record without waiting for the disk:
+    /// it is in the file (a crash of this process loses nothing), and durable
+    /// against power loss at the next [`ProjectStore::sync`] or
+    /// [`ProjectStore::save`]. For changes that peers also hold (received by
+    /// sync): one fsync per batch instead of one per message.
+    pub fn append(&mut self) -> Result<(), StoreError> {
         let chunk = self.doc.save_incremental();
         if chunk.is_empty() {
             return Ok(());
@@ -388,10 +404,20 @@ impl ProjectStore {
         record.extend_from_slice(blake3::hash(&chunk).as_bytes());
         record.extend_from_slice(&chunk);
         self.log.write_all(&record).map_err(io_err(&log_path))?;
-        self.log.sync_data().map_err(io_err(&log_path))?;
+        self.unsynced = true;
         self.log_len += record.len() as u64;
         if self.log_len > self.snapshot_len.max(MIN_LOG_BEFORE_COMPACT) {
             self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Wait for the disk to hold every record appended so far.
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        if self.unsynced {
+            let log_path = self.dir.join("changes.log");
+            self.log.sync_data().map_err(io_err(&log_path))?;
+            self.unsynced = false;
         }
         Ok(())
     }
@@ -405,6 +431,7 @@ impl ProjectStore {
         self.log.set_len(0).map_err(io_err(&log_path))?;
         self.log.sync_all().map_err(io_err(&log_path))?;
         self.log_len = 0;
+        self.unsynced = false;
         Ok(())
     }
 }

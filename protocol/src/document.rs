@@ -133,6 +133,8 @@ pub enum Position {
 #[derive(Debug)]
 pub struct ProjectDoc {
     doc: AutoCommit,
+    /// Built on first use (see [`index`]).
+    index: Option<index::ChangeIndex>,
 }
 
 /// Maps every document must have.
@@ -150,7 +152,7 @@ impl ProjectDoc {
         for key in TOP_MAPS.iter().chain(&JOB_MAPS) {
             doc.put_object(ROOT, *key, ObjType::Map)?;
         }
-        let mut this = ProjectDoc { doc };
+        let mut this = ProjectDoc { doc, index: None };
         let settings = this.obj(ROOT, "settings")?;
         this.doc.put(&settings, "name", name)?;
         this.doc
@@ -165,6 +167,7 @@ impl ProjectDoc {
     pub fn load(bytes: &[u8]) -> Result<ProjectDoc, DocError> {
         let this = ProjectDoc {
             doc: AutoCommit::load(bytes)?,
+            index: None,
         };
         this.check_schema()?;
         Ok(this)
@@ -176,6 +179,7 @@ impl ProjectDoc {
     pub fn empty() -> ProjectDoc {
         ProjectDoc {
             doc: AutoCommit::new(),
+            index: None,
         }
     }
 
@@ -183,6 +187,7 @@ impl ProjectDoc {
     pub fn load_replica(bytes: &[u8]) -> Result<ProjectDoc, DocError> {
         Ok(ProjectDoc {
             doc: AutoCommit::load(bytes)?,
+            index: None,
         })
     }
 
@@ -278,7 +283,7 @@ impl ProjectDoc {
                 "carries project '{found}', not '{expected_project_id}'"
             )));
         }
-        let renumbered = if self.is_ready() {
+        let renumbered = if self.is_ready() && self.absorb()? {
             self.normalize_codes()?.len()
         } else {
             0
@@ -330,13 +335,16 @@ impl ProjectDoc {
     pub fn fork(&mut self) -> ProjectDoc {
         ProjectDoc {
             doc: self.doc.fork(),
+            index: None,
         }
     }
 
     /// Merge another copy's changes into this one, then restore unique shot codes.
     pub fn merge(&mut self, other: &mut ProjectDoc) -> Result<(), DocError> {
         self.doc.merge(&mut other.doc)?;
-        self.normalize_codes()?;
+        if self.absorb()? {
+            self.normalize_codes()?;
+        }
         Ok(())
     }
 
@@ -1052,6 +1060,7 @@ fn read_cinematic(cinematic_id: &str, f: &HMap) -> CinematicOption {
     option
 }
 
+mod index;
 mod jobs;
 
 #[cfg(test)]

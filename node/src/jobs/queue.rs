@@ -206,16 +206,15 @@ pub fn queue_render(
         }
         jobs.push((job, shot.code));
     }
-    let mut queued = Vec::with_capacity(jobs.len());
-    for (job, code) in &jobs {
-        doc.add_job(job).map_err(|e| e.to_string())?;
-        doc.refresh_shot_status(&job.shot_id)
-            .map_err(|e| e.to_string())?;
-        queued.push(Queued {
-            job_id: job.job_id.clone(),
+    let new_jobs: Vec<Job> = jobs.iter().map(|(job, _)| job.clone()).collect();
+    doc.add_jobs(&new_jobs).map_err(|e| e.to_string())?;
+    let queued = jobs
+        .into_iter()
+        .map(|(job, code)| Queued {
+            job_id: job.job_id,
             shot_code: code.to_string(),
-        });
-    }
+        })
+        .collect();
     Ok(queued)
 }
 

@@ -63,7 +63,17 @@ pub(super) struct Runtime {
     listen_addrs: Vec<Multiaddr>,
     /// Offers (this node's and its peers') and the latest progress of each job.
     jobs_view: JobsView,
+    /// Projects with changes received from peers that are in the log but not yet
+    /// fsynced, and when the fsync is due (see [`DISK_SYNC_AFTER`]).
+    unsynced: HashSet<String>,
+    disk_sync_due: Option<Instant>,
 }
+
+/// Changes received from peers are appended to the log at once (a crash of this
+/// process loses none) and fsynced in batches this often: they are durable
+/// against power loss within this time, and the peers that sent them still have
+/// them. Local edits are fsynced before they are reported done.
+const DISK_SYNC_AFTER: Duration = Duration::from_millis(50);
 
 /// What the jobs topic said lately.
 #[derive(Default)]
@@ -199,6 +209,8 @@ impl Runtime {
             host_name,
             jobs_view: JobsView::default(),
             listen_addrs: listen_addrs.clone(),
+            unsynced: HashSet::new(),
+            disk_sync_due: None,
         };
         Ok((runtime, listen_addrs))
     }
@@ -232,10 +244,23 @@ impl Runtime {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = heartbeat.tick() => self.publish_presence(),
                 _ = retry.tick() => self.retry(),
+                () = at(self.disk_sync_due) => self.sync_to_disk(),
             }
         }
         self.finish();
         Ok(())
+    }
+
+    /// Fsync the changes received from peers since the last time.
+    fn sync_to_disk(&mut self) {
+        self.disk_sync_due = None;
+        for project_id in std::mem::take(&mut self.unsynced) {
+            if let Some(store) = self.projects.get_mut(&project_id)
+                && let Err(e) = store.sync()
+            {
+                error!("project {project_id}: writing received changes to disk failed: {e}");
+            }
+        }
     }
 
     fn finish(&mut self) {
@@ -950,10 +975,8 @@ impl Runtime {
                 return;
             }
         };
-        if applied.changed
-            && let Err(e) = store.save()
-        {
-            {
+        if applied.changed {
+            if let Err(e) = store.append() {
                 error!("project {project_id}: saving changes from {peer} failed: {e}");
                 reload(store, &project_id);
                 self.sessions.reset(&peer, &project_id);
@@ -964,6 +987,9 @@ impl Runtime {
                 );
                 return;
             }
+            self.unsynced.insert(project_id.clone());
+            self.disk_sync_due
+                .get_or_insert_with(|| Instant::now() + DISK_SYNC_AFTER);
         }
         respond(&mut self.swarm, channel, &SyncResponse::Accepted);
         if applied.changed {
@@ -984,6 +1010,14 @@ impl Runtime {
         } else {
             self.offer(peer, &project_id);
         }
+    }
+}
+
+/// Resolves at `when`, never when `None`.
+async fn at(when: Option<Instant>) {
+    match when {
+        Some(when) => tokio::time::sleep_until(when.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -350,3 +350,49 @@ async fn a_job_no_node_can_run_says_why_and_priorities_go_first() {
     );
     mesh.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_its_live_claimant_does_not_hold_goes_back_to_the_queue() {
+    // After concurrent claims merge, the document can name a live node as the
+    // claimant of a `running` job that node never started (the loser wrote
+    // `running`, the winner's claim register won). Its lease never expires, since
+    // the node is alive: the node itself must give the job back.
+    let ledger = Ledger::default();
+    let gpus = vec![
+        GpuStandIn::new("a", 24.0, &["flux_basic"], 0, &ledger),
+        GpuStandIn::new("b", 24.0, &["flux_basic"], 0, &ledger),
+    ];
+    let mesh = mesh(2, gpus).await;
+    let editor = mesh.editor.handle();
+    let named = mesh.id(0);
+    let (_, project, _) = editor.project(None).await.unwrap();
+    let mut job = reelmesh_protocol::jobs::Job::new(
+        &project.shots[0].shot_id,
+        "flux_basic",
+        7,
+        "editor",
+        jobs::now_ms(),
+    );
+    job.state = JobState::Running;
+    job.claimant.clone_from(&named);
+    job.attempts = 1;
+    job.started_at_ms = jobs::now_ms();
+    let written = job.clone();
+    editor
+        .edit(None, move |doc| {
+            doc.add_job(&written).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap();
+    let done = ended(&editor, std::slice::from_ref(&job.job_id))
+        .await
+        .remove(0);
+    assert_eq!(done.state, JobState::Succeeded, "{done:?}");
+    assert_eq!(done.attempts, 2, "the orphaned attempt counts: {done:?}");
+    assert_eq!(
+        ledger.per_job().get(&job.job_id),
+        Some(&1),
+        "it ran once, after it was given back"
+    );
+    mesh.stop().await;
+}

@@ -30,6 +30,67 @@ impl ProjectDoc {
         self.put_record("jobs", &job.job_id, &job_fields(job), "queue job")
     }
 
+    /// Queue several jobs in one change; their shots become `generating`. Nothing is
+    /// written when one job is refused (a missing or trashed shot, a bad job).
+    pub fn add_jobs(&mut self, jobs: &[Job]) -> Result<(), DocError> {
+        let mut shots = std::collections::BTreeMap::new();
+        for job in jobs {
+            validate_job(job)?;
+            let shot = self.record("shots", "shot", &job.shot_id)?;
+            if matches!(
+                self.doc.get(&shot, "deleted")?,
+                Some((automerge::Value::Scalar(v), _)) if matches!(v.as_ref(), ScalarValue::Boolean(true))
+            ) {
+                return Err(DocError::Invalid(format!(
+                    "shot {} is in the trash; restore it before rendering",
+                    job.shot_id
+                )));
+            }
+            shots.insert(job.shot_id.clone(), shot);
+        }
+        if let Some((automerge::Value::Object(_), parent)) = self.doc.get(ROOT, "jobs")?
+            && let Some(job) = jobs
+                .iter()
+                .find(|j| matches!(self.doc.get(&parent, j.job_id.as_str()), Ok(Some(_))))
+        {
+            return Err(DocError::Invalid(format!(
+                "job {} exists already",
+                job.job_id
+            )));
+        }
+        if let Err(e) = self.write_new_jobs(jobs, &shots) {
+            self.doc.rollback();
+            return Err(e);
+        }
+        self.commit("queue jobs");
+        Ok(())
+    }
+
+    fn write_new_jobs(
+        &mut self,
+        jobs: &[Job],
+        shots: &std::collections::BTreeMap<String, automerge::ObjId>,
+    ) -> Result<(), DocError> {
+        self.ensure_job_maps()?;
+        let parent = self.obj(ROOT, "jobs")?;
+        for job in jobs {
+            self.doc.batch_create_object(
+                &parent,
+                job.job_id.as_str(),
+                &super::to_hydrate(&job_fields(job)),
+                false,
+            )?;
+        }
+        for shot in shots.values() {
+            let current = self.shot_status_of(shot)?;
+            let next = shot_status_after(current, true, false);
+            if next != current {
+                self.doc.put(shot, "status", next.as_str())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Write a job's changed fields (the job must exist). The move from the stored
     /// state to `job.state` must be allowed by [`JobState::can_become`].
     pub fn update_job(&mut self, job: &Job) -> Result<(), DocError> {
@@ -145,6 +206,7 @@ impl ProjectDoc {
     /// move must be allowed by [`JobState::can_become`]); the shots of jobs that
     /// ended move their status to match. Nothing is written when one job is refused.
     pub fn update_jobs(&mut self, jobs: &[Job]) -> Result<(), DocError> {
+        self.absorb()?;
         let mut objs = Vec::with_capacity(jobs.len());
         for job in jobs {
             validate_job(job)?;
@@ -184,28 +246,16 @@ impl ProjectDoc {
     /// so each later call costs what changed, not the size of the queue. One reader
     /// per document (the job runner).
     pub fn jobs_changed(&mut self) -> Result<Option<Vec<Job>>, DocError> {
-        if self.doc.diff_cursor().is_empty() {
-            self.doc.update_diff_cursor();
+        self.absorb()?;
+        let Some(index) = self.index.as_mut() else {
+            return Ok(None);
+        };
+        if !index.jobs_read {
+            index.jobs_read = true;
+            index.changed_jobs.clear();
             return Ok(None);
         }
-        let patches = self.doc.diff_incremental();
-        let Some((automerge::Value::Object(_), jobs_obj)) = self.doc.get(ROOT, "jobs")? else {
-            return Ok(Some(Vec::new()));
-        };
-        let mut ids = std::collections::BTreeSet::new();
-        for patch in &patches {
-            if patch.obj == jobs_obj {
-                if let automerge::PatchAction::PutMap { key, .. } = &patch.action {
-                    ids.insert(key.clone());
-                }
-                continue;
-            }
-            if let Some((_, automerge::Prop::Map(id))) =
-                patch.path.iter().find(|(obj, _)| *obj == jobs_obj)
-            {
-                ids.insert(id.clone());
-            }
-        }
+        let ids = std::mem::take(&mut index.changed_jobs);
         let mut jobs = Vec::with_capacity(ids.len());
         for id in ids {
             match self.job(&id) {
@@ -220,6 +270,7 @@ impl ProjectDoc {
     /// Move the shot's status to what its jobs and takes say (see
     /// [`shot_status_after`]); returns the new status. Writes only on a change.
     pub fn refresh_shot_status(&mut self, shot_id: &str) -> Result<ShotStatus, DocError> {
+        self.absorb()?;
         let shots = std::collections::BTreeSet::from([shot_id.to_owned()]);
         let statuses = self.refresh_shot_statuses(&shots)?;
         if !statuses.is_empty() {
@@ -230,45 +281,46 @@ impl ProjectDoc {
     }
 
     /// Move each of `shots` to the status its jobs and takes say, reading only the
-    /// `shot_id`/`state` fields of jobs and takes (no full read of a long queue).
-    /// Returns the shots whose status changed; does not commit.
+    /// `state` of the jobs of those shots (found through the index, so the cost is
+    /// theirs, not the queue's). The index must be current: call
+    /// [`ProjectDoc::absorb`] before the edit began. Returns the shots whose status
+    /// changed; does not commit.
     fn refresh_shot_statuses(
         &mut self,
         shots: &std::collections::BTreeSet<String>,
     ) -> Result<Vec<String>, DocError> {
-        let mut active = std::collections::BTreeSet::new();
-        let mut taken = std::collections::BTreeSet::new();
-        for (table, found) in [("jobs", &mut active), ("takes", &mut taken)] {
-            let Some((automerge::Value::Object(_), parent)) = self.doc.get(ROOT, table)? else {
-                continue;
-            };
-            let keys: Vec<String> = self.doc.keys(&parent).collect();
-            for key in keys {
-                let Some((automerge::Value::Object(_), obj)) =
-                    self.doc.get(&parent, key.as_str())?
-                else {
-                    continue;
-                };
-                let shot = self.scalar_str(&obj, "shot_id")?;
-                if !shots.contains(&shot) {
-                    continue;
-                }
-                let counts = table == "takes"
-                    || self
-                        .scalar_str(&obj, "state")?
-                        .parse::<JobState>()
-                        .is_ok_and(JobState::is_active);
-                if counts {
-                    found.insert(shot);
+        let mut changed = Vec::new();
+        let Some(index) = self.index.as_ref() else {
+            return Ok(changed);
+        };
+        let jobs_obj = match self.doc.get(ROOT, "jobs")? {
+            Some((automerge::Value::Object(_), id)) => Some(id),
+            _ => None,
+        };
+        let mut next_statuses = Vec::with_capacity(shots.len());
+        for shot_id in shots {
+            let mut active = false;
+            if let (Some(jobs_obj), Some(job_ids)) = (&jobs_obj, index.shot_jobs.get(shot_id)) {
+                for job_id in job_ids {
+                    if let Some((automerge::Value::Object(_), obj)) =
+                        self.doc.get(jobs_obj, job_id.as_str())?
+                        && self
+                            .scalar_str(&obj, "state")?
+                            .parse::<JobState>()
+                            .is_ok_and(JobState::is_active)
+                    {
+                        active = true;
+                        break;
+                    }
                 }
             }
+            let taken = index.shots_with_takes.contains(shot_id);
+            next_statuses.push((shot_id, active, taken));
         }
-        let mut changed = Vec::new();
-        for shot_id in shots {
+        for (shot_id, active, taken) in next_statuses {
             let obj = self.record("shots", "shot", shot_id)?;
             let current = self.shot_status_of(&obj)?;
-            let next =
-                shot_status_after(current, active.contains(shot_id), taken.contains(shot_id));
+            let next = shot_status_after(current, active, taken);
             if next != current {
                 self.doc.put(&obj, "status", next.as_str())?;
                 changed.push(shot_id.clone());
@@ -318,7 +370,7 @@ impl ProjectDoc {
         Ok(self.scalar_str(shot, "status")?.parse().unwrap_or_default())
     }
 
-    fn scalar_str(&self, obj: &automerge::ObjId, key: &str) -> Result<String, DocError> {
+    pub(super) fn scalar_str(&self, obj: &automerge::ObjId, key: &str) -> Result<String, DocError> {
         Ok(match self.doc.get(obj, key)? {
             Some((automerge::Value::Scalar(v), _)) => match v.as_ref() {
                 ScalarValue::Str(s) => s.to_string(),

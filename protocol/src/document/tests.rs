@@ -517,3 +517,145 @@ fn a_project_made_before_jobs_gets_its_job_maps_on_the_first_job() {
         .expect("queue");
     assert_eq!(doc.jobs().expect("jobs").len(), 1);
 }
+
+#[test]
+fn codes_colliding_after_the_index_exists_are_still_renumbered() {
+    // The index is built on the first sync; later merges must still see new codes.
+    let mut a = doc_with(2);
+    let mut b = ProjectDoc::empty();
+    sync_until_quiet(&mut a, &mut b, "p1");
+    // A jobs-only change syncs first (the index sees no code change)...
+    let shot_id = a.project().expect("read").shots[0].shot_id.clone();
+    a.add_job(&crate::jobs::Job::new(&shot_id, "card", 1, "a", 1))
+        .expect("queue");
+    sync_until_quiet(&mut a, &mut b, "p1");
+    assert_eq!(codes(&b), vec![1, 2]);
+    // ...then both sides add shot 3 offline.
+    a.add_shots(&[Shot::new(ShotCode(3), 24)], &Position::End)
+        .expect("a adds");
+    b.add_shots(&[Shot::new(ShotCode(3), 24)], &Position::End)
+        .expect("b adds");
+    sync_until_quiet(&mut a, &mut b, "p1");
+    assert_eq!(codes(&a), vec![1, 2, 3, 4]);
+    assert_eq!(codes(&b), vec![1, 2, 3, 4]);
+    // And a code edited on one side to collide is fixed on the other after merge.
+    let mut c = b.fork();
+    let mut moved = c.project().expect("read").shots[3].clone();
+    moved.code = ShotCode(1);
+    c.update_shot(&moved).expect("edit code");
+    b.merge(&mut c).expect("merge");
+    let mut after = codes(&b);
+    after.sort_unstable();
+    after.dedup();
+    assert_eq!(after.len(), 4, "codes unique after merge: {:?}", codes(&b));
+}
+
+#[test]
+fn jobs_changed_reports_local_and_merged_job_changes_only() {
+    use crate::jobs::{Job, JobState};
+    let mut a = doc_with(3);
+    let shots: Vec<String> = a
+        .project()
+        .expect("read")
+        .shots
+        .iter()
+        .map(|s| s.shot_id.clone())
+        .collect();
+    let jobs: Vec<Job> = shots
+        .iter()
+        .map(|s| Job::new(s, "card", 1, "a", 1))
+        .collect();
+    a.add_jobs(&jobs).expect("queue");
+    assert!(
+        a.jobs_changed().expect("first").is_none(),
+        "first read is whole"
+    );
+    assert_eq!(a.jobs_changed().expect("nothing"), Some(Vec::new()));
+    // A shot edit is not a job change.
+    let mut edited = a.project().expect("read").shots[0].clone();
+    edited.action = "비가 그친다".into();
+    a.update_shot(&edited).expect("edit");
+    assert_eq!(a.jobs_changed().expect("no jobs"), Some(Vec::new()));
+    // A local write and a merged one are both reported, once.
+    let mut b = a.fork();
+    let mut claimed = jobs[0].clone();
+    claimed.state = JobState::Claimed;
+    claimed.claimant = "a".into();
+    a.update_jobs(std::slice::from_ref(&claimed))
+        .expect("claim");
+    b.request_cancel(&jobs[2].job_id).expect("cancel");
+    a.merge(&mut b).expect("merge");
+    let mut changed: Vec<String> = a
+        .jobs_changed()
+        .expect("changes")
+        .expect("indexed")
+        .into_iter()
+        .map(|j| j.job_id)
+        .collect();
+    changed.sort();
+    let mut wanted = vec![jobs[0].job_id.clone(), jobs[2].job_id.clone()];
+    wanted.sort();
+    assert_eq!(changed, wanted);
+    assert_eq!(a.jobs_changed().expect("drained"), Some(Vec::new()));
+}
+
+#[test]
+fn shot_status_follows_jobs_and_takes_merged_from_elsewhere() {
+    use crate::jobs::{Job, JobState};
+    let mut a = doc_with(2);
+    let shot_id = a.project().expect("read").shots[0].shot_id.clone();
+    let first = Job::new(&shot_id, "card", 1, "a", 1);
+    let second = Job::new(&shot_id, "card", 2, "a", 2);
+    a.add_jobs(&[first.clone(), second.clone()]).expect("queue");
+    assert_eq!(
+        a.project().expect("read").shots[0].status,
+        ShotStatus::Generating
+    );
+    // Another node rendered the first job: its take arrives by merge.
+    let mut b = a.fork();
+    let take = take_for(&first, 'd');
+    b.add_take(&take).expect("take");
+    a.merge(&mut b).expect("merge");
+    // One job ends: the other still runs, the shot keeps generating.
+    let mut done = first;
+    done.state = JobState::Canceled;
+    a.update_jobs(std::slice::from_ref(&done))
+        .expect("end first");
+    assert_eq!(
+        a.project().expect("read").shots[0].status,
+        ShotStatus::Generating
+    );
+    // The last one ends: the merged take makes the shot completed.
+    let mut done = second;
+    done.state = JobState::Canceled;
+    a.update_jobs(std::slice::from_ref(&done))
+        .expect("end second");
+    assert_eq!(
+        a.project().expect("read").shots[0].status,
+        ShotStatus::Completed
+    );
+}
+
+#[test]
+fn queueing_a_batch_is_all_or_nothing() {
+    use crate::jobs::Job;
+    let mut doc = doc_with(2);
+    let shots = doc.project().expect("read").shots;
+    doc.delete_shot(&shots[1].shot_id).expect("trash");
+    let err = doc
+        .add_jobs(&[
+            Job::new(&shots[0].shot_id, "card", 1, "n", 1),
+            Job::new(&shots[1].shot_id, "card", 1, "n", 1),
+        ])
+        .expect_err("trashed shot");
+    assert!(err.to_string().contains(&shots[1].shot_id), "{err}");
+    let job = Job::new(&shots[0].shot_id, "card", 1, "n", 1);
+    doc.add_jobs(std::slice::from_ref(&job)).expect("queue");
+    let again = doc.add_jobs(std::slice::from_ref(&job)).expect_err("twice");
+    assert!(again.to_string().contains("exists already"), "{again}");
+    assert_eq!(doc.jobs().expect("jobs"), vec![job]);
+    assert_eq!(
+        doc.project().expect("read").shots[0].status,
+        ShotStatus::Generating
+    );
+}
