@@ -80,6 +80,8 @@ pub const FIRST_PAUSE: Duration = Duration::from_secs(30);
 const LONGEST_PAUSE: Duration = Duration::from_secs(600);
 /// How often leases are looked at and the offer re-sent.
 const TICK: Duration = Duration::from_secs(1);
+/// Sync lag measures kept (see `Runner::lags`).
+const LAG_SAMPLES: usize = 16;
 /// A job the document says this node holds, which it does not, is given back after
 /// this long (a merge in flight may still explain it before then).
 const ORPHAN_GRACE: Duration = Duration::from_secs(2);
@@ -237,6 +239,7 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) {
         claim_not_before: None,
         rivals: HashMap::new(),
         sync_lag: Duration::ZERO,
+        lags: std::collections::VecDeque::with_capacity(LAG_SAMPLES),
         mean_run: None,
         streak: 0,
         last_failure: String::new(),
@@ -244,6 +247,7 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) {
         next_pause: FIRST_PAUSE,
         alone: true,
         unheld: HashMap::new(),
+        started_ms: now_ms(),
     };
     tokio::spawn(runner.run(cancel));
 }
@@ -310,6 +314,16 @@ fn is_held(state: JobState) -> bool {
     matches!(state, JobState::Claimed | JobState::Running)
 }
 
+/// Other nodes seen on gossip holding one attempt of a job.
+struct Rivals {
+    /// When the first offer naming it arrived.
+    seen: Instant,
+    nodes: BTreeSet<String>,
+    /// The sync lag was measured on this attempt's claim already (later writes of
+    /// the job, its start or end, say nothing about the lag).
+    lag_measured: bool,
+}
+
 /// A job this node holds: claimed (settling or waiting for the GPU) or running.
 struct Held {
     project_id: String,
@@ -372,10 +386,13 @@ struct Runner {
     claim_not_before: Option<Instant>,
     /// Other nodes seen (on gossip) holding a job's attempt, with when: a held job
     /// does not start until the document shows each rival's claim merged.
-    rivals: HashMap<(String, u64), (Instant, BTreeSet<String>)>,
+    rivals: HashMap<(String, u64), Rivals>,
     /// How far the document's sync trails gossip lately (a rival's offer naming a
     /// job, then its claim in the document): claims settle for a few times this.
     sync_lag: Duration,
+    /// Recent measures of that lag (the settle uses their median: one stall does
+    /// not slow every claim for long).
+    lags: std::collections::VecDeque<Duration>,
     /// Running mean of this node's run times.
     mean_run: Option<Duration>,
     /// Failed runs in a row.
@@ -389,6 +406,9 @@ struct Runner {
     /// Claimed jobs seen without anyone holding them, since when (see
     /// [`Runner::expire_leases`]).
     unheld: HashMap<String, Instant>,
+    /// When this runner started (wall clock, ms): claims older than that are from
+    /// a previous run of the node.
+    started_ms: u64,
 }
 
 /// Write a batch of job states and takes (one change per project). A job whose
@@ -426,9 +446,6 @@ impl Runner {
     async fn run(mut self, cancel: CancellationToken) {
         // Subscribe before the first look so no change is missed in between.
         let mut events = self.handle.subscribe();
-        if let Err(e) = self.recover().await {
-            warn!("job runner: looking for interrupted jobs failed: {e}");
-        }
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut offers_dirty = true;
@@ -552,13 +569,17 @@ impl Runner {
         for held in &offer.holding {
             self.rivals
                 .entry(held.clone())
-                .or_insert_with(|| (now, BTreeSet::new()))
-                .1
+                .or_insert_with(|| Rivals {
+                    seen: now,
+                    nodes: BTreeSet::new(),
+                    lag_measured: false,
+                })
+                .nodes
                 .insert(offer.node_id.clone());
         }
         if self.rivals.len() > 20_000 {
             self.rivals
-                .retain(|_, (at, _)| at.elapsed() < Duration::from_secs(60));
+                .retain(|_, r| r.seen.elapsed() < Duration::from_secs(60));
         }
     }
 
@@ -756,17 +777,19 @@ impl Runner {
             for job in jobs {
                 if !job.claimant.is_empty()
                     && job.claimant != self.node_id
-                    && let Some((seen, nodes)) =
-                        self.rivals.get(&(job.job_id.clone(), job.attempts))
-                    && nodes.contains(&job.claimant)
+                    && let Some(rivals) = self.rivals.get_mut(&(job.job_id.clone(), job.attempts))
+                    && rivals.nodes.contains(&job.claimant)
+                    && !rivals.lag_measured
                 {
-                    let lag = seen.elapsed().min(Duration::from_secs(5));
-                    // Rise fast, fall slowly.
-                    self.sync_lag = if lag > self.sync_lag {
-                        lag
-                    } else {
-                        self.sync_lag.mul_f64(0.9) + lag.mul_f64(0.1)
-                    };
+                    rivals.lag_measured = true;
+                    let lag = rivals.seen.elapsed().min(Duration::from_secs(5));
+                    if self.lags.len() == LAG_SAMPLES {
+                        self.lags.pop_front();
+                    }
+                    self.lags.push_back(lag);
+                    let mut sorted: Vec<Duration> = self.lags.iter().copied().collect();
+                    sorted.sort_unstable();
+                    self.sync_lag = sorted[sorted.len() / 2];
                 }
                 entry.put(job);
             }
@@ -968,7 +991,7 @@ impl Runner {
             };
             let runnable_at = Instant::now() + settle;
             for (job, code) in jobs.into_iter().zip(codes) {
-                debug!(job = %job.job_id, attempt = job.attempts, "claimed");
+                debug!(job = %job.job_id, attempt = job.attempts, settle_ms = settle.as_millis(), "claimed");
                 self.held.push(Held {
                     project_id: project_id.clone(),
                     job_id: job.job_id.clone(),
@@ -1060,8 +1083,9 @@ impl Runner {
             self.held.remove(pos);
             return;
         }
-        if let Some((_, rivals)) = self.rivals.get(&(job.job_id.clone(), job.attempts)) {
+        if let Some(rivals) = self.rivals.get(&(job.job_id.clone(), job.attempts)) {
             let live: Vec<String> = rivals
+                .nodes
                 .iter()
                 .filter(|r| self.offers.iter().any(|o| &o.node_id == *r))
                 .cloned()
@@ -1402,8 +1426,11 @@ impl Runner {
     ///   off);
     /// - the claimant is alive but its offers have not listed the job for twice the
     ///   lease (it lost track of it: a bug, or a peer that lies);
-    /// - the claimant is this node, which holds no such claim (a merge named it
-    ///   after it let the job go), for [`ORPHAN_GRACE`].
+    /// - the claimant is this node, which holds no such claim, for [`ORPHAN_GRACE`]:
+    ///   a merge named it after it let the job go, or it held the job when it last
+    ///   stopped (a crash, a kill). Waiting out the grace first lets the first syncs
+    ///   after a restart show whether another node took the job over meanwhile, so
+    ///   a restarted node does not overwrite that with a stale "queued".
     ///
     /// Several nodes may do this for the same job at once: they write the same
     /// values. A node that in fact finished the job meanwhile has its take, which
@@ -1448,11 +1475,21 @@ impl Runner {
                     if now.duration_since(since) < ORPHAN_GRACE {
                         continue;
                     }
-                    format!(
-                        "node {} holds no run for attempt {}",
-                        placement::short_id(&job.claimant),
-                        job.attempts
-                    )
+                    if job.started_at_ms < self.started_ms {
+                        // Claimed by this node's previous run: it stopped (a crash, a
+                        // kill) while holding the job. Given back only now, after the
+                        // first syncs: another node may have taken it over since.
+                        format!(
+                            "interrupted: the node stopped during attempt {}",
+                            job.attempts
+                        )
+                    } else {
+                        format!(
+                            "node {} holds no run for attempt {}",
+                            placement::short_id(&job.claimant),
+                            job.attempts
+                        )
+                    }
                 } else if silent(&job.claimant, job.started_at_ms) {
                     format!(
                         "lease expired: node {} went silent during attempt {}",
@@ -1496,55 +1533,6 @@ impl Runner {
                 job.claimant = String::new();
             }
             self.queue_write(&project_id, job);
-        }
-        Ok(())
-    }
-
-    /// Jobs this node held when it stopped (a crash, a kill, a shutdown mid run) go
-    /// back to the queue with their attempt used, or end failed when that was the
-    /// last attempt. Nothing else could end them: their claimant is us.
-    async fn recover(&self) -> Result<(), NodeError> {
-        let status = self.handle.status().await?;
-        for project in status.projects.iter().filter(|p| p.name.is_some()) {
-            let node_id = self.node_id.clone();
-            let (_, recovered) = self
-                .handle
-                .edit(Some(project.project_id.clone()), move |doc| {
-                    let mut stuck: Vec<Job> = doc
-                        .jobs()
-                        .map_err(|e| e.to_string())?
-                        .into_iter()
-                        .filter(|j| {
-                            j.claimant == node_id
-                                && matches!(j.state, JobState::Claimed | JobState::Running)
-                        })
-                        .collect();
-                    for job in &mut stuck {
-                        job.error = format!(
-                            "interrupted: the node stopped during attempt {}",
-                            job.attempts
-                        );
-                        if job.attempts >= job.max_attempts || job.cancel_requested {
-                            job.state = if job.cancel_requested {
-                                JobState::Canceled
-                            } else {
-                                JobState::Failed
-                            };
-                            job.finished_at_ms = now_ms();
-                        } else {
-                            job.state = JobState::Queued;
-                            job.claimant = String::new();
-                        }
-                    }
-                    if !stuck.is_empty() {
-                        doc.update_jobs(&stuck).map_err(|e| e.to_string())?;
-                    }
-                    Ok(stuck.len())
-                })
-                .await?;
-            if recovered > 0 {
-                warn!(project = %project.project_id, jobs = recovered, "jobs interrupted by the last stop went back to the queue");
-            }
         }
         Ok(())
     }

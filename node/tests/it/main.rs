@@ -12,6 +12,7 @@ mod blobs;
 mod cli;
 mod comfy;
 mod jobs;
+mod kill;
 mod mesh;
 mod meshkit;
 mod partition;
