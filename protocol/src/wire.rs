@@ -274,6 +274,11 @@ pub struct Presence {
     pub capabilities: Vec<String>,
     /// Projects this node holds.
     pub projects: Vec<String>,
+    /// Peers this node is connected to (at most [`MAX_PRESENCE_PEERS`]; a node with
+    /// more lists none). Used to relay document changes only where the sender does
+    /// not reach: a hint, never trusted for anything else.
+    #[serde(default)]
+    pub peers: Vec<String>,
     /// Sender's clock when sent, ms since the Unix epoch (informational only: the
     /// observer times heartbeats by its own clock).
     pub sent_at_ms: u64,
@@ -281,6 +286,8 @@ pub struct Presence {
 
 const MAX_TEXT: usize = 256;
 const MAX_LIST: usize = 512;
+/// Most peers a presence lists (see [`Presence::peers`]).
+pub const MAX_PRESENCE_PEERS: usize = 128;
 
 impl Presence {
     /// JSON bytes.
@@ -334,6 +341,9 @@ impl Presence {
                 return Err(field(name, "too many entries or an entry too long"));
             }
         }
+        if self.peers.len() > MAX_PRESENCE_PEERS || self.peers.iter().any(|t| t.len() > 128) {
+            return Err(field("peers", "too many entries or an entry too long"));
+        }
         if let Some(gpu) = &self.gpu {
             if gpu.vram_used > gpu.vram_total {
                 return Err(field("gpu.vram_used", "more than vram_total"));
@@ -372,6 +382,7 @@ mod tests {
             comfy_url: Some("http://127.0.0.1:8188".into()),
             capabilities: vec!["card".into()],
             projects: vec!["p1".into()],
+            peers: vec!["12D3KooWother".into()],
             sent_at_ms: 1,
         }
     }
@@ -453,6 +464,22 @@ mod tests {
         let mut p = presence();
         p.status = NodeStatus::Offline;
         assert!(Presence::decode(&p.encode(), &p.node_id).is_err());
+        let mut p = presence();
+        p.peers = vec!["12D3KooWx".into(); MAX_PRESENCE_PEERS + 1];
+        let err = Presence::decode(&p.encode(), &p.node_id).unwrap_err();
+        assert!(err.to_string().contains("peers"), "{err}");
+        // An older node sends no peer list: accepted, read as none.
+        let old = presence().encode();
+        let text = String::from_utf8(old)
+            .unwrap()
+            .replace(",\"peers\":[\"12D3KooWother\"]", "");
+        assert!(!text.contains("peers"), "{text}");
+        assert!(
+            Presence::decode(text.as_bytes(), "12D3KooWpeer")
+                .unwrap()
+                .peers
+                .is_empty()
+        );
         assert!(Presence::decode(&vec![b' '; MAX_PRESENCE_BYTES + 1], &p.node_id).is_err());
         assert!(Presence::decode(b"{\"node_id\":1}", &p.node_id).is_err());
     }

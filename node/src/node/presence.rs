@@ -86,6 +86,11 @@ pub(super) struct PresenceTable {
 }
 
 impl PresenceTable {
+    /// The latest presence heard from a peer.
+    pub fn get(&self, peer: &PeerId) -> Option<&Presence> {
+        self.seen.get(peer).map(|(p, _)| p)
+    }
+
     pub fn record(&mut self, peer: PeerId, presence: Presence) {
         self.seen.insert(peer, (presence, Instant::now()));
     }
@@ -149,6 +154,7 @@ mod tests {
             comfy_url: None,
             capabilities: vec![],
             projects: vec![],
+            peers: vec![],
             sent_at_ms: 0,
         }
     }

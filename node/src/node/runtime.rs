@@ -12,7 +12,9 @@ use libp2p::request_response::{self, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, mdns, ping};
-use reelmesh_protocol::wire::{NodeStatus, Presence, SyncRequest, SyncResponse};
+use reelmesh_protocol::wire::{
+    MAX_PRESENCE_PEERS, NodeStatus, Presence, SyncRequest, SyncResponse,
+};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -498,6 +500,11 @@ impl Runtime {
                 .filter(|(_, s)| s.doc().is_ready())
                 .map(|(id, _)| id.clone())
                 .collect(),
+            peers: if self.connected.len() <= MAX_PRESENCE_PEERS {
+                self.connected.iter().map(ToString::to_string).collect()
+            } else {
+                Vec::new()
+            },
             sent_at_ms: now_ms(),
         }
     }
@@ -804,6 +811,26 @@ impl Runtime {
     // ---- document sync --------------------------------------------------------
 
     /// Offer a project to every connected peer.
+    /// After changes from `from` merged: answer it, and pass them on to the peers
+    /// it is not connected to (as its last presence said). Those it is connected to
+    /// get them from it, or from whoever it got them from (each relay skips the
+    /// peers of its own source, and the author sends to all its peers): in a full
+    /// mesh nobody relays, instead of every node sending every change to every
+    /// other. The presence list is a hint: a peer missed because of a stale one
+    /// gets the changes at the next retry tick or change.
+    fn relay(&mut self, from: PeerId, project_id: &str) {
+        let reached: HashSet<String> = self
+            .presence
+            .get(&from)
+            .map(|p| p.peers.iter().cloned().collect())
+            .unwrap_or_default();
+        for peer in self.sessions.peers() {
+            if peer == from || !reached.contains(&peer.to_string()) {
+                self.offer(peer, project_id);
+            }
+        }
+    }
+
     fn offer_to_all(&mut self, project_id: &str) {
         for peer in self.sessions.peers() {
             self.offer(peer, project_id);
@@ -1005,7 +1032,7 @@ impl Runtime {
                 heads,
                 origin: ChangeOrigin::Peer(peer),
             });
-            self.offer_to_all(&project_id);
+            self.relay(peer, &project_id);
             self.wake_waiters(&project_id);
         } else {
             self.offer(peer, &project_id);

@@ -469,6 +469,7 @@ async fn a_peer_sending_garbage_is_dropped_and_the_node_survives() {
         comfy_url: None,
         capabilities: vec![],
         projects: vec![],
+        peers: vec![],
         sent_at_ms: 0,
     };
     adversary
