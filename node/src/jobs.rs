@@ -709,6 +709,9 @@ impl Runner {
                 .into_iter()
                 .map(|(w, why)| (w, clip(&why, 1500)))
                 .collect(),
+            mean_run_ms: self
+                .mean_run
+                .map(|m| u64::try_from(m.as_millis()).unwrap_or(u64::MAX)),
         };
         let changed = self.last_offer.as_ref().is_none_or(|last| {
             let mut same = last.clone();
@@ -1053,7 +1056,7 @@ impl Runner {
         let id = job.job_id.clone();
         let registers = self
             .handle
-            .read(Some(candidate.project_id.clone()), move |doc| {
+            .read_mut(Some(candidate.project_id.clone()), move |doc| {
                 Ok::<_, String>((
                     doc.job_field_values(&id, "claimant")
                         .map_err(|e| e.to_string())?,

@@ -12,7 +12,9 @@
 //! gives each to the best offer with a free slot. The rule, from the product brief:
 //! the workflow is supported → the VRAM requirement is met (both folded into
 //! `workflows`) → a node that has not failed this job yet → the lowest GPU
-//! utilization → the shortest queue → node id. Because it is a pure function of the
+//! utilization → the shortest queue, in time (jobs held × the node's mean run time,
+//! so a GPU twice as fast takes twice the jobs), then in jobs → node id. Because it
+//! is a pure function of the
 //! jobs and the offers, two nodes that see the same offers compute the same
 //! assignment and exactly one of them claims each job. When they saw different offers
 //! (a lost message, a partition) both may claim; the document's merge keeps one
@@ -61,6 +63,20 @@ pub struct Offer {
     /// flux1-dev.safetensors", "24 GB VRAM, this GPU has 8").
     #[serde(default)]
     pub unavailable: Vec<(String, String)>,
+    /// Its mean run time lately, in ms (`None` before its first run): the queue
+    /// rule compares queues in time, so a GPU twice as fast counts as half as
+    /// loaded with the same number of jobs.
+    #[serde(default)]
+    pub mean_run_ms: Option<u64>,
+}
+
+impl Offer {
+    /// How long its queue is, in ms, with `jobs` jobs in it (0 for a node that has
+    /// not run anything yet: it gets work first and so learns its speed).
+    #[must_use]
+    pub fn queue_ms(&self, jobs: u32) -> u64 {
+        u64::from(jobs).saturating_mul(self.mean_run_ms.unwrap_or(0))
+    }
 }
 
 impl Offer {
@@ -142,6 +158,7 @@ pub fn assign<'a>(
                 failures_on(job, &a.0.node_id)
                     .cmp(&failures_on(job, &b.0.node_id))
                     .then(a.0.utilization.cmp(&b.0.utilization))
+                    .then(a.0.queue_ms(a.2).cmp(&b.0.queue_ms(b.2)))
                     .then(a.2.cmp(&b.2))
                     .then(a.0.node_id.cmp(&b.0.node_id))
             });
@@ -237,6 +254,7 @@ mod tests {
             paused: None,
             unavailable: Vec::new(),
             holding: Vec::new(),
+            mean_run_ms: None,
         }
     }
 
@@ -249,6 +267,31 @@ mod tests {
             .into_iter()
             .map(|(_, n)| n)
             .collect()
+    }
+
+    #[test]
+    fn queues_are_compared_in_time() {
+        let mut fast = offer("b-fast", &["flux"], 0, 3, 1);
+        fast.mean_run_ms = Some(100);
+        let mut slow = offer("a-slow", &["flux"], 0, 1, 1);
+        slow.mean_run_ms = Some(1000);
+        // 3 × 100 ms beats 1 × 1000 ms.
+        assert_eq!(
+            winners(&[job("flux", 1)], &[fast.clone(), slow.clone()]),
+            ["b-fast"]
+        );
+        // Filling the fast queue: the fifth job there would wait longer than on the
+        // slow node's.
+        let jobs: Vec<Job> = (0..9).map(|i| job("flux", i)).collect();
+        fast.slots = 20;
+        slow.slots = 20;
+        let won = winners(&jobs, &[fast, slow]);
+        assert_eq!(won.iter().filter(|n| *n == "b-fast").count(), 8, "{won:?}");
+        // A node that has not run anything yet counts as free.
+        let new = offer("c-new", &["flux"], 0, 5, 1);
+        let mut busy = offer("b-busy", &["flux"], 0, 1, 1);
+        busy.mean_run_ms = Some(10);
+        assert_eq!(winners(&[job("flux", 1)], &[new, busy]), ["c-new"]);
     }
 
     #[test]

@@ -815,6 +815,7 @@ mod jobs_gossip_tests {
             paused: None,
             unavailable: vec![("flux_basic".into(), "model flux1-dev.safetensors".into())],
             holding: vec![("j1".into(), 2)],
+            mean_run_ms: Some(850),
         }
     }
 

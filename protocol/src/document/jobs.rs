@@ -173,22 +173,25 @@ impl ProjectDoc {
         Ok(takes)
     }
 
-    /// The takes a job made (reads only the `job_id` field of the others).
-    pub fn takes_for_job(&self, job_id: &str) -> Result<Vec<Take>, DocError> {
+    /// The takes a job made (found through the index: the cost of those takes).
+    pub fn takes_for_job(&mut self, job_id: &str) -> Result<Vec<Take>, DocError> {
+        self.absorb()?;
+        let ids: Vec<String> = self
+            .index
+            .as_ref()
+            .and_then(|index| index.job_takes.get(job_id))
+            .map(|ids| ids.iter().cloned().collect())
+            .unwrap_or_default();
         let Some((automerge::Value::Object(_), parent)) = self.doc.get(ROOT, "takes")? else {
             return Ok(Vec::new());
         };
-        let keys: Vec<String> = self.doc.keys(&parent).collect();
         let mut out = Vec::new();
-        for key in keys {
-            let Some((automerge::Value::Object(_), obj)) = self.doc.get(&parent, key.as_str())?
-            else {
-                continue;
-            };
-            if self.scalar_str(&obj, "job_id")? == job_id
+        for take_id in ids {
+            if let Some((automerge::Value::Object(_), obj)) =
+                self.doc.get(&parent, take_id.as_str())?
                 && let HValue::Map(fields) = self.doc.hydrate(&obj, None)?
             {
-                out.push(read_take(&key, &fields));
+                out.push(read_take(&take_id, &fields));
             }
         }
         out.sort_by(|a, b| (a.finished_at_ms, &a.take_id).cmp(&(b.finished_at_ms, &b.take_id)));

@@ -597,6 +597,24 @@ fn jobs_changed_reports_local_and_merged_job_changes_only() {
     wanted.sort();
     assert_eq!(changed, wanted);
     assert_eq!(a.jobs_changed().expect("drained"), Some(Vec::new()));
+    // A map made inside a job on another replica, then written again there: both
+    // writes are changes of that job.
+    let mut c = a.fork();
+    let mut failed = a.job(&jobs[1].job_id).expect("job");
+    failed.failures.insert("node-b".into(), 1);
+    c.update_jobs(std::slice::from_ref(&failed))
+        .expect("first failure");
+    a.merge(&mut c).expect("merge");
+    let changed = a.jobs_changed().expect("changes").expect("indexed");
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].failures.get("node-b"), Some(&1));
+    failed.failures.insert("node-b".into(), 2);
+    c.update_jobs(std::slice::from_ref(&failed))
+        .expect("second failure");
+    a.merge(&mut c).expect("merge");
+    let changed = a.jobs_changed().expect("changes").expect("indexed");
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(changed[0].failures.get("node-b"), Some(&2));
 }
 
 #[test]
@@ -616,6 +634,8 @@ fn shot_status_follows_jobs_and_takes_merged_from_elsewhere() {
     let take = take_for(&first, 'd');
     b.add_take(&take).expect("take");
     a.merge(&mut b).expect("merge");
+    assert_eq!(a.takes_for_job(&first.job_id).expect("takes"), vec![take]);
+    assert!(a.takes_for_job(&second.job_id).expect("none").is_empty());
     // One job ends: the other still runs, the shot keeps generating.
     let mut done = first;
     done.state = JobState::Canceled;
