@@ -597,7 +597,7 @@ impl Runner {
         }
         let offer_changed = self.publish_offer().await?;
         if offers_dirty || offer_changed {
-            let (offers, _) = self.handle.jobs_view().await?;
+            let offers = self.handle.offers().await?;
             // Alone: no other node that runs jobs, so no claim to race with.
             self.alone = !offers.iter().any(|o| o.node_id != self.node_id);
             self.offers = offers;
@@ -1568,7 +1568,7 @@ pub async fn waiting_reasons(
     handle: &NodeHandle,
     project: Option<String>,
 ) -> Result<BTreeMap<String, String>, NodeError> {
-    let (offers, _) = handle.jobs_view().await?;
+    let offers = handle.offers().await?;
     let (_, queued) = handle
         .read(project, |doc| {
             doc.jobs()

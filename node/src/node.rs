@@ -300,6 +300,8 @@ pub(crate) enum Command {
         message: reelmesh_protocol::wire::JobsGossip,
     },
     JobsView {
+        /// Include the progress map (the runner needs only the offers).
+        progress: bool,
         reply: oneshot::Sender<JobsSnapshot>,
     },
 }
@@ -529,7 +531,22 @@ impl NodeHandle {
     /// The offers of the nodes heard from lately (this one included) and the latest
     /// progress of every job the jobs topic spoke of.
     pub async fn jobs_view(&self) -> Result<JobsSnapshot, NodeError> {
-        self.ask(|reply| Command::JobsView { reply }).await
+        self.ask(|reply| Command::JobsView {
+            progress: true,
+            reply,
+        })
+        .await
+    }
+
+    /// The offers of the nodes heard from lately (this one included).
+    pub async fn offers(&self) -> Result<Vec<reelmesh_protocol::placement::Offer>, NodeError> {
+        let (offers, _) = self
+            .ask(|reply| Command::JobsView {
+                progress: false,
+                reply,
+            })
+            .await?;
+        Ok(offers)
     }
 
     /// Dial an address (kept and redialled while unreachable).

@@ -368,9 +368,13 @@ impl Runtime {
             } => self.send_blob_request(peer, &request, reply),
             Command::RejectPeer { peer, reason } => self.reject_peer(peer, reason),
             Command::PublishJobs { message } => self.publish_jobs(&message),
-            Command::JobsView { reply } => {
+            Command::JobsView { progress, reply } => {
                 let offers = self.jobs_view.live_offers(self.config.offline_after);
-                let progress = self.jobs_view.progress.values().cloned().collect();
+                let progress = if progress {
+                    self.jobs_view.progress.values().cloned().collect()
+                } else {
+                    Vec::new()
+                };
                 let _ = reply.send((offers, progress));
             }
             Command::Dial { addr } => {
@@ -434,11 +438,11 @@ impl Runtime {
             .projects
             .iter()
             .map(|(project_id, store)| {
-                let project = store.doc().project().ok();
+                let summary = store.doc().name_and_shot_count().ok();
                 ProjectSummary {
                     project_id: project_id.clone(),
-                    name: project.as_ref().map(|p| p.settings.name.clone()),
-                    shots: project.map_or(0, |p| p.shots.len()),
+                    name: summary.as_ref().map(|(name, _)| name.clone()),
+                    shots: summary.map_or(0, |(_, shots)| shots),
                 }
             })
             .collect();

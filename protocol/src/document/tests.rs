@@ -679,3 +679,15 @@ fn queueing_a_batch_is_all_or_nothing() {
         ShotStatus::Generating
     );
 }
+
+#[test]
+fn name_and_shot_count_skip_trashed_shots() {
+    let mut doc = doc_with(3);
+    doc.set_name("골목길").expect("rename");
+    let first = doc.project().expect("read").shots[0].shot_id.clone();
+    doc.delete_shot(&first).expect("trash");
+    assert_eq!(
+        doc.name_and_shot_count().expect("summary"),
+        ("골목길".to_owned(), 2)
+    );
+}
