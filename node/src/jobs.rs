@@ -248,6 +248,7 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) {
         alone: true,
         unheld: HashMap::new(),
         started_ms: now_ms(),
+        run_elsewhere: HashMap::new(),
     };
     tokio::spawn(runner.run(cancel));
 }
@@ -409,6 +410,10 @@ struct Runner {
     /// When this runner started (wall clock, ms): claims older than that are from
     /// a previous run of the node.
     started_ms: u64,
+    /// Attempts another node said (progress on gossip) it started or finished, with
+    /// when: a claim of ours on the same attempt does not start while that node's
+    /// result may still be on its way through the document (see `start_next`).
+    run_elsewhere: HashMap<(String, u64), Instant>,
 }
 
 /// Write a batch of job states and takes (one change per project). A job whose
@@ -485,6 +490,10 @@ impl Runner {
                     Ok(NodeEvent::PeerConnected(_) | NodeEvent::PeerDisconnected(_)) => {
                         offers_dirty = true;
                     }
+                    Ok(NodeEvent::Job(update)) => {
+                        self.note_run_elsewhere(&update);
+                        due = false;
+                    }
                     Ok(_) => due = false,
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // Missed changes: read everything again.
@@ -519,6 +528,7 @@ impl Runner {
                         self.note_rivals(&offer);
                         offers_dirty = true;
                     }
+                    NodeEvent::Job(update) => self.note_run_elsewhere(&update),
                     _ => {}
                 }
             }
@@ -580,6 +590,22 @@ impl Runner {
         if self.rivals.len() > 20_000 {
             self.rivals
                 .retain(|_, r| r.seen.elapsed() < Duration::from_secs(60));
+        }
+    }
+
+    /// Remember that another node runs (or ran) an attempt of a job.
+    fn note_run_elsewhere(&mut self, update: &JobUpdate) {
+        if update.node_id == self.node_id
+            || !matches!(update.state, JobState::Running | JobState::Succeeded)
+        {
+            return;
+        }
+        self.run_elsewhere
+            .entry((update.job_id.clone(), update.attempt))
+            .or_insert_with(Instant::now);
+        if self.run_elsewhere.len() > 20_000 {
+            let keep = self.lease * 2;
+            self.run_elsewhere.retain(|_, at| at.elapsed() < keep);
         }
     }
 
@@ -1021,16 +1047,24 @@ impl Runner {
         let now = Instant::now();
         // Settled, and no other node says (on gossip) that it holds the job too: a
         // concurrent claim waits until the merge tells one of us to drop it.
+        // Nor while another node said on gossip that it runs or ran the same attempt
+        // (its claim raced ours and it started first): its result reaches the
+        // document after its offer stops naming the job, and running it here
+        // meanwhile would run it twice. Past the lease with no result, it runs.
         let me = &self.node_id;
-        let contested = |job_id: &str| {
+        let contested = |held: &Held| {
             self.offers
                 .iter()
-                .any(|o| o.node_id != *me && o.holding.iter().any(|(h, _)| h == job_id))
+                .any(|o| o.node_id != *me && o.holding.iter().any(|(h, _)| *h == held.job_id))
+                || self
+                    .run_elsewhere
+                    .get(&(held.job_id.clone(), held.attempt))
+                    .is_some_and(|at| at.elapsed() < self.lease)
         };
         let Some(pos) = self
             .held
             .iter()
-            .position(|h| h.runnable_at <= now && !contested(&h.job_id))
+            .position(|h| h.runnable_at <= now && !contested(h))
         else {
             return;
         };
@@ -1081,7 +1115,10 @@ impl Runner {
             self.queue_write(&project_id, done);
             return;
         }
-        if states.iter().any(|s| s == "failed" || s == "canceled") {
+        if states
+            .iter()
+            .any(|s| s == "failed" || s == "canceled" || s == "succeeded")
+        {
             info!(job = %job.job_id, ?states, "another node ended this job meanwhile; not running it");
             self.held.remove(pos);
             return;
@@ -1219,8 +1256,34 @@ impl Runner {
             .cloned();
         let still_ours = current.as_ref().is_some_and(|j| j.claimant == self.node_id);
         if lost || !still_ours {
-            warn!(job = %job.job_id, "another node's claim won the merge while we ran; our result is not recorded");
             self.running = None;
+            // The run finished before the stop reached it: the work is done and the
+            // take is real. Record it, and the job as ours and succeeded unless it
+            // ended meanwhile, so the winner of the merge (which waits while our
+            // progress says we ran it) does not run it again.
+            let open = current.as_ref().is_some_and(|j| is_held(j.state));
+            if let (Ok(run), true) = (&done.outcome, open) {
+                match self.store_outputs(&job, run).await {
+                    Ok(takes) => {
+                        warn!(job = %job.job_id, "another node's claim won the merge, but our run had finished: its take is kept and the job recorded as ours");
+                        let mut ended = current.unwrap_or(job);
+                        ended.state = JobState::Succeeded;
+                        ended.claimant.clone_from(&self.node_id);
+                        ended.take_id =
+                            takes.first().map(|t| t.take_id.clone()).unwrap_or_default();
+                        ended.finished_at_ms = now_ms();
+                        for take in takes {
+                            self.pending_takes.push((project_id.clone(), take));
+                        }
+                        self.queue_write(&project_id, ended);
+                    }
+                    Err(e) => {
+                        warn!(job = %job.job_id, "another node's claim won the merge; storing our finished run failed: {e}");
+                    }
+                }
+            } else {
+                warn!(job = %job.job_id, "another node's claim won the merge while we ran; our result is not recorded");
+            }
             return;
         }
         if let Some(current) = current {
