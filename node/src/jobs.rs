@@ -80,6 +80,9 @@ pub const FIRST_PAUSE: Duration = Duration::from_secs(30);
 const LONGEST_PAUSE: Duration = Duration::from_secs(600);
 /// How often leases are looked at and the offer re-sent.
 const TICK: Duration = Duration::from_secs(1);
+/// A peer connected this recently may still send its first offer (sent every
+/// [`TICK`] and on every change).
+const NEW_PEER_GRACE: Duration = Duration::from_secs(2);
 /// Sync lag measures kept (see `Runner::lags`).
 const LAG_SAMPLES: usize = 16;
 /// A job the document says this node holds, which it does not, is given back after
@@ -246,6 +249,7 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) {
         pause: None,
         next_pause: FIRST_PAUSE,
         alone: true,
+        peers: HashMap::new(),
         unheld: HashMap::new(),
         started_ms: now_ms(),
         run_elsewhere: HashMap::new(),
@@ -402,8 +406,12 @@ struct Runner {
     /// Paused until then, with the reason.
     pause: Option<(Instant, String)>,
     next_pause: Duration,
-    /// No peer connected (claims need no settling).
+    /// No other node offers to run jobs, and every connected peer has had the time
+    /// to say so (claims need no settling then).
     alone: bool,
+    /// Connected peers, with when they connected: one that joined less than
+    /// [`NEW_PEER_GRACE`] ago may be about to offer, so the node is not alone yet.
+    peers: HashMap<String, Instant>,
     /// Claimed jobs seen without anyone holding them, since when (see
     /// [`Runner::expire_leases`]).
     unheld: HashMap<String, Instant>,
@@ -451,6 +459,17 @@ impl Runner {
     async fn run(mut self, cancel: CancellationToken) {
         // Subscribe before the first look so no change is missed in between.
         let mut events = self.handle.subscribe();
+        // Peers connected before the runner started count as just connected.
+        if let Ok(status) = self.handle.status().await {
+            let now = Instant::now();
+            self.peers.extend(
+                status
+                    .peers
+                    .iter()
+                    .filter(|p| p.connected && !p.this_node)
+                    .map(|p| (p.node_id.clone(), now)),
+            );
+        }
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut offers_dirty = true;
@@ -487,7 +506,12 @@ impl Runner {
                         self.note_rivals(&offer);
                         offers_dirty = true;
                     }
-                    Ok(NodeEvent::PeerConnected(_) | NodeEvent::PeerDisconnected(_)) => {
+                    Ok(NodeEvent::PeerConnected(peer)) => {
+                        self.peers.insert(peer.to_string(), Instant::now());
+                        offers_dirty = true;
+                    }
+                    Ok(NodeEvent::PeerDisconnected(peer)) => {
+                        self.peers.remove(&peer.to_string());
                         offers_dirty = true;
                     }
                     Ok(NodeEvent::Job(update)) => {
@@ -529,6 +553,14 @@ impl Runner {
                         offers_dirty = true;
                     }
                     NodeEvent::Job(update) => self.note_run_elsewhere(&update),
+                    NodeEvent::PeerConnected(peer) => {
+                        self.peers.insert(peer.to_string(), Instant::now());
+                        offers_dirty = true;
+                    }
+                    NodeEvent::PeerDisconnected(peer) => {
+                        self.peers.remove(&peer.to_string());
+                        offers_dirty = true;
+                    }
                     _ => {}
                 }
             }
@@ -625,7 +657,11 @@ impl Runner {
         if offers_dirty || offer_changed {
             let offers = self.handle.offers().await?;
             // Alone: no other node that runs jobs, so no claim to race with.
-            self.alone = !offers.iter().any(|o| o.node_id != self.node_id);
+            self.alone = !offers.iter().any(|o| o.node_id != self.node_id)
+                && self
+                    .peers
+                    .values()
+                    .all(|since| since.elapsed() >= NEW_PEER_GRACE);
             self.offers = offers;
         }
         self.claim().await?;
