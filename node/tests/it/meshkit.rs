@@ -59,6 +59,22 @@ pub type Setup = Box<dyn FnOnce(&mut NodeConfig)>;
 /// setup, each holding the project, its first look at what it can run done, and
 /// every worker's offer known to every node.
 pub async fn mesh(shots: u64, workers_setup: Vec<Setup>) -> Mesh {
+    let mesh = mesh_just_joined(shots, workers_setup).await;
+    // Every worker's offer has reached every node (the rule is computed on the same
+    // offers everywhere).
+    let want: HashSet<String> = (0..mesh.workers.len()).map(|i| mesh.id(i)).collect();
+    for node in std::iter::once(&mesh.editor).chain(&mesh.workers) {
+        until_offers(&node.handle(), |offers| {
+            want.iter().all(|w| offers.iter().any(|o| o.node_id == *w))
+        })
+        .await;
+    }
+    mesh
+}
+
+/// Like [`mesh`], without waiting for the workers' offers to reach each other: the
+/// moment after the last worker joined.
+pub async fn mesh_just_joined(shots: u64, workers_setup: Vec<Setup>) -> Mesh {
     crate::logs();
     let editor_dir = tempfile::tempdir().unwrap();
     keys::store_mesh_key(editor_dir.path(), KEY).unwrap();
@@ -104,21 +120,11 @@ pub async fn mesh(shots: u64, workers_setup: Vec<Setup>) -> Mesh {
         workers.push(worker);
         dirs.push(dir);
     }
-    let mesh = Mesh {
+    Mesh {
         editor,
         workers,
         _dirs: dirs,
-    };
-    // Every worker's offer has reached every node (the rule is computed on the same
-    // offers everywhere).
-    let want: HashSet<String> = (0..mesh.workers.len()).map(|i| mesh.id(i)).collect();
-    for node in std::iter::once(&mesh.editor).chain(&mesh.workers) {
-        until_offers(&node.handle(), |offers| {
-            want.iter().all(|w| offers.iter().any(|o| o.node_id == *w))
-        })
-        .await;
     }
-    mesh
 }
 
 /// Wait until the node's live offers satisfy `ready`.

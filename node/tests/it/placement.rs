@@ -396,3 +396,33 @@ async fn a_claim_its_live_claimant_does_not_hold_goes_back_to_the_queue() {
     );
     mesh.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_queued_as_workers_join_each_run_once() {
+    // The moment a worker joins, the others have not heard its offer yet: a node
+    // that took itself for the only worker then claimed without settling and raced
+    // the newcomer (the demo showed it). Queue at once, and count executions.
+    let ledger = Ledger::default();
+    let gpus = vec![
+        GpuStandIn::new("a", 24.0, &["flux_basic"], 0, &ledger),
+        GpuStandIn::new("b", 24.0, &["flux_basic"], 0, &ledger),
+    ];
+    let setups: Vec<Setup> = gpus
+        .into_iter()
+        .map(|gpu| -> Setup { Box::new(move |c: &mut NodeConfig| c.executor = Some(gpu.slot())) })
+        .collect();
+    let mesh = meshkit::mesh_just_joined(12, setups).await;
+    let editor = mesh.editor.handle();
+    let ids = queue(&editor, "all", "card", 0).await;
+    assert_eq!(ids.len(), 12);
+    for job in ended(&editor, &ids).await {
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    }
+    let per_job = ledger.per_job();
+    assert_eq!(per_job.len(), 12, "{per_job:?}");
+    assert!(
+        per_job.values().all(|runs| *runs == 1),
+        "each job ran once: {per_job:?}"
+    );
+    mesh.stop().await;
+}
