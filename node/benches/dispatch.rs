@@ -29,8 +29,9 @@
 //! machine's cores, which a real mesh (one node per machine) does not.
 //!
 //! Knobs (environment): `REELMESH_BENCH_JOBS` (phase 2 job count; the default
-//! 10,000 does not finish on a 2-core machine: queuing alone grows with the square
-//! of the job count, so pass a smaller count there and say so),
+//! 10,000 takes about 20 minutes on a 2-core machine, where all 17 nodes share the
+//! cores: pass 2,000 for a quicker look and say so; raise
+//! `REELMESH_BENCH_DEADLINE_S` for 10,000),
 //! `REELMESH_BENCH_SAMPLES` (phase 1 samples, default 100),
 //! `REELMESH_BENCH_PHASES` (comma list of `latency,throughput,makespan`; default all),
 //! `REELMESH_BENCH_TOPOLOGY` (`full`: every node dials every node started before it,
