@@ -12,7 +12,7 @@ use reelmesh_node::store::DataDir;
 use reelmesh_protocol::jobs::JobState;
 
 use crate::comfy_double::{ComfyDouble, DoubleOptions, Script};
-use crate::meshkit::{self, DEADLINE, KEY, Mesh, Setup, addr, config, ended, queue};
+use crate::meshkit::{self, DEADLINE, KEY, Mesh, Setup, addr, config, ended, models_of, queue};
 
 /// A mesh whose workers use these ComfyUIs (or none).
 async fn mesh(shots: u64, comfy: Vec<Option<String>>) -> Mesh {
@@ -21,18 +21,6 @@ async fn mesh(shots: u64, comfy: Vec<Option<String>>) -> Mesh {
         .map(|url| -> Setup { Box::new(move |c: &mut NodeConfig| c.comfy_url = url) })
         .collect();
     meshkit::mesh(shots, setups).await
-}
-
-fn models_of(workflow: &str) -> Vec<String> {
-    reelmesh_node::workflows::Catalog::builtin()
-        .get(workflow)
-        .unwrap()
-        .manifest
-        .requires
-        .models
-        .iter()
-        .map(|m| m.file.clone())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,6 +37,7 @@ use reelmesh_protocol::jobs::{Job, JobState};
 use tokio_util::sync::CancellationToken;
 
 use crate::comfy_double::{ComfyDouble, DoubleOptions, Script};
+use crate::meshkit::models_of;
 
 const BIN: &str = env!("CARGO_BIN_EXE_reelmesh");
 const WORKFLOW: &str = "flux_basic";
@@ -240,18 +241,6 @@ fn log_tail(path: &Path) -> String {
     let mut bytes = Vec::new();
     let _ = file.read_to_end(&mut bytes);
     String::from_utf8_lossy(&bytes).into_owned()
-}
-
-fn models_of(workflow: &str) -> Vec<String> {
-    reelmesh_node::workflows::Catalog::builtin()
-        .get(workflow)
-        .unwrap()
-        .manifest
-        .requires
-        .models
-        .iter()
-        .map(|m| m.file.clone())
-        .collect()
 }
 
 /// The prompts a ComfyUI got for the job with this seed.

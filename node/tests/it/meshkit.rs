@@ -127,6 +127,19 @@ pub async fn mesh_just_joined(shots: u64, workers_setup: Vec<Setup>) -> Mesh {
     }
 }
 
+/// Every model file a workflow loads, as a ComfyUI double's "installed" models.
+pub fn models_of(workflow: &str) -> Vec<String> {
+    reelmesh_node::workflows::Catalog::builtin()
+        .get(workflow)
+        .unwrap()
+        .manifest
+        .requires
+        .models
+        .iter()
+        .map(|m| m.file.clone())
+        .collect()
+}
+
 /// Wait until the node's live offers satisfy `ready`.
 pub async fn until_offers(
     handle: &NodeHandle,

@@ -310,20 +310,7 @@ async fn a_canceled_job_ends_canceled_and_the_shot_goes_back_to_pending() {
 // ---- through ComfyUI (the test double answering like the recorded server) -------
 
 use crate::comfy_double::{ComfyDouble, DoubleOptions, Script};
-use reelmesh_node::workflows::Catalog;
-
-/// Every model file a workflow loads, as the double's "installed" models.
-fn models_of(workflow: &str) -> Vec<String> {
-    Catalog::builtin()
-        .get(workflow)
-        .unwrap()
-        .manifest
-        .requires
-        .models
-        .iter()
-        .map(|m| m.file.clone())
-        .collect()
-}
+use crate::meshkit::models_of;
 
 async fn node_with_comfy(options: DoubleOptions) -> (tempfile::TempDir, ComfyDouble, Node) {
     let dir = five_shot_project();

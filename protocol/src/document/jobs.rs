@@ -13,21 +13,9 @@ use crate::jobs::{Job, JobState, Take, TakeMedia, shot_status_after};
 use crate::model::ShotStatus;
 
 impl ProjectDoc {
-    /// Queue a job. The shot must exist and be live.
+    /// Queue a job. The shot must exist and be live (see [`ProjectDoc::add_jobs`]).
     pub fn add_job(&mut self, job: &Job) -> Result<(), DocError> {
-        validate_job(job)?;
-        let shot = self.record("shots", "shot", &job.shot_id)?;
-        if matches!(
-            self.doc.get(&shot, "deleted")?,
-            Some((automerge::Value::Scalar(v), _)) if matches!(v.as_ref(), ScalarValue::Boolean(true))
-        ) {
-            return Err(DocError::Invalid(format!(
-                "shot {} is in the trash; restore it before rendering",
-                job.shot_id
-            )));
-        }
-        self.ensure_job_maps()?;
-        self.put_record("jobs", &job.job_id, &job_fields(job), "queue job")
+        self.add_jobs(std::slice::from_ref(job))
     }
 
     /// Queue several jobs in one change; their shots become `generating`. Nothing is
