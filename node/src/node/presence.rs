@@ -83,15 +83,24 @@ impl PeerRow {
 #[derive(Debug, Default)]
 pub(super) struct PresenceTable {
     seen: HashMap<PeerId, (Presence, Instant)>,
+    /// The peers each peer said it is connected to, parsed once per heartbeat
+    /// (read on every received change, see `Runtime::relay`).
+    reaches: HashMap<PeerId, HashSet<PeerId>>,
 }
 
 impl PresenceTable {
-    /// The latest presence heard from a peer.
-    pub fn get(&self, peer: &PeerId) -> Option<&Presence> {
-        self.seen.get(peer).map(|(p, _)| p)
+    /// The peers `peer` said it is connected to (empty when it said nothing).
+    pub fn reaches(&self, peer: &PeerId) -> Option<&HashSet<PeerId>> {
+        self.reaches.get(peer)
     }
 
     pub fn record(&mut self, peer: PeerId, presence: Presence) {
+        let reaches = presence
+            .peers
+            .iter()
+            .filter_map(|p| p.parse::<PeerId>().ok())
+            .collect();
+        self.reaches.insert(peer, reaches);
         self.seen.insert(peer, (presence, Instant::now()));
     }
 

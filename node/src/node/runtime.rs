@@ -823,15 +823,15 @@ impl Runtime {
     /// other. The presence list is a hint: a peer missed because of a stale one
     /// gets the changes at the next retry tick or change.
     fn relay(&mut self, from: PeerId, project_id: &str) {
-        let reached: HashSet<String> = self
-            .presence
-            .get(&from)
-            .map(|p| p.peers.iter().cloned().collect())
-            .unwrap_or_default();
-        for peer in self.sessions.peers() {
-            if peer == from || !reached.contains(&peer.to_string()) {
-                self.offer(peer, project_id);
-            }
+        let reached = self.presence.reaches(&from);
+        let targets: Vec<PeerId> = self
+            .sessions
+            .peers()
+            .into_iter()
+            .filter(|peer| *peer == from || !reached.is_some_and(|r| r.contains(peer)))
+            .collect();
+        for peer in targets {
+            self.offer(peer, project_id);
         }
     }
 

@@ -9,6 +9,15 @@ fn doc_with(n: u64) -> ProjectDoc {
     doc
 }
 
+fn shot_ids(doc: &ProjectDoc) -> Vec<String> {
+    doc.project()
+        .expect("read")
+        .shots
+        .iter()
+        .map(|s| s.shot_id.clone())
+        .collect()
+}
+
 fn codes(doc: &ProjectDoc) -> Vec<u64> {
     doc.project()
         .expect("read")
@@ -32,13 +41,7 @@ fn new_document_reads_back_with_defaults() {
 #[test]
 fn shots_keep_their_order_and_insertions_land_where_asked() {
     let mut doc = doc_with(3);
-    let ids: Vec<_> = doc
-        .project()
-        .expect("read")
-        .shots
-        .iter()
-        .map(|s| s.shot_id.clone())
-        .collect();
+    let ids = shot_ids(&doc);
     let mut new = Shot::new(ShotCode(4), 10);
     new.action = "inserted".into();
     doc.add_shots(&[new], &Position::After(ids[0].clone()))
@@ -127,13 +130,7 @@ fn delete_on_one_side_and_edit_on_the_other_ends_trashed_with_the_edit_kept() {
 #[test]
 fn concurrent_reorders_merge_without_duplicates() {
     let mut a = doc_with(4);
-    let ids: Vec<_> = a
-        .project()
-        .expect("read")
-        .shots
-        .iter()
-        .map(|s| s.shot_id.clone())
-        .collect();
+    let ids = shot_ids(&a);
     let mut b = a.fork();
     a.move_shot(&ids[3], &Position::Before(ids[0].clone()))
         .expect("move");
@@ -142,20 +139,8 @@ fn concurrent_reorders_merge_without_duplicates() {
     b.move_shot(&ids[0], &Position::End).expect("move");
     a.merge(&mut b).expect("merge");
     b.merge(&mut a).expect("merge");
-    let order_a: Vec<_> = a
-        .project()
-        .expect("read")
-        .shots
-        .iter()
-        .map(|s| s.shot_id.clone())
-        .collect();
-    let order_b: Vec<_> = b
-        .project()
-        .expect("read")
-        .shots
-        .iter()
-        .map(|s| s.shot_id.clone())
-        .collect();
+    let order_a = shot_ids(&a);
+    let order_b = shot_ids(&b);
     assert_eq!(order_a, order_b);
     let mut sorted = order_a.clone();
     sorted.sort();
@@ -554,13 +539,7 @@ fn codes_colliding_after_the_index_exists_are_still_renumbered() {
 fn jobs_changed_reports_local_and_merged_job_changes_only() {
     use crate::jobs::{Job, JobState};
     let mut a = doc_with(3);
-    let shots: Vec<String> = a
-        .project()
-        .expect("read")
-        .shots
-        .iter()
-        .map(|s| s.shot_id.clone())
-        .collect();
+    let shots = shot_ids(&a);
     let jobs: Vec<Job> = shots
         .iter()
         .map(|s| Job::new(s, "card", 1, "a", 1))
