@@ -193,6 +193,14 @@ impl Cpu {
         }
     }
 
+    /// CPU seconds the whole machine was busy since then.
+    fn busy_s(self) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let ticks = Cpu::now().busy.saturating_sub(self.busy) as f64;
+        // /proc/stat counts in USER_HZ, 100 per second on Linux.
+        ticks / 100.0
+    }
+
     /// "this bench X % of one core, everything else on the machine Y %".
     fn since(self) -> String {
         let now = Cpu::now();
@@ -481,6 +489,14 @@ async fn changed_jobs(editor: &NodeHandle) -> Vec<Job> {
         .await
         .expect("read");
     read.expect("jobs")
+}
+
+/// How many changes the editor's document holds.
+async fn change_count(editor: &NodeHandle) -> usize {
+    editor
+        .read_mut(None, |doc| Ok::<_, String>(doc.change_count()))
+        .await
+        .map_or(0, |(_, n)| n.unwrap_or(0))
 }
 
 /// Follow the editor's document until `done`, reading on every `DocChanged`. Gives
@@ -1020,6 +1036,7 @@ async fn throughput(topology: Topology, jobs_wanted: u64, rows: &mut Vec<Row>) {
         },
         queue_time.as_secs_f64()
     );
+    let changes_before = change_count(&editor).await;
     let cpu = Cpu::now();
     let ids: HashSet<String> = queued.iter().map(|q| q.job_id.clone()).collect();
     let mut seen = Seen::default();
@@ -1053,7 +1070,28 @@ async fn throughput(topology: Topology, jobs_wanted: u64, rows: &mut Vec<Row>) {
         }
         Err(e) => Err(e),
     };
+    let cpu_s = cpu.busy_s();
     println!("after queuing: {}", cpu.since());
+    let changes = change_count(&editor).await.saturating_sub(changes_before);
+    #[allow(clippy::cast_precision_loss)]
+    let per_job = |x: f64| x / total.max(1) as f64;
+    println!(
+        "document changes made by the run: {changes} ({:.2} per job), each applied by 16 other nodes; \
+         machine CPU {:.1} core-s in all = {:.0} core-ms per job",
+        per_job(changes as f64),
+        cpu_s,
+        per_job(cpu_s * 1e3)
+    );
+    rows.push(row(
+        "  cost per job, whole mesh on this machine",
+        format!(
+            "{:.2} document changes; {:.0} ms of CPU",
+            per_job(changes as f64),
+            per_job(cpu_s * 1e3)
+        ),
+        "",
+        "",
+    ));
     if let Err(e) = &ended {
         println!("  INCOMPLETE: {e}");
         diagnose(&mesh, &seen, &ledger).await;
@@ -1353,10 +1391,11 @@ fn main() {
     println!("machine: {}", machine());
     println!(
         "nodes: real loopback nodes in one process (tokio, {} worker threads), heartbeat 300 ms, offline after 2 s, \
-         lease {} s, claim settle {} ms, lookahead {} ms, at most {} jobs held per node; topology: {}",
+         lease {} s, claim intent window {}-{} ms (gossip delay), lookahead {} ms, at most {} jobs held per node; topology: {}",
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
         jobs::LEASE.as_secs(),
-        jobs::CLAIM_SETTLE.as_millis(),
+        jobs::INTENT_WINDOW_MIN.as_millis(),
+        jobs::INTENT_WINDOW_MAX.as_millis(),
         jobs::LOOKAHEAD.as_millis(),
         jobs::MAX_LOCAL_QUEUE,
         topology.describe()

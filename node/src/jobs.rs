@@ -4,8 +4,9 @@
 //!  document (durable)                    runner task (one per node)                executor
 //!  jobs{queued} ──DocChanged──▶ index (changed jobs only, via Automerge diffs)
 //!  offers on gossip ─────────▶ assign(queued, live offers)  (same on every node)
-//!                               claim ours (one edit: claimed, claimant, attempt+1)
-//!                               wait CLAIM_SETTLE, still ours? ──▶ run ──────────▶ card / ComfyUI
+//!  offer.intents ◀──────────── announce ours; wait the intent window (gossip delay)
+//!                               uncontested: claim (one edit: claimed, claimant, attempt+1)
+//!                               still ours? ──▶ run ──────────────────────────────▶ card / ComfyUI
 //!  progress ◀──gossip + NodeEvent::Job── steps ◀──────────────────────────────────┘
 //!  takes{..} + jobs{succeeded|failed|queued for a retry} ◀── batched edit ◀── outputs (BLAKE3)
 //! ```
@@ -16,9 +17,12 @@
 //! ahead so the GPU never waits on the next job's inputs ([`LOOKAHEAD`]).
 //!
 //! Placement is [`placement::assign`] over the live offers: every node computes the
-//! same assignment and claims only its own jobs, at once (no bid round per job). A
-//! claim runs only after [`CLAIM_SETTLE`] and only if the merged document still names
-//! this node; a claim lost later cancels the run and records nothing. A claimant
+//! same assignment and claims only its own jobs (no bid round per job). Views of the
+//! offers differ for a moment, so a node first announces its claims on gossip and
+//! writes them only when no other node contested them within the intent window
+//! (see [`intents`]): races end on gossip, and the loser writes nothing. A claim
+//! runs only while the merged document still names this node; a claim lost later
+//! (an intent that arrived too late, a partition) cancels the run and records nothing. A claimant
 //! silent for the lease loses its jobs to the queue. A failed run goes back to the
 //! queue for another node (the job remembers who failed it), up to its attempts; a
 //! node that fails [`PAUSE_AFTER_FAILURES`] jobs in a row stops offering for a while.
@@ -31,6 +35,7 @@
 mod capabilities;
 mod execute;
 pub mod follow;
+mod intents;
 pub mod queue;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -48,6 +53,7 @@ use tracing::{debug, info, warn};
 
 pub use capabilities::{CAPABILITY_REFRESH, Capabilities};
 pub use execute::{BuiltIn, Declared, Executor, Produced, Run, RunContext, RunFailure, Step};
+pub use intents::{INTENT_WINDOW_MAX, INTENT_WINDOW_MIN};
 pub use reelmesh_protocol::jobs::{JobUpdate, Overhead};
 
 use crate::comfy::ComfyClient;
@@ -56,10 +62,6 @@ use crate::node::{NodeConfig, NodeError, NodeEvent, NodeHandle};
 use crate::store::blobs::BlobStore;
 use crate::workflows::Catalog;
 
-/// How long a fresh claim waits for concurrent claims to merge before it runs (a
-/// sync round trip on a LAN is a few ms; see BENCHMARKS.md [2/8]). Claims made ahead
-/// settle while the previous job runs.
-pub const CLAIM_SETTLE: Duration = Duration::from_millis(100);
 /// A node claims ahead the jobs it expects to start within this time, so the next
 /// job's inputs are fetched while the GPU is busy; with long jobs that is one job,
 /// claimed near the end of the current one.
@@ -68,8 +70,8 @@ pub const LOOKAHEAD: Duration = Duration::from_secs(1);
 /// claiming, so that nodes freed at the same moment see each other's offers and
 /// take different jobs instead of all taking the head of the queue.
 pub const OFFER_SETTLE: Duration = Duration::from_millis(25);
-/// Most jobs a node holds (claimed or running) at once.
-pub const MAX_LOCAL_QUEUE: u32 = 32;
+/// Most jobs a node holds (announced, claimed or running) at once.
+pub const MAX_LOCAL_QUEUE: u32 = 64;
 /// A claimant not heard from (presence heartbeats) for this long loses its jobs:
 /// they go back to the queue. Nodes start with [`NodeConfig::lease`].
 pub const LEASE: Duration = Duration::from_secs(10);
@@ -83,15 +85,16 @@ const TICK: Duration = Duration::from_secs(1);
 /// A peer connected this recently may still send its first offer (sent every
 /// [`TICK`] and on every change).
 const NEW_PEER_GRACE: Duration = Duration::from_secs(2);
-/// Sync lag measures kept (see `Runner::lags`).
-const LAG_SAMPLES: usize = 16;
 /// A job the document says this node holds, which it does not, is given back after
 /// this long (a merge in flight may still explain it before then).
 const ORPHAN_GRACE: Duration = Duration::from_secs(2);
 /// Progress goes on gossip at most this often per job (state changes always go).
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
-/// Results wait at most this long to be written together.
+/// Results wait at least this long to be written together; longer while gossip
+/// is slow (see `Runner::write_delay`).
 const FLUSH_AFTER: Duration = Duration::from_millis(20);
+/// Results never wait longer than this.
+const FLUSH_MAX: Duration = Duration::from_secs(1);
 
 /// How long one ComfyUI run may take, queue wait included, before the job fails.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(60 * 60);
@@ -241,8 +244,8 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) {
         offers: Vec::new(),
         claim_not_before: None,
         rivals: HashMap::new(),
-        sync_lag: Duration::ZERO,
-        lags: std::collections::VecDeque::with_capacity(LAG_SAMPLES),
+        intents: Vec::new(),
+        delay: intents::GossipDelay::default(),
         mean_run: None,
         streak: 0,
         last_failure: String::new(),
@@ -324,9 +327,6 @@ struct Rivals {
     /// When the first offer naming it arrived.
     seen: Instant,
     nodes: BTreeSet<String>,
-    /// The sync lag was measured on this attempt's claim already (later writes of
-    /// the job, its start or end, say nothing about the lag).
-    lag_measured: bool,
 }
 
 /// A job this node holds: claimed (settling or waiting for the GPU) or running.
@@ -334,8 +334,6 @@ struct Held {
     project_id: String,
     job_id: String,
     shot_code: String,
-    /// It may run from then on (its claim has had time to merge).
-    runnable_at: Instant,
     /// The attempt this claim counted.
     attempt: u64,
 }
@@ -392,12 +390,10 @@ struct Runner {
     /// Other nodes seen (on gossip) holding a job's attempt, with when: a held job
     /// does not start until the document shows each rival's claim merged.
     rivals: HashMap<(String, u64), Rivals>,
-    /// How far the document's sync trails gossip lately (a rival's offer naming a
-    /// job, then its claim in the document): claims settle for a few times this.
-    sync_lag: Duration,
-    /// Recent measures of that lag (the settle uses their median: one stall does
-    /// not slow every claim for long).
-    lags: std::collections::VecDeque<Duration>,
+    /// Jobs announced (offer `intents`) and not written yet, in claim order.
+    intents: Vec<intents::Intent>,
+    /// How late other nodes' offers arrive lately: sets the intent window.
+    delay: intents::GossipDelay,
     /// Running mean of this node's run times.
     mean_run: Option<Duration>,
     /// Failed runs in a row.
@@ -424,9 +420,14 @@ struct Runner {
     run_elsewhere: HashMap<(String, u64), Instant>,
 }
 
-/// Write a batch of job states and takes (one change per project). A job whose
-/// stored state has moved on where this one may not follow (another node ended it
-/// meanwhile) is left out, with a warning, instead of failing the batch.
+/// An edit's error: a document refusal or words.
+type EditError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Write a batch of job states and takes (call it inside
+/// [`ProjectDoc::in_one_change`](reelmesh_protocol::document::ProjectDoc::in_one_change):
+/// one change for all). A job whose stored state has moved on where this one may
+/// not follow (another node ended it meanwhile) is left out, with a warning,
+/// instead of failing the batch.
 fn write_batch(
     doc: &mut reelmesh_protocol::document::ProjectDoc,
     jobs: &[Job],
@@ -512,6 +513,7 @@ impl Runner {
                     }
                     Ok(NodeEvent::PeerDisconnected(peer)) => {
                         self.peers.remove(&peer.to_string());
+                        self.delay.forget(&peer.to_string());
                         offers_dirty = true;
                     }
                     Ok(NodeEvent::Job(update)) => {
@@ -559,6 +561,7 @@ impl Runner {
                     }
                     NodeEvent::PeerDisconnected(peer) => {
                         self.peers.remove(&peer.to_string());
+                        self.delay.forget(&peer.to_string());
                         offers_dirty = true;
                     }
                     _ => {}
@@ -572,18 +575,16 @@ impl Runner {
         let _ = self.flush().await;
     }
 
-    /// The earliest moment something is due without an event: a held claim that
-    /// settles, a flush, the end of a pause, the moment to claim ahead.
+    /// The earliest moment something is due without an event: an intent whose
+    /// window closes, a flush, the end of a pause, the moment to claim ahead.
     fn next_wake(&self) -> Option<Instant> {
         let mut wake: Option<Instant> = None;
         let mut at = |t: Instant| wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
-        if self.running.is_none()
-            && let Some(first) = self.held.first()
-        {
-            at(first.runnable_at);
+        if let Some(first) = self.intents.iter().map(|i| i.since).min() {
+            at(first + self.delay.window());
         }
         if let Some(since) = self.pending_since {
-            at(since + FLUSH_AFTER);
+            at(since + self.write_delay());
         }
         if let Some((until, _)) = &self.pause {
             at(*until);
@@ -603,9 +604,18 @@ impl Runner {
 
     /// Remember which other nodes said they hold which jobs (every offer is seen,
     /// not only the latest: a rival may claim, run and drop a job between two looks).
+    /// Every offer is also a delay sample, and may contest this node's intents.
     fn note_rivals(&mut self, offer: &Offer) {
         if offer.node_id == self.node_id {
             return;
+        }
+        self.delay.note(&offer.node_id, offer.sent_ms, now_ms());
+        for intent in &mut self.intents {
+            if intent.lost_to.is_none()
+                && intents::loses_to(&self.node_id, &intent.job_id, intent.attempt, offer)
+            {
+                intent.lost_to = Some(offer.node_id.clone());
+            }
         }
         let now = Instant::now();
         for held in &offer.holding {
@@ -614,7 +624,6 @@ impl Runner {
                 .or_insert_with(|| Rivals {
                     seen: now,
                     nodes: BTreeSet::new(),
-                    lag_measured: false,
                 })
                 .nodes
                 .insert(offer.node_id.clone());
@@ -665,11 +674,12 @@ impl Runner {
             self.offers = offers;
         }
         self.claim().await?;
+        self.commit_intents().await?;
         self.start_next().await;
         let due = self
             .pending_since
-            .is_some_and(|since| since.elapsed() >= FLUSH_AFTER);
-        if due || (self.running.is_none() && self.held.is_empty()) {
+            .is_some_and(|since| since.elapsed() >= self.write_delay());
+        if due {
             self.flush().await?;
         }
         self.publish_worker();
@@ -700,15 +710,16 @@ impl Runner {
     }
 
     /// How many jobs this node wants to hold now: the running one plus those it
-    /// expects to start within [`LOOKAHEAD`] (from its mean run time), at most
-    /// [`MAX_LOCAL_QUEUE`].
+    /// expects to start within [`LOOKAHEAD`] and the time a new claim takes (its
+    /// intent window), from its mean run time; at most [`MAX_LOCAL_QUEUE`].
     fn wanted(&self) -> u32 {
         if self.pause.is_some() || self.capabilities.borrow().runnable.is_empty() {
             return 0;
         }
         let mut want = 1_u32;
+        let horizon = LOOKAHEAD + self.delay.window();
         if let Some(mean) = self.mean_run {
-            let ahead = (LOOKAHEAD.as_secs_f64() / mean.as_secs_f64().max(1e-4))
+            let ahead = (horizon.as_secs_f64() / mean.as_secs_f64().max(1e-4))
                 .floor()
                 .min(f64::from(MAX_LOCAL_QUEUE));
             // In 0..=MAX_LOCAL_QUEUE: whole jobs.
@@ -718,7 +729,7 @@ impl Runner {
             }
             // A long job near its end: claim the next one now.
             if let Some(running) = &self.running
-                && running.started.elapsed() + LOOKAHEAD >= mean
+                && running.started.elapsed() + horizon >= mean
             {
                 want = want.max(2);
             }
@@ -726,8 +737,25 @@ impl Runner {
         want.min(MAX_LOCAL_QUEUE)
     }
 
+    /// How many more jobs this node takes now. A node that holds some takes more
+    /// only once half its want is free, so short jobs are claimed in batches (one
+    /// change for many) rather than one at a time as each ends; the offer says 0
+    /// meanwhile, so no other node leaves jobs for it.
+    fn free_slots(&self) -> u32 {
+        let wanted = self.wanted();
+        let holding = self.holding();
+        let free = wanted.saturating_sub(holding);
+        if holding > 0 && free < wanted.div_ceil(2) {
+            0
+        } else {
+            free
+        }
+    }
+
+    /// Jobs held, running or announced.
     fn holding(&self) -> u32 {
-        u32::try_from(self.held.len()).unwrap_or(u32::MAX) + u32::from(self.running.is_some())
+        u32::try_from(self.held.len() + self.intents.len()).unwrap_or(u32::MAX)
+            + u32::from(self.running.is_some())
     }
 
     /// Publish this node's offer when it changed (and every tick, so peers know it
@@ -754,7 +782,7 @@ impl Runner {
             workflows: caps.runnable.clone(),
             utilization,
             queue_len: holding,
-            slots: self.wanted().saturating_sub(holding),
+            slots: self.free_slots(),
             paused: self.pause.as_ref().map(|(_, why)| clip(why, 500)),
             holding: self
                 .held
@@ -774,10 +802,17 @@ impl Runner {
             mean_run_ms: self
                 .mean_run
                 .map(|m| u64::try_from(m.as_millis()).unwrap_or(u64::MAX)),
+            intents: self
+                .intents
+                .iter()
+                .map(|i| (i.job_id.clone(), i.attempt))
+                .collect(),
+            sent_ms: 0,
         };
         let changed = self.last_offer.as_ref().is_none_or(|last| {
             let mut same = last.clone();
             same.seq = offer.seq;
+            same.sent_ms = offer.sent_ms;
             same != offer
         });
         let refresh = self.offer_sent_at.is_none_or(|at| at.elapsed() >= TICK);
@@ -793,6 +828,7 @@ impl Runner {
         }
         self.offer_seq += 1;
         offer.seq = self.offer_seq;
+        offer.sent_ms = now_ms();
         self.handle
             .publish_jobs(JobsGossip::Offer(offer.clone()))
             .await?;
@@ -840,22 +876,6 @@ impl Runner {
                 entry.clear();
             }
             for job in jobs {
-                if !job.claimant.is_empty()
-                    && job.claimant != self.node_id
-                    && let Some(rivals) = self.rivals.get_mut(&(job.job_id.clone(), job.attempts))
-                    && rivals.nodes.contains(&job.claimant)
-                    && !rivals.lag_measured
-                {
-                    rivals.lag_measured = true;
-                    let lag = rivals.seen.elapsed().min(Duration::from_secs(5));
-                    if self.lags.len() == LAG_SAMPLES {
-                        self.lags.pop_front();
-                    }
-                    self.lags.push_back(lag);
-                    let mut sorted: Vec<Duration> = self.lags.iter().copied().collect();
-                    sorted.sort_unstable();
-                    self.sync_lag = sorted[sorted.len() / 2];
-                }
                 entry.put(job);
             }
             for job in ended {
@@ -933,6 +953,36 @@ impl Runner {
         self.pending_since.get_or_insert_with(Instant::now);
     }
 
+    /// How long job states wait to be written together. Every change costs each
+    /// node of the mesh the same to apply whatever it holds, so when the mesh is
+    /// busy (its gossip arrives late) a node writes less often and more at once:
+    /// as long as its own intent window, at least [`FLUSH_AFTER`].
+    fn write_delay(&self) -> Duration {
+        self.delay.window().clamp(FLUSH_AFTER, FLUSH_MAX)
+    }
+
+    /// Take the job states and takes waiting to be written to one project.
+    fn take_pending(&mut self, project_id: &str) -> (Vec<Job>, Vec<Take>) {
+        let jobs: Vec<Job> = self
+            .pending
+            .remove(project_id)
+            .map(|p| p.into_values().collect())
+            .unwrap_or_default();
+        let mut takes = Vec::new();
+        self.pending_takes.retain(|(p, take)| {
+            if p == project_id {
+                takes.push(take.clone());
+                false
+            } else {
+                true
+            }
+        });
+        if self.pending.is_empty() && self.pending_takes.is_empty() {
+            self.pending_since = None;
+        }
+        (jobs, takes)
+    }
+
     /// Write pending job states and takes: one edit per project.
     async fn flush(&mut self) -> Result<(), NodeError> {
         let pending = std::mem::take(&mut self.pending);
@@ -950,7 +1000,10 @@ impl Runner {
             let result = self
                 .handle
                 .edit(Some(project_id.clone()), move |doc| {
-                    write_batch(doc, &jobs, &mine)
+                    doc.in_one_change(|doc| -> Result<(), EditError> {
+                        Ok(write_batch(doc, &jobs, &mine)?)
+                    })
+                    .map_err(|e| e.to_string())
                 })
                 .await;
             match result {
@@ -966,7 +1019,8 @@ impl Runner {
         Ok(())
     }
 
-    /// Claim the jobs the placement rule gives this node, in one edit per project.
+    /// Announce the jobs the placement rule gives this node (its offer's
+    /// `intents`); [`Runner::commit_intents`] writes them once their window closes.
     async fn claim(&mut self) -> Result<(), NodeError> {
         let Some(mine) = self.offers.iter().find(|o| o.node_id == self.node_id) else {
             return Ok(());
@@ -980,9 +1034,15 @@ impl Runner {
             }
             self.claim_not_before = None;
         }
+        let limit = self.free_slots() as usize;
+        if limit == 0 {
+            return Ok(());
+        }
         let me = self.node_id.clone();
         let pending = &self.pending;
-        let mut ours: BTreeMap<String, Vec<Job>> = BTreeMap::new();
+        let announced: HashSet<&str> = self.intents.iter().map(|i| i.job_id.as_str()).collect();
+        let now = Instant::now();
+        let mut fresh = Vec::new();
         for (project_id, project) in &self.index {
             let queued = project
                 .queued
@@ -990,53 +1050,124 @@ impl Runner {
                 .filter_map(|key| project.jobs.get(&key.2))
                 .filter(|j| {
                     !j.cancel_requested
+                        && !announced.contains(j.job_id.as_str())
                         && !pending
                             .get(project_id)
                             .is_some_and(|p| p.contains_key(&j.job_id))
                 });
             for (job, node) in placement::assign(queued, &self.offers) {
-                if node == me {
-                    ours.entry(project_id.clone())
-                        .or_default()
-                        .push(job.clone());
+                if node == me && fresh.len() < limit {
+                    fresh.push(intents::Intent {
+                        project_id: project_id.clone(),
+                        job_id: job.job_id.clone(),
+                        attempt: job.attempts + 1,
+                        since: now,
+                        lost_to: None,
+                    });
                 }
             }
         }
-        if ours.is_empty() {
+        if fresh.is_empty() {
             return Ok(());
         }
-        let limit = self.wanted().saturating_sub(self.holding()) as usize;
-        for (project_id, jobs) in ours {
-            let ids: Vec<String> = jobs.iter().take(limit).map(|j| j.job_id.clone()).collect();
-            let node_id = me.clone();
+        debug!(
+            jobs = fresh.len(),
+            window_ms = self.delay.window().as_millis(),
+            "announcing claims"
+        );
+        // Offers that arrived before this look may already contest them.
+        for intent in &mut fresh {
+            intent.lost_to = self
+                .offers
+                .iter()
+                .find(|o| intents::loses_to(&me, &intent.job_id, intent.attempt, o))
+                .map(|o| o.node_id.clone());
+        }
+        self.intents.extend(fresh);
+        // The offer changed (the intents, fewer slots): say so before anyone else
+        // computes.
+        self.publish_offer().await?;
+        Ok(())
+    }
+
+    /// Write the claims whose window closed uncontested, in one edit per project;
+    /// drop those another node's claim or better-ranked intent took, and those the
+    /// document no longer has queued (claimed elsewhere, canceled).
+    async fn commit_intents(&mut self) -> Result<(), NodeError> {
+        if self.intents.is_empty() {
+            return Ok(());
+        }
+        let index = &self.index;
+        let before = self.intents.len();
+        self.intents.retain(|i| {
+            if let Some(winner) = &i.lost_to {
+                debug!(job = %i.job_id, attempt = i.attempt, winner = %placement::short_id(winner), "intent gave way");
+                return false;
+            }
+            index
+                .get(&i.project_id)
+                .and_then(|p| p.jobs.get(&i.job_id))
+                .is_some_and(|j| {
+                    j.state == JobState::Queued && !j.cancel_requested && j.attempts + 1 == i.attempt
+                })
+        });
+        let dropped = before != self.intents.len();
+        let window = if self.alone {
+            Duration::ZERO
+        } else {
+            self.delay.window()
+        };
+        let now = Instant::now();
+        let (due, waiting): (Vec<intents::Intent>, Vec<intents::Intent>) =
+            std::mem::take(&mut self.intents)
+                .into_iter()
+                .partition(|i| i.since + window <= now);
+        self.intents = waiting;
+        let mut by_project: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for intent in due {
+            by_project
+                .entry(intent.project_id)
+                .or_default()
+                .push(intent.job_id);
+        }
+        let committed = !by_project.is_empty();
+        for (project_id, ids) in by_project {
+            let node_id = self.node_id.clone();
+            // Job states waiting to be written go in the same change.
+            let (states, takes) = self.take_pending(&project_id);
+            let (kept_states, kept_takes) = (states.clone(), takes.clone());
             let claimed = self
                 .handle
                 .edit(Some(project_id.clone()), move |doc| {
-                    let mut claimed = Vec::new();
-                    for id in &ids {
-                        let mut job = doc.job(id).map_err(|e| e.to_string())?;
-                        if job.state != JobState::Queued || job.cancel_requested {
-                            continue;
+                    doc.in_one_change(|doc| -> Result<_, EditError> {
+                        write_batch(doc, &states, &takes)?;
+                        let mut claimed = Vec::new();
+                        for id in &ids {
+                            let mut job = doc.job(id)?;
+                            if job.state != JobState::Queued || job.cancel_requested {
+                                continue;
+                            }
+                            job.state = JobState::Claimed;
+                            job.claimant.clone_from(&node_id);
+                            job.attempts += 1;
+                            job.started_at_ms = now_ms();
+                            claimed.push(job);
                         }
-                        job.state = JobState::Claimed;
-                        job.claimant.clone_from(&node_id);
-                        job.attempts += 1;
-                        job.started_at_ms = now_ms();
-                        claimed.push(job);
-                    }
-                    if claimed.is_empty() {
-                        return Ok((Vec::new(), Vec::new()));
-                    }
-                    doc.update_jobs(&claimed).map_err(|e| e.to_string())?;
-                    let codes = claimed
-                        .iter()
-                        .map(|j| {
-                            doc.shot_code(&j.shot_id)
-                                .map(|c| c.to_string())
-                                .unwrap_or_default()
-                        })
-                        .collect::<Vec<String>>();
-                    Ok((claimed, codes))
+                        if claimed.is_empty() {
+                            return Ok((Vec::new(), Vec::new()));
+                        }
+                        doc.update_jobs(&claimed)?;
+                        let codes = claimed
+                            .iter()
+                            .map(|j| {
+                                doc.shot_code(&j.shot_id)
+                                    .map(|c| c.to_string())
+                                    .unwrap_or_default()
+                            })
+                            .collect::<Vec<String>>();
+                        Ok((claimed, codes))
+                    })
+                    .map_err(|e| e.to_string())
                 })
                 .await;
             let (jobs, codes) = match claimed {
@@ -1044,24 +1175,23 @@ impl Runner {
                 Err(NodeError::Stopped) => return Err(NodeError::Stopped),
                 Err(e) => {
                     warn!(project = %project_id, "claiming failed: {e}");
+                    // Read the truth again; the states that rode along wait for the
+                    // next write.
+                    self.dirty.insert(project_id.clone());
+                    for job in kept_states {
+                        self.queue_write(&project_id, job);
+                    }
+                    self.pending_takes
+                        .extend(kept_takes.into_iter().map(|t| (project_id.clone(), t)));
                     continue;
                 }
             };
-            let settle = if self.alone {
-                Duration::ZERO
-            } else {
-                CLAIM_SETTLE
-                    .max(self.sync_lag * 3)
-                    .min(Duration::from_secs(5))
-            };
-            let runnable_at = Instant::now() + settle;
             for (job, code) in jobs.into_iter().zip(codes) {
-                debug!(job = %job.job_id, attempt = job.attempts, settle_ms = settle.as_millis(), "claimed");
+                debug!(job = %job.job_id, attempt = job.attempts, window_ms = window.as_millis(), "claimed");
                 self.held.push(Held {
                     project_id: project_id.clone(),
                     job_id: job.job_id.clone(),
                     shot_code: code.clone(),
-                    runnable_at,
                     attempt: job.attempts,
                 });
                 if let Some(project) = self.index.get_mut(&project_id) {
@@ -1070,19 +1200,20 @@ impl Runner {
                 }
             }
         }
-        // The offer changed (fewer slots): say so before anyone else computes.
-        self.publish_offer().await?;
+        if committed || dropped {
+            // Intents became claims (or went): the offer says so.
+            self.publish_offer().await?;
+        }
         Ok(())
     }
 
-    /// Start the first held job whose claim has settled and still names us.
+    /// Start the first held job whose claim still names us.
     async fn start_next(&mut self) {
         if self.running.is_some() {
             return;
         }
-        let now = Instant::now();
-        // Settled, and no other node says (on gossip) that it holds the job too: a
-        // concurrent claim waits until the merge tells one of us to drop it.
+        // No other node says (on gossip) that it holds the job too: a
+        // concurrent claim (an intent that arrived after its window) waits until the merge tells one of us to drop it.
         // Nor while another node said on gossip that it runs or ran the same attempt
         // (its claim raced ours and it started first): its result reaches the
         // document after its offer stops naming the job, and running it here
@@ -1097,11 +1228,7 @@ impl Runner {
                     .get(&(held.job_id.clone(), held.attempt))
                     .is_some_and(|at| at.elapsed() < self.lease)
         };
-        let Some(pos) = self
-            .held
-            .iter()
-            .position(|h| h.runnable_at <= now && !contested(h))
-        else {
+        let Some(pos) = self.held.iter().position(|h| !contested(h)) else {
             return;
         };
         let candidate = &self.held[pos];

@@ -135,6 +135,9 @@ pub struct ProjectDoc {
     doc: AutoCommit,
     /// Built on first use (see [`index`]).
     index: Option<index::ChangeIndex>,
+    /// Inside [`ProjectDoc::in_one_change`]: the messages of the edits made so far,
+    /// committed together at its end.
+    one_change: Option<Vec<String>>,
 }
 
 /// Maps every document must have.
@@ -152,7 +155,11 @@ impl ProjectDoc {
         for key in TOP_MAPS.iter().chain(&JOB_MAPS) {
             doc.put_object(ROOT, *key, ObjType::Map)?;
         }
-        let mut this = ProjectDoc { doc, index: None };
+        let mut this = ProjectDoc {
+            doc,
+            index: None,
+            one_change: None,
+        };
         let settings = this.obj(ROOT, "settings")?;
         this.doc.put(&settings, "name", name)?;
         this.doc
@@ -168,6 +175,7 @@ impl ProjectDoc {
         let this = ProjectDoc {
             doc: AutoCommit::load(bytes)?,
             index: None,
+            one_change: None,
         };
         this.check_schema()?;
         Ok(this)
@@ -180,6 +188,7 @@ impl ProjectDoc {
         ProjectDoc {
             doc: AutoCommit::new(),
             index: None,
+            one_change: None,
         }
     }
 
@@ -188,6 +197,7 @@ impl ProjectDoc {
         Ok(ProjectDoc {
             doc: AutoCommit::load(bytes)?,
             index: None,
+            one_change: None,
         })
     }
 
@@ -336,6 +346,7 @@ impl ProjectDoc {
         ProjectDoc {
             doc: self.doc.fork(),
             index: None,
+            one_change: None,
         }
     }
 
@@ -348,6 +359,11 @@ impl ProjectDoc {
         Ok(())
     }
 
+    /// How many changes the document holds (its whole history).
+    pub fn change_count(&mut self) -> usize {
+        self.doc.get_changes_meta(&[]).len()
+    }
+
     /// Heads of the document, hex-encoded (equal heads = identical documents).
     pub fn heads(&mut self) -> Vec<String> {
         self.doc
@@ -357,7 +373,47 @@ impl ProjectDoc {
             .collect()
     }
 
+    /// Run `edit` as one change: the edits it makes are committed together at its
+    /// end (their messages joined), and nothing at all when it fails. Every change
+    /// costs each peer the same to apply whatever it holds, so a node that records
+    /// many jobs at once makes one change, not one per record. Inside, the change
+    /// index is not brought up to date (that would close the change); edits that
+    /// need it (shot statuses) see the takes recorded earlier in the same change.
+    pub fn in_one_change<T, E>(
+        &mut self,
+        edit: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DocError>,
+    {
+        if self.one_change.is_some() {
+            return edit(self);
+        }
+        self.absorb()?;
+        self.one_change = Some(Vec::new());
+        let out = edit(self);
+        let mut messages = self.one_change.take().unwrap_or_default();
+        match &out {
+            Ok(_) if !messages.is_empty() => {
+                messages.dedup();
+                self.doc.commit_with(
+                    automerge::transaction::CommitOptions::default()
+                        .with_message(messages.join("; ")),
+                );
+            }
+            Ok(_) => {}
+            Err(_) => {
+                self.doc.rollback();
+            }
+        }
+        out
+    }
+
     fn commit(&mut self, message: &str) {
+        if let Some(messages) = &mut self.one_change {
+            messages.push(message.to_owned());
+            return;
+        }
         self.doc.commit_with(
             automerge::transaction::CommitOptions::default().with_message(message.to_owned()),
         );

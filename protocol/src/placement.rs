@@ -68,6 +68,32 @@ pub struct Offer {
     /// loaded with the same number of jobs.
     #[serde(default)]
     pub mean_run_ms: Option<u64>,
+    /// Claims it announces before writing them (job id, attempt it will claim):
+    /// every other node treats these as taken, and two nodes announcing the same
+    /// attempt settle it by [`claim_rank`] before either writes to the document.
+    #[serde(default)]
+    pub intents: Vec<(String, u64)>,
+    /// When it was sent, by the sender's clock (ms since the Unix epoch; 0 when
+    /// unknown). Receivers use only its variation, to measure gossip delay.
+    #[serde(default)]
+    pub sent_ms: u64,
+}
+
+/// Which of several nodes announcing the same attempt of a job keeps it: the lowest
+/// rank wins. Every node computes the same ranks, whatever order the announcements
+/// arrived in, and a node wins some races and loses others (no node is always
+/// preferred).
+#[must_use]
+pub fn claim_rank(job_id: &str, attempt: u64, node_id: &str) -> u64 {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(job_id.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(&attempt.to_le_bytes());
+    hasher.update(node_id.as_bytes());
+    let bytes = hasher.finalize();
+    let mut first = [0_u8; 8];
+    first.copy_from_slice(&bytes.as_bytes()[..8]);
+    u64::from_le_bytes(first)
 }
 
 impl Offer {
@@ -140,7 +166,12 @@ pub fn assign<'a>(
     table.dedup_by(|a, b| a.0.node_id == b.0.node_id);
     let taken: std::collections::HashSet<&str> = offers
         .iter()
-        .flat_map(|o| o.holding.iter().map(|(id, _)| id.as_str()))
+        .flat_map(|o| {
+            o.holding
+                .iter()
+                .chain(&o.intents)
+                .map(|(id, _)| id.as_str())
+        })
         .collect();
     let mut free: u64 = table.iter().map(|(_, s, _)| u64::from(*s)).sum();
     let mut out = Vec::new();
@@ -255,6 +286,8 @@ mod tests {
             unavailable: Vec::new(),
             holding: Vec::new(),
             mean_run_ms: None,
+            intents: Vec::new(),
+            sent_ms: 0,
         }
     }
 
@@ -349,6 +382,35 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![jobs[1].job_id.clone(), jobs[2].job_id.clone()]
         );
+        // Nor one it announced it is about to claim.
+        offers[1].intents = vec![(jobs[1].job_id.clone(), 1)];
+        assert_eq!(
+            assign(jobs.iter(), &offers)
+                .iter()
+                .map(|(j, _)| j.job_id.clone())
+                .collect::<Vec<_>>(),
+            vec![jobs[2].job_id.clone(), jobs[3].job_id.clone()]
+        );
+    }
+
+    #[test]
+    fn claim_ranks_are_stable_and_spread_wins() {
+        let nodes = ["12D3KooWA", "12D3KooWB", "12D3KooWC"];
+        let mut wins = [0_u32; 3];
+        for j in 0..300 {
+            let job = format!("job-{j}");
+            let ranks: Vec<u64> = nodes.iter().map(|n| claim_rank(&job, 1, n)).collect();
+            // The same inputs give the same rank (every node agrees).
+            assert_eq!(ranks[0], claim_rank(&job, 1, nodes[0]));
+            let best = (0..3).min_by_key(|i| ranks[*i]).expect("three");
+            wins[best] += 1;
+            // Another attempt is another draw.
+            let _ = claim_rank(&job, 2, nodes[0]);
+        }
+        // Each node wins a fair share of races (300 draws: expect 100 each).
+        assert!(wins.iter().all(|w| (60..=140).contains(w)), "{wins:?}");
+        assert_ne!(claim_rank("j", 1, "a"), claim_rank("j", 2, "a"));
+        assert_ne!(claim_rank("j", 1, "a"), claim_rank("j", 1, "b"));
     }
 
     #[test]

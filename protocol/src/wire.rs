@@ -762,13 +762,14 @@ impl JobsGossip {
                     too_long("reason", why, MAX_REASON)?;
                 }
                 too_long("pause reason", o.paused.as_deref().unwrap_or(""), MAX_STEP)?;
-                if o.holding.len() > MAX_HOLDING {
+                if o.holding.len() > MAX_HOLDING || o.intents.len() > MAX_HOLDING {
                     return Err(format!(
-                        "an offer holding {} jobs (limit {MAX_HOLDING})",
-                        o.holding.len()
+                        "an offer holding {} jobs and announcing {} (limit {MAX_HOLDING} each)",
+                        o.holding.len(),
+                        o.intents.len()
                     ));
                 }
-                for (id, _) in &o.holding {
+                for (id, _) in o.holding.iter().chain(&o.intents) {
                     too_long("job id", id, MAX_ID)?;
                 }
             }
@@ -816,6 +817,8 @@ mod jobs_gossip_tests {
             unavailable: vec![("flux_basic".into(), "model flux1-dev.safetensors".into())],
             holding: vec![("j1".into(), 2)],
             mean_run_ms: Some(850),
+            intents: vec![("j2".into(), 1)],
+            sent_ms: 1_700_000_000_000,
         }
     }
 

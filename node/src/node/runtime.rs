@@ -71,10 +71,12 @@ pub(super) struct Runtime {
     disk_sync_due: Option<Instant>,
 }
 
-/// Changes received from peers are appended to the log at once (a crash of this
-/// process loses none) and fsynced in batches this often: they are durable
-/// against power loss within this time, and the peers that sent them still have
-/// them. Local edits are fsynced before they are reported done.
+/// Changes received from peers are appended to the log and fsynced in batches this
+/// often (one record and one fsync for every message received meanwhile): they
+/// are durable within this time, and the peers that sent them still have them
+/// (a node that crashes before the write gets them again at its next sync, since
+/// its sync state starts afresh). Local edits are written and fsynced before they
+/// are reported done, with whatever was received before them.
 const DISK_SYNC_AFTER: Duration = Duration::from_millis(50);
 
 /// What the jobs topic said lately.
@@ -253,14 +255,18 @@ impl Runtime {
         Ok(())
     }
 
-    /// Fsync the changes received from peers since the last time.
+    /// Write and fsync the changes received from peers since the last time. If
+    /// the disk refuses, the project goes back to what is on disk and every sync
+    /// session of it starts over, so peers send those changes again.
     fn sync_to_disk(&mut self) {
         self.disk_sync_due = None;
         for project_id in std::mem::take(&mut self.unsynced) {
-            if let Some(store) = self.projects.get_mut(&project_id)
-                && let Err(e) = store.sync()
-            {
+            let Some(store) = self.projects.get_mut(&project_id) else {
+                continue;
+            };
+            if let Err(e) = store.append().and_then(|()| store.sync()) {
                 error!("project {project_id}: writing received changes to disk failed: {e}");
+                self.reload(&project_id);
             }
         }
     }
@@ -409,7 +415,7 @@ impl Runtime {
         let before = store.doc_mut().heads();
         if let Err(e) = edit(store.doc_mut()) {
             // The edit may have written part of itself: go back to the saved copy.
-            reload(store, &project_id);
+            self.reload(&project_id);
             return Err(e);
         }
         store
@@ -996,7 +1002,7 @@ impl Runtime {
         let applied = match applied {
             Ok(applied) => applied,
             Err(e) => {
-                reload(store, &project_id);
+                self.reload(&project_id);
                 respond(
                     &mut self.swarm,
                     channel,
@@ -1007,17 +1013,6 @@ impl Runtime {
             }
         };
         if applied.changed {
-            if let Err(e) = store.append() {
-                error!("project {project_id}: saving changes from {peer} failed: {e}");
-                reload(store, &project_id);
-                self.sessions.reset(&peer, &project_id);
-                respond(
-                    &mut self.swarm,
-                    channel,
-                    &SyncResponse::Rejected("receiver could not save".into()),
-                );
-                return;
-            }
             self.unsynced.insert(project_id.clone());
             self.disk_sync_due
                 .get_or_insert_with(|| Instant::now() + DISK_SYNC_AFTER);
@@ -1065,10 +1060,22 @@ fn respond(
 
 /// Drop the in-memory document and reopen the saved one (everything applied so far
 /// was saved, so nothing accepted is lost).
-fn reload(store: &mut ProjectStore, project_id: &str) {
-    match ProjectStore::open(store.dir()) {
-        Ok(fresh) => *store = fresh,
-        Err(e) => error!("project {project_id}: reloading after a refused change failed: {e}"),
+impl Runtime {
+    /// Go back to the project as saved on disk, and start every sync session of it
+    /// over: changes received but not written yet (see [`DISK_SYNC_AFTER`]) are
+    /// then sent again by the peers that have them.
+    fn reload(&mut self, project_id: &str) {
+        let Some(store) = self.projects.get_mut(project_id) else {
+            return;
+        };
+        match ProjectStore::open(store.dir()) {
+            Ok(fresh) => *store = fresh,
+            Err(e) => error!("project {project_id}: reloading after a refused change failed: {e}"),
+        }
+        self.unsynced.remove(project_id);
+        for peer in self.sessions.peers() {
+            self.sessions.reset(&peer, project_id);
+        }
     }
 }
 

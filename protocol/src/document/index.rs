@@ -63,6 +63,11 @@ impl ProjectDoc {
     /// call). Returns whether shot codes may have changed (always on the first call).
     /// Call it between edits, never inside one: it closes the open transaction.
     pub(super) fn absorb(&mut self) -> Result<bool, DocError> {
+        if self.one_change.is_some() {
+            // Inside one change: reading the heads would close it. The index was
+            // brought up to date when the change began.
+            return Ok(false);
+        }
         let heads = self.doc.get_heads();
         let Some(mut index) = self.index.take() else {
             if heads.is_empty() {

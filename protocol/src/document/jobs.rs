@@ -144,7 +144,20 @@ impl ProjectDoc {
                 take.take_id
             )));
         }
-        self.put_record("takes", &take.take_id, &take_fields(take), "record take")
+        self.put_record("takes", &take.take_id, &take_fields(take), "record take")?;
+        if self.one_change.is_some()
+            && let Some(index) = self.index.as_mut()
+        {
+            // Not indexed until the change closes: later edits in it (the shot's
+            // status) must see it now.
+            index.shots_with_takes.insert(take.shot_id.clone());
+            index
+                .job_takes
+                .entry(take.job_id.clone())
+                .or_default()
+                .insert(take.take_id.clone());
+        }
+        Ok(())
     }
 
     /// Every take, oldest first (by end time, then id).

@@ -670,3 +670,95 @@ fn name_and_shot_count_skip_trashed_shots() {
         ("골목길".to_owned(), 2)
     );
 }
+
+#[test]
+fn records_made_in_one_change_are_one_change_and_a_failure_writes_nothing() {
+    use crate::jobs::{Job, JobState};
+    let mut doc = doc_with(3);
+    let shots = shot_ids(&doc);
+    let jobs: Vec<Job> = shots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Job::new(s, "card", i as u64, "a", i as u64))
+        .collect();
+    doc.add_jobs(&jobs).expect("queue");
+    let running: Vec<Job> = jobs[..2]
+        .iter()
+        .map(|j| {
+            let mut j = j.clone();
+            j.state = JobState::Running;
+            j.attempts = 1;
+            j.claimant = "a".into();
+            j
+        })
+        .collect();
+    doc.update_jobs(&running).expect("run");
+    doc.jobs_changed().expect("index");
+    let before = doc.change_count();
+    // Two jobs end with takes, a third is claimed: one change for all of it.
+    let mut ended = Vec::new();
+    for job in &jobs[..2] {
+        let take = take_for(job, 'e');
+        let mut done = job.clone();
+        done.state = JobState::Succeeded;
+        done.attempts = 1;
+        done.claimant = "a".into();
+        done.take_id = take.take_id.clone();
+        ended.push((take, done));
+    }
+    let mut claimed = jobs[2].clone();
+    claimed.state = JobState::Claimed;
+    claimed.attempts = 1;
+    claimed.claimant = "a".into();
+    doc.in_one_change(|doc| -> Result<(), DocError> {
+        for (take, _) in &ended {
+            doc.add_take(take)?;
+        }
+        let states: Vec<Job> = ended.iter().map(|(_, j)| j.clone()).collect();
+        doc.update_jobs(&states)?;
+        doc.update_jobs(std::slice::from_ref(&claimed))
+    })
+    .expect("one change");
+    assert_eq!(doc.change_count(), before + 1);
+    // The shots saw the takes made in the same change.
+    let project = doc.project().expect("read");
+    let status = |id: &str| {
+        project
+            .shots
+            .iter()
+            .find(|s| s.shot_id == id)
+            .map(|s| s.status)
+    };
+    assert_eq!(status(&shots[0]), Some(ShotStatus::Completed));
+    assert_eq!(status(&shots[1]), Some(ShotStatus::Completed));
+    assert_eq!(status(&shots[2]), Some(ShotStatus::Generating));
+    let mut changed: Vec<String> = doc
+        .jobs_changed()
+        .expect("changes")
+        .expect("indexed")
+        .into_iter()
+        .map(|j| j.job_id)
+        .collect();
+    changed.sort();
+    let mut all: Vec<String> = jobs.iter().map(|j| j.job_id.clone()).collect();
+    all.sort();
+    assert_eq!(changed, all);
+    assert_eq!(doc.takes_for_job(&jobs[0].job_id).expect("takes").len(), 1);
+
+    // A refused record refuses the whole change: nothing of it is written.
+    let heads = doc.heads();
+    let mut back = jobs[0].clone();
+    back.state = JobState::Running;
+    let mut fine = claimed.clone();
+    fine.state = JobState::Running;
+    let refused = doc.in_one_change(|doc| -> Result<(), DocError> {
+        doc.update_jobs(std::slice::from_ref(&fine))?;
+        doc.update_jobs(std::slice::from_ref(&back))
+    });
+    assert!(refused.is_err());
+    assert_eq!(doc.heads(), heads);
+    assert_eq!(
+        doc.job(&claimed.job_id).expect("job").state,
+        JobState::Claimed
+    );
+}
