@@ -62,10 +62,12 @@ use crate::node::{NodeConfig, NodeError, NodeEvent, NodeHandle};
 use crate::store::blobs::BlobStore;
 use crate::workflows::Catalog;
 
-/// A node claims ahead the jobs it expects to start within this time, so the next
-/// job's inputs are fetched while the GPU is busy; with long jobs that is one job,
-/// claimed near the end of the current one.
-pub const LOOKAHEAD: Duration = Duration::from_secs(1);
+/// A node claims ahead the jobs it expects to start within twice the time a claim
+/// takes (intent window, offer settle, the write), and at least within this time,
+/// so its GPU does not wait on the next claim; with long jobs that is one job,
+/// claimed near the end of the current one. No more: jobs held ahead are jobs
+/// faster nodes cannot take at the end of a queue.
+pub const LOOKAHEAD: Duration = Duration::from_millis(1000);
 /// After this node's slots open up (a job ended) it waits this long before
 /// claiming, so that nodes freed at the same moment see each other's offers and
 /// take different jobs instead of all taking the head of the queue.
@@ -88,8 +90,14 @@ const NEW_PEER_GRACE: Duration = Duration::from_secs(2);
 /// A job the document says this node holds, which it does not, is given back after
 /// this long (a merge in flight may still explain it before then).
 const ORPHAN_GRACE: Duration = Duration::from_secs(2);
-/// Progress goes on gossip at most this often per job (state changes always go).
+/// Progress goes on gossip at most this often per job, and a run is announced
+/// only once it has lasted this long (a shorter one is told by its end alone);
+/// its end always goes.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// An offer whose only news is its holding list (a job ended, a claim written) is
+/// sent at most this often; one that opens or closes slots, announces claims or
+/// changes what the node can run goes at once.
+const OFFER_COALESCE: Duration = Duration::from_millis(250);
 /// Results wait at least this long to be written together; longer while gossip
 /// is slow (see `Runner::write_delay`).
 const FLUSH_AFTER: Duration = Duration::from_millis(20);
@@ -241,10 +249,12 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) {
         offer_seq: now_ms(),
         last_offer: None,
         offer_sent_at: None,
+        offer_deferred: false,
         offers: Vec::new(),
         claim_not_before: None,
         rivals: HashMap::new(),
         intents: Vec::new(),
+        claim_write: Duration::ZERO,
         delay: intents::GossipDelay::default(),
         mean_run: None,
         streak: 0,
@@ -347,6 +357,8 @@ struct Running {
     lost: bool,
     last_gossip: Option<Instant>,
     fraction: f32,
+    /// Its run went on gossip (see [`PROGRESS_EVERY`]).
+    announced: bool,
 }
 
 struct Done {
@@ -383,6 +395,8 @@ struct Runner {
     offer_seq: u64,
     last_offer: Option<Offer>,
     offer_sent_at: Option<Instant>,
+    /// The offer changed in a way that can wait (see [`OFFER_COALESCE`]).
+    offer_deferred: bool,
     /// Live offers, this node's included, as the runtime last had them.
     offers: Vec<Offer>,
     /// No claims before then (see [`OFFER_SETTLE`]).
@@ -390,6 +404,8 @@ struct Runner {
     /// Other nodes seen (on gossip) holding a job's attempt, with when: a held job
     /// does not start until the document shows each rival's claim merged.
     rivals: HashMap<(String, u64), Rivals>,
+    /// How long writing claims takes lately (the node's edit queue under load).
+    claim_write: Duration,
     /// Jobs announced (offer `intents`) and not written yet, in claim order.
     intents: Vec<intents::Intent>,
     /// How late other nodes' offers arrive lately: sets the intent window.
@@ -592,11 +608,21 @@ impl Runner {
         if let Some(not_before) = self.claim_not_before {
             at(not_before);
         }
+        if self.offer_deferred
+            && let Some(sent) = self.offer_sent_at
+        {
+            at(sent + OFFER_COALESCE);
+        }
+        if let Some(running) = &self.running
+            && !running.announced
+        {
+            at(running.started + PROGRESS_EVERY);
+        }
         if let (Some(running), Some(mean)) = (&self.running, self.mean_run)
             && self.held.is_empty()
         {
             at((running.started + mean)
-                .checked_sub(LOOKAHEAD)
+                .checked_sub(self.horizon())
                 .unwrap_or(running.started));
         }
         wake
@@ -676,6 +702,7 @@ impl Runner {
         self.claim().await?;
         self.commit_intents().await?;
         self.start_next().await;
+        self.announce_run().await;
         let due = self
             .pending_since
             .is_some_and(|since| since.elapsed() >= self.write_delay());
@@ -709,15 +736,21 @@ impl Runner {
         });
     }
 
+    /// How far ahead this node claims (see [`LOOKAHEAD`]).
+    fn horizon(&self) -> Duration {
+        let claim = self.delay.window() + OFFER_SETTLE + self.claim_write;
+        (claim * 2).max(LOOKAHEAD)
+    }
+
     /// How many jobs this node wants to hold now: the running one plus those it
-    /// expects to start within [`LOOKAHEAD`] and the time a new claim takes (its
-    /// intent window), from its mean run time; at most [`MAX_LOCAL_QUEUE`].
+    /// expects to start within its [`horizon`](Self::horizon), from its mean run
+    /// time; at most [`MAX_LOCAL_QUEUE`].
     fn wanted(&self) -> u32 {
         if self.pause.is_some() || self.capabilities.borrow().runnable.is_empty() {
             return 0;
         }
         let mut want = 1_u32;
-        let horizon = LOOKAHEAD + self.delay.window();
+        let horizon = self.horizon();
         if let Some(mean) = self.mean_run {
             let ahead = (horizon.as_secs_f64() / mean.as_secs_f64().max(1e-4))
                 .floor()
@@ -816,9 +849,26 @@ impl Runner {
             same != offer
         });
         let refresh = self.offer_sent_at.is_none_or(|at| at.elapsed() >= TICK);
-        if !changed && !refresh {
+        let urgent = self.last_offer.as_ref().is_none_or(|last| {
+            offer.slots != last.slots
+                || offer.paused != last.paused
+                || offer.workflows != last.workflows
+                || offer.unavailable != last.unavailable
+                || offer.utilization != last.utilization
+                || offer.intents.iter().any(|i| !last.intents.contains(i))
+                || offer
+                    .holding
+                    .iter()
+                    .any(|h| !last.holding.contains(h) && !last.intents.contains(h))
+        });
+        let coalesced = self
+            .offer_sent_at
+            .is_none_or(|at| at.elapsed() >= OFFER_COALESCE);
+        if !refresh && !(changed && (urgent || coalesced)) {
+            self.offer_deferred |= changed;
             return Ok(false);
         }
+        self.offer_deferred = false;
         let opened = self
             .last_offer
             .as_ref()
@@ -1136,6 +1186,7 @@ impl Runner {
             // Job states waiting to be written go in the same change.
             let (states, takes) = self.take_pending(&project_id);
             let (kept_states, kept_takes) = (states.clone(), takes.clone());
+            let write_started = Instant::now();
             let claimed = self
                 .handle
                 .edit(Some(project_id.clone()), move |doc| {
@@ -1170,6 +1221,10 @@ impl Runner {
                     .map_err(|e| e.to_string())
                 })
                 .await;
+            self.claim_write = self
+                .claim_write
+                .mul_f64(0.7)
+                .saturating_add(write_started.elapsed().mul_f64(0.3));
             let (jobs, codes) = match claimed {
                 Ok((_, claimed)) => claimed,
                 Err(NodeError::Stopped) => return Err(NodeError::Stopped),
@@ -1330,10 +1385,31 @@ impl Runner {
             started: Instant::now(),
             cancel,
             lost: false,
-            last_gossip: None,
+            // The run goes on gossip once it has lasted PROGRESS_EVERY (see
+            // `announce_run`), or with its first preview; this node hears at once.
+            last_gossip: Some(Instant::now()),
             fraction: 0.0,
+            announced: false,
         });
-        self.report(JobState::Running, 0.0, "starting", None, None)
+        self.handle.emit(NodeEvent::Job(self.update(
+            JobState::Running,
+            0.0,
+            "starting",
+        )));
+    }
+
+    /// Tell the other nodes (gossip) that the running job runs, once it has run for
+    /// [`PROGRESS_EVERY`] without a step saying so: most of a mesh's messages would
+    /// otherwise be the starts of short jobs whose ends follow at once.
+    async fn announce_run(&mut self) {
+        let Some(running) = &self.running else {
+            return;
+        };
+        if running.announced || running.started.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        let fraction = running.fraction;
+        self.report(JobState::Running, fraction, "running", None, None)
             .await;
     }
 
@@ -1354,6 +1430,7 @@ impl Runner {
         if gossip {
             if let Some(running) = &mut self.running {
                 running.last_gossip = Some(Instant::now());
+                running.announced = true;
             }
             let _ = self.handle.publish_jobs(JobsGossip::Progress(update)).await;
         }
@@ -1394,6 +1471,7 @@ impl Runner {
         }
         if let Some(running) = &mut self.running {
             running.last_gossip = Some(Instant::now());
+            running.announced = true;
         }
         self.handle.emit(NodeEvent::Job(update.clone()));
         let _ = self.handle.publish_jobs(JobsGossip::Progress(update)).await;

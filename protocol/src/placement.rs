@@ -189,7 +189,7 @@ pub fn assign<'a>(
                 failures_on(job, &a.0.node_id)
                     .cmp(&failures_on(job, &b.0.node_id))
                     .then(a.0.utilization.cmp(&b.0.utilization))
-                    .then(a.0.queue_ms(a.2).cmp(&b.0.queue_ms(b.2)))
+                    .then(a.0.queue_ms(a.2 + 1).cmp(&b.0.queue_ms(b.2 + 1)))
                     .then(a.2.cmp(&b.2))
                     .then(a.0.node_id.cmp(&b.0.node_id))
             });
@@ -308,18 +308,22 @@ mod tests {
         fast.mean_run_ms = Some(100);
         let mut slow = offer("a-slow", &["flux"], 0, 1, 1);
         slow.mean_run_ms = Some(1000);
-        // 3 × 100 ms beats 1 × 1000 ms.
+        // The job goes where it would be done first: after 3 jobs of 100 ms and
+        // its own (400 ms), not after 1 of 1000 ms and its own (2000 ms).
         assert_eq!(
             winners(&[job("flux", 1)], &[fast.clone(), slow.clone()]),
             ["b-fast"]
         );
-        // Filling the fast queue: the fifth job there would wait longer than on the
-        // slow node's.
-        let jobs: Vec<Job> = (0..9).map(|i| job("flux", i)).collect();
-        fast.slots = 20;
-        slow.slots = 20;
+        // Filling the fast queue: its 17th new job would end at 2000 ms, no sooner
+        // than on the slow node (a tie: the shorter queue takes it), and from then
+        // on the fast node takes 10 for each one the slow node takes.
+        let jobs: Vec<Job> = (0..30).map(|i| job("flux", i)).collect();
+        fast.slots = 40;
+        slow.slots = 40;
         let won = winners(&jobs, &[fast, slow]);
-        assert_eq!(won.iter().filter(|n| *n == "b-fast").count(), 8, "{won:?}");
+        assert!(won[..16].iter().all(|n| n == "b-fast"), "{won:?}");
+        assert_eq!(won[16], "a-slow", "{won:?}");
+        assert_eq!(won.iter().filter(|n| *n == "a-slow").count(), 2, "{won:?}");
         // A node that has not run anything yet counts as free.
         let new = offer("c-new", &["flux"], 0, 5, 1);
         let mut busy = offer("b-busy", &["flux"], 0, 1, 1);
