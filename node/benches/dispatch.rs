@@ -33,6 +33,8 @@
 //! cores: pass 2,000 for a quicker look and say so; raise
 //! `REELMESH_BENCH_DEADLINE_S` for 10,000),
 //! `REELMESH_BENCH_SAMPLES` (phase 1 samples, default 100),
+//! `REELMESH_BENCH_WORKERS` (phase 2 workers, default 16: fewer show how the cost
+//! of a job grows with the number of replicas),
 //! `REELMESH_BENCH_PHASES` (comma list of `latency,throughput,makespan`; default all),
 //! `REELMESH_BENCH_TOPOLOGY` (`full`: every node dials every node started before it,
 //! as mDNS on a LAN would connect them, the default; `star`: workers dial only the
@@ -971,7 +973,10 @@ async fn wait_job(
 
 async fn throughput(topology: Topology, jobs_wanted: u64, rows: &mut Vec<Row>) {
     let ledger = Ledger::default();
-    let standins = (0..THROUGHPUT_WORKERS)
+    let workers = usize::try_from(env_num("REELMESH_BENCH_WORKERS", THROUGHPUT_WORKERS as u64))
+        .unwrap_or(THROUGHPUT_WORKERS)
+        .max(1);
+    let standins = (0..workers)
         .map(|i| {
             let utilization = u8::try_from(i).expect("small");
             GpuStandIn::new(&format!("standin-{i:02}"), 24.0, &[], utilization, &ledger).durations(
@@ -985,7 +990,7 @@ async fn throughput(topology: Topology, jobs_wanted: u64, rows: &mut Vec<Row>) {
     let setup = Instant::now();
     let mesh = mesh(shots, standins, topology).await;
     println!(
-        "== 2. dispatch throughput: {jobs_wanted} jobs of 0-1 ms on {THROUGHPUT_WORKERS} workers + 1 editor, \
+        "== 2. dispatch throughput: {jobs_wanted} jobs of 0-1 ms on {workers} workers + 1 editor, \
          {} ; mesh up in {:.1} s",
         topology.describe(),
         setup.elapsed().as_secs_f64()
@@ -1076,7 +1081,7 @@ async fn throughput(topology: Topology, jobs_wanted: u64, rows: &mut Vec<Row>) {
     #[allow(clippy::cast_precision_loss)]
     let per_job = |x: f64| x / total.max(1) as f64;
     println!(
-        "document changes made by the run: {changes} ({:.2} per job), each applied by 16 other nodes; \
+        "document changes made by the run: {changes} ({:.2} per job), each applied by {workers} other nodes; \
          machine CPU {:.1} core-s in all = {:.0} core-ms per job",
         per_job(changes as f64),
         cpu_s,
@@ -1126,7 +1131,7 @@ async fn throughput(topology: Topology, jobs_wanted: u64, rows: &mut Vec<Row>) {
         );
         rows.push(row(
             format!(
-                "dispatch throughput, {total} jobs of 0-1 ms on {THROUGHPUT_WORKERS} workers: queue edit returned → every job claimed, on the editor"
+                "dispatch throughput, {total} jobs of 0-1 ms on {workers} workers: queue edit returned → every job claimed, on the editor"
             ),
             format!(
                 "{per_s:.0} jobs/s ({} claimed in {:.2} s{})",
