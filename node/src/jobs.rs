@@ -90,6 +90,17 @@ const NEW_PEER_GRACE: Duration = Duration::from_secs(2);
 /// A job the document says this node holds, which it does not, is given back after
 /// this long (a merge in flight may still explain it before then).
 const ORPHAN_GRACE: Duration = Duration::from_secs(2);
+/// A claim written without an intent window runs only after this long, or the
+/// window, whichever is longer: a rival claim shows on gossip by then.
+pub const CLAIM_SETTLE: Duration = Duration::from_millis(100);
+/// After a claim of this node raced another node's (both named the same attempt on
+/// gossip), or a look at the queue handed out more than one job (a batch: nodes
+/// with slightly different views of the offers take overlapping shares), it waits
+/// an intent window before writing claims for this long. Otherwise (one job at a
+/// time, nobody racing) a node writes a claim at once and waits the window before
+/// running it instead: the claim is in the document one window sooner (dispatch
+/// latency), and a rare race is settled by the merge as before intents existed.
+const CONTENTION_MEMORY: Duration = Duration::from_secs(10);
 /// Progress goes on gossip at most this often per job, and a run is announced
 /// only once it has lasted this long (a shorter one is told by its end alone);
 /// its end always goes.
@@ -255,6 +266,7 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) {
         rivals: HashMap::new(),
         intents: Vec::new(),
         claim_write: Duration::ZERO,
+        contended_until: None,
         delay: intents::GossipDelay::default(),
         mean_run: None,
         streak: 0,
@@ -344,6 +356,9 @@ struct Held {
     project_id: String,
     job_id: String,
     shot_code: String,
+    /// It may run from then on: a claim written without an intent window waits
+    /// one after it is written instead (a rival claim shows by then).
+    runnable_at: Instant,
     /// The attempt this claim counted.
     attempt: u64,
 }
@@ -404,6 +419,9 @@ struct Runner {
     /// Other nodes seen (on gossip) holding a job's attempt, with when: a held job
     /// does not start until the document shows each rival's claim merged.
     rivals: HashMap<(String, u64), Rivals>,
+    /// Until then this node announces claims and waits an intent window before
+    /// writing them; otherwise it writes at once (see [`CONTENTION_MEMORY`]).
+    contended_until: Option<Instant>,
     /// How long writing claims takes lately (the node's edit queue under load).
     claim_write: Duration,
     /// Jobs announced (offer `intents`) and not written yet, in claim order.
@@ -599,6 +617,11 @@ impl Runner {
         if let Some(first) = self.intents.iter().map(|i| i.since).min() {
             at(first + self.delay.window());
         }
+        if self.running.is_none()
+            && let Some(first) = self.held.iter().map(|h| h.runnable_at).min()
+        {
+            at(first);
+        }
         if let Some(since) = self.pending_since {
             at(since + self.write_delay());
         }
@@ -636,14 +659,30 @@ impl Runner {
             return;
         }
         self.delay.note(&offer.node_id, offer.sent_ms, now_ms());
+        let now = Instant::now();
+        let mut raced = false;
         for intent in &mut self.intents {
+            let same = |(id, a): &(String, u64)| *id == intent.job_id && *a == intent.attempt;
+            raced |= offer.holding.iter().chain(&offer.intents).any(same);
             if intent.lost_to.is_none()
                 && intents::loses_to(&self.node_id, &intent.job_id, intent.attempt, offer)
             {
                 intent.lost_to = Some(offer.node_id.clone());
             }
         }
-        let now = Instant::now();
+        raced |= self.held.iter().any(|h| {
+            offer
+                .holding
+                .iter()
+                .chain(&offer.intents)
+                .any(|(id, a)| *id == h.job_id && *a == h.attempt)
+        });
+        if raced {
+            if self.contended_until.is_none_or(|until| until < now) {
+                debug!(rival = %placement::short_id(&offer.node_id), "claims raced: waiting an intent window before each claim for a while");
+            }
+            self.contended_until = Some(now + CONTENTION_MEMORY);
+        }
         for held in &offer.holding {
             self.rivals
                 .entry(held.clone())
@@ -1093,6 +1132,7 @@ impl Runner {
         let announced: HashSet<&str> = self.intents.iter().map(|i| i.job_id.as_str()).collect();
         let now = Instant::now();
         let mut fresh = Vec::new();
+        let mut handed_out = 0;
         for (project_id, project) in &self.index {
             let queued = project
                 .queued
@@ -1105,7 +1145,9 @@ impl Runner {
                             .get(project_id)
                             .is_some_and(|p| p.contains_key(&j.job_id))
                 });
-            for (job, node) in placement::assign(queued, &self.offers) {
+            let assigned = placement::assign(queued, &self.offers);
+            handed_out += assigned.len();
+            for (job, node) in assigned {
                 if node == me && fresh.len() < limit {
                     fresh.push(intents::Intent {
                         project_id: project_id.clone(),
@@ -1119,6 +1161,11 @@ impl Runner {
         }
         if fresh.is_empty() {
             return Ok(());
+        }
+        if handed_out > 1 {
+            // Several jobs to several nodes at once: views of the offers that
+            // differ a little give overlapping shares. Announce before writing.
+            self.contended_until = Some(now + CONTENTION_MEMORY);
         }
         debug!(
             jobs = fresh.len(),
@@ -1162,12 +1209,20 @@ impl Runner {
                 })
         });
         let dropped = before != self.intents.len();
-        let window = if self.alone {
+        let now = Instant::now();
+        // Optimistic while no claim of this node raced lately: write at once and
+        // let the window pass before the run instead (see `CONTENTION_MEMORY`).
+        let careful = self.contended_until.is_some_and(|until| until > now);
+        let window = if self.alone || !careful {
             Duration::ZERO
         } else {
             self.delay.window()
         };
-        let now = Instant::now();
+        let settle = if self.alone || careful {
+            Duration::ZERO
+        } else {
+            self.delay.window().max(CLAIM_SETTLE)
+        };
         let (due, waiting): (Vec<intents::Intent>, Vec<intents::Intent>) =
             std::mem::take(&mut self.intents)
                 .into_iter()
@@ -1248,6 +1303,7 @@ impl Runner {
                     job_id: job.job_id.clone(),
                     shot_code: code.clone(),
                     attempt: job.attempts,
+                    runnable_at: now + settle,
                 });
                 if let Some(project) = self.index.get_mut(&project_id) {
                     project.codes.insert(job.shot_id.clone(), code);
@@ -1275,15 +1331,23 @@ impl Runner {
         // meanwhile would run it twice. Past the lease with no result, it runs.
         let me = &self.node_id;
         let contested = |held: &Held| {
-            self.offers
-                .iter()
-                .any(|o| o.node_id != *me && o.holding.iter().any(|(h, _)| *h == held.job_id))
-                || self
-                    .run_elsewhere
-                    .get(&(held.job_id.clone(), held.attempt))
-                    .is_some_and(|at| at.elapsed() < self.lease)
+            self.offers.iter().any(|o| {
+                o.node_id != *me
+                    && o.holding
+                        .iter()
+                        .chain(&o.intents)
+                        .any(|(h, _)| *h == held.job_id)
+            }) || self
+                .run_elsewhere
+                .get(&(held.job_id.clone(), held.attempt))
+                .is_some_and(|at| at.elapsed() < self.lease)
         };
-        let Some(pos) = self.held.iter().position(|h| !contested(h)) else {
+        let now = Instant::now();
+        let Some(pos) = self
+            .held
+            .iter()
+            .position(|h| h.runnable_at <= now && !contested(h))
+        else {
             return;
         };
         let candidate = &self.held[pos];
