@@ -791,9 +791,21 @@ impl Runner {
         let mut want = 1_u32;
         let horizon = self.horizon();
         if let Some(mean) = self.mean_run {
-            let ahead = (horizon.as_secs_f64() / mean.as_secs_f64().max(1e-4))
-                .floor()
-                .min(f64::from(MAX_LOCAL_QUEUE));
+            // The queue is draining (no more jobs wait than there are other
+            // nodes to take one each): jobs held ahead here would wait on this GPU
+            // while the others go idle, so hold none beyond the next one.
+            let waiting: usize = self.index.values().map(|p| p.queued.len()).sum();
+            let others = self
+                .offers
+                .iter()
+                .filter(|o| o.node_id != self.node_id && o.paused.is_none())
+                .count();
+            let ahead = if waiting <= others {
+                0.0
+            } else {
+                horizon.as_secs_f64() / mean.as_secs_f64().max(1e-4)
+            };
+            let ahead = ahead.floor().min(f64::from(MAX_LOCAL_QUEUE));
             // In 0..=MAX_LOCAL_QUEUE: whole jobs.
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             {
