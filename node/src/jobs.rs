@@ -14,7 +14,7 @@
 //! [`NodeHandle`] like any other client. Every transition is an edit (saved,
 //! fsynced, synced to peers); progress, previews and offers travel on gossip, never
 //! in the document. One job runs at a time (one GPU); a few more may be claimed
-//! ahead so the GPU never waits on the next job's inputs ([`LOOKAHEAD`]).
+//! ahead so the GPU never waits on the next claim ([`LOOKAHEAD`]).
 //!
 //! Placement is [`placement::assign`] over the live offers: every node computes the
 //! same assignment and claims only its own jobs (no bid round per job). Views of the
@@ -65,8 +65,8 @@ use crate::workflows::Catalog;
 /// A node claims ahead the jobs it expects to start within twice the time a claim
 /// takes (intent window, offer settle, the write), and at least within this time,
 /// so its GPU does not wait on the next claim; with long jobs that is one job,
-/// claimed near the end of the current one. No more: jobs held ahead are jobs
-/// faster nodes cannot take at the end of a queue.
+/// claimed near the end of the current one. While the queue drains it holds none
+/// ahead: jobs held here are jobs faster nodes cannot take at the end of a queue.
 pub const LOOKAHEAD: Duration = Duration::from_millis(1000);
 /// After this node's slots open up (a job ended) it waits this long before
 /// claiming, so that nodes freed at the same moment see each other's offers and
