@@ -18,9 +18,11 @@
 //!
 //! Placement is [`placement::assign`] over the live offers: every node computes the
 //! same assignment and claims only its own jobs (no bid round per job). Views of the
-//! offers differ for a moment, so a node first announces its claims on gossip and
-//! writes them only when no other node contested them within the intent window
-//! (see [`intents`]): races end on gossip, and the loser writes nothing. A claim
+//! offers differ for a moment, so when several jobs are handed out at once or claims
+//! raced lately, a node first announces its claims on gossip and writes them only
+//! when no other node contested them within the intent window (see [`intents`]):
+//! races end on gossip, and the loser writes nothing. One job at a time is claimed
+//! at once and runs after the window instead (see `CONTENTION_MEMORY`). A claim
 //! runs only while the merged document still names this node; a claim lost later
 //! (an intent that arrived too late, a partition) cancels the run and records nothing. A claimant
 //! silent for the lease loses its jobs to the queue. A failed run goes back to the

@@ -378,21 +378,21 @@ mod tests {
         assert_eq!(winners(&jobs, &offers), vec!["b", "b"]);
         // A job some node says it holds is not given out again (its claim may not
         // have reached the document yet).
-        offers[0].holding = vec![(jobs[0].job_id.clone(), 1)];
-        assert_eq!(
-            assign(jobs.iter(), &offers)
+        let given = |offers: &[Offer]| -> Vec<String> {
+            assign(jobs.iter(), offers)
                 .iter()
                 .map(|(j, _)| j.job_id.clone())
-                .collect::<Vec<_>>(),
+                .collect()
+        };
+        offers[0].holding = vec![(jobs[0].job_id.clone(), 1)];
+        assert_eq!(
+            given(&offers),
             vec![jobs[1].job_id.clone(), jobs[2].job_id.clone()]
         );
         // Nor one it announced it is about to claim.
         offers[1].intents = vec![(jobs[1].job_id.clone(), 1)];
         assert_eq!(
-            assign(jobs.iter(), &offers)
-                .iter()
-                .map(|(j, _)| j.job_id.clone())
-                .collect::<Vec<_>>(),
+            given(&offers),
             vec![jobs[2].job_id.clone(), jobs[3].job_id.clone()]
         );
     }
