@@ -269,6 +269,7 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) {
         intents: Vec::new(),
         claim_write: Duration::ZERO,
         contended_until: None,
+        prefetched: HashSet::new(),
         delay: intents::GossipDelay::default(),
         mean_run: None,
         streak: 0,
@@ -421,6 +422,8 @@ struct Runner {
     /// Other nodes seen (on gossip) holding a job's attempt, with when: a held job
     /// does not start until the document shows each rival's claim merged.
     rivals: HashMap<(String, u64), Rivals>,
+    /// Held jobs whose inputs were fetched ahead (or are being fetched).
+    prefetched: HashSet<String>,
     /// Until then this node announces claims and waits an intent window before
     /// writing them; otherwise it writes at once (see [`CONTENTION_MEMORY`]).
     contended_until: Option<Instant>,
@@ -744,6 +747,7 @@ impl Runner {
         self.commit_intents().await?;
         self.start_next().await;
         self.announce_run().await;
+        self.prefetch_inputs();
         let due = self
             .pending_since
             .is_some_and(|since| since.elapsed() >= self.write_delay());
@@ -1474,6 +1478,50 @@ impl Runner {
             0.0,
             "starting",
         )));
+    }
+
+    /// While a job runs, fetch the input blobs of the jobs held after it from the
+    /// peers that have them, so the GPU does not wait on them next (a run fetches
+    /// what is still missing itself; the node fetches one blob once at a time).
+    fn prefetch_inputs(&mut self) {
+        if self.running.is_none() {
+            return;
+        }
+        for held in &self.held {
+            if self.prefetched.contains(&held.job_id) {
+                continue;
+            }
+            let Some(job) = self
+                .index
+                .get(&held.project_id)
+                .and_then(|p| p.jobs.get(&held.job_id))
+            else {
+                continue;
+            };
+            self.prefetched.insert(held.job_id.clone());
+            for (role, reference) in &job.inputs {
+                let Ok(hash) = reference.parse::<crate::store::blobs::BlobHash>() else {
+                    continue;
+                };
+                if self.handle.has_blob(&hash) {
+                    continue;
+                }
+                let handle = self.handle.clone();
+                let (job_id, role) = (job.job_id.clone(), role.clone());
+                tokio::spawn(async move {
+                    match handle.fetch_blob(hash).await {
+                        Ok(_) => debug!(job = %job_id, %role, "input fetched ahead of its run"),
+                        Err(e) => {
+                            debug!(job = %job_id, %role, "fetching an input ahead failed (its run tries again): {e}");
+                        }
+                    }
+                });
+            }
+        }
+        if self.prefetched.len() > 4 * MAX_LOCAL_QUEUE as usize {
+            let held: HashSet<&str> = self.held.iter().map(|h| h.job_id.as_str()).collect();
+            self.prefetched.retain(|id| held.contains(id.as_str()));
+        }
     }
 
     /// Tell the other nodes (gossip) that the running job runs, once it has run for

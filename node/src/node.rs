@@ -316,6 +316,17 @@ pub struct NodeHandle {
     catalog: std::sync::Arc<crate::workflows::Catalog>,
     worker: tokio::sync::watch::Receiver<WorkerState>,
     blobs: crate::store::blobs::BlobStore,
+    /// Blobs being fetched, one lock each: a second fetch of the same blob (a
+    /// prefetch and a run's own) waits for the first instead of writing the same
+    /// partial file.
+    fetching: std::sync::Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<
+                crate::store::blobs::BlobHash,
+                std::sync::Arc<tokio::sync::Mutex<()>>,
+            >,
+        >,
+    >,
 }
 
 impl NodeHandle {
@@ -323,6 +334,12 @@ impl NodeHandle {
     #[must_use]
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// Whether this node's blob store holds `hash` whole (verified).
+    #[must_use]
+    pub fn has_blob(&self, hash: &crate::store::blobs::BlobHash) -> bool {
+        self.blobs.has(hash)
     }
 
     /// Events from now on.
@@ -610,6 +627,7 @@ impl Node {
             catalog,
             worker: worker_rx,
             blobs,
+            fetching: std::sync::Arc::default(),
         };
         if runtime.serves_control() {
             crate::control::serve(&runtime.data_dir_root(), handle.clone())

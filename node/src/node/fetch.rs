@@ -102,6 +102,29 @@ impl NodeHandle {
     /// Make sure a blob is in this node's store, fetching it from connected peers
     /// when it is not. See the module docs.
     pub async fn fetch_blob(&self, hash: BlobHash) -> Result<Fetched, FetchError> {
+        let lock = Arc::clone(
+            self.fetching
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(hash)
+                .or_default(),
+        );
+        let fetched = {
+            let _one_at_a_time = lock.lock().await;
+            self.fetch_blob_alone(hash).await
+        };
+        let mut fetching = self
+            .fetching
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The last one out removes the lock (the map holds one reference).
+        if Arc::strong_count(&lock) <= 2 {
+            fetching.remove(&hash);
+        }
+        fetched
+    }
+
+    async fn fetch_blob_alone(&self, hash: BlobHash) -> Result<Fetched, FetchError> {
         let store = self.blobs.clone();
         if let Some(size) = store.size(&hash) {
             return Ok(Fetched {

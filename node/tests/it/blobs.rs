@@ -187,6 +187,21 @@ async fn a_blob_is_fetched_in_verified_pieces_from_the_peers_that_have_it() {
         0
     );
 
+    // Two fetches of one blob at once (a fetch ahead of a job, then the job's
+    // own): one fetches every piece, the other waits and finds it whole.
+    let second = bytes(3 * blobtree::CHUNK as usize + 7, 3);
+    let second_hash = BlobStore::open(a_dir.path())
+        .unwrap()
+        .put(&second)
+        .unwrap()
+        .hash;
+    let (h1, h2) = (c.handle(), c.handle());
+    let (one, two) = tokio::join!(h1.fetch_blob(second_hash), h2.fetch_blob(second_hash));
+    let mut pieces = [one.unwrap().pieces_fetched, two.unwrap().pieces_fetched];
+    pieces.sort_unstable();
+    assert_eq!(pieces, [0, 4]);
+    assert_eq!(store.read(&second_hash).unwrap(), second);
+
     // A hash nobody has: a clear error, nothing written.
     let unknown = BlobHash::of(b"nobody has this");
     match c.handle().fetch_blob(unknown).await {

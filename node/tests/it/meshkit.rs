@@ -22,7 +22,8 @@ pub const DEADLINE: Duration = Duration::from_secs(90);
 pub struct Mesh {
     pub editor: Node,
     pub workers: Vec<Node>,
-    _dirs: Vec<tempfile::TempDir>,
+    /// Data dirs: the editor's first, then each worker's.
+    pub dirs: Vec<tempfile::TempDir>,
 }
 
 impl Mesh {
@@ -123,7 +124,7 @@ pub async fn mesh_just_joined(shots: u64, workers_setup: Vec<Setup>) -> Mesh {
     Mesh {
         editor,
         workers,
-        _dirs: dirs,
+        dirs,
     }
 }
 

@@ -437,3 +437,79 @@ async fn jobs_queued_as_workers_join_each_run_once() {
     );
     mesh.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_jobs_inputs_are_fetched_while_the_current_job_runs() {
+    let ledger = Ledger::default();
+    // One GPU: a long FLUX job, then an LTX-2 job whose first frame only the editor
+    // holds. The stand-in reads no input, so only a fetch ahead puts it here.
+    let gpu = GpuStandIn::new("H100 80GB", 80.0, &["flux_basic", "ltx2"], 0, &ledger).durations(
+        Arc::new(|job: &Job| {
+            Duration::from_millis(if job.workflow == "flux_basic" && job.seed == 1 {
+                1500
+            } else {
+                20
+            })
+        }),
+    );
+    let mesh = mesh(3, vec![gpu]).await;
+    let editor = mesh.editor.handle();
+    let frame = reelmesh_node::store::blobs::BlobStore::open(mesh.dirs[0].path())
+        .unwrap()
+        .put("첫 프레임".repeat(10_000).as_bytes())
+        .unwrap()
+        .hash;
+    let worker = mesh.workers[0].handle();
+    assert!(!worker.has_blob(&frame));
+    // A short job first, so the worker knows its speed and claims ahead.
+    ended(&editor, &queue(&editor, "SHT-00003", "flux_basic", 0).await).await;
+    let request = |shots: &str, workflow: &str, seed: u64, inputs: &[(&str, String)]| {
+        jobs::queue::RenderRequest {
+            shots: shots.into(),
+            workflow: workflow.into(),
+            seed: Some(seed),
+            priority: 0,
+            inputs: inputs
+                .iter()
+                .map(|(role, hash)| ((*role).to_owned(), hash.clone()))
+                .collect(),
+        }
+    };
+    let long = jobs::queue_on(
+        &editor,
+        None,
+        request("SHT-00001", "flux_basic", 1, &[]),
+        true,
+    )
+    .await
+    .unwrap();
+    let next = jobs::queue_on(
+        &editor,
+        None,
+        request("SHT-00002", "ltx2", 2, &[("first_frame", frame.to_hex())]),
+        true,
+    )
+    .await
+    .unwrap();
+    let ids: Vec<String> = long
+        .queued
+        .iter()
+        .chain(&next.queued)
+        .map(|q| q.job_id.clone())
+        .collect();
+    let jobs = ended(&editor, &ids).await;
+    assert!(
+        jobs.iter().all(|j| j.state == JobState::Succeeded),
+        "{jobs:?}"
+    );
+    let runs = ledger.all();
+    let run_of = |id: &str| runs.iter().find(|r| r.job_id == id).expect("ran");
+    let (first, second) = (run_of(&ids[0]), run_of(&ids[1]));
+    assert!(first.started < second.started, "the long job ran first");
+    assert!(
+        second.inputs_present,
+        "the first frame was on the worker when its job started"
+    );
+    assert!(worker.has_blob(&frame));
+    mesh.stop().await;
+}

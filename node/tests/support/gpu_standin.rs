@@ -31,6 +31,10 @@ pub struct Execution {
     pub started: Instant,
     pub ended: Option<Instant>,
     pub failed: bool,
+    /// Every input blob of the job was on this node when the run started (the
+    /// stand-in reads none; the runner fetches them ahead while the previous job
+    /// runs).
+    pub inputs_present: bool,
 }
 
 /// Every execution of every stand-in sharing it.
@@ -207,6 +211,11 @@ impl Executor for GpuStandIn {
             started: Instant::now(),
             ended: None,
             failed: false,
+            inputs_present: ctx.job.inputs.values().all(|reference| {
+                reference
+                    .parse::<reelmesh_node::store::blobs::BlobHash>()
+                    .is_ok_and(|hash| ctx.handle.has_blob(&hash))
+            }),
         });
         let total = (self.durations)(&ctx.job).div_f64(self.speed.max(1e-3));
         let half = total / 2;
