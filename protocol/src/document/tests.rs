@@ -18,6 +18,19 @@ fn shot_ids(doc: &ProjectDoc) -> Vec<String> {
         .collect()
 }
 
+/// The ids of the jobs changed since the last look, sorted.
+fn changed_ids(doc: &mut ProjectDoc) -> Vec<String> {
+    let mut ids: Vec<String> = doc
+        .jobs_changed()
+        .expect("changes")
+        .expect("indexed")
+        .into_iter()
+        .map(|j| j.job_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
 fn codes(doc: &ProjectDoc) -> Vec<u64> {
     doc.project()
         .expect("read")
@@ -564,17 +577,9 @@ fn jobs_changed_reports_local_and_merged_job_changes_only() {
         .expect("claim");
     b.request_cancel(&jobs[2].job_id).expect("cancel");
     a.merge(&mut b).expect("merge");
-    let mut changed: Vec<String> = a
-        .jobs_changed()
-        .expect("changes")
-        .expect("indexed")
-        .into_iter()
-        .map(|j| j.job_id)
-        .collect();
-    changed.sort();
     let mut wanted = vec![jobs[0].job_id.clone(), jobs[2].job_id.clone()];
     wanted.sort();
-    assert_eq!(changed, wanted);
+    assert_eq!(changed_ids(&mut a), wanted);
     assert_eq!(a.jobs_changed().expect("drained"), Some(Vec::new()));
     // A map made inside a job on another replica, then written again there: both
     // writes are changes of that job.
@@ -732,17 +737,9 @@ fn records_made_in_one_change_are_one_change_and_a_failure_writes_nothing() {
     assert_eq!(status(&shots[0]), Some(ShotStatus::Completed));
     assert_eq!(status(&shots[1]), Some(ShotStatus::Completed));
     assert_eq!(status(&shots[2]), Some(ShotStatus::Generating));
-    let mut changed: Vec<String> = doc
-        .jobs_changed()
-        .expect("changes")
-        .expect("indexed")
-        .into_iter()
-        .map(|j| j.job_id)
-        .collect();
-    changed.sort();
     let mut all: Vec<String> = jobs.iter().map(|j| j.job_id.clone()).collect();
     all.sort();
-    assert_eq!(changed, all);
+    assert_eq!(changed_ids(&mut doc), all);
     assert_eq!(doc.takes_for_job(&jobs[0].job_id).expect("takes").len(), 1);
 
     // A refused record refuses the whole change: nothing of it is written.
