@@ -667,21 +667,17 @@ impl Runner {
         let now = Instant::now();
         let mut raced = false;
         for intent in &mut self.intents {
-            let same = |(id, a): &(String, u64)| *id == intent.job_id && *a == intent.attempt;
-            raced |= offer.holding.iter().chain(&offer.intents).any(same);
+            raced |= intents::names(offer, &intent.job_id, intent.attempt);
             if intent.lost_to.is_none()
                 && intents::loses_to(&self.node_id, &intent.job_id, intent.attempt, offer)
             {
                 intent.lost_to = Some(offer.node_id.clone());
             }
         }
-        raced |= self.held.iter().any(|h| {
-            offer
-                .holding
-                .iter()
-                .chain(&offer.intents)
-                .any(|(id, a)| *id == h.job_id && *a == h.attempt)
-        });
+        raced |= self
+            .held
+            .iter()
+            .any(|h| intents::names(offer, &h.job_id, h.attempt));
         if raced {
             if self.contended_until.is_none_or(|until| until < now) {
                 debug!(rival = %placement::short_id(&offer.node_id), "claims raced: waiting an intent window before each claim for a while");
@@ -1092,17 +1088,14 @@ impl Runner {
 
     /// Write pending job states and takes: one edit per project.
     async fn flush(&mut self) -> Result<(), NodeError> {
-        let pending = std::mem::take(&mut self.pending);
-        let mut takes = std::mem::take(&mut self.pending_takes);
-        self.pending_since = None;
-        for (project_id, jobs) in pending {
-            let jobs: Vec<Job> = jobs.into_values().collect();
-            let mine: Vec<Take> = takes
-                .iter()
-                .filter(|(p, _)| *p == project_id)
-                .map(|(_, t)| t.clone())
-                .collect();
-            takes.retain(|(p, _)| *p != project_id);
+        let projects: BTreeSet<String> = self
+            .pending
+            .keys()
+            .cloned()
+            .chain(self.pending_takes.iter().map(|(p, _)| p.clone()))
+            .collect();
+        for project_id in projects {
+            let (jobs, mine) = self.take_pending(&project_id);
             let count = jobs.len();
             let result = self
                 .handle

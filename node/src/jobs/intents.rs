@@ -70,12 +70,24 @@ pub(super) fn loses_to(me: &str, job_id: &str, attempt: u64, offer: &Offer) -> b
             && claim_rank(job_id, attempt, &offer.node_id) < claim_rank(job_id, attempt, me))
 }
 
+/// Whether `offer` holds or announces this attempt of a job.
+pub(super) fn names(offer: &Offer, job_id: &str, attempt: u64) -> bool {
+    offer
+        .holding
+        .iter()
+        .chain(&offer.intents)
+        .any(|(id, a)| id == job_id && *a == attempt)
+}
+
 /// How late gossip arrives lately, above each sender's fastest delivery.
 #[derive(Debug, Default)]
 pub(super) struct GossipDelay {
     /// Per sender: (minute of arrival, smallest offset in it), oldest first.
     offsets: HashMap<String, VecDeque<(u64, i64)>>,
     recent: VecDeque<u64>,
+    /// The 90th percentile of `recent`, kept current by [`GossipDelay::note`]
+    /// (read on every step, changed only by a new sample).
+    p90: Duration,
 }
 
 impl GossipDelay {
@@ -112,6 +124,10 @@ impl GossipDelay {
         }
         self.recent
             .push_back(u64::try_from(offset - base).unwrap_or(0));
+        let mut sorted: Vec<u64> = self.recent.iter().copied().collect();
+        sorted.sort_unstable();
+        let at = (sorted.len() * 9 / 10).min(sorted.len() - 1);
+        self.p90 = Duration::from_millis(sorted[at]);
     }
 
     /// Forget a node that left (its clock offset may differ when it comes back).
@@ -121,13 +137,7 @@ impl GossipDelay {
 
     /// The 90th percentile of recent delays.
     pub fn p90(&self) -> Duration {
-        if self.recent.is_empty() {
-            return Duration::ZERO;
-        }
-        let mut sorted: Vec<u64> = self.recent.iter().copied().collect();
-        sorted.sort_unstable();
-        let at = (sorted.len() * 9 / 10).min(sorted.len() - 1);
-        Duration::from_millis(sorted[at])
+        self.p90
     }
 
     /// How long an intent waits for rival intents before it is written.
