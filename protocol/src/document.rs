@@ -102,6 +102,19 @@ impl SyncState {
         self.0.encode()
     }
 
+    /// Most change hashes remembered as sent outside the exchange; past this the
+    /// record is dropped (the cost: the next exchange may send some again).
+    pub const MAX_MARKED_SENT: usize = 4096;
+
+    /// These changes went to the peer by push: the exchange need not send them
+    /// again. Automerge forgets them once the peer's heads include them.
+    pub fn mark_sent(&mut self, changes: &Changes) {
+        if self.0.sent_hashes.len() + changes.hashes.len() > Self::MAX_MARKED_SENT {
+            self.0.sent_hashes.clear();
+        }
+        self.0.sent_hashes.extend(changes.hashes.iter().copied());
+    }
+
     /// Restore from [`SyncState::encode`]; a damaged state falls back to a fresh one.
     #[must_use]
     pub fn decode(bytes: &[u8]) -> SyncState {
@@ -116,6 +129,46 @@ pub struct SyncApplied {
     pub changed: bool,
     /// Shots that were renumbered to keep codes unique after the merge.
     pub renumbered: usize,
+    /// The change that renumbering made here (empty if none), to be pushed to
+    /// peers like any local edit.
+    pub renumbering: Changes,
+}
+
+/// Changes to push to peers ([`ProjectDoc::changes_since`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Each change as a chunk [`ProjectDoc::apply_changes`] reads.
+    pub chunks: Vec<Vec<u8>>,
+    hashes: Vec<automerge::ChangeHash>,
+}
+
+impl Changes {
+    /// No changes.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// Bytes on the wire, about.
+    #[must_use]
+    pub fn size(&self) -> usize {
+        self.chunks.iter().map(|c| c.len() + 4).sum()
+    }
+
+    /// Add `other`'s changes after these.
+    pub fn extend(&mut self, other: &Changes) {
+        self.chunks.extend(other.chunks.iter().cloned());
+        self.hashes.extend(other.hashes.iter().copied());
+    }
+}
+
+impl From<Vec<automerge::Change>> for Changes {
+    fn from(changes: Vec<automerge::Change>) -> Changes {
+        Changes {
+            chunks: changes.iter().map(|c| c.raw_bytes().to_vec()).collect(),
+            hashes: changes.iter().map(automerge::Change::hash).collect(),
+        }
+    }
 }
 
 /// Where to put a shot in the timeline.
@@ -224,7 +277,7 @@ impl ProjectDoc {
     pub fn has_heads(&mut self, heads: &[String]) -> bool {
         heads.iter().all(|head| {
             head.parse::<automerge::ChangeHash>()
-                .is_ok_and(|hash| self.doc.get_change_by_hash(&hash).is_some())
+                .is_ok_and(|hash| self.doc.get_change_meta_by_hash(&hash).is_some())
         })
     }
 
@@ -237,13 +290,56 @@ impl ProjectDoc {
         &mut self,
         state: &mut SyncState,
     ) -> Result<Option<Vec<u8>>, DocError> {
+        self.next_sync_message(state, false)
+    }
+
+    /// The next sync message only if it moves the exchange on: it carries changes,
+    /// asks for some, or starts over. A message that would only tell the peer our new
+    /// heads is not sent and leaves the state as it was.
+    ///
+    /// Replies and follow-ups use this. With changes pushed as they are made, the
+    /// heads move all the time under load, and Automerge's plain exchange answers
+    /// every new heads with more heads: two peers would trade messages for as long
+    /// as the load lasts, each with a filter of every change since they last agreed.
+    pub fn generate_sync_reply(
+        &mut self,
+        state: &mut SyncState,
+    ) -> Result<Option<Vec<u8>>, DocError> {
+        self.next_sync_message(state, true)
+    }
+
+    fn next_sync_message(
+        &mut self,
+        state: &mut SyncState,
+        only_if_useful: bool,
+    ) -> Result<Option<Vec<u8>>, DocError> {
         use automerge::sync::SyncDoc;
         use std::panic::{AssertUnwindSafe, catch_unwind};
         catch_unwind(AssertUnwindSafe(|| {
-            self.doc
-                .sync()
-                .generate_sync_message(&mut state.0)
-                .map(automerge::sync::Message::encode)
+            let kept = only_if_useful.then(|| {
+                (
+                    state.0.last_sent_heads.clone(),
+                    state.0.have_responded,
+                    state.0.in_flight,
+                )
+            });
+            let message = self.doc.sync().generate_sync_message(&mut state.0)?;
+            let useful = !message.changes.is_empty()
+                || !message.need.is_empty()
+                || message
+                    .have
+                    .first()
+                    .is_none_or(|have| have.last_sync.is_empty());
+            if let Some((last_sent_heads, have_responded, in_flight)) = kept
+                && !useful
+            {
+                // Only heads and a filter: nothing was added to `sent_hashes`.
+                state.0.last_sent_heads = last_sent_heads;
+                state.0.have_responded = have_responded;
+                state.0.in_flight = in_flight;
+                return None;
+            }
+            Some(message.encode())
         }))
         .map_err(|_| DocError::Sync("automerge panicked answering the peer's state".into()))
     }
@@ -275,11 +371,74 @@ impl ProjectDoc {
             Ok(result) => result?,
             Err(_) => return Err(DocError::Sync("automerge panicked applying it".into())),
         }
+        self.merged(&before, was_ready, expected_project_id)
+    }
+
+    /// Apply changes a peer pushed ([`ProjectDoc::changes_since`] on its side). The
+    /// bytes are untrusted and checked as [`ProjectDoc::receive_sync_message`] checks
+    /// a sync message, with the same duty on error: reload from disk. Changes whose
+    /// dependencies have not arrived wait inside Automerge (see
+    /// [`ProjectDoc::missing_changes`]) and count once they apply.
+    pub fn apply_changes(
+        &mut self,
+        chunks: &[Vec<u8>],
+        expected_project_id: &str,
+    ) -> Result<SyncApplied, DocError> {
+        use std::panic::{AssertUnwindSafe, catch_unwind};
+        let before = self.doc.get_heads();
+        let was_ready = self.is_ready();
+        let applied = catch_unwind(AssertUnwindSafe(|| {
+            let changes = chunks
+                .iter()
+                .enumerate()
+                .map(|(i, chunk)| {
+                    automerge::Change::from_bytes(chunk.clone())
+                        .map_err(|e| DocError::Sync(format!("change {}: {e}", i + 1)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.doc
+                .apply_changes(changes)
+                .map_err(|e| DocError::Sync(format!("not applicable: {e}")))
+        }));
+        match applied {
+            Ok(result) => result?,
+            Err(_) => return Err(DocError::Sync("automerge panicked applying them".into())),
+        }
+        self.merged(&before, was_ready, expected_project_id)
+    }
+
+    /// The changes made since `heads` (this replica's heads before an edit), built
+    /// once to be pushed to every peer.
+    pub fn changes_since(&mut self, heads: &[String]) -> Changes {
+        let heads: Vec<automerge::ChangeHash> =
+            heads.iter().filter_map(|head| head.parse().ok()).collect();
+        Changes::from(self.doc.get_changes(&heads))
+    }
+
+    /// The changes that changes received wait on and this replica has not got (a
+    /// push that overtook another, or one whose earlier part was lost), as hex.
+    pub fn missing_changes(&mut self) -> Vec<String> {
+        self.doc
+            .get_missing_deps(&[])
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// After changes from a peer went in: check the schema and the project id, bring
+    /// the index up to date and make shot codes unique again.
+    fn merged(
+        &mut self,
+        before: &[automerge::ChangeHash],
+        was_ready: bool,
+        expected_project_id: &str,
+    ) -> Result<SyncApplied, DocError> {
         let changed = self.doc.get_heads() != before;
         if !changed {
             return Ok(SyncApplied {
                 changed,
                 renumbered: 0,
+                renumbering: Changes::default(),
             });
         }
         if was_ready || self.doc.get(ROOT, "schema")?.is_some() {
@@ -293,14 +452,21 @@ impl ProjectDoc {
                 "carries project '{found}', not '{expected_project_id}'"
             )));
         }
+        let merged_heads = self.doc.get_heads();
         let renumbered = if self.is_ready() && self.absorb()? {
             self.normalize_codes()?.len()
         } else {
             0
         };
+        let renumbering = if renumbered > 0 {
+            Changes::from(self.doc.get_changes(&merged_heads))
+        } else {
+            Changes::default()
+        };
         Ok(SyncApplied {
             changed,
             renumbered,
+            renumbering,
         })
     }
 

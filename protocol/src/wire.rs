@@ -2,8 +2,9 @@
 //!
 //! Two kinds of traffic cross the mesh:
 //! - **Document sync** over request-response (`/reelmesh/sync/1`): a request carries
-//!   one Automerge sync message for one project; the response is an acknowledgement
-//!   sent only after the receiver has applied and saved what the message carried.
+//!   one Automerge sync message for one project ([`SyncRequest`]), or changes their
+//!   author pushes to every peer as it makes them ([`ChangesPush`]); the response is
+//!   an acknowledgement sent after the receiver has applied what the request carried.
 //!   Frames are binary (a sync message is binary and can be as big as the document).
 //! - **Presence** on gossip (`reelmesh/presence/1`): a small JSON heartbeat. It is
 //!   ephemeral and never goes into the document.
@@ -23,6 +24,7 @@ pub const MAX_PRESENCE_BYTES: usize = 16 * 1024;
 pub const MAX_PROJECT_ID_LEN: usize = 128;
 
 const SYNC_MAGIC: &[u8; 4] = b"RMS1";
+const CHANGES_MAGIC: &[u8; 4] = b"RMC1";
 const MAX_REASON_LEN: usize = 1024;
 
 /// Why a wire message was refused.
@@ -103,37 +105,14 @@ impl SyncRequest {
     /// `RMS1 | u16be id length | project id | sync message`.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let id = self.project_id.as_bytes();
-        let id_len = u16::try_from(id.len()).unwrap_or(u16::MAX);
-        let mut out = Vec::with_capacity(6 + id.len() + self.message.len());
-        out.extend_from_slice(SYNC_MAGIC);
-        out.extend_from_slice(&id_len.to_be_bytes());
-        out.extend_from_slice(&id[..usize::from(id_len).min(id.len())]);
+        let mut out = frame_header(SYNC_MAGIC, &self.project_id, self.message.len());
         out.extend_from_slice(&self.message);
         out
     }
 
     /// Parse a frame; the project id is checked, the message is left to Automerge.
     pub fn decode(frame: &[u8]) -> Result<SyncRequest, WireError> {
-        let rest = frame
-            .strip_prefix(SYNC_MAGIC.as_slice())
-            .ok_or(if frame.len() < 4 {
-                WireError::Truncated("sync request header")
-            } else {
-                WireError::BadMagic
-            })?;
-        let (len, rest) = rest
-            .split_first_chunk::<2>()
-            .ok_or(WireError::Truncated("sync request header"))?;
-        let id_len = usize::from(u16::from_be_bytes(*len));
-        if rest.len() < id_len {
-            return Err(WireError::Truncated("sync request project id"));
-        }
-        let (id, message) = rest.split_at(id_len);
-        let project_id = std::str::from_utf8(id)
-            .map_err(|_| field("project_id", "not UTF-8"))?
-            .to_owned();
-        check_project_id(&project_id)?;
+        let (project_id, message) = split_frame(frame, SYNC_MAGIC, "sync request header")?;
         if message.is_empty() {
             return Err(field("message", "empty sync message"));
         }
@@ -141,6 +120,152 @@ impl SyncRequest {
             project_id,
             message: message.to_vec(),
         })
+    }
+}
+
+/// `magic | u16be id length | project id`, with room for `body` more bytes.
+fn frame_header(magic: &[u8; 4], project_id: &str, body: usize) -> Vec<u8> {
+    let id = project_id.as_bytes();
+    let id_len = u16::try_from(id.len()).unwrap_or(u16::MAX);
+    let mut out = Vec::with_capacity(6 + id.len() + body);
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&id_len.to_be_bytes());
+    out.extend_from_slice(&id[..usize::from(id_len).min(id.len())]);
+    out
+}
+
+/// The checked project id of a frame made by [`frame_header`], and the rest.
+fn split_frame<'a>(
+    frame: &'a [u8],
+    magic: &[u8; 4],
+    what: &'static str,
+) -> Result<(String, &'a [u8]), WireError> {
+    let rest = frame
+        .strip_prefix(magic.as_slice())
+        .ok_or(if frame.len() < 4 {
+            WireError::Truncated(what)
+        } else {
+            WireError::BadMagic
+        })?;
+    let (len, rest) = rest
+        .split_first_chunk::<2>()
+        .ok_or(WireError::Truncated(what))?;
+    let id_len = usize::from(u16::from_be_bytes(*len));
+    if rest.len() < id_len {
+        return Err(WireError::Truncated("project id"));
+    }
+    let (id, body) = rest.split_at(id_len);
+    let project_id = std::str::from_utf8(id)
+        .map_err(|_| field("project_id", "not UTF-8"))?
+        .to_owned();
+    check_project_id(&project_id)?;
+    Ok((project_id, body))
+}
+
+/// Changes an author pushes to its peers as it makes them, outside Automerge's sync
+/// exchange: encoded once for every peer, applied by each as they come. Sync still
+/// runs when peers connect and on every retry tick, and fills in whatever a push
+/// missed (a push that failed, changes that arrived before their dependencies).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangesPush {
+    /// The project the changes belong to.
+    pub project_id: String,
+    /// Automerge change chunks, each as `Automerge::load_incremental` reads it.
+    pub changes: Vec<Vec<u8>>,
+}
+
+impl ChangesPush {
+    /// The most change chunks one push carries.
+    pub const MAX_CHANGES: usize = 4096;
+
+    /// `RMC1 | u16be id length | project id | u32be count | (u32be length | chunk)*`.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let body = 4 + self.changes.iter().map(|c| 4 + c.len()).sum::<usize>();
+        let mut out = frame_header(CHANGES_MAGIC, &self.project_id, body);
+        let count = u32::try_from(self.changes.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&count.to_be_bytes());
+        for change in &self.changes {
+            let len = u32::try_from(change.len()).unwrap_or(u32::MAX);
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(change);
+        }
+        out
+    }
+
+    /// Parse a frame; lengths are checked against what is there before anything is
+    /// copied, and the chunks themselves are left to Automerge.
+    pub fn decode(frame: &[u8]) -> Result<ChangesPush, WireError> {
+        let (project_id, body) = split_frame(frame, CHANGES_MAGIC, "changes push header")?;
+        let (count, mut rest) = body
+            .split_first_chunk::<4>()
+            .ok_or(WireError::Truncated("changes push count"))?;
+        let count = u32::from_be_bytes(*count) as usize;
+        if count == 0 {
+            return Err(field("changes", "no changes"));
+        }
+        if count > Self::MAX_CHANGES {
+            return Err(WireError::TooLarge {
+                what: "changes push count",
+                len: count,
+                max: Self::MAX_CHANGES,
+            });
+        }
+        let mut changes = Vec::with_capacity(count.min(rest.len() / 4));
+        for _ in 0..count {
+            let (len, after) = rest
+                .split_first_chunk::<4>()
+                .ok_or(WireError::Truncated("changes push chunk length"))?;
+            let len = u32::from_be_bytes(*len) as usize;
+            if len == 0 {
+                return Err(field("changes", "an empty change chunk"));
+            }
+            if after.len() < len {
+                return Err(WireError::Truncated("changes push chunk"));
+            }
+            let (chunk, after) = after.split_at(len);
+            changes.push(chunk.to_vec());
+            rest = after;
+        }
+        if !rest.is_empty() {
+            return Err(field(
+                "changes",
+                format!("{} bytes after the last chunk", rest.len()),
+            ));
+        }
+        Ok(ChangesPush {
+            project_id,
+            changes,
+        })
+    }
+}
+
+/// Either request of the sync protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncFrame {
+    /// A step of Automerge's sync exchange.
+    Sync(SyncRequest),
+    /// Changes pushed by their author (or a relay).
+    Changes(ChangesPush),
+}
+
+impl SyncFrame {
+    /// Parse either request by its magic.
+    pub fn decode(frame: &[u8]) -> Result<SyncFrame, WireError> {
+        if frame.starts_with(CHANGES_MAGIC) {
+            ChangesPush::decode(frame).map(SyncFrame::Changes)
+        } else {
+            SyncRequest::decode(frame).map(SyncFrame::Sync)
+        }
+    }
+
+    /// The project the request is about.
+    #[must_use]
+    pub fn project_id(&self) -> &str {
+        match self {
+            SyncFrame::Sync(request) => &request.project_id,
+            SyncFrame::Changes(push) => &push.project_id,
+        }
     }
 }
 
@@ -279,6 +404,12 @@ pub struct Presence {
     /// not reach: a hint, never trusted for anything else.
     #[serde(default)]
     pub peers: Vec<String>,
+    /// The heads of the projects it holds (at most [`MAX_PRESENCE_HEAD_PROJECTS`]
+    /// projects of at most [`MAX_PRESENCE_HEADS`] heads; others are left out). A
+    /// peer that still lacks some of them a heartbeat later asks it by sync: the
+    /// check that nothing pushed was lost, at the cost of a heartbeat.
+    #[serde(default)]
+    pub heads: std::collections::BTreeMap<String, Vec<String>>,
     /// Sender's clock when sent, ms since the Unix epoch (informational only: the
     /// observer times heartbeats by its own clock).
     pub sent_at_ms: u64,
@@ -288,6 +419,10 @@ const MAX_TEXT: usize = 256;
 const MAX_LIST: usize = 512;
 /// Most peers a presence lists (see [`Presence::peers`]).
 pub const MAX_PRESENCE_PEERS: usize = 128;
+/// Most projects whose heads a presence lists (see [`Presence::heads`]).
+pub const MAX_PRESENCE_HEAD_PROJECTS: usize = 16;
+/// Most heads a presence lists for one project.
+pub const MAX_PRESENCE_HEADS: usize = 32;
 
 impl Presence {
     /// JSON bytes.
@@ -344,6 +479,21 @@ impl Presence {
         if self.peers.len() > MAX_PRESENCE_PEERS || self.peers.iter().any(|t| t.len() > 128) {
             return Err(field("peers", "too many entries or an entry too long"));
         }
+        if self.heads.len() > MAX_PRESENCE_HEAD_PROJECTS {
+            return Err(field("heads", "too many projects"));
+        }
+        for (project_id, heads) in &self.heads {
+            check_project_id(project_id)?;
+            if heads.len() > MAX_PRESENCE_HEADS {
+                return Err(field("heads", format!("too many for project {project_id}")));
+            }
+            if !heads
+                .iter()
+                .all(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(field("heads", "a head is not 64 hex digits"));
+            }
+        }
         if let Some(gpu) = &self.gpu {
             if gpu.vram_used > gpu.vram_total {
                 return Err(field("gpu.vram_used", "more than vram_total"));
@@ -383,6 +533,7 @@ mod tests {
             capabilities: vec!["card".into()],
             projects: vec!["p1".into()],
             peers: vec!["12D3KooWother".into()],
+            heads: [("p1".to_owned(), vec!["ab".repeat(32)])].into(),
             sent_at_ms: 1,
         }
     }
@@ -408,7 +559,7 @@ mod tests {
         );
         assert_eq!(
             SyncRequest::decode(b"RMS1\0\x09abc"),
-            Err(WireError::Truncated("sync request project id"))
+            Err(WireError::Truncated("project id"))
         );
         assert!(matches!(
             SyncRequest::decode(b"RMS1\0\x03../\x42"),
@@ -421,6 +572,69 @@ mod tests {
             SyncRequest::decode(b"RMS1\0\x03abc"),
             Err(WireError::Field {
                 field: "message",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn changes_push_round_trips_and_is_told_from_a_sync_request() {
+        let push = ChangesPush {
+            project_id: "p-1".into(),
+            changes: vec![vec![0x85, 0x6f, 0x4a, 0x83, 1], vec![9; 300]],
+        };
+        let frame = push.encode();
+        assert_eq!(ChangesPush::decode(&frame), Ok(push.clone()));
+        assert_eq!(SyncFrame::decode(&frame), Ok(SyncFrame::Changes(push)));
+        let sync = SyncRequest {
+            project_id: "p".into(),
+            message: vec![0x42],
+        };
+        assert_eq!(SyncFrame::decode(&sync.encode()), Ok(SyncFrame::Sync(sync)));
+    }
+
+    #[test]
+    fn changes_push_rejects_bad_frames() {
+        let good = ChangesPush {
+            project_id: "p".into(),
+            changes: vec![vec![1, 2, 3]],
+        }
+        .encode();
+        // Every cut of a good frame is refused, none panics.
+        for cut in 0..good.len() {
+            assert!(ChangesPush::decode(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut trailing = good;
+        trailing.push(0);
+        assert!(matches!(
+            ChangesPush::decode(&trailing),
+            Err(WireError::Field {
+                field: "changes",
+                ..
+            })
+        ));
+        assert!(matches!(
+            ChangesPush::decode(b"RMC1\0\x01p\0\0\0\0"),
+            Err(WireError::Field {
+                field: "changes",
+                ..
+            })
+        ));
+        assert!(matches!(
+            ChangesPush::decode(b"RMC1\0\x01p\xff\xff\xff\xff"),
+            Err(WireError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            ChangesPush::decode(b"RMC1\0\x01p\0\0\0\x01\0\0\0\0"),
+            Err(WireError::Field {
+                field: "changes",
+                ..
+            })
+        ));
+        assert!(matches!(
+            ChangesPush::decode(b"RMC1\0\x03../\0\0\0\x01\0\0\0\x01a"),
+            Err(WireError::Field {
+                field: "project_id",
                 ..
             })
         ));
@@ -480,6 +694,30 @@ mod tests {
                 .peers
                 .is_empty()
         );
+        let mut p = presence();
+        p.heads.insert("p2".into(), vec!["not a hash".into()]);
+        let err = Presence::decode(&p.encode(), &p.node_id).unwrap_err();
+        assert!(err.to_string().contains("heads"), "{err}");
+        let mut p = presence();
+        p.heads
+            .insert("p2".into(), vec!["cd".repeat(32); MAX_PRESENCE_HEADS + 1]);
+        assert!(Presence::decode(&p.encode(), &p.node_id).is_err());
+        let mut p = presence();
+        p.heads.insert("../x".into(), vec![]);
+        assert!(Presence::decode(&p.encode(), &p.node_id).is_err());
+        // Nor heads: read as none.
+        let text = String::from_utf8(presence().encode()).unwrap();
+        let cut = text.replace(
+            &format!(",\"heads\":{{\"p1\":[\"{}\"]}}", "ab".repeat(32)),
+            "",
+        );
+        assert!(!cut.contains("heads"), "{cut}");
+        assert!(
+            Presence::decode(cut.as_bytes(), "12D3KooWpeer")
+                .unwrap()
+                .heads
+                .is_empty()
+        );
         assert!(Presence::decode(&vec![b' '; MAX_PRESENCE_BYTES + 1], &p.node_id).is_err());
         assert!(Presence::decode(b"{\"node_id\":1}", &p.node_id).is_err());
     }
@@ -488,6 +726,7 @@ mod tests {
         #[test]
         fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = SyncRequest::decode(&bytes);
+            let _ = SyncFrame::decode(&bytes);
             let _ = SyncResponse::decode(&bytes);
             let _ = Presence::decode(&bytes, "x");
         }

@@ -164,6 +164,7 @@ mod tests {
             capabilities: vec![],
             projects: vec![],
             peers: vec![],
+            heads: std::collections::BTreeMap::new(),
             sent_at_ms: 0,
         }
     }

@@ -3,7 +3,7 @@
 
 mod blobs;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -12,15 +12,17 @@ use libp2p::request_response::{self, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, mdns, ping};
+use reelmesh_protocol::document::Changes;
 use reelmesh_protocol::wire::{
-    MAX_PRESENCE_PEERS, NodeStatus, Presence, SyncRequest, SyncResponse,
+    ChangesPush, MAX_PRESENCE_HEAD_PROJECTS, MAX_PRESENCE_HEADS, MAX_PRESENCE_PEERS, NodeStatus,
+    Presence, SyncFrame, SyncRequest, SyncResponse,
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::presence::{PeerRow, PresenceTable};
-use super::sync::Sessions;
+use super::sync::{Outbox, Sessions};
 use super::{
     ChangeOrigin, Command, NodeConfig, NodeError, NodeEvent, NodeStatusReport, ProjectSummary,
 };
@@ -69,6 +71,17 @@ pub(super) struct Runtime {
     /// fsynced, and when the fsync is due (see [`DISK_SYNC_AFTER`]).
     unsynced: HashSet<String>,
     disk_sync_due: Option<Instant>,
+    /// Each project's local changes not yet pushed to every peer.
+    outboxes: HashMap<String, Outbox>,
+    /// Changes that pushed changes wait on: when to look again, the peer that
+    /// pushed them (it has what they depend on), the project, the hashes (see
+    /// [`MISSING_CHANGES_AFTER`]).
+    missing: VecDeque<(Instant, PeerId, String, Vec<String>)>,
+    missing_check_due: Option<Instant>,
+    /// Retry ticks so far.
+    retries: u64,
+    /// Heads each peer announced, kept to be checked [`HEADS_GRACE`] later.
+    heads_checks: HashMap<PeerId, (Instant, BTreeMap<String, Vec<String>>)>,
 }
 
 /// Changes received from peers are appended to the log and fsynced in batches this
@@ -78,6 +91,30 @@ pub(super) struct Runtime {
 /// its sync state starts afresh). Local edits are written and fsynced before they
 /// are reported done, with whatever was received before them.
 const DISK_SYNC_AFTER: Duration = Duration::from_millis(50);
+
+/// Pushed changes can arrive before changes they depend on (made by a third node,
+/// whose own push is still on its way). If they still wait this long after, the
+/// node asks every peer by sync instead of waiting for the retry tick.
+const MISSING_CHANGES_AFTER: Duration = Duration::from_millis(500);
+
+/// How long heads a peer announced may take to arrive before this node asks for
+/// them by sync.
+const HEADS_GRACE: Duration = Duration::from_secs(2);
+
+/// Every this many retry ticks, every session runs a sync exchange whether or not
+/// anything looks missing.
+const FULL_SYNC_EVERY: u64 = 10;
+
+/// What a sync message is for (see [`Runtime::send_sync`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Say {
+    /// Open an exchange: always sent.
+    Open,
+    /// Tell new heads: sent within the exchange's replies.
+    Answer,
+    /// Go on: sent within the replies, only if it carries or asks for changes.
+    Reply,
+}
 
 /// What the jobs topic said lately.
 #[derive(Default)]
@@ -215,6 +252,11 @@ impl Runtime {
             listen_addrs: listen_addrs.clone(),
             unsynced: HashSet::new(),
             disk_sync_due: None,
+            outboxes: HashMap::new(),
+            missing: VecDeque::new(),
+            missing_check_due: None,
+            retries: 0,
+            heads_checks: HashMap::new(),
         };
         Ok((runtime, listen_addrs))
     }
@@ -249,6 +291,7 @@ impl Runtime {
                 _ = heartbeat.tick() => self.publish_presence(),
                 _ = retry.tick() => self.retry(),
                 () = at(self.disk_sync_due) => self.sync_to_disk(),
+                () = at(self.missing_check_due) => self.ask_for_missing_changes(),
             }
         }
         self.finish();
@@ -423,12 +466,13 @@ impl Runtime {
             .map_err(|e| format!("saving project {project_id}: {e}"))?;
         let heads = store.doc_mut().heads();
         if heads != before {
+            let changes = store.doc_mut().changes_since(&before);
             self.emit(NodeEvent::DocChanged {
                 project_id: project_id.clone(),
                 heads,
                 origin: ChangeOrigin::Local,
             });
-            self.offer_to_all(&project_id);
+            self.push_changes(&project_id, changes);
             self.wake_waiters(&project_id);
         }
         Ok(project_id)
@@ -515,6 +559,7 @@ impl Runtime {
             } else {
                 Vec::new()
             },
+            heads: BTreeMap::new(),
             sent_at_ms: now_ms(),
         }
     }
@@ -530,8 +575,14 @@ impl Runtime {
         if self.config.offline {
             return;
         }
-        let bytes = self.my_presence().encode();
-        self.publish(mesh::presence_topic(), bytes, "presence");
+        let mut presence = self.my_presence();
+        for (project_id, store) in self.projects.iter_mut().take(MAX_PRESENCE_HEAD_PROJECTS) {
+            let heads = store.doc_mut().heads();
+            if store.doc().is_ready() && heads.len() <= MAX_PRESENCE_HEADS {
+                presence.heads.insert(project_id.clone(), heads);
+            }
+        }
+        self.publish(mesh::presence_topic(), presence.encode(), "presence");
     }
 
     /// Publish on a gossip topic (nothing when offline; no subscriber yet is normal).
@@ -625,7 +676,11 @@ impl Runtime {
                     .filter(|p| self.projects.contains_key(*p))
                     .cloned()
                     .collect();
+                let behind = self.lacking_heads(author, &presence.heads);
                 self.presence.record(author, presence);
+                for project_id in behind {
+                    self.ask_for(author, &project_id);
+                }
                 self.emit(NodeEvent::Presence(author));
                 // A peer that now holds a project it refused earlier gets offered it again.
                 for project_id in newly_offered {
@@ -638,6 +693,51 @@ impl Runtime {
             }
             Err(e) => {
                 self.refuse_gossip(source, author, message_id, format!("bad presence: {e}"));
+            }
+        }
+    }
+
+    /// The projects of which this node still lacks heads `peer` announced at least
+    /// [`HEADS_GRACE`] ago: a push lost on the way, or one that never came because a
+    /// relay missed this node. Newer heads may still be on their way; each peer's
+    /// heads are kept for a check once that time has passed.
+    fn lacking_heads(
+        &mut self,
+        peer: PeerId,
+        heads: &BTreeMap<String, Vec<String>>,
+    ) -> Vec<String> {
+        let now = Instant::now();
+        let due = self
+            .heads_checks
+            .get(&peer)
+            .is_none_or(|(at, _)| now.duration_since(*at) >= HEADS_GRACE);
+        if !due {
+            return Vec::new();
+        }
+        let Some((_, announced)) = self.heads_checks.insert(peer, (now, heads.clone())) else {
+            return Vec::new();
+        };
+        announced
+            .into_iter()
+            .filter(|(project_id, heads)| {
+                self.projects
+                    .get_mut(project_id)
+                    .is_some_and(|store| !store.doc_mut().has_heads(heads))
+            })
+            .map(|(project_id, _)| project_id)
+            .collect()
+    }
+
+    /// Sync a project with `peer`, or with every connected peer if it is not one.
+    fn ask_for(&mut self, peer: PeerId, project_id: &str) {
+        debug!(
+            "project {project_id}: {peer} announced changes this node has not got; asking by sync"
+        );
+        if self.connected.contains(&peer) {
+            self.offer(peer, project_id);
+        } else {
+            for peer in self.sessions.peers() {
+                self.offer(peer, project_id);
             }
         }
     }
@@ -681,14 +781,26 @@ impl Runtime {
         }
     }
 
+    /// Redial, and every [`FULL_SYNC_EVERY`] ticks start a sync exchange for each
+    /// project whose heads the peer's heartbeats do not announce (too many heads or
+    /// projects, an older node): there, nothing else finds what a push lost.
     fn retry(&mut self) {
         for addr in self.dial_targets.clone() {
             self.dial(&addr);
         }
         self.redial_lan_peers();
-        for peer in self.sessions.peers() {
-            for project_id in self.projects.keys().cloned().collect::<Vec<_>>() {
-                self.offer(peer, &project_id);
+        self.retries += 1;
+        if self.retries.is_multiple_of(FULL_SYNC_EVERY) {
+            for peer in self.sessions.peers() {
+                for project_id in self.projects.keys().cloned().collect::<Vec<_>>() {
+                    let watched = self
+                        .heads_checks
+                        .get(&peer)
+                        .is_some_and(|(_, heads)| heads.contains_key(&project_id));
+                    if !watched {
+                        self.offer(peer, &project_id);
+                    }
+                }
             }
         }
     }
@@ -820,35 +932,58 @@ impl Runtime {
 
     // ---- document sync --------------------------------------------------------
 
-    /// Offer a project to every connected peer.
-    /// After changes from `from` merged: answer it, and pass them on to the peers
+    /// After changes from `from` merged: answer it if they came by sync (`answer`),
+    /// and pass them on to the peers
     /// it is not connected to (as its last presence said). Those it is connected to
     /// get them from it, or from whoever it got them from (each relay skips the
     /// peers of its own source, and the author sends to all its peers): in a full
     /// mesh nobody relays, instead of every node sending every change to every
     /// other. The presence list is a hint: a peer missed because of a stale one
     /// gets the changes at the next retry tick or change.
-    fn relay(&mut self, from: PeerId, project_id: &str) {
+    fn relay(&mut self, from: PeerId, project_id: &str, answer: bool) {
         let reached = self.presence.reaches(&from);
         let targets: Vec<PeerId> = self
             .sessions
             .peers()
             .into_iter()
-            .filter(|peer| *peer == from || !reached.is_some_and(|r| r.contains(peer)))
+            .filter(|peer| {
+                if *peer == from {
+                    answer
+                } else {
+                    !reached.is_some_and(|r| r.contains(peer))
+                }
+            })
             .collect();
         for peer in targets {
-            self.offer(peer, project_id);
+            if peer == from {
+                self.answer(peer, project_id);
+            } else {
+                self.offer(peer, project_id);
+            }
         }
     }
 
-    fn offer_to_all(&mut self, project_id: &str) {
-        for peer in self.sessions.peers() {
-            self.offer(peer, project_id);
-        }
-    }
-
-    /// Send the next sync message for (peer, project) unless one is in flight.
+    /// Open a sync exchange with (peer, project): send the next message (or, if
+    /// one is in flight, once it is answered).
     fn offer(&mut self, peer: PeerId, project_id: &str) {
+        self.send_sync(peer, project_id, Say::Open);
+    }
+
+    /// Tell the peer this node's new heads after its changes came by sync, within
+    /// the exchange's replies: without it, the peer keeps its old idea of what this
+    /// node has, and sends that again.
+    fn answer(&mut self, peer: PeerId, project_id: &str) {
+        self.send_sync(peer, project_id, Say::Answer);
+    }
+
+    /// Go on with an exchange: send the next sync message only if it carries or
+    /// asks for changes (`ProjectDoc::generate_sync_reply`), within the exchange's
+    /// replies.
+    fn reply(&mut self, peer: PeerId, project_id: &str) {
+        self.send_sync(peer, project_id, Say::Reply);
+    }
+
+    fn send_sync(&mut self, peer: PeerId, project_id: &str, say: Say) {
         let Some(store) = self.projects.get_mut(project_id) else {
             return;
         };
@@ -856,6 +991,11 @@ impl Runtime {
             return;
         };
         if session.in_flight.is_some() {
+            match say {
+                Say::Open => session.offer_pending = true,
+                Say::Answer => session.answer_pending = true,
+                Say::Reply => {}
+            }
             return;
         }
         if session
@@ -865,7 +1005,21 @@ impl Runtime {
             return;
         }
         session.refused_until = None;
-        match store.doc_mut().generate_sync_message(&mut session.state) {
+        if say == Say::Open {
+            session.offer_pending = false;
+            session.start_exchange();
+        } else if !session.may_reply() {
+            return;
+        }
+        if say != Say::Reply {
+            session.answer_pending = false;
+        }
+        let message = if say == Say::Reply {
+            store.doc_mut().generate_sync_reply(&mut session.state)
+        } else {
+            store.doc_mut().generate_sync_message(&mut session.state)
+        };
+        match message {
             Ok(Some(message)) => {
                 let frame = SyncRequest {
                     project_id: project_id.to_owned(),
@@ -895,6 +1049,112 @@ impl Runtime {
         }
     }
 
+    // ---- pushing local changes --------------------------------------------------
+
+    /// Push one edit's changes to every peer: built once, sent to each session
+    /// whose previous push has been answered (the others get it with their next).
+    fn push_changes(&mut self, project_id: &str, changes: Changes) {
+        if changes.is_empty() {
+            return;
+        }
+        let seq = self
+            .outboxes
+            .entry(project_id.to_owned())
+            .or_default()
+            .add(changes);
+        for peer in self.sessions.peers() {
+            if let Some(session) = self.sessions.get(&peer, project_id) {
+                session.push_next.get_or_insert(seq);
+            }
+            self.push(peer, project_id);
+        }
+        self.trim_outbox(project_id);
+    }
+
+    /// Send this peer what the outbox holds for it, unless a push is in flight.
+    fn push(&mut self, peer: PeerId, project_id: &str) {
+        let Some(outbox) = self.outboxes.get(project_id) else {
+            return;
+        };
+        let Some(session) = self.sessions.get(&peer, project_id) else {
+            return;
+        };
+        if session.push_in_flight.is_some()
+            || session
+                .refused_until
+                .is_some_and(|until| Instant::now() < until)
+        {
+            return;
+        }
+        let Some(next) = session.push_next else {
+            return;
+        };
+        if next >= outbox.end() {
+            return;
+        }
+        let limit = self.config.mesh.max_sync_bytes.saturating_sub(256);
+        let Some((changes, upto)) = outbox.from(next, limit) else {
+            // Fell too far behind: the sync exchange sends the rest.
+            session.push_next = Some(outbox.end());
+            self.offer(peer, project_id);
+            return;
+        };
+        let frame = ChangesPush {
+            project_id: project_id.to_owned(),
+            changes: changes.chunks.clone(),
+        }
+        .encode();
+        if frame.len() > self.config.mesh.max_sync_bytes {
+            // One edit bigger than a frame: leave it to the sync exchange, which
+            // says so if it cannot send it either.
+            session.push_next = Some(upto);
+            self.offer(peer, project_id);
+            return;
+        }
+        session.state.mark_sent(&changes);
+        let request = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, Frame::Bytes(frame));
+        self.sessions.pushed(request, peer, project_id, upto);
+    }
+
+    fn trim_outbox(&mut self, project_id: &str) {
+        if let Some(outbox) = self.outboxes.get_mut(project_id) {
+            let lowest = self
+                .sessions
+                .lowest_push(project_id)
+                .unwrap_or_else(|| outbox.end());
+            outbox.trim(lowest);
+        }
+    }
+
+    /// Pushed changes that still wait on the same changes as [`MISSING_CHANGES_AFTER`]
+    /// ago: ask their pusher by sync.
+    fn ask_for_missing_changes(&mut self) {
+        let now = Instant::now();
+        while let Some((due, _, _, _)) = self.missing.front() {
+            if *due > now {
+                break;
+            }
+            let Some((_, peer, project_id, hashes)) = self.missing.pop_front() else {
+                break;
+            };
+            let Some(store) = self.projects.get_mut(&project_id) else {
+                continue;
+            };
+            let still = store.doc_mut().missing_changes();
+            if hashes.iter().any(|hash| still.contains(hash)) {
+                debug!(
+                    "project {project_id}: changes {peer} pushed still wait on others; asking it by sync"
+                );
+                self.offer(peer, &project_id);
+            }
+        }
+        self.missing_check_due = self.missing.front().map(|(due, _, _, _)| *due);
+    }
+
     fn on_sync_event(&mut self, event: request_response::Event<Frame, Vec<u8>>) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
@@ -915,6 +1175,11 @@ impl Runtime {
                     request_id,
                     response,
                 } => {
+                    if let Some((peer, project_id, upto)) = self.sessions.push_answered(request_id)
+                    {
+                        self.on_push_answered(peer, &project_id, upto, &response);
+                        return;
+                    }
                     let Some((peer, project_id)) = self.sessions.answered(request_id) else {
                         return;
                     };
@@ -926,7 +1191,21 @@ impl Runtime {
                         return;
                     }
                     match SyncResponse::decode(&response) {
-                        Ok(SyncResponse::Accepted) => self.offer(peer, &project_id),
+                        Ok(SyncResponse::Accepted) => {
+                            let say = self.sessions.get(&peer, &project_id).map_or(
+                                Say::Reply,
+                                |session| {
+                                    if session.offer_pending {
+                                        Say::Open
+                                    } else if session.answer_pending {
+                                        Say::Answer
+                                    } else {
+                                        Say::Reply
+                                    }
+                                },
+                            );
+                            self.send_sync(peer, &project_id, say);
+                        }
                         Ok(SyncResponse::Rejected(reason)) => {
                             debug!("peer {peer} refused project {project_id}: {reason}");
                             if let Some(session) = self.sessions.get(&peer, &project_id) {
@@ -965,8 +1244,41 @@ impl Runtime {
         }
     }
 
+    /// A push was answered: on to the next entries, or (refused) leave this peer to
+    /// the sync exchange for a while, as a refused sync message does.
+    fn on_push_answered(&mut self, peer: PeerId, project_id: &str, upto: u64, response: &[u8]) {
+        match SyncResponse::decode(response) {
+            Ok(SyncResponse::Accepted) => {
+                if let Some(session) = self.sessions.get(&peer, project_id) {
+                    session.push_next = Some(upto);
+                }
+                self.push(peer, project_id);
+                self.trim_outbox(project_id);
+            }
+            Ok(SyncResponse::Rejected(reason)) => {
+                debug!("peer {peer} refused changes of project {project_id}: {reason}");
+                if let Some(session) = self.sessions.get(&peer, project_id) {
+                    session.push_next = None;
+                    session.refused_until = Some(Instant::now() + Duration::from_secs(30));
+                    session.state = reelmesh_protocol::document::SyncState::new();
+                }
+                self.trim_outbox(project_id);
+            }
+            Err(_) if response.is_empty() => {
+                // Dropped unanswered (the peer is shutting down or busy): the sync
+                // exchange finds out later what it has.
+                if let Some(session) = self.sessions.get(&peer, project_id) {
+                    session.push_next = None;
+                }
+                self.sessions.reset(&peer, project_id);
+                self.trim_outbox(project_id);
+            }
+            Err(e) => self.reject_peer(peer, format!("malformed sync response: {e}")),
+        }
+    }
+
     fn on_sync_request(&mut self, peer: PeerId, frame: &[u8], channel: ResponseChannel<Vec<u8>>) {
-        let request = match SyncRequest::decode(frame) {
+        let request = match SyncFrame::decode(frame) {
             Ok(request) => request,
             Err(e) => {
                 respond(
@@ -978,7 +1290,7 @@ impl Runtime {
                 return;
             }
         };
-        let project_id = request.project_id;
+        let project_id = request.project_id().to_owned();
         let Some(store) = self.projects.get_mut(&project_id) else {
             respond(
                 &mut self.swarm,
@@ -995,10 +1307,18 @@ impl Runtime {
             );
             return;
         };
-        let applied =
-            store
-                .doc_mut()
-                .receive_sync_message(&mut session.state, &request.message, &project_id);
+        let pushed = matches!(request, SyncFrame::Changes(_));
+        let applied = match &request {
+            SyncFrame::Sync(request) => {
+                session.received();
+                store.doc_mut().receive_sync_message(
+                    &mut session.state,
+                    &request.message,
+                    &project_id,
+                )
+            }
+            SyncFrame::Changes(push) => store.doc_mut().apply_changes(&push.changes, &project_id),
+        };
         let applied = match applied {
             Ok(applied) => applied,
             Err(e) => {
@@ -1018,6 +1338,19 @@ impl Runtime {
                 .get_or_insert_with(|| Instant::now() + DISK_SYNC_AFTER);
         }
         respond(&mut self.swarm, channel, &SyncResponse::Accepted);
+        if pushed {
+            let missing = store.doc_mut().missing_changes();
+            let queued = self
+                .missing
+                .iter()
+                .any(|(_, p, id, _)| *p == peer && *id == project_id);
+            if !missing.is_empty() && !queued {
+                let due = Instant::now() + MISSING_CHANGES_AFTER;
+                self.missing
+                    .push_back((due, peer, project_id.clone(), missing));
+                self.missing_check_due.get_or_insert(due);
+            }
+        }
         if applied.changed {
             if applied.renumbered > 0 {
                 info!(
@@ -1031,10 +1364,11 @@ impl Runtime {
                 heads,
                 origin: ChangeOrigin::Peer(peer),
             });
-            self.relay(peer, &project_id);
+            self.push_changes(&project_id, applied.renumbering);
+            self.relay(peer, &project_id, !pushed);
             self.wake_waiters(&project_id);
-        } else {
-            self.offer(peer, &project_id);
+        } else if !pushed {
+            self.reply(peer, &project_id);
         }
     }
 }
@@ -1075,6 +1409,7 @@ impl Runtime {
         self.unsynced.remove(project_id);
         for peer in self.sessions.peers() {
             self.sessions.reset(&peer, project_id);
+            self.offer(peer, project_id);
         }
     }
 }

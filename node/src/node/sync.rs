@@ -2,13 +2,18 @@
 //! request in flight per session (Automerge's protocol assumes an in-order stream;
 //! each direction is a chain of request → acknowledgement, so it gets one).
 //! Between connections only the encoded state (the shared heads) is kept.
+//!
+//! Local changes do not wait for that exchange: their author pushes them to every
+//! peer as it makes them ([`Outbox`]), built once for all. Each session has at most
+//! one push in flight, so pushes arrive in order, and changes made meanwhile go
+//! together in the next one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use libp2p::PeerId;
 use libp2p::request_response::OutboundRequestId;
-use reelmesh_protocol::document::SyncState;
+use reelmesh_protocol::document::{Changes, SyncState};
 
 /// One peer, one project.
 #[derive(Debug, Default)]
@@ -17,6 +22,111 @@ pub(super) struct Session {
     pub in_flight: Option<OutboundRequestId>,
     /// The peer said it does not take this project; ask again after this.
     pub refused_until: Option<Instant>,
+    /// The next outbox entry to push to this peer (`None`: nothing pushed yet;
+    /// what came before is the sync exchange's to send).
+    pub push_next: Option<u64>,
+    pub push_in_flight: Option<OutboundRequestId>,
+    /// Replies this side may still send in the exchange under way (see
+    /// [`Session::may_reply`]), and when the peer's last sync message came.
+    replies_left: u32,
+    last_received: Option<Instant>,
+    /// An exchange was asked for (or an answer was due) while a message was in
+    /// flight: it starts (is sent) when that message is answered.
+    pub offer_pending: bool,
+    pub answer_pending: bool,
+}
+
+/// How many replies one side sends in one sync exchange. Under load the heads move
+/// between any two messages and each side always has something the other's filter
+/// does not show yet (it is on its way by push), so Automerge's exchange would go
+/// on for as long as the load lasts. What it leaves behind is found by the next
+/// heartbeat's heads.
+pub(super) const EXCHANGE_REPLIES: u32 = 4;
+/// A sync message after this long without one opens a new exchange (the peer
+/// started it); one that comes sooner belongs to the exchange under way.
+pub(super) const EXCHANGE_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Session {
+    /// This side opens an exchange.
+    pub fn start_exchange(&mut self) {
+        self.replies_left = EXCHANGE_REPLIES;
+    }
+
+    /// A sync message came: it opens an exchange if the session was quiet.
+    pub fn received(&mut self) {
+        let now = Instant::now();
+        if self
+            .last_received
+            .is_none_or(|at| now.duration_since(at) > EXCHANGE_QUIET)
+        {
+            self.start_exchange();
+        }
+        self.last_received = Some(now);
+    }
+
+    /// Whether this side may send one more reply in the exchange (and count it).
+    pub fn may_reply(&mut self) -> bool {
+        if self.replies_left == 0 {
+            return false;
+        }
+        self.replies_left -= 1;
+        true
+    }
+}
+
+/// The local changes of one project, numbered, kept until every peer has been
+/// pushed them. A peer that falls more than [`Outbox::MAX_ENTRIES`] behind gets the
+/// rest by sync instead.
+#[derive(Debug, Default)]
+pub(super) struct Outbox {
+    first: u64,
+    entries: VecDeque<Changes>,
+}
+
+impl Outbox {
+    pub const MAX_ENTRIES: usize = 512;
+
+    /// Add one edit's changes; returns its number.
+    pub fn add(&mut self, changes: Changes) -> u64 {
+        let seq = self.end();
+        self.entries.push_back(changes);
+        if self.entries.len() > Self::MAX_ENTRIES {
+            self.entries.pop_front();
+            self.first += 1;
+        }
+        seq
+    }
+
+    /// The number the next entry will get.
+    pub fn end(&self) -> u64 {
+        self.first + self.entries.len() as u64
+    }
+
+    /// The entries from `next` on, together, at most `max_bytes` of them (but
+    /// always the first entry, whatever its size), with the number after the last
+    /// one taken. `None` if entry `next` was already dropped.
+    pub fn from(&self, next: u64, max_bytes: usize) -> Option<(Changes, u64)> {
+        let skip = usize::try_from(next.checked_sub(self.first)?).ok()?;
+        let mut out = Changes::default();
+        let mut upto = next;
+        for entry in self.entries.iter().skip(skip) {
+            if upto > next && out.size() + entry.size() > max_bytes {
+                break;
+            }
+            out.extend(entry);
+            upto += 1;
+        }
+        Some((out, upto))
+    }
+
+    /// Drop the entries every peer has been pushed (`lowest`: the smallest next
+    /// entry of any session).
+    pub fn trim(&mut self, lowest: u64) {
+        while self.first < lowest && !self.entries.is_empty() {
+            self.entries.pop_front();
+            self.first += 1;
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -24,6 +134,8 @@ pub(super) struct Sessions {
     live: HashMap<PeerId, HashMap<String, Session>>,
     saved: HashMap<(PeerId, String), Vec<u8>>,
     requests: HashMap<OutboundRequestId, (PeerId, String)>,
+    /// Pushes in flight, with the outbox entry that follows what each carries.
+    pushes: HashMap<OutboundRequestId, (PeerId, String, u64)>,
 }
 
 impl Sessions {
@@ -40,6 +152,7 @@ impl Sessions {
             }
         }
         self.requests.retain(|_, (p, _)| p != peer);
+        self.pushes.retain(|_, (p, _, _)| p != peer);
     }
 
     /// Forget everything about a peer (it misbehaved): the next session starts fresh.
@@ -47,6 +160,7 @@ impl Sessions {
         self.live.remove(peer);
         self.saved.retain(|(p, _), _| p != peer);
         self.requests.retain(|_, (p, _)| p != peer);
+        self.pushes.retain(|_, (p, _, _)| p != peer);
     }
 
     pub fn peers(&self) -> Vec<PeerId> {
@@ -90,9 +204,51 @@ impl Sessions {
         Some((peer, project_id))
     }
 
+    pub fn pushed(
+        &mut self,
+        request: OutboundRequestId,
+        peer: PeerId,
+        project_id: &str,
+        upto: u64,
+    ) {
+        self.pushes
+            .insert(request, (peer, project_id.to_owned(), upto));
+        if let Some(session) = self.get(&peer, project_id) {
+            session.push_in_flight = Some(request);
+        }
+    }
+
+    /// Whether `request` was a push, and if so: the session may push again, and
+    /// the entry after what it carried.
+    pub fn push_answered(&mut self, request: OutboundRequestId) -> Option<(PeerId, String, u64)> {
+        let (peer, project_id, upto) = self.pushes.remove(&request)?;
+        if let Some(session) = self.get(&peer, &project_id)
+            && session.push_in_flight == Some(request)
+        {
+            session.push_in_flight = None;
+        }
+        Some((peer, project_id, upto))
+    }
+
+    /// The smallest next entry any live session of the project will push, if any
+    /// session has been pushed anything.
+    pub fn lowest_push(&self, project_id: &str) -> Option<u64> {
+        self.live
+            .values()
+            .filter_map(|sessions| sessions.get(project_id)?.push_next)
+            .min()
+    }
+
     /// A request failed (timeout, closed stream): it is unknown what the peer got,
-    /// so restart the exchange from the shared heads.
+    /// so restart the exchange from the shared heads. A failed push is left to that
+    /// exchange too: pushing starts again with the next change.
     pub fn failed(&mut self, request: OutboundRequestId) -> Option<(PeerId, String)> {
+        if let Some((peer, project_id, _)) = self.push_answered(request) {
+            let session = self.get(&peer, &project_id)?;
+            session.push_next = None;
+            session.state = SyncState::decode(&session.state.encode());
+            return Some((peer, project_id));
+        }
         let (peer, project_id) = self.answered(request)?;
         if let Some(session) = self.get(&peer, &project_id) {
             session.state = SyncState::decode(&session.state.encode());

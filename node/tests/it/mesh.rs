@@ -470,6 +470,7 @@ async fn a_peer_sending_garbage_is_dropped_and_the_node_survives() {
         capabilities: vec![],
         projects: vec![],
         peers: vec![],
+        heads: std::collections::BTreeMap::new(),
         sent_at_ms: 0,
     };
     adversary

@@ -392,6 +392,121 @@ fn sync_state_survives_encode_decode() {
     );
 }
 
+#[test]
+fn pushed_changes_apply_in_any_order_and_wait_for_what_they_depend_on() {
+    let mut author = ProjectDoc::create("푸시", "p1").unwrap();
+    let mut replica = ProjectDoc::empty();
+    sync_until_quiet(&mut author, &mut replica, "p1");
+
+    let before_first = author.heads();
+    author
+        .add_shots(&[Shot::new(ShotCode(1), 24)], &Position::End)
+        .unwrap();
+    let first = author.changes_since(&before_first).chunks;
+    let before_second = author.heads();
+    author
+        .add_shots(&[Shot::new(ShotCode(2), 24)], &Position::End)
+        .unwrap();
+    let second = author.changes_since(&before_second).chunks;
+    assert_eq!((first.len(), second.len()), (1, 1), "one change per edit");
+
+    // The second overtakes the first: it waits, nothing shows.
+    let applied = replica.apply_changes(&second, "p1").unwrap();
+    assert!(!applied.changed);
+    assert_eq!(replica.missing_changes().len(), 1);
+    assert_eq!(replica.project().unwrap().shots.len(), 0);
+
+    // The first arrives: both go in.
+    let applied = replica.apply_changes(&first, "p1").unwrap();
+    assert!(applied.changed);
+    assert!(replica.missing_changes().is_empty());
+    assert_eq!(replica.heads(), author.heads());
+    assert_eq!(replica.project().unwrap(), author.project().unwrap());
+
+    // The same changes again change nothing.
+    assert!(!replica.apply_changes(&first, "p1").unwrap().changed);
+}
+
+#[test]
+fn pushed_changes_that_break_the_project_or_belong_to_another_are_refused() {
+    let mut replica = ProjectDoc::create("p", "p1").unwrap();
+    for garbage in [vec![0xff; 40], b"\x85\x6f\x4a\x83junk".to_vec()] {
+        let err = replica.apply_changes(&[garbage], "p1").unwrap_err();
+        assert!(matches!(err, DocError::Sync(_)), "{err}");
+        assert!(err.to_string().contains("change 1"), "{err}");
+    }
+    let mut other = ProjectDoc::create("other", "p2").unwrap();
+    let all = other.changes_since(&[]).chunks;
+    let mut fresh = ProjectDoc::empty();
+    let err = fresh.apply_changes(&all, "p1").unwrap_err();
+    assert!(err.to_string().contains("carries project 'p2'"), "{err}");
+}
+
+#[test]
+fn renumbering_after_pushed_changes_is_handed_back_to_push() {
+    let mut a = ProjectDoc::create("p", "p1").unwrap();
+    let mut b = ProjectDoc::empty();
+    sync_until_quiet(&mut a, &mut b, "p1");
+    let (a_before, b_before) = (a.heads(), b.heads());
+    a.add_shots(&[shot("a side")], &Position::End).unwrap();
+    b.add_shots(&[shot("b side")], &Position::End).unwrap();
+    let from_a = a.changes_since(&a_before).chunks;
+    let from_b = b.changes_since(&b_before).chunks;
+    // Both took code 1; the merge renumbers on each side, the same way.
+    let on_b = b.apply_changes(&from_a, "p1").unwrap();
+    let on_a = a.apply_changes(&from_b, "p1").unwrap();
+    assert_eq!((on_a.renumbered, on_b.renumbered), (1, 1));
+    assert_eq!(on_a.renumbering.chunks.len(), 1);
+    // Each side's renumbering reaches the other; then they agree.
+    a.apply_changes(&on_b.renumbering.chunks, "p1").unwrap();
+    b.apply_changes(&on_a.renumbering.chunks, "p1").unwrap();
+    assert_eq!(a.heads(), b.heads());
+    let codes: std::collections::BTreeSet<_> =
+        a.project().unwrap().shots.iter().map(|s| s.code).collect();
+    assert_eq!(codes.len(), 2);
+}
+
+#[test]
+fn a_sync_reply_is_sent_only_when_it_carries_or_asks_for_changes() {
+    let mut a = ProjectDoc::create("p", "p1").unwrap();
+    let mut b = ProjectDoc::empty();
+    let (mut a_state, mut b_state) = (SyncState::new(), SyncState::new());
+    // A fresh exchange: the opening message always goes, and the replica's
+    // reply asks for everything.
+    let hello = a.generate_sync_message(&mut a_state).unwrap().unwrap();
+    b.receive_sync_message(&mut b_state, &hello, "p1").unwrap();
+    let ask = b.generate_sync_reply(&mut b_state).unwrap().expect("asks");
+    a.receive_sync_message(&mut a_state, &ask, "p1").unwrap();
+    let changes = a.generate_sync_reply(&mut a_state).unwrap().expect("sends");
+    assert!(
+        b.receive_sync_message(&mut b_state, &changes, "p1")
+            .unwrap()
+            .changed
+    );
+    assert_eq!(a.heads(), b.heads());
+    // Changes that came by sync are answered with the new heads, useful or not:
+    // `a` would otherwise go on thinking `b` empty, and send it everything again.
+    assert_eq!(b.generate_sync_reply(&mut b_state).unwrap(), None);
+    let answer = b
+        .generate_sync_message(&mut b_state)
+        .unwrap()
+        .expect("answers");
+    a.receive_sync_message(&mut a_state, &answer, "p1").unwrap();
+
+    // In step, then `a` moves on and pushes the change to `b`: a reply would
+    // only tell new heads, so none goes and the state is as it was.
+    let before = a.heads();
+    a.add_shots(&[shot("pushed")], &Position::End).unwrap();
+    let pushed = a.changes_since(&before);
+    b.apply_changes(&pushed.chunks, "p1").unwrap();
+    a_state.mark_sent(&pushed);
+    let kept = a_state.encode();
+    assert_eq!(a.generate_sync_reply(&mut a_state).unwrap(), None);
+    assert_eq!(a_state.encode(), kept);
+    // An opening message still goes (it is how an exchange starts).
+    assert!(a.generate_sync_message(&mut a_state).unwrap().is_some());
+}
+
 // ---- jobs and takes -------------------------------------------------------------
 
 fn take_for(job: &crate::jobs::Job, blob_byte: char) -> crate::jobs::Take {
