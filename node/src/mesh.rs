@@ -45,6 +45,10 @@ pub struct MeshConfig {
     pub mdns: bool,
     /// Gossip heartbeat (mesh maintenance), not the presence heartbeat.
     pub gossip_heartbeat: Duration,
+    /// Push local changes to every peer as they are made. Off, they move only by
+    /// sync exchanges (on connect, and when a peer's heartbeat shows heads it
+    /// lacks), as with a node that does not push: for diagnosing sync.
+    pub push_changes: bool,
 }
 
 impl Default for MeshConfig {
@@ -54,6 +58,7 @@ impl Default for MeshConfig {
             sync_timeout: Duration::from_secs(120),
             mdns: true,
             gossip_heartbeat: Duration::from_millis(500),
+            push_changes: true,
         }
     }
 }

@@ -115,6 +115,20 @@ impl SyncState {
         self.0.sent_hashes.extend(changes.hashes.iter().copied());
     }
 
+    /// The peer has these changes (its heartbeat announced them, or changes it
+    /// pushed depend on them): the next message asks for those this replica lacks.
+    /// Without this, a state that believes both sides in step has nothing to say.
+    pub fn peer_has(&mut self, heads: &[String]) {
+        let known = self.0.their_heads.get_or_insert_with(Vec::new);
+        for head in heads {
+            if let Ok(hash) = head.parse::<automerge::ChangeHash>()
+                && !known.contains(&hash)
+            {
+                known.push(hash);
+            }
+        }
+    }
+
     /// Restore from [`SyncState::encode`]; a damaged state falls back to a fresh one.
     #[must_use]
     pub fn decode(bytes: &[u8]) -> SyncState {

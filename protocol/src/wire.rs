@@ -732,6 +732,15 @@ mod tests {
         }
 
         #[test]
+        fn a_changes_push_with_any_body_is_parsed_or_refused_never_panics(tail in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut frame = b"RMC1\0\x02p1".to_vec();
+            frame.extend_from_slice(&tail);
+            if let Ok(push) = ChangesPush::decode(&frame) {
+                prop_assert_eq!(push.encode(), frame);
+            }
+        }
+
+        #[test]
         fn garbage_after_a_valid_header_is_left_to_automerge(tail in proptest::collection::vec(any::<u8>(), 1..100)) {
             let mut frame = b"RMS1\0\x02p1".to_vec();
             frame.extend_from_slice(&tail);

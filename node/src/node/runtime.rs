@@ -678,8 +678,8 @@ impl Runtime {
                     .collect();
                 let behind = self.lacking_heads(author, &presence.heads);
                 self.presence.record(author, presence);
-                for project_id in behind {
-                    self.ask_for(author, &project_id);
+                for (project_id, heads) in behind {
+                    self.ask_for(author, &project_id, &heads);
                 }
                 self.emit(NodeEvent::Presence(author));
                 // A peer that now holds a project it refused earlier gets offered it again.
@@ -705,7 +705,7 @@ impl Runtime {
         &mut self,
         peer: PeerId,
         heads: &BTreeMap<String, Vec<String>>,
-    ) -> Vec<String> {
+    ) -> Vec<(String, Vec<String>)> {
         let now = Instant::now();
         let due = self
             .heads_checks
@@ -724,21 +724,26 @@ impl Runtime {
                     .get_mut(project_id)
                     .is_some_and(|store| !store.doc_mut().has_heads(heads))
             })
-            .map(|(project_id, _)| project_id)
             .collect()
     }
 
-    /// Sync a project with `peer`, or with every connected peer if it is not one.
-    fn ask_for(&mut self, peer: PeerId, project_id: &str) {
+    /// Ask for changes `peer` has (these `heads` and what they depend on) by sync:
+    /// from `peer` if it is connected, else from every connected peer (one of them
+    /// relays for it).
+    fn ask_for(&mut self, peer: PeerId, project_id: &str, heads: &[String]) {
         debug!(
             "project {project_id}: {peer} announced changes this node has not got; asking by sync"
         );
-        if self.connected.contains(&peer) {
-            self.offer(peer, project_id);
+        let ask = if self.connected.contains(&peer) {
+            vec![peer]
         } else {
-            for peer in self.sessions.peers() {
-                self.offer(peer, project_id);
+            self.sessions.peers()
+        };
+        for peer in ask {
+            if let Some(session) = self.sessions.get(&peer, project_id) {
+                session.state.peer_has(heads);
             }
+            self.offer(peer, project_id);
         }
     }
 
@@ -1054,7 +1059,7 @@ impl Runtime {
     /// Push one edit's changes to every peer: built once, sent to each session
     /// whose previous push has been answered (the others get it with their next).
     fn push_changes(&mut self, project_id: &str, changes: Changes) {
-        if changes.is_empty() {
+        if changes.is_empty() || !self.config.mesh.push_changes {
             return;
         }
         let seq = self
@@ -1145,10 +1150,14 @@ impl Runtime {
                 continue;
             };
             let still = store.doc_mut().missing_changes();
-            if hashes.iter().any(|hash| still.contains(hash)) {
+            let hashes: Vec<String> = hashes.into_iter().filter(|h| still.contains(h)).collect();
+            if !hashes.is_empty() {
                 debug!(
                     "project {project_id}: changes {peer} pushed still wait on others; asking it by sync"
                 );
+                if let Some(session) = self.sessions.get(&peer, &project_id) {
+                    session.state.peer_has(&hashes);
+                }
                 self.offer(peer, &project_id);
             }
         }

@@ -264,3 +264,93 @@ impl Sessions {
         self.saved.remove(&(*peer, project_id.to_owned()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reelmesh_protocol::document::{Position, ProjectDoc};
+    use reelmesh_protocol::model::{Shot, ShotCode};
+
+    /// One real change per edit, of an Automerge project.
+    fn edits(n: u64) -> Vec<Changes> {
+        let mut doc = ProjectDoc::create("outbox", "p1").unwrap();
+        (1..=n)
+            .map(|i| {
+                let before = doc.heads();
+                doc.add_shots(&[Shot::new(ShotCode(i), 24)], &Position::End)
+                    .unwrap();
+                doc.changes_since(&before)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_outbox_hands_out_entries_in_order_within_a_size_and_forgets_what_all_have() {
+        let edits = edits(4);
+        let mut outbox = Outbox::default();
+        for (i, edit) in edits.iter().enumerate() {
+            assert_eq!(outbox.add(edit.clone()), i as u64);
+        }
+        assert_eq!(outbox.end(), 4);
+        let (all, upto) = outbox.from(0, usize::MAX).unwrap();
+        assert_eq!(upto, 4);
+        let expected: Vec<Vec<u8>> = edits.iter().flat_map(|e| e.chunks.clone()).collect();
+        assert_eq!(all.chunks, expected);
+        // A size limit stops between entries, but one entry always goes.
+        let (one, upto) = outbox.from(1, 1).unwrap();
+        assert_eq!((one.chunks, upto), (edits[1].chunks.clone(), 2));
+        let two = edits[2].size() + edits[3].size();
+        let (rest, upto) = outbox.from(2, two).unwrap();
+        assert_eq!((rest.chunks.len(), upto), (2, 4));
+        // Nothing new for a peer that has everything.
+        assert_eq!(outbox.from(4, usize::MAX).unwrap().1, 4);
+        // Trimmed entries are gone: a peer that still wanted them falls back to sync.
+        outbox.trim(3);
+        assert!(outbox.from(2, usize::MAX).is_none());
+        assert_eq!(
+            outbox.from(3, usize::MAX).unwrap().0.chunks,
+            edits[3].chunks
+        );
+    }
+
+    #[test]
+    fn an_outbox_keeps_a_bounded_number_of_entries() {
+        let edit = edits(1).remove(0);
+        let mut outbox = Outbox::default();
+        for _ in 0..Outbox::MAX_ENTRIES + 10 {
+            outbox.add(edit.clone());
+        }
+        assert_eq!(outbox.end(), Outbox::MAX_ENTRIES as u64 + 10);
+        assert!(outbox.from(9, usize::MAX).is_none());
+        assert!(outbox.from(10, 0).is_some());
+    }
+
+    #[test]
+    fn an_exchange_has_a_budget_of_replies_and_a_quiet_session_opens_a_new_one() {
+        let mut session = Session::default();
+        // Nothing opened: no replies.
+        assert!(!session.may_reply());
+        session.start_exchange();
+        for _ in 0..EXCHANGE_REPLIES {
+            assert!(session.may_reply());
+        }
+        assert!(!session.may_reply());
+        // The peer's first message after a quiet spell opens an exchange; the
+        // messages that follow it at once belong to it.
+        session.received();
+        assert!(session.may_reply());
+        session.last_received = Some(Instant::now());
+        for _ in 1..EXCHANGE_REPLIES {
+            session.received();
+            assert!(session.may_reply());
+        }
+        session.received();
+        assert!(
+            !session.may_reply(),
+            "a ping-pong does not renew its budget"
+        );
+        session.last_received = Instant::now().checked_sub(EXCHANGE_QUIET * 2);
+        session.received();
+        assert!(session.may_reply());
+    }
+}

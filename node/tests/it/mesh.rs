@@ -215,6 +215,73 @@ async fn five_nodes_share_every_edit_and_end_identical() {
     }
 }
 
+/// Changes are pushed as they are made; what a push does not deliver (here: a node
+/// that does not push at all) still arrives, because every heartbeat announces the
+/// project's heads and a peer that lacks them two seconds later asks by sync. The
+/// retry tick's full exchange is set far out of reach, and the connect-time sync
+/// is over before the edit, so the heads are the only way left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_that_is_not_pushed_arrives_by_the_heads_its_author_announces() {
+    let key = [43; 32];
+    let slow_retry = |config: &mut NodeConfig| config.retry_every = Duration::from_secs(600);
+    let (dir, project_id) = data_dir(key, Ok("밀지 않는 노드"));
+    let quiet = start(dir, vec![], |config| {
+        slow_retry(config);
+        config.mesh.push_changes = false;
+    })
+    .await;
+    let (dir, _) = data_dir(key, Err(&project_id));
+    let pushing = start(dir, vec![quiet.addr.clone()], slow_retry).await;
+    let handles = [quiet.handle.clone(), pushing.handle.clone()];
+    let mut events = merged_events(&handles);
+    until(&mut events, "the replica received the project", || async {
+        all_identical(&handles).await
+    })
+    .await;
+    // Let the connect-time exchange end (its last replies would carry the edit):
+    // three heartbeats of the quiet node heard on the other.
+    let mut heard = 0;
+    while heard < 3 {
+        match tokio::time::timeout(DEADLINE, events.recv()).await {
+            Ok(Some((1, NodeEvent::Presence(peer)))) if peer == quiet.handle.peer_id() => {
+                heard += 1;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => panic!("no heartbeats heard"),
+        }
+    }
+
+    let started = tokio::time::Instant::now();
+    let heads = add_shot(&quiet.handle, "밀지 않은 장면").await;
+    pushing
+        .handle
+        .wait_for_heads(None, heads, DEADLINE)
+        .await
+        .expect("the unpushed edit arrived");
+    // Through the heads check, not sooner: the grace is 2 s.
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "arrived after {:?}: not by the heads check",
+        started.elapsed()
+    );
+
+    // The other way a push carries it, well before a heads check could.
+    let started = tokio::time::Instant::now();
+    let heads = add_shot(&pushing.handle, "민 장면").await;
+    quiet
+        .handle
+        .wait_for_heads(None, heads, DEADLINE)
+        .await
+        .expect("the pushed edit arrived");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a pushed edit took {:?}",
+        started.elapsed()
+    );
+    quiet.node.stop().await.unwrap();
+    pushing.node.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_node_catches_up_and_offline_edits_merge() {
     let key = [7; 32];
