@@ -115,18 +115,43 @@ impl SyncState {
         self.0.sent_hashes.extend(changes.hashes.iter().copied());
     }
 
+    /// The peer pushed these changes (`applied`: and they are in this replica,
+    /// not waiting on others). The exchange's idea of the peer follows: it has
+    /// them, and if they went in, both sides do. Without this a session that
+    /// began when one side was empty goes on believing it empty, and the next
+    /// exchange sends it the whole document.
+    pub fn pushed_by_peer(&mut self, changes: &Changes, applied: bool) {
+        if changes.hashes.is_empty() {
+            return;
+        }
+        let heads = sorted(&changes.hashes);
+        if applied {
+            self.0.shared_heads.clone_from(&heads);
+        }
+        self.0.their_heads = Some(heads);
+    }
+
+    /// The peer accepted these pushed changes: it holds them (it may still wait on
+    /// what they depend on, so they are not counted as shared).
+    pub fn pushed_to_peer(&mut self, changes: &Changes) {
+        if !changes.hashes.is_empty() {
+            self.0.their_heads = Some(sorted(&changes.hashes));
+        }
+    }
+
     /// The peer has these changes (its heartbeat announced them, or changes it
     /// pushed depend on them): the next message asks for those this replica lacks.
     /// Without this, a state that believes both sides in step has nothing to say.
     pub fn peer_has(&mut self, heads: &[String]) {
         let known = self.0.their_heads.get_or_insert_with(Vec::new);
-        for head in heads {
-            if let Ok(hash) = head.parse::<automerge::ChangeHash>()
-                && !known.contains(&hash)
-            {
-                known.push(hash);
-            }
-        }
+        known.extend(
+            heads
+                .iter()
+                .filter_map(|h| h.parse::<automerge::ChangeHash>().ok()),
+        );
+        // Automerge encodes heads sorted and panics otherwise.
+        known.sort_unstable();
+        known.dedup();
     }
 
     /// Restore from [`SyncState::encode`]; a damaged state falls back to a fresh one.
@@ -134,6 +159,14 @@ impl SyncState {
     pub fn decode(bytes: &[u8]) -> SyncState {
         automerge::sync::State::decode(bytes).map_or_else(|_| SyncState::new(), SyncState)
     }
+}
+
+/// Heads as Automerge keeps them: sorted, each once.
+fn sorted(hashes: &[automerge::ChangeHash]) -> Vec<automerge::ChangeHash> {
+    let mut heads = hashes.to_vec();
+    heads.sort_unstable();
+    heads.dedup();
+    heads
 }
 
 /// What applying a peer's sync message did.
@@ -146,6 +179,8 @@ pub struct SyncApplied {
     /// The change that renumbering made here (empty if none), to be pushed to
     /// peers like any local edit.
     pub renumbering: Changes,
+    /// The changes a push carried (hashes only), for [`SyncState::pushed_by_peer`].
+    pub pushed: Changes,
 }
 
 /// Changes to push to peers ([`ProjectDoc::changes_since`]).
@@ -167,6 +202,15 @@ impl Changes {
     #[must_use]
     pub fn size(&self) -> usize {
         self.chunks.iter().map(|c| c.len() + 4).sum()
+    }
+
+    /// The same changes without their bytes (what a sync state needs to know).
+    #[must_use]
+    pub fn without_bytes(&self) -> Changes {
+        Changes {
+            chunks: Vec::new(),
+            hashes: self.hashes.clone(),
+        }
     }
 
     /// Add `other`'s changes after these.
@@ -410,15 +454,23 @@ impl ProjectDoc {
                         .map_err(|e| DocError::Sync(format!("change {}: {e}", i + 1)))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            let hashes: Vec<automerge::ChangeHash> =
+                changes.iter().map(automerge::Change::hash).collect();
             self.doc
                 .apply_changes(changes)
-                .map_err(|e| DocError::Sync(format!("not applicable: {e}")))
+                .map_err(|e| DocError::Sync(format!("not applicable: {e}")))?;
+            Ok::<_, DocError>(hashes)
         }));
-        match applied {
+        let hashes = match applied {
             Ok(result) => result?,
             Err(_) => return Err(DocError::Sync("automerge panicked applying them".into())),
-        }
-        self.merged(&before, was_ready, expected_project_id)
+        };
+        let mut applied = self.merged(&before, was_ready, expected_project_id)?;
+        applied.pushed = Changes {
+            chunks: Vec::new(),
+            hashes,
+        };
+        Ok(applied)
     }
 
     /// The changes made since `heads` (this replica's heads before an edit), built
@@ -453,6 +505,7 @@ impl ProjectDoc {
                 changed,
                 renumbered: 0,
                 renumbering: Changes::default(),
+                pushed: Changes::default(),
             });
         }
         if was_ready || self.doc.get(ROOT, "schema")?.is_some() {
@@ -481,6 +534,7 @@ impl ProjectDoc {
             changed,
             renumbered,
             renumbering,
+            pushed: Changes::default(),
         })
     }
 

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::presence::{PeerRow, PresenceTable};
-use super::sync::{Outbox, Sessions};
+use super::sync::{Outbox, Pushed, Sessions};
 use super::{
     ChangeOrigin, Command, NodeConfig, NodeError, NodeEvent, NodeStatusReport, ProjectSummary,
 };
@@ -1122,7 +1122,15 @@ impl Runtime {
             .behaviour_mut()
             .sync
             .send_request(&peer, Frame::Bytes(frame));
-        self.sessions.pushed(request, peer, project_id, upto);
+        self.sessions.pushed(
+            request,
+            Pushed {
+                peer,
+                project_id: project_id.to_owned(),
+                upto,
+                changes: changes.without_bytes(),
+            },
+        );
     }
 
     fn trim_outbox(&mut self, project_id: &str) {
@@ -1184,9 +1192,8 @@ impl Runtime {
                     request_id,
                     response,
                 } => {
-                    if let Some((peer, project_id, upto)) = self.sessions.push_answered(request_id)
-                    {
-                        self.on_push_answered(peer, &project_id, upto, &response);
+                    if let Some(pushed) = self.sessions.push_answered(request_id) {
+                        self.on_push_answered(pushed, &response);
                         return;
                     }
                     let Some((peer, project_id)) = self.sessions.answered(request_id) else {
@@ -1255,11 +1262,19 @@ impl Runtime {
 
     /// A push was answered: on to the next entries, or (refused) leave this peer to
     /// the sync exchange for a while, as a refused sync message does.
-    fn on_push_answered(&mut self, peer: PeerId, project_id: &str, upto: u64, response: &[u8]) {
+    fn on_push_answered(&mut self, pushed: Pushed, response: &[u8]) {
+        let Pushed {
+            peer,
+            project_id,
+            upto,
+            changes,
+        } = pushed;
+        let project_id = project_id.as_str();
         match SyncResponse::decode(response) {
             Ok(SyncResponse::Accepted) => {
                 if let Some(session) = self.sessions.get(&peer, project_id) {
                     session.push_next = Some(upto);
+                    session.state.pushed_to_peer(&changes);
                 }
                 self.push(peer, project_id);
                 self.trim_outbox(project_id);
@@ -1349,6 +1364,11 @@ impl Runtime {
         respond(&mut self.swarm, channel, &SyncResponse::Accepted);
         if pushed {
             let missing = store.doc_mut().missing_changes();
+            if let Some(session) = self.sessions.get(&peer, &project_id) {
+                session
+                    .state
+                    .pushed_by_peer(&applied.pushed, missing.is_empty());
+            }
             let queued = self
                 .missing
                 .iter()

@@ -129,13 +129,23 @@ impl Outbox {
     }
 }
 
+/// A push in flight: to whom, the project, the outbox entry after what it carries,
+/// and what it carries (hashes only).
+#[derive(Debug)]
+pub(super) struct Pushed {
+    pub peer: PeerId,
+    pub project_id: String,
+    pub upto: u64,
+    pub changes: Changes,
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Sessions {
     live: HashMap<PeerId, HashMap<String, Session>>,
     saved: HashMap<(PeerId, String), Vec<u8>>,
     requests: HashMap<OutboundRequestId, (PeerId, String)>,
     /// Pushes in flight, with the outbox entry that follows what each carries.
-    pushes: HashMap<OutboundRequestId, (PeerId, String, u64)>,
+    pushes: HashMap<OutboundRequestId, Pushed>,
 }
 
 impl Sessions {
@@ -152,7 +162,7 @@ impl Sessions {
             }
         }
         self.requests.retain(|_, (p, _)| p != peer);
-        self.pushes.retain(|_, (p, _, _)| p != peer);
+        self.pushes.retain(|_, pushed| pushed.peer != *peer);
     }
 
     /// Forget everything about a peer (it misbehaved): the next session starts fresh.
@@ -160,7 +170,7 @@ impl Sessions {
         self.live.remove(peer);
         self.saved.retain(|(p, _), _| p != peer);
         self.requests.retain(|_, (p, _)| p != peer);
-        self.pushes.retain(|_, (p, _, _)| p != peer);
+        self.pushes.retain(|_, pushed| pushed.peer != *peer);
     }
 
     pub fn peers(&self) -> Vec<PeerId> {
@@ -204,30 +214,22 @@ impl Sessions {
         Some((peer, project_id))
     }
 
-    pub fn pushed(
-        &mut self,
-        request: OutboundRequestId,
-        peer: PeerId,
-        project_id: &str,
-        upto: u64,
-    ) {
-        self.pushes
-            .insert(request, (peer, project_id.to_owned(), upto));
-        if let Some(session) = self.get(&peer, project_id) {
+    pub fn pushed(&mut self, request: OutboundRequestId, pushed: Pushed) {
+        if let Some(session) = self.get(&pushed.peer, &pushed.project_id) {
             session.push_in_flight = Some(request);
         }
+        self.pushes.insert(request, pushed);
     }
 
-    /// Whether `request` was a push, and if so: the session may push again, and
-    /// the entry after what it carried.
-    pub fn push_answered(&mut self, request: OutboundRequestId) -> Option<(PeerId, String, u64)> {
-        let (peer, project_id, upto) = self.pushes.remove(&request)?;
-        if let Some(session) = self.get(&peer, &project_id)
+    /// Whether `request` was a push, and if so: the session may push again.
+    pub fn push_answered(&mut self, request: OutboundRequestId) -> Option<Pushed> {
+        let pushed = self.pushes.remove(&request)?;
+        if let Some(session) = self.get(&pushed.peer, &pushed.project_id)
             && session.push_in_flight == Some(request)
         {
             session.push_in_flight = None;
         }
-        Some((peer, project_id, upto))
+        Some(pushed)
     }
 
     /// The smallest next entry any live session of the project will push, if any
@@ -243,7 +245,10 @@ impl Sessions {
     /// so restart the exchange from the shared heads. A failed push is left to that
     /// exchange too: pushing starts again with the next change.
     pub fn failed(&mut self, request: OutboundRequestId) -> Option<(PeerId, String)> {
-        if let Some((peer, project_id, _)) = self.push_answered(request) {
+        if let Some(Pushed {
+            peer, project_id, ..
+        }) = self.push_answered(request)
+        {
             let session = self.get(&peer, &project_id)?;
             session.push_next = None;
             session.state = SyncState::decode(&session.state.encode());

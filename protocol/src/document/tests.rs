@@ -390,6 +390,26 @@ fn sync_state_survives_encode_decode() {
         SyncState::decode(b"junk").encode(),
         SyncState::new().encode()
     );
+    // What pushes and heartbeats teach a state is kept the way Automerge encodes
+    // it (sorted; debug builds assert it), in whatever order it came.
+    let mut heads = vec!["ff".repeat(32), "00".repeat(32), "ff".repeat(32)];
+    let mut taught = SyncState::new();
+    taught.peer_has(&heads);
+    heads.reverse();
+    taught.peer_has(&heads);
+    let edits = {
+        let before = a.heads();
+        a.add_shots(&[shot("x")], &Position::End).unwrap();
+        let mid = a.heads();
+        a.add_shots(&[shot("y")], &Position::End).unwrap();
+        let mut both = a.changes_since(&mid);
+        both.extend(&a.changes_since(&before));
+        both
+    };
+    taught.pushed_by_peer(&edits, true);
+    taught.pushed_to_peer(&edits);
+    let _ = SyncState::decode(&taught.encode());
+    assert!(a.generate_sync_message(&mut taught).is_ok());
 }
 
 #[test]
