@@ -1104,9 +1104,10 @@ impl Runtime {
             self.offer(peer, project_id);
             return;
         };
+        let sent = changes.without_bytes();
         let frame = ChangesPush {
             project_id: project_id.to_owned(),
-            changes: changes.chunks.clone(),
+            changes: changes.chunks,
         }
         .encode();
         if frame.len() > self.config.mesh.max_sync_bytes {
@@ -1116,7 +1117,7 @@ impl Runtime {
             self.offer(peer, project_id);
             return;
         }
-        session.state.mark_sent(&changes);
+        session.state.mark_sent(&sent);
         let request = self
             .swarm
             .behaviour_mut()
@@ -1128,7 +1129,7 @@ impl Runtime {
                 peer,
                 project_id: project_id.to_owned(),
                 upto,
-                changes: changes.without_bytes(),
+                changes: sent,
             },
         );
     }
@@ -1291,9 +1292,6 @@ impl Runtime {
             Err(_) if response.is_empty() => {
                 // Dropped unanswered (the peer is shutting down or busy): the sync
                 // exchange finds out later what it has.
-                if let Some(session) = self.sessions.get(&peer, project_id) {
-                    session.push_next = None;
-                }
                 self.sessions.reset(&peer, project_id);
                 self.trim_outbox(project_id);
             }
