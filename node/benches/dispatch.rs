@@ -20,9 +20,15 @@
 //!    `queue_on` runs, once per round of "all" over a 500-shot project); from that
 //!    edit returning until the editor sees every job claimed, and every job succeeded.
 //!    The ledger must show one execution per job.
-//! 3. Makespan: 200 jobs of 50-400 ms (a fixed pseudo-random spread keyed by shot) on
-//!    8 workers of speeds 1, 1, 1.5, 1.5, 2, 2, 3, 4; first start to last end in the
-//!    ledger against the lower bound max(work / total speed, longest / fastest).
+//! 3. Makespan: 200 LTX-2 clip jobs on 8 workers of speeds 1, 1, 1.5, 1.5, 2, 2, 3, 4.
+//!    Shots are 15-121 frames long (a fixed pseudo-random spread), so each job's
+//!    clip, and with it its work (`Job::work`), follows its shot; the stand-in runs
+//!    a job `scale` × 10/3 ms per frame at speed 1: the durations are known to the
+//!    scheduler through the work, as a clip's cost is known from its length. Run at
+//!    scale 10 (jobs of 0.5-4 s, still far shorter than real renders) and scale 1
+//!    (50-403 ms, where the per-job cost of dispatch on a shared 2-core machine
+//!    shows). First start to last end in the ledger against the lower bound
+//!    max(work / total speed, longest / fastest).
 //!
 //! Every phase prints the CPU it used (this process, and the rest of the machine) so
 //! a figure taken on a loaded machine can be told apart: all nodes share the
@@ -36,6 +42,8 @@
 //! `REELMESH_BENCH_WORKERS` (phase 2 workers, default 16: fewer show how the cost
 //! of a job grows with the number of replicas),
 //! `REELMESH_BENCH_PHASES` (comma list of `latency,throughput,makespan`; default all),
+//! `REELMESH_BENCH_MAKESPAN_SCALES` (comma list of phase 3 duration scales, default
+//! `10,1`),
 //! `REELMESH_BENCH_TOPOLOGY` (`full`: every node dials every node started before it,
 //! as mDNS on a LAN would connect them, the default; `star`: workers dial only the
 //! editor, as in `tests/it/jobs.rs`), `REELMESH_BENCH_DEADLINE_S` (give up on phase 2
@@ -277,9 +285,7 @@ fn request(shots: &str) -> RenderRequest {
 struct Mesh {
     editor: Node,
     workers: Vec<Node>,
-    /// Shot ids by position (shot code i + 1).
-    shot_ids: Vec<String>,
-    _dirs: Vec<tempfile::TempDir>,
+    dirs: Vec<tempfile::TempDir>,
 }
 
 impl Mesh {
@@ -315,27 +321,37 @@ fn config(dir: &std::path::Path, peers: Vec<Multiaddr>) -> NodeConfig {
 /// stand-in holding a replica, every worker synced and every node holding every
 /// worker's offer.
 async fn mesh(shots: u64, standins: Vec<GpuStandIn>, topology: Topology) -> Mesh {
+    mesh_of(
+        &vec![24; usize::try_from(shots).expect("shots")],
+        standins,
+        topology,
+    )
+    .await
+}
+
+/// [`mesh`] with one shot per entry of `lengths` (frames).
+async fn mesh_of(lengths: &[u64], standins: Vec<GpuStandIn>, topology: Topology) -> Mesh {
     let editor_dir = tempfile::tempdir().expect("tmp");
     keys::store_mesh_key(editor_dir.path(), KEY).expect("key");
-    let (project_id, shot_ids) = {
+    let project_id = {
         let data = DataDir::open(editor_dir.path()).expect("data");
         let mut store = data.create_project("디스패치").expect("create");
         let project_id = store.doc().project_id().expect("id");
-        let list: Vec<Shot> = (1..=shots)
-            .map(|i| {
-                let mut shot = Shot::new(ShotCode(i), 24);
+        let list: Vec<Shot> = (1_u64..)
+            .zip(lengths)
+            .map(|(i, frames)| {
+                let mut shot = Shot::new(ShotCode(i), *frames);
                 shot.action = format!("장면 {i}");
                 shot
             })
             .collect();
-        let shot_ids = list.iter().map(|s| s.shot_id.clone()).collect::<Vec<_>>();
         store
             .doc_mut()
             .add_shots(&list, &Position::End)
             .expect("add");
         store.save().expect("save");
         store.compact().expect("compact");
-        (project_id, shot_ids)
+        project_id
     };
     let mut editor_config = config(editor_dir.path(), vec![]);
     editor_config.run_jobs = false;
@@ -375,8 +391,7 @@ async fn mesh(shots: u64, standins: Vec<GpuStandIn>, topology: Topology) -> Mesh
     let mesh = Mesh {
         editor,
         workers,
-        shot_ids,
-        _dirs: dirs,
+        dirs,
     };
     let ids = mesh.worker_ids();
     let mut handles = vec![mesh.editor.handle()];
@@ -1196,45 +1211,56 @@ async fn throughput(topology: Topology, jobs_wanted: u64, rows: &mut Vec<Row>) {
 // ---------------------------------------------------------------------------------
 // 3. Makespan on uneven nodes
 
-fn makespan_duration(index: u64) -> Duration {
-    Duration::from_millis(50 + mix(index) % 351)
+/// Shot `index`'s length in frames: 15-121 (about 0.6-5 s at 24 fps; LTX-2 renders
+/// at most 121).
+fn makespan_frames(index: u64) -> u64 {
+    15 + mix(index) % 107
 }
 
-async fn makespan(topology: Topology, rows: &mut Vec<Row>) {
+/// A clip's run time at speed 1: `scale` × 10/3 ms per frame (scale 1: 50-403 ms).
+fn makespan_duration(frames: u64, scale: u64) -> Duration {
+    Duration::from_micros(frames * 10_000 / 3 * scale)
+}
+
+async fn makespan(topology: Topology, scale: u64, rows: &mut Vec<Row>) {
     let ledger = Ledger::default();
-    // Durations by shot, filled once the shots exist (before any job is queued).
-    let by_shot: Arc<std::sync::OnceLock<HashMap<String, Duration>>> = Arc::default();
     let standins = SPEEDS
         .iter()
         .enumerate()
         .map(|(i, speed)| {
-            let table = Arc::clone(&by_shot);
-            GpuStandIn::new(&format!("speed-{speed}-{i}"), 24.0, &[], 0, &ledger)
+            GpuStandIn::new(&format!("speed-{speed}-{i}"), 24.0, &["ltx2"], 0, &ledger)
                 .speed(*speed)
                 .durations(Arc::new(move |job: &Job| {
-                    table
-                        .get()
-                        .and_then(|t| t.get(&job.shot_id).copied())
-                        .expect("a duration for every shot")
+                    assert!(job.frames > 0, "a clip job with its shot's length");
+                    makespan_duration(job.frames, scale)
                 }))
         })
         .collect();
     let setup = Instant::now();
-    let mesh = mesh(MAKESPAN_JOBS, standins, topology).await;
-    let table: HashMap<String, Duration> = mesh
-        .shot_ids
+    let lengths: Vec<u64> = (0..MAKESPAN_JOBS).map(makespan_frames).collect();
+    let mesh = mesh_of(&lengths, standins, topology).await;
+    let durations: Vec<Duration> = lengths
         .iter()
-        .enumerate()
-        .map(|(i, id)| (id.clone(), makespan_duration(i as u64)))
+        .map(|f| makespan_duration(*f, scale))
         .collect();
-    let work: Duration = table.values().sum();
-    let longest = table.values().max().copied().unwrap_or_default();
-    by_shot.set(table).expect("set once");
+    let range = format!(
+        "{:.0}-{:.0} ms",
+        ms(makespan_duration(15, scale)),
+        ms(makespan_duration(121, scale))
+    );
+    let work: Duration = durations.iter().sum();
+    let longest = durations.iter().max().copied().unwrap_or_default();
+    // The first frame every clip starts from, held by the editor.
+    let frame = reelmesh_node::store::blobs::BlobStore::open(mesh.dirs[0].path())
+        .expect("blobs")
+        .put("첫 프레임".repeat(1_000).as_bytes())
+        .expect("put")
+        .hash;
     let speed_sum: f64 = SPEEDS.iter().sum();
     let fastest = SPEEDS.iter().copied().fold(0.0, f64::max);
     let bound = work.div_f64(speed_sum).max(longest.div_f64(fastest));
     println!(
-        "== 3. makespan: {MAKESPAN_JOBS} jobs of 50-400 ms (total {:.2} s of work at speed 1, longest {:.0} ms) \
+        "== 3. makespan: {MAKESPAN_JOBS} LTX-2 clips of 15-121 frames, {range} (total {:.2} s of work at speed 1, longest {:.0} ms) \
          on {} workers of speeds {SPEEDS:?} (all declare utilization 0), {} ; mesh up in {:.1} s",
         work.as_secs_f64(),
         ms(longest),
@@ -1246,7 +1272,10 @@ async fn makespan(topology: Topology, rows: &mut Vec<Row>) {
     let editor = mesh.editor.handle();
     let _ = changed_jobs(&editor).await;
     let mut events = editor.subscribe();
-    let queued = jobs::queue_on(&editor, None, request("all"), true)
+    let mut clips = request("all");
+    clips.workflow = "ltx2".into();
+    clips.inputs.insert("first_frame".into(), frame.to_hex());
+    let queued = jobs::queue_on(&editor, None, clips, true)
         .await
         .expect("queue");
     let queued_at = Instant::now();
@@ -1297,10 +1326,12 @@ async fn makespan(topology: Topology, rows: &mut Vec<Row>) {
             );
         }
         // Per worker: jobs, busy time, when it went idle for good.
-        let mut per: BTreeMap<String, (usize, Duration, Option<Instant>)> = BTreeMap::new();
+        let mut per: BTreeMap<String, (usize, Duration, Option<Instant>, Duration)> =
+            BTreeMap::new();
         for run in &runs {
             let entry = per.entry(run.gpu.clone()).or_default();
             entry.0 += 1;
+            entry.3 += run.declared;
             if let Some(end) = run.ended {
                 entry.1 += end.duration_since(run.started);
                 entry.2 = Some(entry.2.map_or(end, |e: Instant| e.max(end)));
@@ -1326,13 +1357,14 @@ async fn makespan(topology: Topology, rows: &mut Vec<Row>) {
             }
         }
         let mut all_gaps = Vec::new();
-        for (gpu, (count, busy, idle_from)) in &per {
+        for (gpu, (count, busy, idle_from, declared)) in &per {
             let mut g = gaps.get(gpu).cloned().unwrap_or_default();
             g.sort();
             all_gaps.extend(g.iter().copied());
             println!(
-                "  {gpu:<14} {count:>3} jobs, busy {:>6.0} ms, first start at {:>6.0} ms, last end at {:>6.0} ms, \
+                "  {gpu:<14} {count:>3} jobs, declared {:>5.0} ms, busy {:>6.0} ms, first start at {:>6.0} ms, last end at {:>6.0} ms, \
                  gap between runs p50 {:>5.0} ms max {:>5.0} ms",
+                ms(*declared),
                 ms(*busy),
                 by_gpu
                     .get(gpu)
@@ -1342,6 +1374,34 @@ async fn makespan(topology: Topology, rows: &mut Vec<Row>) {
                 g.get(g.len() / 2).map_or(f64::NAN, |d| ms(*d)),
                 g.last().map_or(f64::NAN, |d| ms(*d)),
             );
+        }
+        if std::env::var_os("REELMESH_BENCH_VERBOSE").is_some() {
+            for (gpu, list) in &by_gpu {
+                let tail: Vec<String> = list
+                    .iter()
+                    .rev()
+                    .take(6)
+                    .rev()
+                    .map(|(s, e)| {
+                        format!(
+                            "{:.0}+{:.0}",
+                            ms(s.duration_since(first)),
+                            e.map_or(f64::NAN, |e| ms(e.duration_since(*s)))
+                        )
+                    })
+                    .collect();
+                println!("  {gpu:<14} last runs (start+ms): {}", tail.join(" "));
+                let long: Vec<String> = list
+                    .windows(2)
+                    .filter_map(|w| {
+                        let end = w[0].1?;
+                        let gap = w[1].0.saturating_duration_since(end);
+                        (gap > Duration::from_millis(50))
+                            .then(|| format!("{:.0}+{:.0}", ms(end.duration_since(first)), ms(gap)))
+                    })
+                    .collect();
+                println!("  {gpu:<14} gaps over 50 ms (at+ms): {}", long.join(" "));
+            }
         }
         all_gaps.sort();
         if !all_gaps.is_empty() {
@@ -1355,7 +1415,7 @@ async fn makespan(topology: Topology, rows: &mut Vec<Row>) {
         }
         rows.push(row(
             format!(
-                "makespan, {total} jobs of 50-400 ms on {} workers of speeds 1,1,1.5,1.5,2,2,3,4 (ledger: first start → last end)",
+                "makespan, {total} clips of {range} (known from their length) on {} workers of speeds 1,1,1.5,1.5,2,2,3,4 (ledger: first start → last end)",
                 SPEEDS.len()
             ),
             format!(
@@ -1416,7 +1476,17 @@ fn main() {
         match phase {
             "latency" => runtime.block_on(latency(topology, &mut rows)),
             "throughput" => runtime.block_on(throughput(topology, jobs_wanted, &mut rows)),
-            "makespan" => runtime.block_on(makespan(topology, &mut rows)),
+            "makespan" => {
+                let scales = std::env::var("REELMESH_BENCH_MAKESPAN_SCALES")
+                    .unwrap_or_else(|_| "10,1".into());
+                for scale in scales.split(',') {
+                    let scale: u64 = scale
+                        .trim()
+                        .parse()
+                        .expect("REELMESH_BENCH_MAKESPAN_SCALES: numbers");
+                    runtime.block_on(makespan(topology, scale, &mut rows));
+                }
+            }
             "" => continue,
             other => panic!("unknown phase '{other}' (latency, throughput, makespan)"),
         }

@@ -272,6 +272,9 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) {
         prefetched: HashSet::new(),
         delay: intents::GossipDelay::default(),
         mean_run: None,
+        rates: HashMap::new(),
+        overhead: None,
+        back_to_back: None,
         streak: 0,
         last_failure: String::new(),
         pause: None,
@@ -293,13 +296,17 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The order key of a queued job: priority (higher first), age, id.
-type OrderKey = (std::cmp::Reverse<i64>, u64, String);
+/// The order key of a queued job: priority (higher first), age, work (larger
+/// first), id: [`placement::job_order`].
+type OrderKey = (std::cmp::Reverse<i64>, u64, std::cmp::Reverse<u64>, String);
 
 fn order_key(job: &Job) -> OrderKey {
+    // A finite, non-negative f64 (the document reads nothing else) orders like its
+    // bits.
     (
         std::cmp::Reverse(job.priority),
         job.created_at_ms,
+        std::cmp::Reverse(job.work.max(0.0).to_bits()),
         job.job_id.clone(),
     )
 }
@@ -312,6 +319,8 @@ struct ProjectJobs {
     /// Claimed or running jobs (whose leases are watched).
     held: BTreeSet<String>,
     codes: HashMap<String, String>,
+    /// The queued jobs by workflow: how many, and their work summed.
+    queued_work: HashMap<String, (usize, f64)>,
 }
 
 impl ProjectJobs {
@@ -320,9 +329,19 @@ impl ProjectJobs {
             && old.state == JobState::Queued
         {
             self.queued.remove(&order_key(old));
+            if let Some((count, work)) = self.queued_work.get_mut(&old.workflow) {
+                *count -= 1;
+                *work = (*work - old.work).max(0.0);
+                if *count == 0 {
+                    self.queued_work.remove(&old.workflow);
+                }
+            }
         }
         if job.state == JobState::Queued {
             self.queued.insert(order_key(&job));
+            let entry = self.queued_work.entry(job.workflow.clone()).or_default();
+            entry.0 += 1;
+            entry.1 += job.work;
         }
         if is_held(job.state) {
             self.held.insert(job.job_id.clone());
@@ -335,6 +354,7 @@ impl ProjectJobs {
     fn clear(&mut self) {
         self.jobs.clear();
         self.queued.clear();
+        self.queued_work.clear();
         self.held.clear();
     }
 }
@@ -364,6 +384,9 @@ struct Held {
     runnable_at: Instant,
     /// The attempt this claim counted.
     attempt: u64,
+    workflow: String,
+    /// The job's estimated work ([`Job::work`]).
+    work: f64,
 }
 
 struct Running {
@@ -435,6 +458,17 @@ struct Runner {
     delay: intents::GossipDelay,
     /// Running mean of this node's run times.
     mean_run: Option<Duration>,
+    /// Run time per unit of work, per workflow, in ms (running means).
+    rates: HashMap<String, f64>,
+    /// What each job costs this node besides its render time (running mean):
+    /// submitting, storing the output, starting the next. Measured from one run's
+    /// start to the next one's when a held job was waiting, so it holds every
+    /// delay the GPU sat through; a GPU that runs many short jobs loses it each
+    /// time, and placement counts it.
+    overhead: Option<Duration>,
+    /// The run that just ended while another job was held: when it started and its
+    /// render time, until the next run starts and the overhead can be measured.
+    back_to_back: Option<(Instant, Duration)>,
     /// Failed runs in a row.
     streak: u32,
     last_failure: String,
@@ -646,7 +680,8 @@ impl Runner {
         {
             at(running.started + PROGRESS_EVERY);
         }
-        if let (Some(running), Some(mean)) = (&self.running, self.mean_run)
+        if let Some(running) = &self.running
+            && let Some(mean) = self.estimate(&running.held.workflow, running.held.work)
             && self.held.is_empty()
         {
             at((running.started + mean)
@@ -777,6 +812,94 @@ impl Runner {
         });
     }
 
+    /// How long a job of `workflow` with `work` should run here: the work × this
+    /// node's time per unit for the workflow, else its mean run time (`None` before
+    /// its first run).
+    fn estimate(&self, workflow: &str, work: f64) -> Option<Duration> {
+        let overhead = self.overhead.unwrap_or_default();
+        if work > 0.0
+            && let Some(ms_per_unit) = self.rates.get(workflow)
+        {
+            return Some(
+                overhead + Duration::from_secs_f64((work * ms_per_unit / 1000.0).clamp(0.0, 1e9)),
+            );
+        }
+        self.mean_run.map(|m| m + overhead)
+    }
+
+    /// Each node's even share of the queued jobs (every project's), in time: how
+    /// long the mesh would take to run them all with every node that can run a
+    /// workflow busy on it, by the speeds the offers announce (a node whose speed
+    /// is not known yet counts as fast as this one).
+    fn even_share(&self) -> Duration {
+        let overhead = self.overhead.unwrap_or_default().as_secs_f64() * 1000.0;
+        let mean = self.mean_run.unwrap_or_default().as_secs_f64() * 1000.0;
+        let mut total_ms = 0.0_f64;
+        for project in self.index.values() {
+            for (workflow, (count, work)) in &project.queued_work {
+                let mine = self.rates.get(workflow).copied();
+                let mut nodes = 0_u32;
+                // Units of work per ms, all capable nodes together.
+                let mut capacity = 0.0_f64;
+                for offer in self
+                    .offers
+                    .iter()
+                    .filter(|o| o.paused.is_none() && o.workflows.iter().any(|w| w == workflow))
+                {
+                    nodes += 1;
+                    let rate = if offer.node_id == self.node_id {
+                        mine
+                    } else {
+                        offer
+                            .rates
+                            .iter()
+                            .find(|(w, _)| w == workflow)
+                            .map(|(_, us)| *us as f64 / 1000.0)
+                            .or(mine)
+                    };
+                    if let Some(rate) = rate.filter(|r| *r > 0.0) {
+                        capacity += 1.0 / rate;
+                    }
+                }
+                let nodes = f64::from(nodes.max(1));
+                let jobs = *count as f64;
+                total_ms += if capacity > 0.0 && *work > 0.0 {
+                    work / capacity
+                } else {
+                    jobs * mean / nodes
+                } + jobs * overhead / nodes;
+            }
+        }
+        Duration::from_secs_f64((total_ms / 1000.0).clamp(0.0, 1e9))
+    }
+
+    /// How long the jobs this node holds (running, claimed, announced) keep its GPU
+    /// busy, by [`estimate`](Self::estimate); `None` while nothing is known.
+    fn busy(&self) -> Option<Duration> {
+        let mut total: Option<Duration> = None;
+        let mut add = |d: Duration| total = Some(total.unwrap_or_default() + d);
+        if let Some(running) = &self.running
+            && let Some(e) = self.estimate(&running.held.workflow, running.held.work)
+        {
+            add(e.saturating_sub(running.started.elapsed()));
+        }
+        for held in &self.held {
+            if let Some(e) = self.estimate(&held.workflow, held.work) {
+                add(e);
+            }
+        }
+        for intent in &self.intents {
+            let job = self
+                .index
+                .get(&intent.project_id)
+                .and_then(|p| p.jobs.get(&intent.job_id));
+            if let Some(e) = job.and_then(|j| self.estimate(&j.workflow, j.work)) {
+                add(e);
+            }
+        }
+        total
+    }
+
     /// How far ahead this node claims (see [`LOOKAHEAD`]).
     fn horizon(&self) -> Duration {
         let claim = self.delay.window() + OFFER_SETTLE + self.claim_write;
@@ -793,20 +916,12 @@ impl Runner {
         let mut want = 1_u32;
         let horizon = self.horizon();
         if let Some(mean) = self.mean_run {
-            // The queue is draining (no more jobs wait than there are other
-            // nodes to take one each): jobs held ahead here would wait on this GPU
-            // while the others go idle, so hold none beyond the next one.
-            let waiting: usize = self.index.values().map(|p| p.queued.len()).sum();
-            let others = self
-                .offers
-                .iter()
-                .filter(|o| o.node_id != self.node_id && o.paused.is_none())
-                .count();
-            let ahead = if waiting <= others {
-                0.0
-            } else {
-                horizon.as_secs_f64() / mean.as_secs_f64().max(1e-4)
-            };
+            // No more than an even share of what is left: near the end of a queue
+            // the work held here is work that other nodes, freed sooner, cannot
+            // take (and once the share is under one job, none is held ahead).
+            let share = self.even_share();
+            let per_job = mean + self.overhead.unwrap_or_default();
+            let ahead = horizon.min(share).as_secs_f64() / per_job.as_secs_f64().max(1e-4);
             let ahead = ahead.floor().min(f64::from(MAX_LOCAL_QUEUE));
             // In 0..=MAX_LOCAL_QUEUE: whole jobs.
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -815,10 +930,17 @@ impl Runner {
             }
             // A long job near its end: claim the next one now.
             if let Some(running) = &self.running
-                && running.started.elapsed() + horizon >= mean
+                && running.started.elapsed() + horizon
+                    >= self
+                        .estimate(&running.held.workflow, running.held.work)
+                        .unwrap_or(mean)
             {
                 want = want.max(2);
             }
+        } else if self.running.is_some() {
+            // The first run: its length is not known yet, so the next job is
+            // claimed while it runs (the GPU would wait on a claim otherwise).
+            want = 2;
         }
         want.min(MAX_LOCAL_QUEUE)
     }
@@ -894,11 +1016,36 @@ impl Runner {
                 .map(|i| (i.job_id.clone(), i.attempt))
                 .collect(),
             sent_ms: 0,
+            busy_ms: self
+                .busy()
+                .map(|b| u64::try_from(b.as_millis()).unwrap_or(u64::MAX)),
+            rates: {
+                let mut rates: Vec<(String, u64)> = self
+                    .rates
+                    .iter()
+                    .filter(|(w, _)| caps.runnable.contains(w))
+                    .map(|(w, ms)| {
+                        // µs per unit, a finite non-negative mean.
+                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                        let us = (ms * 1000.0).round().clamp(0.0, 1e15) as u64;
+                        (w.clone(), us)
+                    })
+                    .collect();
+                rates.sort();
+                rates
+            },
+            overhead_ms: self
+                .overhead
+                .map_or(0, |o| u64::try_from(o.as_millis()).unwrap_or(u64::MAX)),
         };
+        // The busy time shrinks as the GPU works: it goes out with the offers that
+        // other changes (a job started, ended or claimed) and the tick send, not as
+        // a change of its own.
         let changed = self.last_offer.as_ref().is_none_or(|last| {
             let mut same = last.clone();
             same.seq = offer.seq;
             same.sent_ms = offer.sent_ms;
+            same.busy_ms = offer.busy_ms;
             same != offer
         });
         let refresh = self.offer_sent_at.is_none_or(|at| at.elapsed() >= TICK);
@@ -1148,7 +1295,7 @@ impl Runner {
             let queued = project
                 .queued
                 .iter()
-                .filter_map(|key| project.jobs.get(&key.2))
+                .filter_map(|key| project.jobs.get(&key.3))
                 .filter(|j| {
                     !j.cancel_requested
                         && !announced.contains(j.job_id.as_str())
@@ -1315,6 +1462,8 @@ impl Runner {
                     shot_code: code.clone(),
                     attempt: job.attempts,
                     runnable_at: now + settle,
+                    workflow: job.workflow.clone(),
+                    work: job.work,
                 });
                 if let Some(project) = self.index.get_mut(&project_id) {
                     project.codes.insert(job.shot_id.clone(), code);
@@ -1454,6 +1603,13 @@ impl Runner {
             let outcome = executor.run(ctx).await;
             let _ = done.send(Done { job_id, outcome }).await;
         });
+        if let Some((previous, render)) = self.back_to_back.take() {
+            let spent = previous.elapsed().saturating_sub(render);
+            self.overhead = Some(match self.overhead {
+                Some(mean) => mean.mul_f64(0.7) + spent.mul_f64(0.3),
+                None => spent,
+            });
+        }
         self.running = Some(Running {
             held,
             job: running_job,
@@ -1605,7 +1761,8 @@ impl Runner {
             return;
         }
         let output_at = Instant::now();
-        let elapsed = running.started.elapsed();
+        let started = running.started;
+        let elapsed = started.elapsed();
         let lost = running.lost;
         let project_id = running.held.project_id.clone();
         let mut job = running.job.clone();
@@ -1660,6 +1817,15 @@ impl Runner {
                     Some(mean) => mean.mul_f64(0.7) + took.mul_f64(0.3),
                     None => took,
                 });
+                if job.work > 0.0 {
+                    let per_unit = took.as_secs_f64() * 1000.0 / job.work;
+                    self.rates
+                        .entry(job.workflow.clone())
+                        .and_modify(|r| *r = *r * 0.7 + per_unit * 0.3)
+                        .or_insert(per_unit);
+                }
+                // A job already waits here: the time until it starts is overhead.
+                self.back_to_back = (!self.held.is_empty()).then_some((started, took));
                 self.streak = 0;
                 self.next_pause = FIRST_PAUSE;
                 match self.store_outputs(&job, &run).await {

@@ -182,6 +182,12 @@ pub struct Job {
     /// and a node that failed it twice is not given it again.
     #[serde(default)]
     pub failures: BTreeMap<String, u64>,
+    /// Its estimated cost in work units (output megapixels × sampler steps × frames),
+    /// set when queued; 0 when unknown. Placement weighs queues by it, with each
+    /// node's measured time per unit, and hands out the largest jobs of a batch first
+    /// (see [`crate::placement`]).
+    #[serde(default)]
+    pub work: f64,
 }
 
 fn default_max_attempts() -> u64 {
@@ -218,6 +224,7 @@ impl Job {
             take_id: String::new(),
             cancel_requested: false,
             failures: BTreeMap::new(),
+            work: 0.0,
         }
     }
 }

@@ -8,12 +8,16 @@
 //! and 16 nodes that is 16 messages instead of 160,000, and a new job needs no bid
 //! round at all (see ARCHITECTURE.md, "Jobs across the mesh").
 //!
-//! [`assign`] walks the queued jobs in [`job_order`] (priority first, then age) and
-//! gives each to the best offer with a free slot. The rule, from the product brief:
-//! the workflow is supported → the VRAM requirement is met (both folded into
-//! `workflows`) → a node that has not failed this job yet → the lowest GPU
-//! utilization → the shortest queue, in time (jobs held × the node's mean run time,
-//! so a GPU twice as fast takes twice the jobs), then in jobs → node id. Because it
+//! [`assign`] walks the queued jobs in [`job_order`] (priority first, then age, then
+//! the larger job of a batch first) and gives each to the best offer with a free
+//! slot. The rule, from the product brief: the workflow is supported → the VRAM
+//! requirement is met (both folded into `workflows`) → a node that has not failed
+//! this job yet → the lowest GPU utilization → the shortest queue, in time: the job
+//! goes where it would be done first, counting what the node holds
+//! ([`Offer::busy_ms`]) and the job's own run there (its [`Job::work`] × the node's
+//! measured time per unit of work for that workflow, else the node's mean run
+//! time), so a GPU twice as fast takes twice the work → then the fewer jobs → node
+//! id. Because it
 //! is a pure function of the
 //! jobs and the offers, two nodes that see the same offers compute the same
 //! assignment and exactly one of them claims each job. When they saw different offers
@@ -77,6 +81,22 @@ pub struct Offer {
     /// unknown). Receivers use only its variation, to measure gossip delay.
     #[serde(default)]
     pub sent_ms: u64,
+    /// How long the jobs it holds will keep it busy, in ms, by its own estimate
+    /// when the offer was made: what is left of the running job plus each held job,
+    /// by the job's work and this node's time per unit of work (its mean run time
+    /// when the work is unknown). `None`: `queue_len` × `mean_run_ms`.
+    #[serde(default)]
+    pub busy_ms: Option<u64>,
+    /// Its measured run time per unit of work, per workflow, in µs: a recent average
+    /// of its own runs of that workflow. With the job's work it says how long a job
+    /// will take here, so a long job and a short one do not count the same.
+    #[serde(default)]
+    pub rates: Vec<(String, u64)>,
+    /// What each job costs it besides the render, in ms (a recent average):
+    /// submitting, storing the output, starting the next one. Short jobs on a fast
+    /// GPU pay it often.
+    #[serde(default)]
+    pub overhead_ms: u64,
 }
 
 /// Which of several nodes announcing the same attempt of a job keeps it: the lowest
@@ -101,8 +121,48 @@ impl Offer {
     /// not run anything yet: it gets work first and so learns its speed).
     #[must_use]
     pub fn queue_ms(&self, jobs: u32) -> u64 {
-        u64::from(jobs).saturating_mul(self.mean_run_ms.unwrap_or(0))
+        u64::from(jobs).saturating_mul(
+            self.mean_run_ms
+                .map_or(0, |m| m.saturating_add(self.overhead_ms)),
+        )
     }
+
+    /// How long `job` would take here, in ms: the node's per-job overhead plus the
+    /// job's work × this node's time per unit for the workflow, else plus its mean
+    /// run time; 0 for a node that has not run anything yet (it counts as free: it
+    /// gets work first and so learns its speed).
+    #[must_use]
+    pub fn estimate_ms(&self, job: &Job) -> u64 {
+        if job.work > 0.0
+            && let Some((_, us)) = self.rates.iter().find(|(w, _)| *w == job.workflow)
+        {
+            return ms_of_work(job.work, *us).saturating_add(self.overhead_ms);
+        }
+        self.mean_run_ms
+            .map_or(0, |m| m.saturating_add(self.overhead_ms))
+    }
+
+    /// How long the jobs it holds keep it busy, in ms.
+    #[must_use]
+    pub fn busy(&self) -> u64 {
+        self.busy_ms
+            .unwrap_or_else(|| self.queue_ms(self.queue_len))
+    }
+}
+
+/// `work` units at `us_per_unit` µs each, in whole ms (saturating).
+#[must_use]
+pub fn ms_of_work(work: f64, us_per_unit: u64) -> u64 {
+    // A finite product of non-negative numbers, rounded and clamped into u64.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let ms = (work * us_per_unit as f64 / 1000.0)
+        .round()
+        .clamp(0.0, u64::MAX as f64) as u64;
+    ms
 }
 
 impl Offer {
@@ -138,29 +198,38 @@ pub fn failures_on(job: &Job, node_id: &str) -> u64 {
 }
 
 /// The order in which queued jobs are given out: higher priority first, then older,
-/// then by id.
+/// then (among jobs queued together) the larger first, then by id. Larger first is
+/// the classic longest-processing-time rule: the short jobs fill the gaps at the end
+/// instead of a long one starting last on a slow GPU.
 #[must_use]
 pub fn job_order(a: &Job, b: &Job) -> Ordering {
     b.priority
         .cmp(&a.priority)
         .then(a.created_at_ms.cmp(&b.created_at_ms))
+        .then(b.work.total_cmp(&a.work))
         .then(a.job_id.cmp(&b.job_id))
 }
 
 /// Give queued jobs to nodes. `queued` must be in [`job_order`]; the result lists
 /// `(job, node id)` in that order. Jobs no offer can take now are left out (they
-/// wait). Stops looking as soon as no offer has a free slot, so a long queue costs
-/// only what is handed out.
+/// wait). So is a job that a node with no free slot would finish sooner, its queue
+/// included, than every node with one that the rule ranks as high (no more
+/// failures of the job, no busier GPU) and whose speed is known: it waits for that node (which counts it as
+/// held from then on), instead of starting now on a slower GPU and ending later; a
+/// node holds few jobs at a time, so it frees a slot soon. Stops looking as soon as
+/// no offer has a free slot, so a long queue costs only what is handed out.
 #[must_use]
-pub fn assign<'a>(
+pub fn assign<'a, 'o>(
     queued: impl IntoIterator<Item = &'a Job>,
-    offers: &[Offer],
+    offers: &'o [Offer],
 ) -> Vec<(&'a Job, String)> {
     // Offers in node id order so the result does not depend on arrival order.
-    let mut table: Vec<(&Offer, u32, u32)> = offers
+    // (offer, free slots, jobs held, ms busy), the last two growing as jobs are
+    // handed out.
+    let mut table: Vec<(&Offer, u32, u32, u64)> = offers
         .iter()
-        .filter(|o| o.paused.is_none() && o.slots > 0)
-        .map(|o| (o, o.slots, o.queue_len))
+        .filter(|o| o.paused.is_none())
+        .map(|o| (o, o.slots, o.queue_len, o.busy()))
         .collect();
     table.sort_by(|a, b| a.0.node_id.cmp(&b.0.node_id));
     table.dedup_by(|a, b| a.0.node_id == b.0.node_id);
@@ -173,7 +242,7 @@ pub fn assign<'a>(
                 .map(|(id, _)| id.as_str())
         })
         .collect();
-    let mut free: u64 = table.iter().map(|(_, s, _)| u64::from(*s)).sum();
+    let mut free: u64 = table.iter().map(|(_, s, _, _)| u64::from(*s)).sum();
     let mut out = Vec::new();
     for job in queued {
         if free == 0 {
@@ -182,25 +251,48 @@ pub fn assign<'a>(
         if taken.contains(job.job_id.as_str()) {
             continue;
         }
-        let best = table
-            .iter_mut()
-            .filter(|(o, slots, _)| *slots > 0 && o.can_take(job))
-            .min_by(|a, b| {
-                failures_on(job, &a.0.node_id)
-                    .cmp(&failures_on(job, &b.0.node_id))
-                    .then(a.0.utilization.cmp(&b.0.utilization))
-                    .then(a.0.queue_ms(a.2 + 1).cmp(&b.0.queue_ms(b.2 + 1)))
-                    .then(a.2.cmp(&b.2))
-                    .then(a.0.node_id.cmp(&b.0.node_id))
-            });
-        if let Some((offer, slots, load)) = best {
+        let rank = |t: &(&'o Offer, u32, u32, u64)| rank(job, t);
+        let capable = || table.iter().enumerate().filter(|(_, t)| t.0.can_take(job));
+        let with_slot = capable()
+            .filter(|(_, t)| t.1 > 0)
+            .min_by(|a, b| rank(a.1).cmp(&rank(b.1)))
+            .map(|(i, t)| (i, rank(t)));
+        let Some((free_at, free_rank)) = with_slot else {
+            continue;
+        };
+        // Only a node whose speed is known: one that has not run anything yet
+        // counts as free, and nobody should wait for it.
+        let sooner_full = capable()
+            .filter(|(_, t)| t.1 == 0 && t.0.mean_run_ms.is_some())
+            .map(|(i, t)| (i, rank(t)))
+            .filter(|(_, r)| r.0 == free_rank.0 && r.1 == free_rank.1 && r < &free_rank)
+            .min_by(|a, b| a.1.cmp(&b.1))
+            .map(|(i, _)| i);
+        let at = sooner_full.unwrap_or(free_at);
+        let (offer, slots, load, busy) = &mut table[at];
+        *load += 1;
+        *busy = busy.saturating_add(offer.estimate_ms(job));
+        if sooner_full.is_none() {
             *slots -= 1;
-            *load += 1;
             free -= 1;
             out.push((job, offer.node_id.clone()));
         }
     }
     out
+}
+
+/// Where a node stands for `job` in [`assign`] (lowest wins): failures of the job
+/// there, GPU utilization, when it would be done (what it holds, then the job),
+/// jobs it holds, node id.
+fn rank<'o>(job: &Job, t: &(&'o Offer, u32, u32, u64)) -> (u64, u8, u64, u32, &'o str) {
+    let (o, _, load, busy) = *t;
+    (
+        failures_on(job, &o.node_id),
+        o.utilization,
+        busy.saturating_add(o.estimate_ms(job)),
+        load,
+        o.node_id.as_str(),
+    )
 }
 
 /// Why a queued job is still waiting, in words, given the offers of the nodes that
@@ -288,6 +380,9 @@ mod tests {
             mean_run_ms: None,
             intents: Vec::new(),
             sent_ms: 0,
+            busy_ms: None,
+            rates: Vec::new(),
+            overhead_ms: 0,
         }
     }
 
@@ -436,6 +531,104 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_goes_out_largest_first_and_each_job_where_it_ends_first() {
+        // One batch (same age): larger work first, whatever order it is listed in;
+        // priority and age still come before size.
+        let sized = |work: f64, created: u64| {
+            let mut j = job("ltx", created);
+            j.work = work;
+            j
+        };
+        let mut jobs = [
+            sized(10.0, 5),
+            sized(40.0, 5),
+            sized(20.0, 5),
+            sized(90.0, 9),
+        ];
+        jobs[3].priority = 1;
+        jobs.sort_by(job_order);
+        let works: Vec<f64> = jobs.iter().map(|j| j.work).collect();
+        assert_eq!(works, [90.0, 40.0, 20.0, 10.0]);
+
+        // A node 4× as fast per unit of work, already busy 300 ms; a slow one idle.
+        let mut fast = offer("b-fast", &["ltx"], 0, 2, 10);
+        fast.rates = vec![("ltx".into(), 10_000)]; // 10 ms per unit
+        fast.busy_ms = Some(300);
+        let mut slow = offer("a-slow", &["ltx"], 0, 0, 10);
+        slow.rates = vec![("ltx".into(), 40_000)]; // 40 ms per unit
+        slow.busy_ms = Some(0);
+        assert_eq!(slow.estimate_ms(&sized(10.0, 1)), 400);
+        // The long job ends sooner on the busy fast node (300 + 400 ms) than on the
+        // idle slow one (1,600 ms); a short one ends sooner on the slow one (the
+        // fast node's queue: 300 ms; the slow one does it in 200 ms).
+        assert_eq!(
+            winners(&[sized(40.0, 1)], &[fast.clone(), slow.clone()]),
+            ["b-fast"]
+        );
+        assert_eq!(
+            winners(&[sized(5.0, 1)], &[fast.clone(), slow.clone()]),
+            ["a-slow"]
+        );
+        // Counting jobs instead (the same mean run time for both) would put the
+        // long job on the idle node.
+        let batch: Vec<Job> = [40.0, 30.0, 20.0, 10.0, 10.0, 5.0]
+            .iter()
+            .map(|w| sized(*w, 1))
+            .collect();
+        let won = winners(&batch, &[fast.clone(), slow.clone()]);
+        // 40: fast ends at 700 (slow 1600); 30: fast 1000 (slow 1200); 20: slow 800
+        // (fast 1200); 10: fast 1100 (slow 1200); 10: a tie at 1200, the shorter
+        // queue (slow) takes it; 5: fast 1150 (slow 1400). Both end near 1.2 s.
+        assert_eq!(
+            won,
+            ["b-fast", "b-fast", "a-slow", "b-fast", "a-slow", "b-fast"]
+        );
+        // Work unknown (0), or no rate for the workflow: the mean run time counts.
+        fast.mean_run_ms = Some(50);
+        slow.mean_run_ms = Some(500);
+        assert_eq!(fast.estimate_ms(&sized(0.0, 1)), 50);
+        let mut other = sized(40.0, 1);
+        other.workflow = "flux".into();
+        assert_eq!(fast.estimate_ms(&other), 50);
+        // No busy time announced: held jobs × (mean run time + overhead).
+        fast.busy_ms = None;
+        fast.overhead_ms = 5;
+        assert_eq!(fast.busy(), 110);
+        assert_eq!(fast.estimate_ms(&sized(0.0, 1)), 55);
+
+        // The fast node has no free slot: a long job waits for it (it would end
+        // there at 100 + 400 ms, on the idle slow node at 1,600 ms) and counts as
+        // held there; a short one goes to the slow node, which ends it sooner.
+        let mut full = offer("b-fast", &["ltx"], 0, 2, 0);
+        full.rates = vec![("ltx".into(), 10_000)];
+        full.busy_ms = Some(100);
+        full.mean_run_ms = Some(200);
+        let idle = slow;
+        let pair = [sized(40.0, 1), sized(2.0, 1)];
+        let offers = [full.clone(), idle.clone()];
+        let given = assign(pair.iter(), &offers);
+        let works: Vec<(f64, &str)> = given.iter().map(|(j, n)| (j.work, n.as_str())).collect();
+        assert_eq!(works, [(2.0, "a-slow")]);
+        // A GPU that is busier, or failed the job, is not waited for.
+        full.utilization = 50;
+        assert_eq!(
+            winners(&[sized(40.0, 1)], &[full.clone(), idle.clone()]),
+            ["a-slow"]
+        );
+        full.utilization = 0;
+        let mut failed_there = sized(40.0, 1);
+        failed_there.failures.insert("b-fast".into(), 1);
+        assert_eq!(
+            winners(&[failed_there], &[full.clone(), idle.clone()]),
+            ["a-slow"]
+        );
+        // Nor one whose speed is unknown (it counts as free).
+        full.rates.clear();
+        full.mean_run_ms = None;
+        assert_eq!(winners(&[sized(40.0, 1)], &[full, idle]), ["a-slow"]);
+    }
+
+    #[test]
     fn waiting_jobs_say_why() {
         let j = job("flux", 1);
         assert_eq!(why_waiting(&j, &[]), "no render node is online");
@@ -510,10 +703,19 @@ mod tests {
             for o in &offers {
                 prop_assert!(used.get(&o.node_id).copied().unwrap_or(0) <= o.slots);
             }
+            // A job is left out only when a node that can take it has no slot
+            // left (every such node, or one it waits for).
             for job in jobs.iter().filter(|j| !a.iter().any(|(id, _)| *id == j.job_id)) {
-                for o in offers.iter().filter(|o| o.can_take(job)) {
-                    prop_assert_eq!(used.get(&o.node_id).copied().unwrap_or(0), o.slots);
-                }
+                prop_assert!(offers
+                    .iter()
+                    .filter(|o| o.can_take(job))
+                    .all(|o| used.get(&o.node_id).copied().unwrap_or(0) <= o.slots));
+                let full = offers
+                    .iter()
+                    .filter(|o| o.can_take(job))
+                    .filter(|o| used.get(&o.node_id).copied().unwrap_or(0) == o.slots)
+                    .count();
+                prop_assert!(full > 0 || !offers.iter().any(|o| o.can_take(job)));
             }
         }
     }

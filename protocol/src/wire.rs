@@ -1020,6 +1020,12 @@ impl JobsGossip {
                 for (id, _) in o.holding.iter().chain(&o.intents) {
                     too_long("job id", id, MAX_ID)?;
                 }
+                if o.rates.len() > MAX_LIST {
+                    return Err(format!("an offer with rates for over {MAX_LIST} workflows"));
+                }
+                for (w, _) in &o.rates {
+                    too_long("workflow id", w, MAX_ID)?;
+                }
             }
             JobsGossip::Progress(p) => {
                 for (what, text) in [
@@ -1067,6 +1073,9 @@ mod jobs_gossip_tests {
             mean_run_ms: Some(850),
             intents: vec![("j2".into(), 1)],
             sent_ms: 1_700_000_000_000,
+            busy_ms: Some(1_250),
+            rates: vec![("card".into(), 1_500)],
+            overhead_ms: 0,
         }
     }
 
@@ -1104,6 +1113,13 @@ mod jobs_gossip_tests {
         assert!(JobsGossip::decode(&vec![b' '; MAX_JOBS_GOSSIP_BYTES + 1], "a").is_err());
         let mut o = offer("a");
         o.workflows = vec!["x".repeat(MAX_ID + 1)];
+        assert!(JobsGossip::decode(&JobsGossip::Offer(o).encode(), "a").is_err());
+        let mut o = offer("a");
+        o.rates = (0..=MAX_LIST).map(|i| (format!("w{i}"), 1)).collect();
+        let err = JobsGossip::decode(&JobsGossip::Offer(o).encode(), "a").expect_err("bad");
+        assert!(err.contains("rates"), "{err}");
+        let mut o = offer("a");
+        o.rates = vec![("x".repeat(MAX_ID + 1), 1)];
         assert!(JobsGossip::decode(&JobsGossip::Offer(o).encode(), "a").is_err());
         let p = JobUpdate {
             node_id: "a".into(),

@@ -165,6 +165,9 @@ mod tests {
             mean_run_ms: None,
             intents: Vec::new(),
             sent_ms: 0,
+            busy_ms: None,
+            rates: Vec::new(),
+            overhead_ms: 0,
         }
     }
 

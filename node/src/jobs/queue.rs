@@ -2,7 +2,8 @@
 //!
 //! Everything a run needs is decided here and written into the job, so a job run
 //! later (or on another node) renders what was asked for: the assembled prompt, a
-//! seed, the LoRAs of the shot's characters with their bible strengths.
+//! seed, the LoRAs of the shot's characters with their bible strengths, the clip's
+//! length (the shot's, up to the workflow's default) and the job's estimated work.
 
 use std::collections::BTreeMap;
 
@@ -10,9 +11,10 @@ use reelmesh_protocol::document::ProjectDoc;
 use reelmesh_protocol::jobs::{Job, Take, TakeMedia};
 use reelmesh_protocol::model::{Project, Shot, ShotCode};
 use reelmesh_protocol::prompt::shot_prompt;
+use reelmesh_protocol::timecode::FrameRate;
 use serde::{Deserialize, Serialize};
 
-use crate::workflows::Catalog;
+use crate::workflows::{Catalog, Manifest, OutputKind};
 
 /// What to render.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -166,6 +168,12 @@ pub fn queue_render(
         let mut job = Job::new(&shot.shot_id, &request.workflow, seed, created_by, now_ms);
         job.priority = request.priority;
         job.prompt = shot_prompt(&project, shot).text;
+        job.frames = clip_frames(
+            &workflow.manifest,
+            project.settings.frame_rate,
+            shot.frame_count,
+        );
+        job.work = estimate_work(&workflow.manifest, &job);
         if takes_loras {
             for character in shot
                 .characters
@@ -216,6 +224,59 @@ pub fn queue_render(
         })
         .collect();
     Ok(queued)
+}
+
+/// How many frames a clip of the shot renders: the shot's length at the workflow's
+/// frame rate, at most the workflow's default (the length its model is made for: a
+/// 2 s shot gets a 2 s clip, not a 5 s one that costs 2.5× the GPU time). 0 (the
+/// workflow's default) for workflows that make no clip or bind no length.
+#[must_use]
+pub fn clip_frames(manifest: &Manifest, rate: FrameRate, shot_frames: u64) -> u64 {
+    let Some(most) = manifest.defaults.frames else {
+        return 0;
+    };
+    if manifest.output != OutputKind::Video
+        || manifest.bindings.frames.is_empty()
+        || shot_frames == 0
+    {
+        return 0;
+    }
+    let seconds = rate.frames_to_seconds(shot_frames);
+    let fps = manifest
+        .defaults
+        .fps
+        .filter(|f| f.is_finite() && *f > 0.0)
+        .unwrap_or_else(|| shot_frames as f64 / seconds.max(1e-9));
+    // A clip length in 1..=most: a u32 default bounds it.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let frames = (seconds * fps).ceil().clamp(1.0, f64::from(most)) as u64;
+    frames
+}
+
+/// A job's estimated cost in work units: output megapixels × sampler steps × frames
+/// (each from the job, else the workflow's defaults, else 1). Only its ratios
+/// matter: each node measures its own time per unit of each workflow, so a 121-frame
+/// clip weighs 121 times a still of the same size and steps.
+#[must_use]
+pub fn estimate_work(manifest: &Manifest, job: &Job) -> f64 {
+    let d = &manifest.defaults;
+    let side = |job: u64, default: Option<u32>| {
+        if job > 0 {
+            job as f64
+        } else {
+            default.map_or(1000.0, f64::from)
+        }
+    };
+    let megapixels = side(job.width, d.width) * side(job.height, d.height) / 1e6;
+    let steps = d.steps.map_or(1.0, |s| f64::from(s.max(1)));
+    let frames = if job.frames > 0 {
+        job.frames as f64
+    } else if manifest.output == OutputKind::Video {
+        d.frames.map_or(1.0, |f| f64::from(f.max(1)))
+    } else {
+        1.0
+    };
+    megapixels * steps * frames
 }
 
 /// The shot's newest take from a model (a card is a placeholder, never an input to
@@ -391,5 +452,50 @@ mod tests {
             let expected = char::from(b'b' + i as u8).to_string().repeat(64);
             assert_eq!(job.inputs.get("first_frame"), Some(&expected));
         }
+    }
+
+    #[test]
+    fn a_clip_is_as_long_as_its_shot_up_to_the_workflows_length_and_work_follows() {
+        let catalog = Catalog::builtin();
+        let manifest = |id: &str| catalog.get(id).expect(id).manifest.clone();
+        let (ltx, fflf, flux) = (manifest("ltx2"), manifest("fflf"), manifest("flux_basic"));
+        // LTX-2 runs at 24 fps, 121 frames at most; FFLF (Wan) at 16 fps, 81.
+        assert_eq!(clip_frames(&ltx, FrameRate::Fps24, 48), 48);
+        assert_eq!(clip_frames(&ltx, FrameRate::Fps24, 600), 121);
+        assert_eq!(clip_frames(&fflf, FrameRate::Fps24, 48), 32); // 2 s at 16 fps
+        assert_eq!(clip_frames(&fflf, FrameRate::Fps25, 50), 32);
+        assert_eq!(clip_frames(&fflf, FrameRate::Fps24, 1), 1);
+        // Stills make no clip; a shot of no length takes the workflow's default.
+        assert_eq!(clip_frames(&flux, FrameRate::Fps24, 48), 0);
+        assert_eq!(clip_frames(&ltx, FrameRate::Fps24, 0), 0);
+
+        // Work: megapixels × steps × frames, the job's where set.
+        let mut job = Job::new("s", "ltx2", 1, "me", 1);
+        let full = estimate_work(&ltx, &job); // 1280×704, 30 steps, 121 frames
+        assert!((full - 1.280 * 0.704 * 30.0 * 121.0).abs() < 1e-6, "{full}");
+        job.frames = 48;
+        let short = estimate_work(&ltx, &job);
+        assert!((short * 121.0 / 48.0 - full).abs() < 1e-6, "{short}");
+        let still = estimate_work(&flux, &Job::new("s", "flux_basic", 1, "me", 1));
+        assert!((still - 1.344 * 0.768 * 20.0).abs() < 1e-6, "{still}");
+
+        // Queueing records both: a 2 s shot and a 10 s shot on LTX-2.
+        let mut doc = doc_with(&[1, 2]);
+        let mut project = doc.project().expect("read");
+        project.shots[1].frame_count = 240;
+        doc.update_shot(&project.shots[1]).expect("length");
+        let request = RenderRequest {
+            shots: "all".into(),
+            workflow: "ltx2".into(),
+            seed: None,
+            priority: 0,
+            inputs: BTreeMap::from([("first_frame".into(), "ab".repeat(32))]),
+        };
+        queue_render(&mut doc, &catalog, &request, "me", 1).expect("queue");
+        let mut jobs = doc.jobs().expect("jobs");
+        jobs.sort_by_key(|j| j.frames);
+        let frames: Vec<u64> = jobs.iter().map(|j| j.frames).collect();
+        assert_eq!(frames, [24, 121]);
+        assert!((jobs[1].work / jobs[0].work - 121.0 / 24.0).abs() < 1e-9);
     }
 }

@@ -35,6 +35,8 @@ pub struct Execution {
     /// stand-in reads none; the runner fetches them ahead while the previous job
     /// runs).
     pub inputs_present: bool,
+    /// How long the run was declared to take on this GPU.
+    pub declared: Duration,
 }
 
 /// Every execution of every stand-in sharing it.
@@ -202,7 +204,9 @@ impl Executor for GpuStandIn {
 
     async fn run(&self, ctx: RunContext) -> Result<Run, RunFailure> {
         let node_id = ctx.handle.peer_id().to_string();
+        let total = (self.durations)(&ctx.job).div_f64(self.speed.max(1e-3));
         let at = self.ledger.push(Execution {
+            declared: total,
             job_id: ctx.job.job_id.clone(),
             workflow: ctx.job.workflow.clone(),
             node_id: node_id.clone(),
@@ -217,7 +221,6 @@ impl Executor for GpuStandIn {
                     .is_ok_and(|hash| ctx.handle.has_blob(&hash))
             }),
         });
-        let total = (self.durations)(&ctx.job).div_f64(self.speed.max(1e-3));
         let half = total / 2;
         let _ = ctx.steps.try_send(Step {
             fraction: 0.0,

@@ -415,6 +415,12 @@ fn validate_job(job: &Job) -> Result<(), DocError> {
             "a job needs a job_id, a shot_id and a workflow".into(),
         ));
     }
+    if !(job.work.is_finite() && job.work >= 0.0) {
+        return Err(DocError::Invalid(format!(
+            "job {}: work {} is not a finite, non-negative estimate",
+            job.job_id, job.work
+        )));
+    }
     Ok(())
 }
 
@@ -434,6 +440,7 @@ fn job_fields(job: &Job) -> Vec<(&'static str, Field)> {
         ("height", Field::Uint(job.height)),
         ("frames", Field::Uint(job.frames)),
         ("fps", Field::F64(job.fps)),
+        ("work", Field::F64(job.work)),
         (
             "loras",
             Field::Dict(
@@ -566,6 +573,9 @@ fn read_job(job_id: &str, f: &HMap) -> Job {
             ScalarValue::Int(n) => u64::try_from(*n).ok(),
             _ => None,
         }),
+        // A peer's estimate is only a weight: anything not a finite, non-negative
+        // number reads as unknown.
+        work: Some(f64_of(f, "work")).filter(|w| *w >= 0.0).unwrap_or(0.0),
     }
 }
 

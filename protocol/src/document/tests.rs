@@ -563,6 +563,14 @@ fn jobs_and_takes_round_trip_and_drive_the_shot_status() {
     job.loras.insert("minji.safetensors".into(), 0.7);
     job.inputs.insert("first_frame".into(), "ab".repeat(32));
     job.priority = -3;
+    job.work = 2_949.12;
+    for bad in [-1.0, f64::NAN, f64::INFINITY] {
+        let mut wrong = job.clone();
+        wrong.work = bad;
+        let err = doc.add_job(&wrong).expect_err("refused");
+        assert!(err.to_string().contains("work"), "{err}");
+    }
+    assert!(doc.jobs().expect("jobs").is_empty());
     doc.add_job(&job).expect("queue");
     assert_eq!(doc.jobs().expect("jobs"), vec![job.clone()]);
     assert_eq!(
