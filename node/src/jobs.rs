@@ -902,8 +902,13 @@ impl Runner {
 
     /// How far ahead this node claims (see [`LOOKAHEAD`]).
     fn horizon(&self) -> Duration {
-        let claim = self.delay.window() + OFFER_SETTLE + self.claim_write;
-        (claim * 2).max(LOOKAHEAD)
+        (self.claim_time() * 2).max(LOOKAHEAD)
+    }
+
+    /// How long a claim takes from look to hold: intent window, offer settle, the
+    /// write.
+    fn claim_time(&self) -> Duration {
+        self.delay.window() + OFFER_SETTLE + self.claim_write
     }
 
     /// How many jobs this node wants to hold now: the running one plus those it
@@ -919,9 +924,10 @@ impl Runner {
             // No more than an even share of what is left: near the end of a queue
             // the work held here is work that other nodes, freed sooner, cannot
             // take (and once the share is under one job, none is held ahead).
-            let share = self.even_share();
-            let per_job = mean + self.overhead.unwrap_or_default();
-            let ahead = horizon.min(share).as_secs_f64() / per_job.as_secs_f64().max(1e-4);
+            // It still holds what a claim takes to arrive, so its GPU does not wait
+            // on claims (jobs of no length: the claim is all their cost).
+            let share = self.even_share().max(self.claim_time() * 2);
+            let ahead = horizon.min(share).as_secs_f64() / mean.as_secs_f64().max(1e-4);
             let ahead = ahead.floor().min(f64::from(MAX_LOCAL_QUEUE));
             // In 0..=MAX_LOCAL_QUEUE: whole jobs.
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]

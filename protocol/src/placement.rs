@@ -216,7 +216,8 @@ pub fn job_order(a: &Job, b: &Job) -> Ordering {
 /// included, than every node with one that the rule ranks as high (no more
 /// failures of the job, no busier GPU) and whose speed is known: it waits for that node (which counts it as
 /// held from then on), instead of starting now on a slower GPU and ending later; a
-/// node holds few jobs at a time, so it frees a slot soon. Stops looking as soon as
+/// node holds few jobs at a time, so it frees a slot soon (and at most as many jobs
+/// wait for a node as it holds). Stops looking as soon as
 /// no offer has a free slot, so a long queue costs only what is handed out.
 #[must_use]
 pub fn assign<'a, 'o>(
@@ -262,8 +263,12 @@ pub fn assign<'a, 'o>(
         };
         // Only a node whose speed is known: one that has not run anything yet
         // counts as free, and nobody should wait for it.
+        // At most as many jobs wait for a node as it holds now: it takes about
+        // that many when its slots open, and a long queue is not walked to the end.
         let sooner_full = capable()
-            .filter(|(_, t)| t.1 == 0 && t.0.mean_run_ms.is_some())
+            .filter(|(_, t)| {
+                t.1 == 0 && t.0.mean_run_ms.is_some() && t.2 < t.0.queue_len.max(1) * 2
+            })
             .map(|(i, t)| (i, rank(t)))
             .filter(|(_, r)| r.0 == free_rank.0 && r.1 == free_rank.1 && r < &free_rank)
             .min_by(|a, b| a.1.cmp(&b.1))
