@@ -1,9 +1,10 @@
 //! The libp2p side of a node: transport, behaviours and the sync wire codec.
 //!
-//! Transport is TCP + pnet (the mesh's pre-shared key) + Noise + Yamux. pnet wraps
-//! the raw socket before anything else is said, so a process without the mesh key
-//! cannot finish a handshake or read a byte of any project (QUIC is left out: pnet
-//! cannot wrap it). On top:
+//! Transport is TCP + the private mesh layer ([`private`]: libp2p's pnet design,
+//! keyed by the mesh's pre-shared key, with XChaCha20) + Noise + Yamux. The private
+//! layer wraps the raw socket before anything else is said, so a process without
+//! the mesh key cannot finish a handshake or read a byte of any project (QUIC is
+//! left out: nothing can wrap its packets that way). On top:
 //! - `identify` (addresses, agent version), `ping` (a dead connection is closed by
 //!   the node when pings fail);
 //! - `gossipsub` for presence: signed messages, strict validation, every message
@@ -18,12 +19,12 @@
 
 pub mod codec;
 pub mod keys;
+pub mod private;
 
 use std::time::Duration;
 
 use libp2p::core::transport::upgrade::Version;
 use libp2p::identity::Keypair;
-use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
@@ -112,16 +113,16 @@ pub fn jobs_topic() -> gossipsub::IdentTopic {
     gossipsub::IdentTopic::new(wire::JOBS_TOPIC)
 }
 
-/// Build a swarm for this identity in the private mesh named by `psk`.
+/// Build a swarm for this identity in the private mesh whose key is `mesh_key`.
 pub fn build_swarm(
     identity: &Keypair,
-    psk: PreSharedKey,
+    mesh_key: [u8; 32],
     config: &MeshConfig,
 ) -> Result<Swarm<Behaviour>, MeshError> {
     let peer_id = identity.public().to_peer_id();
     let noise_config = noise::Config::new(identity)?;
     let transport = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-        .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+        .and_then(move |socket, _| async move { private::handshake(&mesh_key, socket).await })
         .upgrade(Version::V1Lazy)
         .authenticate(noise_config)
         .multiplex(yamux::Config::default())

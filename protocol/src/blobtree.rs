@@ -57,6 +57,48 @@ pub fn outboard(bytes: &[u8]) -> Vec<ChainingValue> {
         .collect()
 }
 
+/// The outboard of a blob written in pieces of any size: the CVs are computed as
+/// the bytes go by, so a blob stored once is hashed once and never read back for
+/// its outboard.
+#[derive(Debug, Clone, Default)]
+pub struct OutboardWriter {
+    piece: blake3::Hasher,
+    filled: u64,
+    cvs: Vec<ChainingValue>,
+}
+
+impl OutboardWriter {
+    /// The next bytes of the blob.
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let room = usize::try_from(CHUNK - self.filled).unwrap_or(usize::MAX);
+            let (now, rest) = bytes.split_at(room.min(bytes.len()));
+            self.piece.update(now);
+            self.filled += now.len() as u64;
+            bytes = rest;
+            if self.filled == CHUNK {
+                self.cvs.push(self.piece.finalize_non_root());
+                self.filled = 0;
+                self.piece = blake3::Hasher::new();
+                self.piece.set_input_offset(self.cvs.len() as u64 * CHUNK);
+            }
+        }
+    }
+
+    /// The outboard of all the bytes given ([`outboard`]'s answer).
+    #[must_use]
+    pub fn finish(mut self) -> Vec<ChainingValue> {
+        let len = self.cvs.len() as u64 * CHUNK + self.filled;
+        if len <= CHUNK {
+            return Vec::new();
+        }
+        if self.filled > 0 {
+            self.cvs.push(self.piece.finalize_non_root());
+        }
+        self.cvs
+    }
+}
+
 /// Whether `cvs` is the outboard of the blob named `root` with `len` bytes.
 #[must_use]
 pub fn verify_outboard(root: &[u8; 32], len: u64, cvs: &[ChainingValue]) -> bool {
@@ -117,6 +159,21 @@ mod tests {
 
     fn blob(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn an_outboard_written_in_pieces_of_any_size_is_the_whole_blobs() {
+        let c = CHUNK as usize;
+        for len in [0, 1, c - 1, c, c + 1, 2 * c, 3 * c + 17] {
+            let bytes = blob(len);
+            for step in [1_000, 65_536, c, c + 3, 3 * c] {
+                let mut writer = OutboardWriter::default();
+                for part in bytes.chunks(step) {
+                    writer.update(part);
+                }
+                assert_eq!(writer.finish(), outboard(&bytes), "len {len}, step {step}");
+            }
+        }
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub const IN_FLIGHT: usize = 32;
 pub const PER_HOLDER: usize = 8;
 /// Busy answers tolerated from one holder before it is left out.
 const MAX_BUSY: u32 = 1000;
+/// Pieces being checked and written at once (on the blocking pool).
+const STORING: usize = 8;
 /// Largest blob fetched (bounded by the outboard size limit too).
 pub const MAX_BLOB_BYTES: u64 = 256 << 30;
 /// How long one outboard or piece request may take.
@@ -96,6 +98,16 @@ pub struct Fetched {
     pub pieces_fetched: u64,
     /// Peers that held it.
     pub holders: usize,
+}
+
+/// What the fetch loop got next: a holder's answer, or a piece checked and written.
+enum Next<A> {
+    Answer(PeerId, u64, A),
+    Stored(
+        PeerId,
+        u64,
+        Result<std::io::Result<bool>, tokio::task::JoinError>,
+    ),
 }
 
 impl NodeHandle {
@@ -175,12 +187,17 @@ impl NodeHandle {
         let mut busy: HashMap<PeerId, u32> = HashMap::new();
         let mut load: HashMap<PeerId, usize> = HashMap::new();
         let mut in_flight = FuturesUnordered::new();
+        let mut storing = FuturesUnordered::new();
         let mut next_holder = 0_usize;
         let mut fetched = 0_u64;
         let cvs = Arc::new(cvs);
         let root = *hash.as_bytes();
         loop {
-            while in_flight.len() < IN_FLIGHT && !holders.is_empty() && !missing.is_empty() {
+            while in_flight.len() < IN_FLIGHT
+                && storing.len() < STORING
+                && !holders.is_empty()
+                && !missing.is_empty()
+            {
                 // The next holder with room, round robin.
                 let Some(peer) = (0..holders.len())
                     .map(|k| holders[(next_holder + k) % holders.len()])
@@ -202,23 +219,20 @@ impl NodeHandle {
                     (peer, index, answer)
                 });
             }
-            let Some((peer, index, answer)) = in_flight.next().await else {
-                break;
+            let next = tokio::select! {
+                Some((peer, index, answer)) = in_flight.next(), if !in_flight.is_empty() => {
+                    Next::Answer(peer, index, answer)
+                }
+                Some((peer, index, outcome)) = storing.next(), if !storing.is_empty() => {
+                    Next::Stored(peer, index, outcome)
+                }
+                else => break,
             };
-            if let Some(n) = load.get_mut(&peer) {
-                *n = n.saturating_sub(1);
-            }
-            match answer {
-                Ok(Ok(BlobResponse::Chunk(bytes)))
-                    if blobtree::verify_chunk(&root, len, &cvs, index, &bytes) =>
-                {
-                    let writer = Arc::clone(&file);
-                    let written = tokio::task::spawn_blocking(move || {
-                        writer.write_all_at(&bytes, index * blobtree::CHUNK)
-                    })
-                    .await;
-                    match written {
-                        Ok(Ok(())) => {
+            let (peer, index, answer) = match next {
+                Next::Answer(peer, index, answer) => (peer, index, answer),
+                Next::Stored(peer, index, outcome) => {
+                    match outcome {
+                        Ok(Ok(true)) => {
                             have[usize::try_from(index).unwrap_or(usize::MAX)] = true;
                             fetched += 1;
                             failures.remove(&peer);
@@ -227,18 +241,55 @@ impl NodeHandle {
                                 save_have(&file, &have_path, &have);
                             }
                         }
+                        Ok(Ok(false)) => {
+                            let reason = format!("sent a corrupt piece {index} of blob {hash}");
+                            warn!("peer {peer}: {reason}; asking another holder");
+                            holders.retain(|h| *h != peer);
+                            missing.push_front(index);
+                            self.reject_peer(peer, reason).await?;
+                        }
                         Ok(Err(e)) => {
                             return Err(store_error(format!("{}: {e}", partial.display())));
                         }
                         Err(e) => return Err(store_error(e.to_string())),
                     }
+                    if holders.is_empty()
+                        && in_flight.is_empty()
+                        && storing.is_empty()
+                        && !missing.is_empty()
+                    {
+                        save_have(&file, &have_path, &have);
+                        let done = have.iter().filter(|h| **h).count() as u64;
+                        return Err(FetchError::HoldersFailed {
+                            hash: hash.to_hex(),
+                            done,
+                            total,
+                        });
+                    }
+                    continue;
                 }
-                Ok(Ok(BlobResponse::Chunk(_))) => {
-                    let reason = format!("sent a corrupt piece {index} of blob {hash}");
-                    warn!("peer {peer}: {reason}; asking another holder");
-                    holders.retain(|h| *h != peer);
-                    missing.push_front(index);
-                    self.reject_peer(peer, reason).await?;
+            };
+            if let Some(n) = load.get_mut(&peer) {
+                *n = n.saturating_sub(1);
+            }
+            match answer {
+                Ok(Ok(BlobResponse::Chunk(bytes))) => {
+                    // Checked and written on the blocking pool, several at once,
+                    // while the next pieces arrive.
+                    let writer = Arc::clone(&file);
+                    let cvs = Arc::clone(&cvs);
+                    storing.push(async move {
+                        let outcome = tokio::task::spawn_blocking(move || {
+                            if !blobtree::verify_chunk(&root, len, &cvs, index, &bytes) {
+                                return Ok(false);
+                            }
+                            writer
+                                .write_all_at(&bytes, index * blobtree::CHUNK)
+                                .map(|()| true)
+                        })
+                        .await;
+                        (peer, index, outcome)
+                    });
                 }
                 Ok(Ok(other)) => {
                     debug!("peer {peer} answered piece {index} of {hash} with {other:?}");
@@ -269,7 +320,11 @@ impl NodeHandle {
                     holders.retain(|h| *h != peer);
                 }
             }
-            if holders.is_empty() && in_flight.is_empty() && !missing.is_empty() {
+            if holders.is_empty()
+                && in_flight.is_empty()
+                && storing.is_empty()
+                && !missing.is_empty()
+            {
                 save_have(&file, &have_path, &have);
                 let done = have.iter().filter(|h| **h).count() as u64;
                 return Err(FetchError::HoldersFailed {
@@ -281,7 +336,7 @@ impl NodeHandle {
         }
         drop(file);
         let blob = store
-            .adopt_partial(&hash)
+            .adopt_partial(&hash, &cvs)
             .map_err(|e| store_error(e.to_string()))?;
         info!(%hash, bytes = len, pieces = fetched, holders = holder_count, "blob fetched and verified");
         Ok(Fetched {

@@ -179,11 +179,11 @@ impl Runtime {
         worker: watch::Receiver<WorkerState>,
     ) -> Result<(Runtime, Vec<Multiaddr>), NodeError> {
         let (data, lock) = super::open_data_dir(&config)?;
-        let psk = if config.offline {
+        let psk: [u8; 32] = if config.offline {
             // Nothing is ever dialled or listened on: a throwaway key.
-            libp2p::pnet::PreSharedKey::new(rand::random())
+            rand::random()
         } else {
-            keys::load_mesh_key(data.root())?
+            keys::mesh_key_bytes(data.root())?
         };
         let identity = keys::load_or_create_identity(data.root())?;
         let peer_id = identity.public().to_peer_id();

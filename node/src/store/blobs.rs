@@ -144,6 +144,7 @@ impl BlobStore {
             tmp,
             file: Some(file),
             hasher: blake3::Hasher::new(),
+            outboard: blobtree::OutboardWriter::default(),
             size: 0,
         })
     }
@@ -216,12 +217,17 @@ impl BlobStore {
                 cvs.push(blobtree::chunk_cv(&piece[..want], index));
             }
         }
+        self.save_outboard(hash, len, &cvs)?;
+        Ok(Some((len, cvs)))
+    }
+
+    /// Keep a blob's outboard next to it (`<hash>.ob`: length, then the CVs).
+    fn save_outboard(&self, hash: &BlobHash, len: u64, cvs: &[[u8; 32]]) -> Result<(), StoreError> {
         let mut bytes = len.to_be_bytes().to_vec();
-        for cv in &cvs {
+        for cv in cvs {
             bytes.extend_from_slice(cv);
         }
-        super::write_atomic(&cache, &bytes)?;
-        Ok(Some((len, cvs)))
+        super::write_atomic(&self.path(hash).with_extension("ob"), &bytes)
     }
 
     /// Where a download of this blob keeps its pieces until it is whole.
@@ -232,7 +238,11 @@ impl BlobStore {
 
     /// Make a finished, verified download visible under its hash (fsync, rename,
     /// fsync the folder).
-    pub fn adopt_partial(&self, hash: &BlobHash) -> Result<BlobRef, StoreError> {
+    pub fn adopt_partial(
+        &self,
+        hash: &BlobHash,
+        outboard: &[[u8; 32]],
+    ) -> Result<BlobRef, StoreError> {
         let partial = self.partial_path(hash);
         let file = File::open(&partial).map_err(io_err(&partial))?;
         file.sync_all().map_err(io_err(&partial))?;
@@ -246,6 +256,10 @@ impl BlobStore {
             dir.sync_all().map_err(io_err(&shard))?;
         }
         let _ = fs::remove_file(partial.with_extension("have"));
+        // The verified outboard it came with: this node serves it at once.
+        if let Err(e) = self.save_outboard(hash, size, outboard) {
+            tracing::debug!(%hash, "keeping the outboard: {e}");
+        }
         Ok(BlobRef { hash: *hash, size })
     }
 
@@ -283,6 +297,9 @@ pub struct BlobWriter {
     tmp: PathBuf,
     file: Option<File>,
     hasher: blake3::Hasher,
+    /// The piece CVs, as the bytes go by: a blob stored here is served without
+    /// reading it back for its outboard.
+    outboard: blobtree::OutboardWriter,
     size: u64,
 }
 
@@ -297,6 +314,7 @@ impl BlobWriter {
         };
         file.write_all(bytes).map_err(io_err(&self.tmp))?;
         self.hasher.update(bytes);
+        self.outboard.update(bytes);
         self.size += bytes.len() as u64;
         Ok(())
     }
@@ -325,6 +343,11 @@ impl BlobWriter {
         fs::rename(&self.tmp, &target).map_err(io_err(&target))?;
         if let Ok(dir) = File::open(&shard) {
             dir.sync_all().map_err(io_err(&shard))?;
+        }
+        // Only a cache: without it the outboard is computed on the first request.
+        let cvs = std::mem::take(&mut self.outboard).finish();
+        if let Err(e) = self.store.save_outboard(&hash, size, &cvs) {
+            tracing::debug!(%hash, "keeping the outboard: {e}");
         }
         Ok(BlobRef { hash, size })
     }

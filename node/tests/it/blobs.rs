@@ -82,7 +82,7 @@ async fn spawn_holder(
 ) -> (Multiaddr, Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
     let mut swarm: Swarm<Behaviour> = mesh::build_swarm(
         &libp2p::identity::Keypair::generate_ed25519(),
-        libp2p::pnet::PreSharedKey::new(KEY),
+        KEY,
         &MeshConfig {
             mdns: false,
             ..MeshConfig::default()

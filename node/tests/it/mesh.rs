@@ -339,12 +339,8 @@ fn raw_swarm(key: [u8; 32]) -> Swarm<Behaviour> {
         mdns: false,
         ..MeshConfig::default()
     };
-    let mut swarm = mesh::build_swarm(
-        &libp2p::identity::Keypair::generate_ed25519(),
-        libp2p::pnet::PreSharedKey::new(key),
-        &config,
-    )
-    .unwrap();
+    let mut swarm =
+        mesh::build_swarm(&libp2p::identity::Keypair::generate_ed25519(), key, &config).unwrap();
     swarm
         .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
         .unwrap();
@@ -402,7 +398,7 @@ async fn without_the_mesh_key_nothing_connects_and_nothing_is_read() {
     let node = start(dir, vec![], |_| {}).await;
     let mut node_events = node.handle.subscribe();
 
-    // A wrong key: pnet makes the handshake fail.
+    // A wrong key: the private layer's handshake fails and says why.
     let mut wrong = raw_swarm([2; 32]);
     wrong.dial(node.addr.clone()).unwrap();
     let error = drive(&mut wrong, |_, event| match event {
@@ -411,7 +407,7 @@ async fn without_the_mesh_key_nothing_connects_and_nothing_is_read() {
         _ => None,
     })
     .await;
-    assert!(!error.is_empty());
+    assert!(error.contains("not in this mesh"), "{error}");
 
     // No key at all: plain TCP + Noise + Yamux, as any libp2p node would speak.
     let mut plain = libp2p::SwarmBuilder::with_new_identity()
