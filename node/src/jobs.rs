@@ -1744,15 +1744,25 @@ impl Runner {
         error: Option<String>,
         take: Option<(String, Overhead)>,
     ) {
-        let mut update = self.update(state, fraction, step);
+        let update = self.update(state, fraction, step);
+        if let Some(running) = &mut self.running {
+            running.last_gossip = Some(Instant::now());
+            running.announced = true;
+        }
+        self.send_update(update, error, take).await;
+    }
+
+    /// Tell this node and every other one (gossip) about a job: `update` names it.
+    async fn send_update(
+        &mut self,
+        mut update: JobUpdate,
+        error: Option<String>,
+        take: Option<(String, Overhead)>,
+    ) {
         update.error = error;
         if let Some((take_id, overhead)) = take {
             update.take_id = Some(take_id);
             update.overhead = Some(overhead);
-        }
-        if let Some(running) = &mut self.running {
-            running.last_gossip = Some(Instant::now());
-            running.announced = true;
         }
         self.handle.emit(NodeEvent::Job(update.clone()));
         let _ = self.handle.publish_jobs(JobsGossip::Progress(update)).await;
@@ -1814,6 +1824,8 @@ impl Runner {
             job.cancel_requested = current.cancel_requested;
             job.failures = current.failures;
         }
+        // Which job the reports below speak of (the next one may be running by then).
+        let finished = self.update(JobState::Running, 1.0, "");
         match done.outcome {
             Ok(run) => {
                 // The renderer's own time (the runner may see the end late under
@@ -1832,6 +1844,10 @@ impl Runner {
                 }
                 // A job already waits here: the time until it starts is overhead.
                 self.back_to_back = (!self.held.is_empty()).then_some((started, took));
+                // The GPU goes on with the next held job while this one's output is
+                // stored (a blob write and fsync per output).
+                self.running = None;
+                self.start_next().await;
                 self.streak = 0;
                 self.next_pause = FIRST_PAUSE;
                 match self.store_outputs(&job, &run).await {
@@ -1855,18 +1871,15 @@ impl Runner {
                         } else {
                             "done"
                         };
-                        self.report(
-                            JobState::Succeeded,
-                            1.0,
-                            step,
-                            None,
-                            Some((first, overhead)),
-                        )
-                        .await;
+                        let mut update = finished;
+                        update.state = JobState::Succeeded;
+                        step.clone_into(&mut update.step);
+                        self.send_update(update, None, Some((first, overhead)))
+                            .await;
                     }
                     Err(e) => {
-                        self.fail(&project_id, job, &format!("storing the output: {e}"), false)
-                            .await;
+                        let why = format!("storing the output: {e}");
+                        self.fail(&project_id, job, &why, false, finished).await;
                     }
                 }
             }
@@ -1889,10 +1902,17 @@ impl Runner {
                     // ComfyUI refused the graph: its nodes or models may have changed.
                     self.refresh.notify_one();
                 }
-                self.fail(&project_id, job, &failure.message, true).await;
+                self.fail(&project_id, job, &failure.message, true, finished)
+                    .await;
             }
         }
-        self.running = None;
+        if self
+            .running
+            .as_ref()
+            .is_some_and(|r| r.held.job_id == done.job_id)
+        {
+            self.running = None;
+        }
         // Write the result now when nothing else is running soon.
         if self.held.is_empty() {
             let _ = self.flush().await;
@@ -1902,7 +1922,16 @@ impl Runner {
     /// A failed run: back to the queue for another node while attempts remain (this
     /// node noted as having failed it), else failed for good. Counts towards this
     /// node's failures in a row.
-    async fn fail(&mut self, project_id: &str, mut job: Job, error: &str, count: bool) {
+    /// A run of `job` failed: count it, queue a retry or end it, and report it as
+    /// `finished` (the update naming the job) says.
+    async fn fail(
+        &mut self,
+        project_id: &str,
+        mut job: Job,
+        error: &str,
+        count: bool,
+        finished: JobUpdate,
+    ) {
         *job.failures.entry(self.node_id.clone()).or_default() += 1;
         job.error = format!("attempt {} on {}: {error}", job.attempts, self.host);
         if count {
@@ -1958,7 +1987,11 @@ impl Runner {
         } else {
             "failed; queued for a retry"
         };
-        self.report(state, 1.0, step, Some(job.error.clone()), None)
+        let mut update = finished;
+        update.state = state;
+        update.fraction = 1.0;
+        step.clone_into(&mut update.step);
+        self.send_update(update, Some(job.error.clone()), None)
             .await;
     }
 
