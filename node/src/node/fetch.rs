@@ -228,96 +228,81 @@ impl NodeHandle {
                 }
                 else => break,
             };
-            let (peer, index, answer) = match next {
-                Next::Answer(peer, index, answer) => (peer, index, answer),
-                Next::Stored(peer, index, outcome) => {
-                    match outcome {
-                        Ok(Ok(true)) => {
-                            have[usize::try_from(index).unwrap_or(usize::MAX)] = true;
-                            fetched += 1;
-                            failures.remove(&peer);
-                            busy.remove(&peer);
-                            if fetched.is_multiple_of(64) {
-                                save_have(&file, &have_path, &have);
-                            }
+            match next {
+                Next::Stored(peer, index, outcome) => match outcome {
+                    Ok(Ok(true)) => {
+                        have[usize::try_from(index).unwrap_or(usize::MAX)] = true;
+                        fetched += 1;
+                        failures.remove(&peer);
+                        busy.remove(&peer);
+                        if fetched.is_multiple_of(64) {
+                            save_have(&file, &have_path, &have);
                         }
-                        Ok(Ok(false)) => {
-                            let reason = format!("sent a corrupt piece {index} of blob {hash}");
-                            warn!("peer {peer}: {reason}; asking another holder");
+                    }
+                    Ok(Ok(false)) => {
+                        let reason = format!("sent a corrupt piece {index} of blob {hash}");
+                        warn!("peer {peer}: {reason}; asking another holder");
+                        holders.retain(|h| *h != peer);
+                        missing.push_front(index);
+                        self.reject_peer(peer, reason).await?;
+                    }
+                    Ok(Err(e)) => {
+                        return Err(store_error(format!("{}: {e}", partial.display())));
+                    }
+                    Err(e) => return Err(store_error(e.to_string())),
+                },
+                Next::Answer(peer, index, answer) => {
+                    if let Some(n) = load.get_mut(&peer) {
+                        *n = n.saturating_sub(1);
+                    }
+                    match answer {
+                        Ok(Ok(BlobResponse::Chunk(bytes))) => {
+                            // Checked and written on the blocking pool, several at once,
+                            // while the next pieces arrive.
+                            let writer = Arc::clone(&file);
+                            let cvs = Arc::clone(&cvs);
+                            storing.push(async move {
+                                let outcome = tokio::task::spawn_blocking(move || {
+                                    if !blobtree::verify_chunk(&root, len, &cvs, index, &bytes) {
+                                        return Ok(false);
+                                    }
+                                    writer
+                                        .write_all_at(&bytes, index * blobtree::CHUNK)
+                                        .map(|()| true)
+                                })
+                                .await;
+                                (peer, index, outcome)
+                            });
+                        }
+                        Ok(Ok(other)) => {
+                            debug!("peer {peer} answered piece {index} of {hash} with {other:?}");
                             holders.retain(|h| *h != peer);
                             missing.push_front(index);
-                            self.reject_peer(peer, reason).await?;
+                        }
+                        Ok(Err(e)) if e.to_string().contains("busy") => {
+                            // The holder serves others too: ask again (it answered at once).
+                            missing.push_back(index);
+                            let count = busy.entry(peer).or_default();
+                            *count += 1;
+                            if *count >= MAX_BUSY {
+                                holders.retain(|h| *h != peer);
+                            }
                         }
                         Ok(Err(e)) => {
-                            return Err(store_error(format!("{}: {e}", partial.display())));
-                        }
-                        Err(e) => return Err(store_error(e.to_string())),
-                    }
-                    if holders.is_empty()
-                        && in_flight.is_empty()
-                        && storing.is_empty()
-                        && !missing.is_empty()
-                    {
-                        save_have(&file, &have_path, &have);
-                        let done = have.iter().filter(|h| **h).count() as u64;
-                        return Err(FetchError::HoldersFailed {
-                            hash: hash.to_hex(),
-                            done,
-                            total,
-                        });
-                    }
-                    continue;
-                }
-            };
-            if let Some(n) = load.get_mut(&peer) {
-                *n = n.saturating_sub(1);
-            }
-            match answer {
-                Ok(Ok(BlobResponse::Chunk(bytes))) => {
-                    // Checked and written on the blocking pool, several at once,
-                    // while the next pieces arrive.
-                    let writer = Arc::clone(&file);
-                    let cvs = Arc::clone(&cvs);
-                    storing.push(async move {
-                        let outcome = tokio::task::spawn_blocking(move || {
-                            if !blobtree::verify_chunk(&root, len, &cvs, index, &bytes) {
-                                return Ok(false);
+                            debug!("piece {index} of {hash} from {peer}: {e}");
+                            missing.push_front(index);
+                            let count = failures.entry(peer).or_default();
+                            *count += 1;
+                            if *count >= MAX_HOLDER_FAILURES {
+                                holders.retain(|h| *h != peer);
                             }
-                            writer
-                                .write_all_at(&bytes, index * blobtree::CHUNK)
-                                .map(|()| true)
-                        })
-                        .await;
-                        (peer, index, outcome)
-                    });
-                }
-                Ok(Ok(other)) => {
-                    debug!("peer {peer} answered piece {index} of {hash} with {other:?}");
-                    holders.retain(|h| *h != peer);
-                    missing.push_front(index);
-                }
-                Ok(Err(e)) if e.to_string().contains("busy") => {
-                    // The holder serves others too: ask again (it answered at once).
-                    missing.push_back(index);
-                    let count = busy.entry(peer).or_default();
-                    *count += 1;
-                    if *count >= MAX_BUSY {
-                        holders.retain(|h| *h != peer);
+                        }
+                        Err(_) => {
+                            debug!("piece {index} of {hash} from {peer}: timed out");
+                            missing.push_front(index);
+                            holders.retain(|h| *h != peer);
+                        }
                     }
-                }
-                Ok(Err(e)) => {
-                    debug!("piece {index} of {hash} from {peer}: {e}");
-                    missing.push_front(index);
-                    let count = failures.entry(peer).or_default();
-                    *count += 1;
-                    if *count >= MAX_HOLDER_FAILURES {
-                        holders.retain(|h| *h != peer);
-                    }
-                }
-                Err(_) => {
-                    debug!("piece {index} of {hash} from {peer}: timed out");
-                    missing.push_front(index);
-                    holders.retain(|h| *h != peer);
                 }
             }
             if holders.is_empty()
