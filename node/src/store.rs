@@ -412,6 +412,20 @@ impl ProjectStore {
         Ok(())
     }
 
+    /// A handle to fsync the records appended so far from another thread (`None`
+    /// when there are none): the caller's own thread does not wait for the disk.
+    /// The log counts as synced from here on; a later append makes it unsynced
+    /// again, and [`sync`](Self::sync) then waits for the disk as before.
+    pub fn sync_handle(&mut self) -> Result<Option<(File, PathBuf)>, StoreError> {
+        if !self.unsynced {
+            return Ok(None);
+        }
+        let log_path = self.dir.join("changes.log");
+        let file = self.log.try_clone().map_err(io_err(&log_path))?;
+        self.unsynced = false;
+        Ok(Some((file, log_path)))
+    }
+
     /// Wait for the disk to hold every record appended so far.
     pub fn sync(&mut self) -> Result<(), StoreError> {
         if self.unsynced {

@@ -71,6 +71,9 @@ pub(super) struct Runtime {
     /// fsynced, and when the fsync is due (see [`DISK_SYNC_AFTER`]).
     unsynced: HashSet<String>,
     disk_sync_due: Option<Instant>,
+    /// Projects whose fsync of received changes failed on the blocking pool.
+    disk_failed_tx: mpsc::UnboundedSender<(String, String)>,
+    disk_failed_rx: mpsc::UnboundedReceiver<(String, String)>,
     /// Each project's local changes not yet pushed to every peer.
     outboxes: HashMap<String, Outbox>,
     /// Changes that pushed changes wait on: when to look again, the peer that
@@ -223,7 +226,10 @@ impl Runtime {
         let dial_targets = config.peers.clone();
         let blob_store = crate::store::blobs::BlobStore::open(data.root())?;
         let (blob_served_tx, blob_served_rx) = mpsc::channel(blobs::MAX_SERVING * 2);
+        let (disk_failed_tx, disk_failed_rx) = mpsc::unbounded_channel();
         let runtime = Runtime {
+            disk_failed_tx,
+            disk_failed_rx,
             blob_store,
             blob_permits: std::sync::Arc::new(tokio::sync::Semaphore::new(blobs::MAX_SERVING)),
             blob_pending: HashMap::new(),
@@ -291,6 +297,10 @@ impl Runtime {
                 _ = heartbeat.tick() => self.publish_presence(),
                 _ = retry.tick() => self.retry(),
                 () = at(self.disk_sync_due) => self.sync_to_disk(),
+                Some((project_id, e)) = self.disk_failed_rx.recv() => {
+                    error!("project {project_id}: writing received changes to disk failed: {e}");
+                    self.reload(&project_id);
+                }
                 () = at(self.missing_check_due) => self.ask_for_missing_changes(),
             }
         }
@@ -298,18 +308,34 @@ impl Runtime {
         Ok(())
     }
 
-    /// Write and fsync the changes received from peers since the last time. If
-    /// the disk refuses, the project goes back to what is on disk and every sync
-    /// session of it starts over, so peers send those changes again.
+    /// Write the changes received from peers since the last time, and fsync them
+    /// on the blocking pool: this task, which serves every peer and every local
+    /// request, does not wait for a busy disk (17 nodes on one disk made it wait
+    /// 0.3-0.6 s now and then). They are in the file at once (a crash of the
+    /// process loses nothing); until the fsync ends a power cut may lose them, and
+    /// peers send them again. If the disk refuses, the project goes back to what
+    /// is on disk and every sync session of it starts over, so peers send those
+    /// changes again. Local edits still wait for their own fsync.
     fn sync_to_disk(&mut self) {
         self.disk_sync_due = None;
         for project_id in std::mem::take(&mut self.unsynced) {
             let Some(store) = self.projects.get_mut(&project_id) else {
                 continue;
             };
-            if let Err(e) = store.append().and_then(|()| store.sync()) {
-                error!("project {project_id}: writing received changes to disk failed: {e}");
-                self.reload(&project_id);
+            match store.append().and_then(|()| store.sync_handle()) {
+                Ok(Some((file, path))) => {
+                    let failed = self.disk_failed_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(e) = file.sync_data() {
+                            let _ = failed.send((project_id, format!("{}: {e}", path.display())));
+                        }
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    error!("project {project_id}: writing received changes to disk failed: {e}");
+                    self.reload(&project_id);
+                }
             }
         }
     }
