@@ -168,46 +168,25 @@ mod tests {
     use super::*;
     use futures::io::Cursor;
 
-    /// Two ends over an in-memory duplex pipe.
+    type Pipe = tokio_util::compat::Compat<tokio::io::DuplexStream>;
+
+    /// Two ends of an in-memory duplex pipe, as futures-io streams.
+    fn pipe() -> (Pipe, Pipe) {
+        use tokio_util::compat::TokioAsyncReadCompatExt;
+        let (x, y) = tokio::io::duplex(1024);
+        (x.compat(), y.compat())
+    }
+
+    /// Two ends over a pipe, each keyed as given.
     async fn pair(
         a: [u8; 32],
         b: [u8; 32],
     ) -> (
-        Result<Private<Duplex>, PrivateError>,
-        Result<Private<Duplex>, PrivateError>,
+        Result<Private<Pipe>, PrivateError>,
+        Result<Private<Pipe>, PrivateError>,
     ) {
-        let (x, y) = tokio::io::duplex(1024);
-        let x = Duplex(tokio_util::compat::TokioAsyncReadCompatExt::compat(x));
-        let y = Duplex(tokio_util::compat::TokioAsyncReadCompatExt::compat(y));
+        let (x, y) = pipe();
         futures::join!(handshake(&a, x), handshake(&b, y))
-    }
-
-    struct Duplex(tokio_util::compat::Compat<tokio::io::DuplexStream>);
-
-    impl AsyncRead for Duplex {
-        fn poll_read(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut [u8],
-        ) -> Poll<io::Result<usize>> {
-            Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
-        }
-    }
-
-    impl AsyncWrite for Duplex {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
-        }
-        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.get_mut().0).poll_flush(cx)
-        }
-        fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.get_mut().0).poll_close(cx)
-        }
     }
 
     #[tokio::test]
@@ -268,9 +247,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_peer_that_hangs_up_mid_handshake_is_an_error_not_a_panic() {
-        let (x, y) = tokio::io::duplex(1024);
-        let x = Duplex(tokio_util::compat::TokioAsyncReadCompatExt::compat(x));
-        let mut y = tokio_util::compat::TokioAsyncReadCompatExt::compat(y);
+        let (x, mut y) = pipe();
         let hangup = async move {
             // Half a nonce, then gone.
             y.write_all(&[9; 10]).await.expect("write");
