@@ -534,11 +534,10 @@ impl Runner {
         // Subscribe before the first look so no change is missed in between.
         let mut events = self.handle.subscribe();
         // Peers connected before the runner started count as just connected.
-        if let Ok(status) = self.handle.status().await {
+        if let Ok(peers) = self.handle.peers().await {
             let now = Instant::now();
             self.peers.extend(
-                status
-                    .peers
+                peers
                     .iter()
                     .filter(|p| p.connected && !p.this_node)
                     .map(|p| (p.node_id.clone(), now)),
@@ -2067,11 +2066,11 @@ impl Runner {
     /// values. A node that in fact finished the job meanwhile has its take, which
     /// the next claimant finds before running it.
     async fn expire_leases(&mut self) -> Result<(), NodeError> {
-        let status = self.handle.status().await?;
+        let peers = self.handle.peers().await?;
         let lease_secs = self.lease.as_secs_f64();
         let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
         let silent = |claimant: &str, started_at_ms: u64| -> bool {
-            match status.peers.iter().find(|p| p.node_id == claimant) {
+            match peers.iter().find(|p| p.node_id == claimant) {
                 Some(row) if row.this_node => false,
                 Some(row) => row
                     .last_heartbeat_secs

@@ -284,6 +284,9 @@ pub(crate) enum Command {
     Status {
         reply: oneshot::Sender<NodeStatusReport>,
     },
+    Peers {
+        reply: oneshot::Sender<Vec<PeerRow>>,
+    },
     Dial {
         addr: Multiaddr,
     },
@@ -506,6 +509,13 @@ impl NodeHandle {
     /// Status: listen addresses, projects, peers.
     pub async fn status(&self) -> Result<NodeStatusReport, NodeError> {
         self.ask(|reply| Command::Status { reply }).await
+    }
+
+    /// This node, then every peer heard from or connected: the peers part of
+    /// [`NodeHandle::status`], without reading the projects (the job runner asks
+    /// every second).
+    pub async fn peers(&self) -> Result<Vec<PeerRow>, NodeError> {
+        self.ask(|reply| Command::Peers { reply }).await
     }
 
     /// Send one blob request to a peer and wait for its answer.

@@ -106,8 +106,10 @@ impl SyncState {
     /// record is dropped (the cost: the next exchange may send some again).
     pub const MAX_MARKED_SENT: usize = 4096;
 
-    /// These changes went to the peer by push: the exchange need not send them
-    /// again. Automerge forgets them once the peer's heads include them.
+    /// These changes went to the peer by push (this node's, or another peer's
+    /// that pushes to it too): the exchange need not send them again. Automerge
+    /// forgets them once the peer's heads include them; a peer that asks for one
+    /// by name gets it all the same (`receive_sync_message`).
     pub fn mark_sent(&mut self, changes: &Changes) {
         if self.0.sent_hashes.len() + changes.hashes.len() > Self::MAX_MARKED_SENT {
             self.0.sent_hashes.clear();
@@ -423,7 +425,15 @@ impl ProjectDoc {
             self.doc
                 .sync()
                 .receive_sync_message(&mut state.0, message)
-                .map_err(|e| DocError::Sync(format!("not applicable: {e}")))
+                .map_err(|e| DocError::Sync(format!("not applicable: {e}")))?;
+            // What the peer asks for by name it lacks, whatever this side believed
+            // sent (`mark_sent`: a change another peer was to push it): send it.
+            if let Some(need) = &state.0.their_need {
+                for hash in need {
+                    state.0.sent_hashes.remove(hash);
+                }
+            }
+            Ok::<(), DocError>(())
         }));
         match applied {
             Ok(result) => result?,

@@ -527,6 +527,41 @@ fn a_sync_reply_is_sent_only_when_it_carries_or_asks_for_changes() {
     assert!(a.generate_sync_message(&mut a_state).unwrap().is_some());
 }
 
+#[test]
+fn a_change_marked_sent_for_another_pusher_is_still_sent_when_the_peer_asks_for_it() {
+    // `c` pushes a change to `a`, and `a` marks it sent in its state with `b`
+    // (c pushes to b too). That push never reaches `b`, which asks `a` for the
+    // change by name: `a` must send it despite the mark.
+    let mut a = doc_with(1);
+    let mut b = ProjectDoc::load(&a.save()).unwrap();
+    let mut c = ProjectDoc::load(&a.save()).unwrap();
+    let (mut a_state, mut b_state) = (SyncState::new(), SyncState::new());
+    let before = c.heads();
+    c.add_shots(&[shot("c의 장면")], &Position::End).unwrap();
+    let pushed = c.changes_since(&before);
+    assert!(a.apply_changes(&pushed.chunks, "p1").unwrap().changed);
+    a_state.mark_sent(&pushed);
+    assert!(!b.has_heads(&c.heads()));
+
+    b_state.peer_has(&c.heads());
+    let ask = b
+        .generate_sync_message(&mut b_state)
+        .unwrap()
+        .expect("asks");
+    a.receive_sync_message(&mut a_state, &ask, "p1").unwrap();
+    let reply = a
+        .generate_sync_reply(&mut a_state)
+        .unwrap()
+        .expect("answers");
+    assert!(
+        b.receive_sync_message(&mut b_state, &reply, "p1")
+            .unwrap()
+            .changed
+    );
+    assert!(b.has_heads(&c.heads()));
+    assert_eq!(b.heads(), a.heads());
+}
+
 // ---- jobs and takes -------------------------------------------------------------
 
 fn take_for(job: &crate::jobs::Job, blob_byte: char) -> crate::jobs::Take {
