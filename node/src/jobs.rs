@@ -1948,6 +1948,9 @@ impl Runner {
                 self.next_pause = (self.next_pause * 2).min(LONGEST_PAUSE);
                 // Give back what we hold: another node runs it.
                 self.release_held();
+                // Shown at once (`reelmesh status`), before the failure that
+                // caused it reaches any peer.
+                self.publish_worker();
             }
         }
         // Who could take the retry: the live offers, this node's as it is now.
