@@ -383,6 +383,14 @@ impl ProjectDoc {
                     state.0.in_flight,
                 )
             });
+            if !only_if_useful {
+                // Automerge holds back a message while it thinks the last one
+                // awaits a reply, and ours often gets none (a reply that only
+                // tells heads is not sent): without this, a node whose heads stay
+                // put could never ask again. The transport keeps one message in
+                // flight per peer already.
+                state.0.in_flight = false;
+            }
             let message = self.doc.sync().generate_sync_message(&mut state.0)?;
             let useful = !message.changes.is_empty()
                 || !message.need.is_empty()

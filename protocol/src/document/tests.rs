@@ -562,6 +562,42 @@ fn a_change_marked_sent_for_another_pusher_is_still_sent_when_the_peer_asks_for_
     assert_eq!(b.heads(), a.heads());
 }
 
+#[test]
+fn an_ask_goes_even_when_the_last_message_was_never_answered() {
+    // `b`'s last message of an exchange carries nothing `a` needs, so `a` does not
+    // reply (a reply that only tells heads is not sent). Automerge's own state
+    // then says `b` waits on a reply, and refuses another message while `b`'s
+    // heads stay the same. Later `a` makes a change it does not push; `b` hears
+    // the new heads announced and must be able to ask for them.
+    let mut a = doc_with(1);
+    let mut b = ProjectDoc::load(&a.save()).unwrap();
+    let (mut a_state, mut b_state) = (SyncState::new(), SyncState::new());
+    let hello = b.generate_sync_message(&mut b_state).unwrap().unwrap();
+    a.receive_sync_message(&mut a_state, &hello, "p1").unwrap();
+    assert_eq!(a.generate_sync_reply(&mut a_state).unwrap(), None);
+
+    let before = a.heads();
+    a.add_shots(&[shot("밀지 않은 장면")], &Position::End)
+        .unwrap();
+    assert_ne!(a.heads(), before);
+    b_state.peer_has(&a.heads());
+    let ask = b
+        .generate_sync_message(&mut b_state)
+        .unwrap()
+        .expect("the ask goes");
+    a.receive_sync_message(&mut a_state, &ask, "p1").unwrap();
+    let reply = a
+        .generate_sync_reply(&mut a_state)
+        .unwrap()
+        .expect("the change is sent");
+    assert!(
+        b.receive_sync_message(&mut b_state, &reply, "p1")
+            .unwrap()
+            .changed
+    );
+    assert!(b.has_heads(&a.heads()));
+}
+
 // ---- jobs and takes -------------------------------------------------------------
 
 fn take_for(job: &crate::jobs::Job, blob_byte: char) -> crate::jobs::Take {
