@@ -120,6 +120,24 @@ const FLUSH_MAX: Duration = Duration::from_secs(1);
 /// How long one ComfyUI run may take, queue wait included, before the job fails.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
+/// A runner await slower than this is logged (debug): while it waits, the runner
+/// reads no event, so this is where a late claim or start shows up.
+const SLOW_AWAIT: Duration = Duration::from_millis(50);
+
+/// Await `work`, logging it when it took longer than [`SLOW_AWAIT`].
+async fn timed<T>(what: &str, work: impl std::future::Future<Output = T>) -> T {
+    let started = Instant::now();
+    let out = work.await;
+    let took = started.elapsed();
+    if took >= SLOW_AWAIT {
+        debug!(
+            took_ms = took.as_millis() as u64,
+            "job runner: {what} was slow"
+        );
+    }
+    out
+}
+
 /// What this node's job side says about itself (read by presence).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkerState {
@@ -564,35 +582,15 @@ impl Runner {
                 () = cancel.cancelled() => break,
                 done = self.done_rx.recv() => {
                     if let Some(done) = done {
-                        self.finish(done).await;
+                        timed("finishing a run", self.finish(done)).await;
                     }
                 }
                 Some(step) = self.steps_rx.recv() => {
-                    self.on_step(step).await;
+                    timed("reporting progress", self.on_step(step)).await;
                     due = false;
                 }
                 event = events.recv() => match event {
-                    Ok(NodeEvent::DocChanged { project_id, .. }) => {
-                        self.dirty.insert(project_id);
-                    }
-                    Ok(NodeEvent::Offer(offer)) => {
-                        self.note_rivals(&offer);
-                        offers_dirty = true;
-                    }
-                    Ok(NodeEvent::PeerConnected(peer)) => {
-                        self.peers.insert(peer.to_string(), Instant::now());
-                        offers_dirty = true;
-                    }
-                    Ok(NodeEvent::PeerDisconnected(peer)) => {
-                        self.peers.remove(&peer.to_string());
-                        self.delay.forget(&peer.to_string());
-                        offers_dirty = true;
-                    }
-                    Ok(NodeEvent::Job(update)) => {
-                        self.note_run_elsewhere(&update);
-                        due = false;
-                    }
-                    Ok(_) => due = false,
+                    Ok(event) => due = self.on_event(event, &mut offers_dirty),
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // Missed changes: read everything again.
                         self.dirty.extend(self.index.keys().cloned());
@@ -610,34 +608,17 @@ impl Runner {
                     if let (None, Some(first)) = (&self.running, self.held.first()) {
                         debug!(held = self.held.len(), job = %first.job_id, "holding jobs, none running");
                     }
-                    if let Err(e) = self.expire_leases().await {
+                    if let Err(e) = timed("checking leases", self.expire_leases()).await {
                         warn!("job runner: checking leases failed: {e}");
                     }
                 }
                 () = sleep_until(wake) => {}
             }
-            // Take everything else that is ready before the next step.
+            // Take everything else that is ready before the next step; any of it
+            // that needs a step gets one, even when what woke the loop did not
+            // (a progress event first, then the job it must claim).
             while let Ok(event) = events.try_recv() {
-                match event {
-                    NodeEvent::DocChanged { project_id, .. } => {
-                        self.dirty.insert(project_id);
-                    }
-                    NodeEvent::Offer(offer) => {
-                        self.note_rivals(&offer);
-                        offers_dirty = true;
-                    }
-                    NodeEvent::Job(update) => self.note_run_elsewhere(&update),
-                    NodeEvent::PeerConnected(peer) => {
-                        self.peers.insert(peer.to_string(), Instant::now());
-                        offers_dirty = true;
-                    }
-                    NodeEvent::PeerDisconnected(peer) => {
-                        self.peers.remove(&peer.to_string());
-                        self.delay.forget(&peer.to_string());
-                        offers_dirty = true;
-                    }
-                    _ => {}
-                }
+                due |= self.on_event(event, &mut offers_dirty);
             }
         }
         if let Some(running) = &self.running {
@@ -645,6 +626,35 @@ impl Runner {
         }
         // Results already in hand are written (the node saves before it stops).
         let _ = self.flush().await;
+    }
+
+    /// Take one node event in; returns whether it calls for a step (a changed
+    /// document, offer or peer set; not progress or presence).
+    fn on_event(&mut self, event: NodeEvent, offers_dirty: &mut bool) -> bool {
+        match event {
+            NodeEvent::DocChanged { project_id, .. } => {
+                self.dirty.insert(project_id);
+            }
+            NodeEvent::Offer(offer) => {
+                self.note_rivals(&offer);
+                *offers_dirty = true;
+            }
+            NodeEvent::PeerConnected(peer) => {
+                self.peers.insert(peer.to_string(), Instant::now());
+                *offers_dirty = true;
+            }
+            NodeEvent::PeerDisconnected(peer) => {
+                self.peers.remove(&peer.to_string());
+                self.delay.forget(&peer.to_string());
+                *offers_dirty = true;
+            }
+            NodeEvent::Job(update) => {
+                self.note_run_elsewhere(&update);
+                return false;
+            }
+            _ => return false,
+        }
+        true
     }
 
     /// The earliest moment something is due without an event: an intent whose
@@ -683,9 +693,15 @@ impl Runner {
             && let Some(mean) = self.estimate(&running.held.workflow, running.held.work)
             && self.held.is_empty()
         {
-            at((running.started + mean)
+            // The moment to claim the next job ahead; once it has passed, the
+            // step already tried, and only an event (a queued job) makes it worth
+            // another look.
+            let claim_at = (running.started + mean)
                 .checked_sub(self.horizon())
-                .unwrap_or(running.started));
+                .unwrap_or(running.started);
+            if claim_at > Instant::now() {
+                at(claim_at);
+            }
         }
         wake
     }
@@ -752,7 +768,7 @@ impl Runner {
 
     /// One round: read what changed, write what is due, claim, start.
     async fn step(&mut self, offers_dirty: bool) -> Result<(), NodeError> {
-        self.refresh_index().await?;
+        timed("reading the jobs", self.refresh_index()).await?;
         self.check_running();
         if let Some((until, _)) = &self.pause
             && Instant::now() >= *until
@@ -762,9 +778,9 @@ impl Runner {
             // On probation: one more failure pauses again, for longer.
             self.streak = PAUSE_AFTER_FAILURES - 1;
         }
-        let offer_changed = self.publish_offer().await?;
+        let offer_changed = timed("publishing the offer", self.publish_offer()).await?;
         if offers_dirty || offer_changed {
-            let offers = self.handle.offers().await?;
+            let offers = timed("reading the offers", self.handle.offers()).await?;
             // Alone: no other node that runs jobs, so no claim to race with.
             self.alone = !offers.iter().any(|o| o.node_id != self.node_id)
                 && self
@@ -773,16 +789,16 @@ impl Runner {
                     .all(|since| since.elapsed() >= NEW_PEER_GRACE);
             self.offers = offers;
         }
-        self.claim().await?;
-        self.commit_intents().await?;
-        self.start_next().await;
-        self.announce_run().await;
+        timed("claiming", self.claim()).await?;
+        timed("writing claims", self.commit_intents()).await?;
+        timed("starting", self.start_next()).await;
+        timed("announcing", self.announce_run()).await;
         self.prefetch_inputs();
         let due = self
             .pending_since
             .is_some_and(|since| since.elapsed() >= self.write_delay());
         if due {
-            self.flush().await?;
+            timed("writing results", self.flush()).await?;
         }
         self.publish_worker();
         Ok(())
@@ -1849,7 +1865,7 @@ impl Runner {
                 self.start_next().await;
                 self.streak = 0;
                 self.next_pause = FIRST_PAUSE;
-                match self.store_outputs(&job, &run).await {
+                match timed("storing outputs", self.store_outputs(&job, &run)).await {
                     Ok(takes) => {
                         job.state = JobState::Succeeded;
                         job.take_id = takes.first().map(|t| t.take_id.clone()).unwrap_or_default();
@@ -1901,6 +1917,9 @@ impl Runner {
                     // ComfyUI refused the graph: its nodes or models may have changed.
                     self.refresh.notify_one();
                 }
+                // Nothing runs any more: a pause that begins in `fail` is shown
+                // with no current job (status "error", not "busy").
+                self.running = None;
                 self.fail(&project_id, job, &failure.message, true, finished)
                     .await;
             }
@@ -1914,7 +1933,7 @@ impl Runner {
         }
         // Write the result now when nothing else is running soon.
         if self.held.is_empty() {
-            let _ = self.flush().await;
+            let _ = timed("writing results after a run", self.flush()).await;
         }
     }
 
