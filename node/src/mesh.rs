@@ -191,7 +191,9 @@ pub fn build_swarm(
         ),
         blobs: request_response::Behaviour::with_codec(
             // A piece is 1 MiB, an outboard up to 8 MiB (256 GiB blobs).
-            codec::SyncCodec::new(MAX_BLOB_FRAME),
+            // Room for a piece, its kind byte, and the end-of-stream probe.
+            codec::SyncCodec::new(MAX_BLOB_FRAME)
+                .expecting(reelmesh_protocol::blobtree::CHUNK as usize + 64),
             [(
                 libp2p::StreamProtocol::new(wire::BLOB_PROTOCOL),
                 request_response::ProtocolSupport::Full,

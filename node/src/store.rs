@@ -19,6 +19,7 @@
 //! has, which it ignores.
 
 pub mod blobs;
+pub mod direct;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};

@@ -832,13 +832,17 @@ pub enum BlobResponse {
         /// One chaining value per piece (empty for a one-piece blob).
         cvs: Vec<[u8; 32]>,
     },
-    /// A piece's bytes.
-    Chunk(Vec<u8>),
+    /// A piece's bytes (shared with the frame they came in: no copy).
+    Chunk(bytes::Bytes),
     /// Not here.
     NotFound,
 }
 
 impl BlobResponse {
+    /// The first byte of an encoded [`BlobResponse::Chunk`]; a holder builds the
+    /// frame as this byte followed by the piece, read straight in (no copy).
+    pub const CHUNK_KIND: u8 = 1;
+
     /// `kind (0 outboard, 1 chunk, 2 not found) | ...`.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
@@ -854,12 +858,21 @@ impl BlobResponse {
             }
             BlobResponse::Chunk(bytes) => {
                 let mut out = Vec::with_capacity(1 + bytes.len());
-                out.push(1);
+                out.push(Self::CHUNK_KIND);
                 out.extend_from_slice(bytes);
                 out
             }
             BlobResponse::NotFound => vec![2],
         }
+    }
+
+    /// [`BlobResponse::decode`] keeping the frame: a piece's bytes are the
+    /// frame's, not a copy.
+    pub fn decode_owned(frame: Vec<u8>) -> Result<BlobResponse, String> {
+        if frame.first() == Some(&Self::CHUNK_KIND) {
+            return Ok(BlobResponse::Chunk(bytes::Bytes::from(frame).slice(1..)));
+        }
+        BlobResponse::decode(&frame)
     }
 
     /// Parse a peer's answer (the content is verified by the caller against the
@@ -890,7 +903,7 @@ impl BlobResponse {
                     .collect();
                 Ok(BlobResponse::Outboard { len, cvs })
             }
-            1 => Ok(BlobResponse::Chunk(rest.to_vec())),
+            Self::CHUNK_KIND => Ok(BlobResponse::Chunk(bytes::Bytes::copy_from_slice(rest))),
             2 if rest.is_empty() => Ok(BlobResponse::NotFound),
             other => Err(format!("blob response: unknown kind {other}")),
         }
@@ -918,11 +931,18 @@ mod blob_tests {
                 len: 5 << 20,
                 cvs: vec![[1; 32], [2; 32]],
             },
-            BlobResponse::Chunk(vec![9; 100]),
+            BlobResponse::Chunk(vec![9; 100].into()),
+            BlobResponse::Chunk(bytes::Bytes::new()),
             BlobResponse::NotFound,
         ] {
-            assert_eq!(BlobResponse::decode(&response.encode()), Ok(response));
+            assert_eq!(
+                BlobResponse::decode(&response.encode()),
+                Ok(response.clone())
+            );
+            assert_eq!(BlobResponse::decode_owned(response.encode()), Ok(response));
         }
+        assert!(BlobResponse::decode_owned(Vec::new()).is_err());
+        assert!(BlobResponse::decode_owned(vec![2, 0]).is_err());
         assert!(BlobRequest::decode(b"RMB1").is_err());
         assert!(BlobRequest::decode(b"XXXX\x00aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").is_err());
         let mut long = BlobRequest::Outboard { hash }.encode();

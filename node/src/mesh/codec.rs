@@ -28,13 +28,26 @@ pub enum Frame {
 #[derive(Debug, Clone)]
 pub struct SyncCodec {
     max_bytes: usize,
+    /// Room made for a response before it is read (see [`SyncCodec::expecting`]).
+    response_room: usize,
 }
 
 impl SyncCodec {
     /// A codec refusing frames over `max_bytes`.
     #[must_use]
     pub fn new(max_bytes: usize) -> SyncCodec {
-        SyncCodec { max_bytes }
+        SyncCodec {
+            max_bytes,
+            response_room: 0,
+        }
+    }
+
+    /// Make room for responses of about `bytes` before reading them (blob pieces:
+    /// a growing buffer would copy and zero each piece several times over).
+    #[must_use]
+    pub fn expecting(mut self, bytes: usize) -> SyncCodec {
+        self.response_room = bytes.min(self.max_bytes);
+        self
     }
 
     /// The cap.
@@ -43,11 +56,11 @@ impl SyncCodec {
         self.max_bytes
     }
 
-    async fn read_capped<T>(&self, io: &mut T) -> io::Result<Frame>
+    async fn read_capped<T>(&self, io: &mut T, room: usize) -> io::Result<Frame>
     where
         T: AsyncRead + Unpin + Send,
     {
-        let mut frame = Vec::new();
+        let mut frame = Vec::with_capacity(room);
         let cap = u64::try_from(self.max_bytes)
             .unwrap_or(u64::MAX)
             .saturating_add(1);
@@ -71,14 +84,14 @@ impl libp2p::request_response::Codec for SyncCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        self.read_capped(io).await
+        self.read_capped(io, 0).await
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
     where
         T: AsyncRead + Unpin + Send,
     {
-        match self.read_capped(io).await? {
+        match self.read_capped(io, self.response_room).await? {
             Frame::Bytes(bytes) => Ok(bytes),
             Frame::TooLarge { limit } => Err(io::Error::new(
                 io::ErrorKind::InvalidData,

@@ -13,8 +13,6 @@
 //!    is visible only whole and verified.
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +25,7 @@ use tracing::{debug, info, warn};
 
 use super::{NodeError, NodeHandle};
 use crate::store::blobs::{BlobHash, BlobRef, BlobStore};
+use crate::store::direct::PieceFile;
 
 /// Pieces requested at once, over all holders.
 pub const IN_FLIGHT: usize = 32;
@@ -168,14 +167,7 @@ impl NodeHandle {
         };
         let partial = store.partial_path(&hash);
         let have_path = partial.with_extension("have");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&partial)
-            .map_err(|e| store_error(format!("{}: {e}", partial.display())))?;
-        file.set_len(len)
+        let file = PieceFile::open(&partial, len)
             .map_err(|e| store_error(format!("{}: {e}", partial.display())))?;
         let file = Arc::new(file);
         let mut have = load_have(&have_path, total);
@@ -267,7 +259,7 @@ impl NodeHandle {
                                         return Ok(false);
                                     }
                                     writer
-                                        .write_all_at(&bytes, index * blobtree::CHUNK)
+                                        .write_at(&bytes, index * blobtree::CHUNK)
                                         .map(|()| true)
                                 })
                                 .await;
@@ -401,7 +393,7 @@ fn load_have(path: &std::path::Path, total: u64) -> Vec<bool> {
 }
 
 /// Record the pieces done, after the data they name is on disk.
-fn save_have(file: &File, path: &std::path::Path, have: &[bool]) {
+fn save_have(file: &PieceFile, path: &std::path::Path, have: &[bool]) {
     if let Err(e) = file.sync_data() {
         warn!("{}: {e}", path.display());
         return;

@@ -170,14 +170,27 @@ impl BlobStore {
         offset: u64,
         len: usize,
     ) -> Result<Vec<u8>, StoreError> {
+        let mut buf = Vec::with_capacity(len);
+        self.read_range_into(hash, offset, len, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// [`BlobStore::read_range`] appending to `out` (a frame being built).
+    pub fn read_range_into(
+        &self,
+        hash: &BlobHash,
+        offset: u64,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
         let path = self.path(hash);
         let mut file = File::open(&path).map_err(io_err(&path))?;
         file.seek(SeekFrom::Start(offset)).map_err(io_err(&path))?;
-        let mut buf = Vec::with_capacity(len);
+        out.reserve(len);
         file.take(len as u64)
-            .read_to_end(&mut buf)
+            .read_to_end(out)
             .map_err(io_err(&path))?;
-        Ok(buf)
+        Ok(())
     }
 
     /// The blob's length and piece chaining values (see

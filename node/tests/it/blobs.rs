@@ -135,12 +135,14 @@ async fn spawn_holder(
                             let mut piece = blob[start..end].to_vec();
                             let count = counter.fetch_add(1, Ordering::SeqCst);
                             match mode {
-                                Holder::Honest => BlobResponse::Chunk(piece),
+                                Holder::Honest => BlobResponse::Chunk(piece.into()),
                                 Holder::Corrupt => {
                                     piece[7] ^= 0x10;
-                                    BlobResponse::Chunk(piece)
+                                    BlobResponse::Chunk(piece.into())
                                 }
-                                Holder::ServesOnly(n) if count < n => BlobResponse::Chunk(piece),
+                                Holder::ServesOnly(n) if count < n => {
+                                    BlobResponse::Chunk(piece.into())
+                                }
                                 Holder::ServesOnly(_) => BlobResponse::NotFound,
                             }
                         }

@@ -70,7 +70,7 @@ impl Runtime {
                         let _ = reply.send(Err(format!("peer {peer} did not answer (busy)")));
                         return;
                     }
-                    match BlobResponse::decode(&response) {
+                    match BlobResponse::decode_owned(response) {
                         Ok(answer) => {
                             let _ = reply.send(Ok(answer));
                         }
@@ -111,7 +111,7 @@ impl Runtime {
         let store = self.blob_store.clone();
         let done = self.blob_served_tx.clone();
         tokio::task::spawn_blocking(move || {
-            let answer = answer(&store, request).encode();
+            let answer = answer(&store, request);
             drop(permit);
             let _ = done.blocking_send((channel, answer));
         });
@@ -126,9 +126,9 @@ impl Runtime {
     }
 }
 
-/// Read what a request asks for (on the blocking pool).
-fn answer(store: &BlobStore, request: BlobRequest) -> BlobResponse {
-    match request {
+/// Read what a request asks for (on the blocking pool), encoded.
+fn answer(store: &BlobStore, request: BlobRequest) -> Vec<u8> {
+    let response = match request {
         BlobRequest::Outboard { hash } => {
             let hash = BlobHash::from_bytes(hash);
             match store.outboard(&hash) {
@@ -143,19 +143,23 @@ fn answer(store: &BlobStore, request: BlobRequest) -> BlobResponse {
         BlobRequest::Chunk { hash, index } => {
             let hash = BlobHash::from_bytes(hash);
             let Some(len) = store.size(&hash) else {
-                return BlobResponse::NotFound;
+                return BlobResponse::NotFound.encode();
             };
             if index >= blobtree::chunk_count(len) {
-                return BlobResponse::NotFound;
+                return BlobResponse::NotFound.encode();
             }
             let wanted = usize::try_from(blobtree::chunk_len(len, index)).unwrap_or(0);
-            match store.read_range(&hash, index * blobtree::CHUNK, wanted) {
-                Ok(bytes) => BlobResponse::Chunk(bytes),
+            // The frame is the kind byte and the piece, read straight in.
+            let mut frame = Vec::with_capacity(1 + wanted);
+            frame.push(BlobResponse::CHUNK_KIND);
+            match store.read_range_into(&hash, index * blobtree::CHUNK, wanted, &mut frame) {
+                Ok(()) => return frame,
                 Err(e) => {
                     debug!("serving piece {index} of {hash}: {e}");
                     BlobResponse::NotFound
                 }
             }
         }
-    }
+    };
+    response.encode()
 }
