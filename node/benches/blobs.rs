@@ -10,7 +10,9 @@
 //!
 //! Anchor, same run, same file: `cp` of the blob to a new file plus `sync` (a local
 //! copy on the same disk: no network, no encryption, no verification), and `rsync`
-//! of it over loopback ssh when both are installed.
+//! of it over `ssh localhost` plus `sync` when rsync is installed and this user can
+//! log in there without a password (`apt-get install rsync openssh-server`, a key
+//! in `~/.ssh/authorized_keys`; BENCHMARKS.md has the steps).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -132,11 +134,45 @@ fn main() {
             cp.as_secs_f64()
         );
         println!("ratio reelmesh / cp: {:.2}", ours / anchor);
-        let rsync = Command::new("rsync").arg("--version").output().is_ok();
-        if rsync {
-            println!("(rsync is installed: run it over `ssh localhost` by hand to compare)");
-        } else {
-            println!("(rsync is not installed here: no rsync-over-ssh anchor in this run)");
-        }
+        rsync_anchor(&source, &b_dir.path().join("rsync-copy"), ours);
     });
+}
+
+/// The anchor: `rsync` of the same file over `ssh localhost` (encrypted,
+/// checked, written and synced like ours), when rsync is installed and this user
+/// can `ssh localhost` without a password (BENCHMARKS.md says how to set that up).
+fn rsync_anchor(source: &std::path::Path, target: &std::path::Path, ours: f64) {
+    let ssh = "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new";
+    let rsync = Command::new("rsync").arg("--version").output().is_ok();
+    let login = rsync
+        && Command::new("sh")
+            .arg("-c")
+            .arg(format!("{ssh} localhost true"))
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !login {
+        println!(
+            "(no rsync-over-ssh anchor in this run: needs rsync and a password-less `ssh localhost`)"
+        );
+        return;
+    }
+    let started = Instant::now();
+    let ok = Command::new("rsync")
+        .arg("--whole-file")
+        .arg("-e")
+        .arg(ssh)
+        .arg(source)
+        .arg(format!("localhost:{}", target.display()))
+        .status()
+        .expect("rsync");
+    assert!(ok.success(), "rsync failed");
+    let ok = Command::new("sync").status().expect("sync");
+    assert!(ok.success());
+    let took = started.elapsed();
+    let anchor = mb_per_s(SIZE, took);
+    println!(
+        "anchor: rsync over ssh localhost + sync {:>5.2} s  {anchor:>7.1} MB/s",
+        took.as_secs_f64()
+    );
+    println!("ratio reelmesh / rsync: {:.2}", ours / anchor);
 }
