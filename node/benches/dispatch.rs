@@ -679,6 +679,33 @@ async fn diagnose(mesh: &Mesh, seen: &Seen, ledger: &Ledger) {
     }
 }
 
+/// Each job that ran more than once, with where and when each run started (ms from
+/// the first run of any job), so its logs can be found.
+fn print_duplicates(ledger: &Ledger) {
+    let all = ledger.all();
+    let Some(first) = all.iter().map(|e| e.started).min() else {
+        return;
+    };
+    for (job, count) in ledger.per_job() {
+        if count < 2 {
+            continue;
+        }
+        let runs: Vec<String> = all
+            .iter()
+            .filter(|e| e.job_id == job)
+            .map(|e| {
+                format!(
+                    "{} attempt {} at +{} ms",
+                    e.gpu,
+                    e.attempt,
+                    e.started.duration_since(first).as_millis()
+                )
+            })
+            .collect();
+        println!("  ran {count} times: job {job}: {}", runs.join("; "));
+    }
+}
+
 /// One execution per job: (jobs executed once, jobs executed more than once, extra
 /// executions, jobs never executed, executions that ended failed or canceled).
 fn ledger_counts(ledger: &Ledger, ids: &HashSet<String>) -> (usize, usize, usize, usize, usize) {
@@ -1199,6 +1226,7 @@ async fn throughput(topology: Topology, jobs_wanted: u64, rows: &mut Vec<Row>) {
         seen.requeued
     );
     println!("executions per worker: {:?}", ledger.per_gpu());
+    print_duplicates(&ledger);
     rows.push(row(
         "  executions per job (stand-in ledger)",
         format!("exactly once {once} of {total}; duplicates {multi} (extra runs {extra}); never run {never}"),
