@@ -118,22 +118,9 @@ fn main() {
 
         let source = store.path(&blob.hash);
         let copy = b_dir.path().join("cp-copy");
-        let started = Instant::now();
-        let ok = Command::new("cp")
-            .arg(&source)
-            .arg(&copy)
-            .status()
-            .expect("cp");
-        assert!(ok.success());
-        let ok = Command::new("sync").status().expect("sync");
-        assert!(ok.success());
-        let cp = started.elapsed();
-        let anchor = mb_per_s(SIZE, cp);
-        println!(
-            "anchor: cp + sync, same disk        {:>7.2} s  {anchor:>7.1} MB/s",
-            cp.as_secs_f64()
-        );
-        println!("ratio reelmesh / cp: {:.2}", ours / anchor);
+        let mut cp = Command::new("cp");
+        cp.arg(&source).arg(&copy);
+        anchor("cp + sync, same disk", &mut cp, ours);
         rsync_anchor(&source, &b_dir.path().join("rsync-copy"), ours);
     });
 }
@@ -156,23 +143,28 @@ fn rsync_anchor(source: &std::path::Path, target: &std::path::Path, ours: f64) {
         );
         return;
     }
-    let started = Instant::now();
-    let ok = Command::new("rsync")
+    let mut rsync = Command::new("rsync");
+    rsync
         .arg("--whole-file")
         .arg("-e")
         .arg(ssh)
         .arg(source)
-        .arg(format!("localhost:{}", target.display()))
-        .status()
-        .expect("rsync");
-    assert!(ok.success(), "rsync failed");
+        .arg(format!("localhost:{}", target.display()));
+    anchor("rsync over ssh localhost + sync", &mut rsync, ours);
+}
+
+/// Time `copy` of the blob plus `sync`, and print it beside our figure.
+fn anchor(what: &str, copy: &mut Command, ours: f64) {
+    let started = Instant::now();
+    let ok = copy.status().expect(what);
+    assert!(ok.success(), "{what} failed");
     let ok = Command::new("sync").status().expect("sync");
     assert!(ok.success());
     let took = started.elapsed();
     let anchor = mb_per_s(SIZE, took);
     println!(
-        "anchor: rsync over ssh localhost + sync {:>5.2} s  {anchor:>7.1} MB/s",
-        took.as_secs_f64()
+        "anchor: {what:<34} {:>7.2} s  {anchor:>7.1} MB/s   ratio reelmesh / anchor: {:.2}",
+        took.as_secs_f64(),
+        ours / anchor
     );
-    println!("ratio reelmesh / rsync: {:.2}", ours / anchor);
 }
