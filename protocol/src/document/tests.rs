@@ -544,20 +544,7 @@ fn a_change_marked_sent_for_another_pusher_is_still_sent_when_the_peer_asks_for_
     assert!(!b.has_heads(&c.heads()));
 
     b_state.peer_has(&c.heads());
-    let ask = b
-        .generate_sync_message(&mut b_state)
-        .unwrap()
-        .expect("asks");
-    a.receive_sync_message(&mut a_state, &ask, "p1").unwrap();
-    let reply = a
-        .generate_sync_reply(&mut a_state)
-        .unwrap()
-        .expect("answers");
-    assert!(
-        b.receive_sync_message(&mut b_state, &reply, "p1")
-            .unwrap()
-            .changed
-    );
+    ask_and_take_the_answer(&mut b, &mut b_state, &mut a, &mut a_state);
     assert!(b.has_heads(&c.heads()));
     assert_eq!(b.heads(), a.heads());
 }
@@ -581,21 +568,35 @@ fn an_ask_goes_even_when_the_last_message_was_never_answered() {
         .unwrap();
     assert_ne!(a.heads(), before);
     b_state.peer_has(&a.heads());
-    let ask = b
-        .generate_sync_message(&mut b_state)
+    ask_and_take_the_answer(&mut b, &mut b_state, &mut a, &mut a_state);
+    assert!(b.has_heads(&a.heads()));
+}
+
+/// `asker` opens an exchange (it must have something to ask), `holder` answers
+/// with changes, and they change `asker`'s document.
+fn ask_and_take_the_answer(
+    asker: &mut ProjectDoc,
+    asker_state: &mut SyncState,
+    holder: &mut ProjectDoc,
+    holder_state: &mut SyncState,
+) {
+    let ask = asker
+        .generate_sync_message(asker_state)
         .unwrap()
         .expect("the ask goes");
-    a.receive_sync_message(&mut a_state, &ask, "p1").unwrap();
-    let reply = a
-        .generate_sync_reply(&mut a_state)
+    holder
+        .receive_sync_message(holder_state, &ask, "p1")
+        .unwrap();
+    let reply = holder
+        .generate_sync_reply(holder_state)
         .unwrap()
-        .expect("the change is sent");
+        .expect("the changes are sent");
     assert!(
-        b.receive_sync_message(&mut b_state, &reply, "p1")
+        asker
+            .receive_sync_message(asker_state, &reply, "p1")
             .unwrap()
             .changed
     );
-    assert!(b.has_heads(&a.heads()));
 }
 
 // ---- jobs and takes -------------------------------------------------------------
