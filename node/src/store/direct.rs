@@ -146,7 +146,18 @@ mod tests {
     fn pieces_read_back_as_written() {
         let dir = tempfile::tempdir().expect("tmp");
         let direct = round_trip(dir.path());
-        eprintln!("direct writes on the temp dir's file system: {direct}");
+        // Whole pieces go around the page cache exactly where the file system
+        // takes a direct write.
+        let takes_direct = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(dir.path().join("probe"))
+            .and_then(|probe| write_aligned(&probe, &[7; ALIGN], 0))
+            .is_ok();
+        eprintln!("direct writes on the temp dir's file system: {takes_direct}");
+        assert_eq!(direct, takes_direct);
     }
 
     #[test]
