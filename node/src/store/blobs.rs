@@ -163,19 +163,8 @@ impl BlobStore {
         Ok(bytes)
     }
 
-    /// A byte range of a stored blob (for serving it to peers in chunks).
-    pub fn read_range(
-        &self,
-        hash: &BlobHash,
-        offset: u64,
-        len: usize,
-    ) -> Result<Vec<u8>, StoreError> {
-        let mut buf = Vec::with_capacity(len);
-        self.read_range_into(hash, offset, len, &mut buf)?;
-        Ok(buf)
-    }
-
-    /// [`BlobStore::read_range`] appending to `out` (a frame being built).
+    /// Append a byte range of a stored blob to `out` (a piece served to a peer,
+    /// read straight into its answer frame).
     pub fn read_range_into(
         &self,
         hash: &BlobHash,
@@ -392,10 +381,12 @@ mod tests {
             blake3::hash(&bytes).to_hex().to_string()
         );
         assert_eq!(store.read(&first.hash).expect("read"), bytes);
-        assert_eq!(
-            store.read_range(&first.hash, 3, 6).expect("range"),
-            bytes[3..9]
-        );
+        let mut range = vec![0xff];
+        store
+            .read_range_into(&first.hash, 3, 6, &mut range)
+            .expect("range");
+        assert_eq!(range[0], 0xff, "appended after what was there");
+        assert_eq!(range[1..], bytes[3..9]);
         assert_eq!(store.list().expect("list"), vec![first]);
     }
 
