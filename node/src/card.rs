@@ -18,7 +18,8 @@
 mod text;
 
 use ab_glyph::FontRef;
-use reelmesh_protocol::model::{CinematicOption, Project, Shot};
+use reelmesh_protocol::model::{Look, Project, Shot};
+use reelmesh_protocol::prompt::is_blank;
 use reelmesh_protocol::timecode::Timecode;
 use reelmesh_ui::fonts::HANGUL_TTF;
 use serde::{Deserialize, Serialize};
@@ -150,7 +151,8 @@ fn dimensions(aspect_ratio: &str, long_edge: u32) -> Result<(u32, u32), CardErro
 }
 
 /// The card spec for `shot` of `project`: character names from the linked ids, the
-/// camera line and aspect ratio from the shot's cinematic option, and the timing
+/// camera line and aspect ratio from the shot's look (its own values over its
+/// cinematic option's), and the timing
 /// from its frame count and its place on the project timeline.
 #[must_use]
 pub fn spec_for_shot(project: &Project, shot: &Shot, prompt: &str, seed: u64) -> CardSpec {
@@ -161,13 +163,9 @@ pub fn spec_for_shot(project: &Project, shot: &Shot, prompt: &str, seed: u64) ->
         .map(|character| character.name.trim().to_owned())
         .filter(|name| !name.is_empty())
         .collect();
-    let cinematic = shot
-        .cinematic
-        .as_deref()
-        .and_then(|cinematic_id| project.cinematic(cinematic_id));
-    let aspect_ratio = cinematic
-        .map(|option| option.aspect_ratio.trim())
-        .filter(|aspect| !aspect.is_empty())
+    let look = project.effective_look(shot);
+    let aspect_ratio = Some(look.aspect_ratio.trim())
+        .filter(|aspect| !is_blank(aspect))
         .unwrap_or("16:9")
         .to_owned();
     let start = project
@@ -182,7 +180,7 @@ pub fn spec_for_shot(project: &Project, shot: &Shot, prompt: &str, seed: u64) ->
         scene: shot.scene.clone(),
         action: shot.action.clone(),
         characters,
-        camera: cinematic.map(camera_line).unwrap_or_default(),
+        camera: camera_line(&look),
         aspect_ratio,
         timing: timing_line(project, start, shot.frame_count),
         prompt: prompt.to_owned(),
@@ -192,12 +190,12 @@ pub fn spec_for_shot(project: &Project, shot: &Shot, prompt: &str, seed: u64) ->
 
 /// `Arri Alexa · 35mm anamorphic · Kodak Vision3 500T · Rembrandt neon lighting`,
 /// leaving out empty parts.
-fn camera_line(option: &CinematicOption) -> String {
+fn camera_line(option: &Look) -> String {
     let words = |parts: &[&str]| -> String {
         parts
             .iter()
             .map(|part| part.trim())
-            .filter(|part| !part.is_empty())
+            .filter(|part| !is_blank(part))
             .collect::<Vec<_>>()
             .join(" ")
     };
@@ -545,7 +543,7 @@ fn add_text(
 mod tests {
     use super::*;
     use ab_glyph::Font;
-    use reelmesh_protocol::model::{Character, ProjectSettings, ShotCode};
+    use reelmesh_protocol::model::{Character, CinematicOption, ProjectSettings, ShotCode};
     use reelmesh_protocol::timecode::FrameRate;
     use std::collections::BTreeMap;
 
@@ -896,6 +894,7 @@ mod tests {
                 name: "한강의 밤".to_owned(),
                 frame_rate: FrameRate::Fps24,
                 prompt_template: String::new(),
+                header_map: BTreeMap::new(),
             },
             shots,
             characters: vec![character],
@@ -908,13 +907,16 @@ mod tests {
     fn spec_for_shot_resolves_names_camera_aspect_and_timing() {
         let minji = Character::new("민지");
         let option = CinematicOption {
-            camera_body: "Arri Alexa".to_owned(),
-            focal_length: "35mm".to_owned(),
-            lens_type: "anamorphic".to_owned(),
-            film_stock: "Kodak Vision3 500T".to_owned(),
-            lighting_source: "neon".to_owned(),
-            lighting_style: "Rembrandt".to_owned(),
-            aspect_ratio: " 2.39:1 ".to_owned(),
+            look: Look {
+                camera_body: "Arri Alexa".to_owned(),
+                focal_length: "35mm".to_owned(),
+                lens_type: "anamorphic".to_owned(),
+                film_stock: "Kodak Vision3 500T".to_owned(),
+                lighting_source: "neon".to_owned(),
+                lighting_style: "Rembrandt".to_owned(),
+                aspect_ratio: " 2.39:1 ".to_owned(),
+                ..Look::default()
+            },
             ..CinematicOption::new("Noir")
         };
         let first = Shot::new(ShotCode(1), 24);
@@ -940,6 +942,18 @@ mod tests {
         assert_eq!(spec.prompt, "the prompt");
         assert_eq!(spec.seed, 42);
 
+        // A shot's own values win over its look's.
+        let mut own = second.clone();
+        own.look.camera_body = "Sony FX6".to_owned();
+        own.look.aspect_ratio = "16:9".to_owned();
+        let spec = spec_for_shot(&project, &own, "", 0);
+        assert!(
+            spec.camera.starts_with("Sony FX6 · 35mm anamorphic"),
+            "{}",
+            spec.camera
+        );
+        assert_eq!(spec.aspect_ratio, "16:9");
+
         // The first shot has no look: 16:9, no camera line, starts at zero.
         let spec = spec_for_shot(&project, &first, "", 0);
         assert_eq!(spec.aspect_ratio, "16:9");
@@ -950,30 +964,30 @@ mod tests {
         // Empty parts leave no stray separators.
         for (option, expected) in [
             (
-                CinematicOption {
+                Look {
                     focal_length: " ".to_owned(),
                     lens_type: "anamorphic".to_owned(),
                     lighting_source: "neon".to_owned(),
-                    ..CinematicOption::default()
+                    ..Look::default()
                 },
                 "anamorphic · neon lighting",
             ),
             (
-                CinematicOption {
+                Look {
                     camera_body: "RED V-Raptor".to_owned(),
                     lighting_source: "natural light".to_owned(),
-                    ..CinematicOption::default()
+                    ..Look::default()
                 },
                 "RED V-Raptor · natural light",
             ),
             (
-                CinematicOption {
+                Look {
                     film_stock: "Kodak Vision3 500T".to_owned(),
-                    ..CinematicOption::default()
+                    ..Look::default()
                 },
                 "Kodak Vision3 500T",
             ),
-            (CinematicOption::default(), ""),
+            (Look::default(), ""),
         ] {
             let line = camera_line(&option);
             assert_eq!(line, expected);

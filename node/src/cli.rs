@@ -49,10 +49,7 @@ pub enum Command {
         frame_rate: FrameRate,
     },
     /// Import a shot list (.xlsx, .xls, .ods, .csv, .json) into the project.
-    Import {
-        /// The file.
-        file: PathBuf,
-    },
+    Import(ImportArgs),
     /// Export the project (.xlsx or .json, by extension).
     Export {
         /// The file to write.
@@ -136,6 +133,214 @@ pub enum Command {
     },
 }
 
+/// `reelmesh import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The file: .xlsx, .xlsm, .xlsb, .xls, .ods, .csv, .tsv or .json.
+    pub file: PathBuf,
+    /// Print how every sheet and column was understood, what would change and every
+    /// problem; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON (for scripts).
+    #[arg(long)]
+    pub json: bool,
+    /// Refuse characters and looks the shots name but nothing defines (instead of
+    /// creating them).
+    #[arg(long)]
+    pub strict: bool,
+    /// When a cell was changed both in the file and in the project since the export,
+    /// keep the project's value (default: the file's).
+    #[arg(long)]
+    pub keep_project: bool,
+    /// Import a file reelmesh exported as a plain file: every cell is the truth
+    /// (no three-way comparison with the version it was exported from).
+    #[arg(long)]
+    pub plain: bool,
+    /// What a header means: `--map '외형 묘사=appearance'` (FIELD may be `extra` or
+    /// `skip`). Repeatable; remembered in the project for the next import.
+    #[arg(long = "map", value_name = "HEADER=FIELD")]
+    pub maps: Vec<String>,
+    /// Print every problem, not the first 20 and a count per kind.
+    #[arg(long)]
+    pub all_errors: bool,
+    /// Write every problem to this file, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub errors_file: Option<PathBuf>,
+}
+
+impl ImportArgs {
+    fn options(&self) -> import::ImportOptions {
+        import::ImportOptions {
+            dry_run: self.dry_run,
+            strict: self.strict,
+            keep_project: self.keep_project,
+            maps: self.maps.clone(),
+            plain: self.plain,
+        }
+    }
+}
+
+/// Run `import`: through the node when one runs, else on the data dir.
+fn run_import(
+    out: &mut dyn Write,
+    data_root: &Path,
+    project: Option<&str>,
+    args: &ImportArgs,
+) -> Result<()> {
+    let options = args.options();
+    let project = project.map(str::to_owned);
+    let report = match net::import_via_node(data_root, project.clone(), &args.file, &options)? {
+        Some(report) => report,
+        None => {
+            let data = DataDir::open(data_root)?;
+            let _lock = data.lock()?;
+            let mut store = data.open_project(project.as_deref())?;
+            let report = match import::import_file_with(store.doc_mut(), &args.file, &options) {
+                Ok(report) => report,
+                Err(import::ImportError::Invalid { report }) => *report,
+                Err(other) => return Err(other.into()),
+            };
+            if report.written {
+                store.save().context("saving the imported project")?;
+            }
+            report
+        }
+    };
+    if let Some(path) = &args.errors_file {
+        let mut text = String::new();
+        for problem in &report.problems {
+            text.push_str(&problem.to_string());
+            text.push('\n');
+        }
+        std::fs::write(path, text)
+            .with_context(|| format!("writing the problems to {}", path.display()))?;
+    }
+    if args.json {
+        serde_json::to_writer_pretty(&mut *out, &report)?;
+        writeln!(out)?;
+    } else {
+        print_import_report(out, &report, args.dry_run)?;
+    }
+    if report.problems.is_empty() {
+        return Ok(());
+    }
+    let mut message = format!(
+        "{}: nothing was imported, {}",
+        report.file,
+        import::report::count_problems(report.problems.len())
+    );
+    if !args.json {
+        message.push_str(":\n");
+        message.push_str(
+            import::report::summarize_problems(&report.problems, args.all_errors).trim_end(),
+        );
+    }
+    if let Some(path) = &args.errors_file {
+        message.push_str(&format!("\n(every problem is in {})", path.display()));
+    }
+    Err(anyhow::anyhow!(message))
+}
+
+/// Print what an import did (or, `dry_run`, would do), as a person reads it.
+pub fn print_import_report(
+    out: &mut dyn Write,
+    report: &import::ImportReport,
+    dry_run: bool,
+) -> Result<()> {
+    use import::report::thousands;
+    if dry_run {
+        writeln!(out, "dry run of {}: nothing was written", report.file)?;
+        for sheet in &report.sheets {
+            match &sheet.kind {
+                None => writeln!(out, "sheet '{}': not imported", sheet.name)?,
+                Some(kind) => {
+                    writeln!(
+                        out,
+                        "sheet '{}' ({kind}, {} rows)",
+                        sheet.name,
+                        thousands(sheet.rows)
+                    )?;
+                    let width = sheet
+                        .columns
+                        .iter()
+                        .map(|c| display_width(&c.header))
+                        .max()
+                        .unwrap_or(0)
+                        .min(30);
+                    for column in &sheet.columns {
+                        let mut line =
+                            format!("  {} → {}", pad(&column.header, width), column.reads_as);
+                        if column.how != "named" && column.how != "unknown" {
+                            line.push_str(&format!(" ({})", column.how));
+                        }
+                        if let Some(note) = &column.note {
+                            line.push_str(&format!(" ({note})"));
+                        }
+                        if column.formulas > 0 {
+                            line.push_str(&format!(" [{} formulas]", thousands(column.formulas)));
+                        }
+                        writeln!(out, "{}", line.trim_end())?;
+                    }
+                }
+            }
+        }
+    }
+    let verb = if report.written || !dry_run {
+        "imported"
+    } else {
+        "would import"
+    };
+    if report.problems.is_empty() || dry_run {
+        writeln!(
+            out,
+            "{verb} {}: {} shots added, {} updated; {} characters added, {} updated; {} cinematic options added, {} updated",
+            report.file,
+            thousands(report.shots_added),
+            thousands(report.shots_updated),
+            report.characters_added,
+            report.characters_updated,
+            report.cinematics_added,
+            report.cinematics_updated
+        )?;
+    }
+    if let Some(base) = &report.base {
+        writeln!(
+            out,
+            "compared with the version it was exported from: {} cells edited in the file, {} newer project edits kept",
+            thousands(base.changed_in_file),
+            thousands(base.kept_from_project)
+        )?;
+    }
+    for conflict in &report.conflicts {
+        writeln!(
+            out,
+            "conflict: {} {}: the file says {:?}, the project {:?} (was {:?}); kept the {}'s",
+            conflict.record,
+            conflict.field,
+            conflict.file,
+            conflict.project,
+            conflict.base,
+            conflict.kept
+        )?;
+    }
+    for note in &report.notes {
+        writeln!(out, "{note}")?;
+    }
+    for (header, field) in &report.remembered {
+        let verb = if report.written {
+            "remembered"
+        } else {
+            "would remember"
+        };
+        writeln!(out, "{verb} --map '{header}={field}' for this project")?;
+    }
+    if dry_run && report.problems.is_empty() {
+        writeln!(out, "no problems")?;
+    }
+    Ok(())
+}
+
 /// Run one command.
 pub fn run(cli: Cli) -> Result<()> {
     let data_root = cli.data_dir.clone().unwrap_or_else(default_data_dir);
@@ -161,33 +366,14 @@ pub fn run(cli: Cli) -> Result<()> {
             )?;
             Ok(())
         }
-        Command::Import { file } => {
-            let report = match net::import_via_node(&data_root, cli.project.clone(), &file)? {
-                Some(report) => report,
-                None => {
-                    let data = DataDir::open(&data_root)?;
-                    let _lock = data.lock()?;
-                    let mut store = data.open_project(cli.project.as_deref())?;
-                    let report = import::import_file(store.doc_mut(), &file)?;
-                    store.save().context("saving the imported project")?;
-                    report
-                }
-            };
-            writeln!(
-                out,
-                "imported {}: {} shots added, {} updated, {} characters, {} cinematic options",
-                file.display(),
-                report.shots_added,
-                report.shots_updated,
-                report.characters,
-                report.cinematics
-            )?;
-            print_kept_columns(out, &report)?;
-            Ok(())
-        }
+        Command::Import(args) => run_import(out, &data_root, cli.project.as_deref(), &args),
         Command::Export { file } => {
-            let project = open(&data_root, cli.project.as_deref())?;
-            export::export_file(&project, &file)?;
+            let (project, heads) = open_with_heads(&data_root, cli.project.as_deref())?;
+            let mark = import::ExportMark {
+                project_id: project.project_id.clone(),
+                heads,
+            };
+            export::export_file(&project, &file, Some(&mark))?;
             writeln!(
                 out,
                 "exported {} shots to {}",
@@ -250,6 +436,18 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The project and its version, from the running node if there is one, else from disk.
+fn open_with_heads(data_root: &Path, project: Option<&str>) -> Result<(Project, Vec<String>)> {
+    if let Some(found) = net::project_via_node(data_root, project)? {
+        return Ok(found);
+    }
+    let data = DataDir::open(data_root)?;
+    let _lock = data.lock()?;
+    let mut store = data.open_project(project)?;
+    let project = store.doc().project()?;
+    Ok((project, store.doc_mut().heads()))
+}
+
 /// The project, from the running node if there is one, else from disk.
 fn open(data_root: &Path, project: Option<&str>) -> Result<Project> {
     if let Some((project, _)) = net::project_via_node(data_root, project)? {
@@ -307,18 +505,6 @@ pub fn print_table(out: &mut dyn Write, header: &[&str], cells: &[Vec<String>]) 
     writeln!(out, "{}", line(&header))?;
     for row in cells {
         writeln!(out, "{}", line(row))?;
-    }
-    Ok(())
-}
-
-/// Say which unknown columns an import kept as extra fields, if any.
-pub fn print_kept_columns(out: &mut dyn Write, report: &import::ImportReport) -> Result<()> {
-    if !report.kept_columns.is_empty() {
-        writeln!(
-            out,
-            "kept unknown columns as extra fields: {}",
-            report.kept_columns.join(", ")
-        )?;
     }
     Ok(())
 }

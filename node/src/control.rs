@@ -28,12 +28,16 @@ pub enum Request {
         /// Id or name; `None` = current.
         project: Option<String>,
     },
-    /// Import a file (an absolute path on this machine) into a project.
+    /// Import a file (an absolute path on this machine) into a project. A file with
+    /// problems (or a dry run) is answered with its report, `written: false`.
     Import {
         /// Id or name; `None` = current.
         project: Option<String>,
         /// The file.
         path: PathBuf,
+        /// How.
+        #[serde(default)]
+        options: import::ImportOptions,
     },
     /// Wait until the project holds these heads.
     WaitHeads {
@@ -211,10 +215,18 @@ async fn answer(request: Request, handle: &NodeHandle) -> Reply {
             })),
             Err(e) => Reply::Error(e.to_string()),
         },
-        Request::Import { project, path } => {
+        Request::Import {
+            project,
+            path,
+            options,
+        } => {
             let result = handle
                 .edit(project, move |doc| {
-                    import::import_file(doc, &path).map_err(|e| format!("{e:#}"))
+                    match import::import_file_with(doc, &path, &options) {
+                        Ok(report) => Ok(report),
+                        Err(import::ImportError::Invalid { report }) => Ok(*report),
+                        Err(e) => Err(format!("{e:#}")),
+                    }
                 })
                 .await;
             match result {

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use reelmesh_protocol::model::{Project, ShotCode, ShotStatus};
 use reelmesh_protocol::timecode::FrameRate;
 
-use crate::cli::{print_kept_columns, print_prompts, print_shots};
+use crate::cli::{print_prompts, print_shots};
 use crate::import;
 use crate::mesh::keys;
 use crate::node::{Node, NodeConfig};
@@ -52,11 +52,13 @@ pub fn run(out: &mut dyn Write, data_dir: Option<&Path>, keep: bool) -> Result<(
         out,
         "imported {SAMPLE_NAME}: {} shots, {} characters, {} cinematic options in {:.1} ms",
         report.shots_added,
-        report.characters,
-        report.cinematics,
+        report.characters_added,
+        report.cinematics_added,
         started.elapsed().as_secs_f64() * 1e3
     )?;
-    print_kept_columns(out, &report)?;
+    for note in &report.notes {
+        writeln!(out, "{note}")?;
+    }
 
     let dir = store.dir().to_owned();
     drop(store);

@@ -5,9 +5,16 @@
 //! The workbook is made to read back: headers are the importer's own names
 //! ([`crate::import::columns`]), shots name their characters and look by name, every
 //! record carries a "Record ID" so a re-import keeps identity, and the Project sheet
-//! carries the settings. "Duration (s)", "Timecode In" and "Timecode Out" are computed
-//! for reading; the importer ignores the timecodes and checks the duration against the
-//! frame count. Extra shot columns come back under their own headers.
+//! carries the settings. The Shots sheet is flat: every shot row has the twelve look
+//! columns, holding the shot's own values (empty: the linked look's value shows
+//! through), and a "Prompt" column with the assembled prompt for reading.
+//! "Prompt", "Duration (s)", "Timecode In" and "Timecode Out" are computed for
+//! reading; the importer ignores the prompt and the timecodes and checks the duration
+//! against the frame count. Extra columns come back under their own headers.
+//!
+//! Both formats remember the project version they were made from (a hidden sheet
+//! `_reelmesh`, or `exported_from` in the JSON), so re-importing the file changes only
+//! the cells edited in it since ([`crate::import`]'s three-way comparison).
 
 mod xlsx;
 
@@ -15,6 +22,9 @@ use std::io::Write;
 use std::path::Path;
 
 use reelmesh_protocol::model::Project;
+use serde::Serialize;
+
+use crate::import::ExportMark;
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,13 +52,18 @@ pub enum ExportError {
 /// Write the project to `path`, format by extension (.json, .xlsx). The file is
 /// written to a temporary file in the same directory and renamed into place, so a
 /// reader never sees half a file.
-pub fn export_file(project: &Project, path: &Path) -> Result<(), ExportError> {
+/// `mark`: the version the project was read at, remembered in the file.
+pub fn export_file(
+    project: &Project,
+    path: &Path,
+    mark: Option<&ExportMark>,
+) -> Result<(), ExportError> {
     let format = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
-    let bytes = export_bytes(project, &format)?;
+    let bytes = export_bytes_marked(project, &format, mark)?;
     let io = |source: std::io::Error| ExportError::Io {
         path: path.display().to_string(),
         source,
@@ -67,15 +82,37 @@ pub fn export_file(project: &Project, path: &Path) -> Result<(), ExportError> {
     Ok(())
 }
 
-/// The project as bytes in `format` ("json" or "xlsx").
+/// The project as bytes in `format` ("json" or "xlsx"), remembering no version.
 pub fn export_bytes(project: &Project, format: &str) -> Result<Vec<u8>, ExportError> {
+    export_bytes_marked(project, format, None)
+}
+
+/// The JSON export: the project, and the version it was read at.
+#[derive(Serialize)]
+struct JsonExport<'a> {
+    #[serde(flatten)]
+    project: &'a Project,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exported_from: Option<&'a ExportMark>,
+}
+
+/// The project as bytes in `format` ("json" or "xlsx"), remembering `mark`.
+pub fn export_bytes_marked(
+    project: &Project,
+    format: &str,
+    mark: Option<&ExportMark>,
+) -> Result<Vec<u8>, ExportError> {
     match format.trim_start_matches('.').to_ascii_lowercase().as_str() {
         "json" => {
-            let mut bytes = serde_json::to_vec_pretty(project)?;
+            let export = JsonExport {
+                project,
+                exported_from: mark,
+            };
+            let mut bytes = serde_json::to_vec_pretty(&export)?;
             bytes.push(b'\n');
             Ok(bytes)
         }
-        "xlsx" => Ok(xlsx::workbook(project)?),
+        "xlsx" => Ok(xlsx::workbook(project, mark)?),
         other => Err(ExportError::Format(other.to_owned())),
     }
 }
@@ -94,7 +131,7 @@ mod tests {
             "unsupported export format 'pdf' (use json or xlsx)"
         );
         let tmp = tempfile::tempdir().unwrap();
-        assert!(export_file(&project, &tmp.path().join("out.txt")).is_err());
+        assert!(export_file(&project, &tmp.path().join("out.txt"), None).is_err());
         assert_eq!(
             std::fs::read_dir(tmp.path()).unwrap().count(),
             0,
@@ -110,11 +147,11 @@ mod tests {
             .unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let json = tmp.path().join("p.json");
-        export_file(&project, &json).unwrap();
+        export_file(&project, &json, None).unwrap();
         let back: Project = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
         assert_eq!(back, project);
         let xlsx = tmp.path().join("p.xlsx");
-        export_file(&project, &xlsx).unwrap();
+        export_file(&project, &xlsx, None).unwrap();
         assert!(std::fs::read(&xlsx).unwrap().starts_with(b"PK"));
         assert_eq!(
             std::fs::read_dir(tmp.path()).unwrap().count(),

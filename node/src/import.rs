@@ -1,35 +1,43 @@
 //! Import of shot lists: workbooks (.xlsx, .xlsm, .xlsb, .xls, .ods), CSV/TSV exports
-//! (Airtable, Google Sheets) and reelmesh's own JSON export.
+//! (Airtable, Google Sheets) and JSON (reelmesh's own export, the seed's data model,
+//! or any `{"shots": [...], "characters": [...], "cinematic_options": [...]}`).
 //!
-//! Data flow: the file is read into text tables ([`table`]), each table is recognised
-//! by its sheet name or its headers ([`columns`]), and every row is checked and turned
-//! into model values ([`sheets`], [`json`]) against one snapshot of the document. The
-//! result is a [`Plan`]: everything the import would write. Only when the plan has no
-//! bad cell is it applied ([`apply`]), so a file with one bad cell changes nothing and
-//! the user sees every bad cell at once.
+//! Data flow: the file is read into text tables ([`table`], [`json`]), each table is
+//! recognised by its sheet name or its headers and every header is matched to a field
+//! ([`columns`]), and every row is checked and turned into model values ([`sheets`])
+//! against one snapshot of the document. The result is a [`Plan`]: everything the
+//! import would write. Only when the plan has no problem is it applied ([`apply`]), so
+//! a file with one bad cell changes nothing and the user sees every problem at once
+//! ([`report`] summarises them). A file reelmesh exported remembers the project
+//! version it was made from; re-importing it compares three ways ([`merge`]), so only
+//! the cells edited in the file since then are written.
 //!
 //! Matching rules:
 //! - Shots: a Shot ID naming a live shot updates it (only the columns the sheet has);
 //!   otherwise a Record ID naming a live shot updates it; otherwise a new shot is added
 //!   at the end, keeping the given code (or taking the next free one) and the Record ID
-//!   as its internal id when that id is free. New shots are added in one batch.
+//!   as its internal id when that id is free. New shots are added in one batch. In a
+//!   three-way import the Record ID comes first (codes may have been renumbered).
 //! - Characters and cinematic options: by Record ID, else by name (case-insensitive),
-//!   else created. Shots link them by name.
+//!   else created. Shots link them by name or by record id; a name nothing defines
+//!   creates a record of that name (`strict`: an error).
+//! - A shot's look columns (camera, lens, film, ...) are the shot's own values; empty
+//!   cells leave the linked look's values showing through.
 //! - Length: Frame Count wins; Duration alone is converted at the project frame rate;
 //!   both must agree within one frame; neither gives a new shot [`DEFAULT_SECONDS`].
-//! - Unknown shot columns are kept in `Shot::extra` under their header; unknown columns
-//!   of the other sheets, and unrecognised sheets, are not imported but are listed in
-//!   [`ImportReport::kept_columns`] so nothing disappears unnoticed.
+//! - Unknown columns are kept as extra fields under their header and reported with the
+//!   nearest field; a column of the sheet's own assembled prompt is not imported.
 
 pub(crate) mod columns;
 mod json;
+mod merge;
+pub mod report;
 mod sheets;
-mod table;
+pub(crate) mod table;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::path::Path;
 
 use reelmesh_protocol::document::{DocError, Position, ProjectDoc};
@@ -37,47 +45,37 @@ use reelmesh_protocol::model::{
     Character, CinematicOption, Project, Shot, ShotCode, new_record_id,
 };
 use reelmesh_protocol::timecode::FrameRate;
+use serde::{Deserialize, Serialize};
+
+use columns::{Mapping, Mappings, normalize};
+pub use report::{BaseReport, CellError, ColumnReport, Conflict, ImportReport, SheetReport};
 
 /// Length of a new shot whose row gives neither Frame Count nor Duration, in seconds.
 pub const DEFAULT_SECONDS: f64 = 2.0;
 
-/// What an import did.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct ImportReport {
-    /// New shots.
-    pub shots_added: usize,
-    /// Existing shots updated (matched by shot code or Record ID) that changed.
-    pub shots_updated: usize,
-    /// Characters created or changed.
-    pub characters: usize,
-    /// Cinematic options created or changed.
-    pub cinematics: usize,
-    /// Unknown headers kept as extra fields, as "sheet: header"; columns and sheets
-    /// that were read but not imported end in "(not imported)".
-    pub kept_columns: Vec<String>,
+/// How to import.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportOptions {
+    /// Understand and check the file, say what would change, write nothing.
+    pub dry_run: bool,
+    /// Refuse characters and looks that the shots name and nothing defines.
+    pub strict: bool,
+    /// In a three-way import, keep the project's value of a cell both sides changed.
+    pub keep_project: bool,
+    /// `HEADER=FIELD` mappings (`FIELD` may be `extra` or `skip`); remembered in the
+    /// project when the import writes.
+    pub maps: Vec<String>,
+    /// Import a file reelmesh exported as a plain file: every cell is the truth.
+    pub plain: bool,
 }
 
-/// One bad cell: where it is, and why it was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CellError {
-    /// Sheet name (for CSV: "Shots", "Characters" or "Cinematic Options").
-    pub sheet: String,
-    /// Spreadsheet row number, 1-based; the header is row 1 (for JSON: the entry number).
-    pub row: usize,
-    /// The column's header as written in the file.
-    pub column: String,
-    /// What is wrong, quoting the value.
-    pub message: String,
-}
-
-impl fmt::Display for CellError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}, row {}, column '{}': {}",
-            self.sheet, self.row, self.column, self.message
-        )
-    }
+/// The project version an export was made from, as the file remembers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportMark {
+    /// The project's id.
+    pub project_id: String,
+    /// Its heads when the file was written.
+    pub heads: Vec<String>,
 }
 
 /// Why an import changed nothing.
@@ -92,13 +90,19 @@ pub enum ImportError {
         /// One line saying what is wrong.
         reason: String,
     },
-    /// Some cells are bad; every one is listed.
-    #[error("{file}: nothing was imported, {}:\n{}", count(.cells), lines(.cells))]
+    /// An option is wrong (a `--map` naming no field).
+    #[error("{0}")]
+    Usage(String),
+    /// Some cells are bad; the report lists every one.
+    #[error(
+        "{}: nothing was imported, {}:\n{}",
+        .report.file,
+        report::count_problems(.report.problems.len()),
+        report::summarize_problems(&.report.problems, false).trim_end()
+    )]
     Invalid {
-        /// The file name as given.
-        file: String,
-        /// Every bad cell, in sheet and row order.
-        cells: Vec<CellError>,
+        /// What the import understood, with every problem.
+        report: Box<ImportReport>,
     },
     /// The project document refused a read or a write.
     #[error("{file}: {source}")]
@@ -111,85 +115,221 @@ pub enum ImportError {
     },
 }
 
-fn count(cells: &[CellError]) -> String {
-    match cells.len() {
-        1 => "1 bad cell".to_owned(),
-        n => format!("{n} bad cells"),
-    }
-}
-
-fn lines(cells: &[CellError]) -> String {
-    cells
-        .iter()
-        .map(|cell| format!("  {cell}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+/// Import a file into the project, format by extension, with default options.
+pub fn import_file(doc: &mut ProjectDoc, path: &Path) -> Result<ImportReport, ImportError> {
+    import_file_with(doc, path, &ImportOptions::default())
 }
 
 /// Import a file into the project, format by extension.
-pub fn import_file(doc: &mut ProjectDoc, path: &Path) -> Result<ImportReport, ImportError> {
+pub fn import_file_with(
+    doc: &mut ProjectDoc,
+    path: &Path,
+    options: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| ImportError::Unreadable {
         file: file.clone(),
         reason: format!("cannot be read ({e})"),
     })?;
-    import_bytes(doc, &bytes, &file)
+    import_bytes_with(doc, &bytes, &file, options)
 }
 
-/// Import bytes named `file_name` (its extension picks the format: xlsx, xlsm, xlsb,
-/// xls, ods, csv, tsv or json). Nothing is written unless the whole file is valid.
+/// Import bytes named `file_name` with default options.
 pub fn import_bytes(
     doc: &mut ProjectDoc,
     bytes: &[u8],
     file_name: &str,
 ) -> Result<ImportReport, ImportError> {
+    import_bytes_with(doc, bytes, file_name, &ImportOptions::default())
+}
+
+/// The mappings of this import: `--map` (checked) over the project's remembered ones.
+fn mappings(options: &ImportOptions, project: &Project) -> Result<Mappings, ImportError> {
+    let mut mappings = Mappings::default();
+    for given in &options.maps {
+        let Some((header, field)) = given.rsplit_once('=') else {
+            return Err(ImportError::Usage(format!(
+                "--map '{given}': write it as HEADER=FIELD (e.g. --map '외형 묘사=appearance')"
+            )));
+        };
+        let key = normalize(header);
+        if key.is_empty() {
+            return Err(ImportError::Usage(format!(
+                "--map '{given}': the header is empty"
+            )));
+        }
+        let mapping = Mapping::parse(field)
+            .map_err(|e| ImportError::Usage(format!("--map '{given}': {e}")))?;
+        mappings.given.insert(key, mapping);
+    }
+    for (header, field) in &project.settings.header_map {
+        if let Ok(mapping) = Mapping::parse(field) {
+            mappings.remembered.insert(header.clone(), mapping);
+        }
+    }
+    Ok(mappings)
+}
+
+/// Import bytes named `file_name` (its extension picks the format: xlsx, xlsm, xlsb,
+/// xls, ods, csv, tsv or json). Nothing is written unless the whole file is valid,
+/// nor with `dry_run`; a file with problems is an [`ImportError::Invalid`] (a dry run
+/// returns its report, problems included).
+pub fn import_bytes_with(
+    doc: &mut ProjectDoc,
+    bytes: &[u8],
+    file_name: &str,
+    options: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
     let unreadable = |reason: String| ImportError::Unreadable {
         file: file_name.to_owned(),
         reason,
+    };
+    let document = |source: DocError| ImportError::Document {
+        file: file_name.to_owned(),
+        source: Box::new(source),
     };
     let extension = Path::new(file_name)
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
-    let read: fn(&[u8]) -> Result<Vec<table::Table>, String> = match extension.as_str() {
-        "xlsx" | "xlsm" | "xlsb" | "xls" | "ods" => table::read_workbook,
-        "csv" => |bytes: &[u8]| table::read_delimited(bytes, b','),
-        "tsv" => |bytes: &[u8]| table::read_delimited(bytes, b'\t'),
-        "json" => |_: &[u8]| Ok(Vec::new()),
-        _ => {
-            return Err(unreadable(format!(
-                "unsupported file type '{extension}' (use .xlsx, .xls, .ods, .csv or .json)"
-            )));
-        }
-    };
+    if !matches!(
+        extension.as_str(),
+        "xlsx" | "xlsm" | "xlsb" | "xls" | "ods" | "csv" | "tsv" | "json"
+    ) {
+        return Err(unreadable(format!(
+            "unsupported file type '{extension}' (use .xlsx, .xls, .ods, .csv or .json)"
+        )));
+    }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(unreadable("the file is empty".to_owned()));
     }
-    let state = DocState::read(doc).map_err(|source| ImportError::Document {
-        file: file_name.to_owned(),
-        source: Box::new(source),
-    })?;
-    let planned = if extension == "json" {
-        json::plan(&state, bytes)
-    } else {
-        let tables = read(bytes).map_err(&unreadable)?;
-        sheets::plan(&state, tables, extension != "csv" && extension != "tsv")
-    };
-    let plan = match planned {
-        Ok(plan) => plan,
-        Err(Failure::Unreadable(reason)) => return Err(unreadable(reason)),
-        Err(Failure::Cells(cells)) => {
-            return Err(ImportError::Invalid {
-                file: file_name.to_owned(),
-                cells,
-            });
+    let state = DocState::read(doc).map_err(document)?;
+    let mappings = mappings(options, &state.project)?;
+    let (source, mark) = match extension.as_str() {
+        "json" => json::read(bytes).map_err(&unreadable)?,
+        "csv" => (
+            json::Source::Tables(table::read_delimited(bytes, b',').map_err(&unreadable)?),
+            None,
+        ),
+        "tsv" => (
+            json::Source::Tables(table::read_delimited(bytes, b'\t').map_err(&unreadable)?),
+            None,
+        ),
+        _ => {
+            let mut tables = table::read_workbook(bytes).map_err(&unreadable)?;
+            let mark = table::take_mark(&mut tables);
+            (json::Source::Tables(tables), mark)
         }
     };
-    apply(doc, &state, plan).map_err(|source| ImportError::Document {
+    let mut notes = Vec::new();
+    let base = match &mark {
+        Some(_) if options.plain => {
+            notes.push(
+                "imported as a plain file (--plain): every cell of it is the truth".to_owned(),
+            );
+            None
+        }
+        Some(mark) if mark.project_id != state.project.project_id => {
+            notes.push(format!(
+                "exported from another project ({}): imported as a plain file",
+                mark.project_id
+            ));
+            None
+        }
+        Some(mark) => match doc.project_at(&mark.heads) {
+            Ok(base) => Some((mark, base)),
+            Err(DocError::NotFound { .. }) => {
+                return Err(unreadable(format!(
+                    "it was exported from a version of this project that this copy does not have yet ({}): let the node sync with the mesh first, or import it with --plain to make every cell the truth",
+                    short_heads(&mark.heads)
+                )));
+            }
+            Err(e) => return Err(document(e)),
+        },
+        None => None,
+    };
+    let reading = sheets::Reading {
+        named_sheets: !matches!(extension.as_str(), "csv" | "tsv"),
+        strict: options.strict,
+        mappings: &mappings,
+        from_reelmesh: mark.is_some(),
+        record_id_first: base.is_some(),
+    };
+    let planned = match source {
+        json::Source::Tables(tables) => sheets::plan(&state, tables, &reading),
+        json::Source::Own(export) => json::plan_own(&state, &export, &reading),
+    };
+    let mut planned = match planned {
+        Ok(planned) => planned,
+        Err(Failure::Unreadable(reason)) => return Err(unreadable(reason)),
+    };
+    notes.append(&mut planned.notes);
+    let mut report = ImportReport {
         file: file_name.to_owned(),
-        source: Box::new(source),
-    })
+        sheets: planned.sheets,
+        notes,
+        problems: planned.problems,
+        ..ImportReport::default()
+    };
+    if !report.problems.is_empty() {
+        if options.dry_run {
+            return Ok(report);
+        }
+        return Err(ImportError::Invalid {
+            report: Box::new(report),
+        });
+    }
+    let mut plan = planned.plan;
+    if let Some((mark, base)) = &base {
+        report.base = Some(merge::three_way(
+            &mut plan,
+            base,
+            &state,
+            options.keep_project,
+            &mut report.conflicts,
+            &mark.heads,
+        ));
+    }
+    tally(&state, &plan, &mut report);
+    for (header, mapping) in &mappings.given {
+        if state
+            .project
+            .settings
+            .header_map
+            .get(header)
+            .map(String::as_str)
+            != Some(mapping.as_str())
+        {
+            report
+                .remembered
+                .push((header.clone(), mapping.as_str().to_owned()));
+        }
+    }
+    report.remembered.sort();
+    if options.dry_run {
+        return Ok(report);
+    }
+    apply(doc, &state, plan).map_err(document)?;
+    for (header, field) in &report.remembered {
+        doc.set_header_mapping(header, Some(field))
+            .map_err(document)?;
+    }
+    report.written = true;
+    Ok(report)
+}
+
+/// The first head, shortened, and how many more.
+fn short_heads(heads: &[String]) -> String {
+    match heads {
+        [] => "no heads".to_owned(),
+        [one] => one.chars().take(12).collect(),
+        [first, rest @ ..] => format!(
+            "{} and {} more",
+            first.chars().take(12).collect::<String>(),
+            rest.len()
+        ),
+    }
 }
 
 /// Why planning failed.
@@ -197,8 +337,6 @@ pub fn import_bytes(
 pub(crate) enum Failure {
     /// The file as a whole is unusable.
     Unreadable(String),
-    /// These cells are bad.
-    Cells(Vec<CellError>),
 }
 
 /// The document as the import sees it: read once, before any row is looked at.
@@ -207,6 +345,8 @@ pub(crate) struct DocState {
     pub(crate) project: Project,
     /// Codes of trashed shots (reserved: a new shot must not take them).
     pub(crate) trashed_codes: HashSet<ShotCode>,
+    /// Trashed shots by id.
+    pub(crate) trashed: HashMap<String, Shot>,
     /// Ids of every shot, trashed ones included.
     pub(crate) shot_ids: HashSet<String>,
     /// One above every code in the document.
@@ -222,10 +362,16 @@ impl DocState {
             .filter(|(_, deleted)| *deleted)
             .map(|(s, _)| s.code)
             .collect();
-        let shot_ids = all.into_iter().map(|(s, _)| s.shot_id).collect();
+        let shot_ids = all.iter().map(|(s, _)| s.shot_id.clone()).collect();
+        let trashed = all
+            .into_iter()
+            .filter(|(_, deleted)| *deleted)
+            .map(|(s, _)| (s.shot_id.clone(), s))
+            .collect();
         Ok(DocState {
             project: doc.project()?,
             trashed_codes,
+            trashed,
             shot_ids,
             next_code,
         })
@@ -248,12 +394,54 @@ pub(crate) struct Plan {
     pub(crate) new_shots: Vec<Shot>,
     /// Existing shots with their new field values.
     pub(crate) updated_shots: Vec<Shot>,
-    /// See [`ImportReport::kept_columns`].
-    pub(crate) kept_columns: Vec<String>,
+    /// Trashed shots the file edits (three-way only): the edit is kept inside them.
+    pub(crate) trashed_shots: Vec<Shot>,
+    /// Names of the characters created because the shots name them.
+    pub(crate) created_characters: Vec<String>,
+    /// Names of the cinematic options created because the shots name them.
+    pub(crate) created_cinematics: Vec<String>,
+}
+
+/// Count what the plan changes, as [`apply`] will write it.
+fn tally(state: &DocState, plan: &Plan, report: &mut ImportReport) {
+    for character in &plan.characters {
+        match state.project.character(&character.character_id) {
+            None => report.characters_added += 1,
+            Some(now) if now != character => report.characters_updated += 1,
+            Some(_) => {}
+        }
+    }
+    for option in &plan.cinematics {
+        match state.project.cinematic(&option.cinematic_id) {
+            None => report.cinematics_added += 1,
+            Some(now) if now != option => report.cinematics_updated += 1,
+            Some(_) => {}
+        }
+    }
+    report.shots_added = plan.new_shots.len();
+    let live: HashMap<&str, &Shot> = state
+        .project
+        .shots
+        .iter()
+        .map(|s| (s.shot_id.as_str(), s))
+        .chain(state.trashed.iter().map(|(id, s)| (id.as_str(), s)))
+        .collect();
+    report.shots_updated = plan
+        .updated_shots
+        .iter()
+        .chain(&plan.trashed_shots)
+        .filter(|shot| live.get(shot.shot_id.as_str()) != Some(shot))
+        .count();
+    report
+        .created_characters
+        .clone_from(&plan.created_characters);
+    report
+        .created_cinematics
+        .clone_from(&plan.created_cinematics);
 }
 
 /// Write a checked plan. Only values that differ are written.
-fn apply(doc: &mut ProjectDoc, state: &DocState, plan: Plan) -> Result<ImportReport, DocError> {
+fn apply(doc: &mut ProjectDoc, state: &DocState, plan: Plan) -> Result<(), DocError> {
     let settings = &state.project.settings;
     if let Some(name) = plan.name.filter(|n| *n != settings.name) {
         doc.set_name(&name)?;
@@ -277,39 +465,32 @@ fn apply(doc: &mut ProjectDoc, state: &DocState, plan: Plan) -> Result<ImportRep
             doc.add_catalog_value(catalog, value)?;
         }
     }
-    let mut report = ImportReport {
-        kept_columns: plan.kept_columns,
-        ..ImportReport::default()
-    };
     for character in &plan.characters {
         if state.project.character(&character.character_id) != Some(character) {
             doc.put_character(character)?;
-            report.characters += 1;
         }
     }
     for option in &plan.cinematics {
         if state.project.cinematic(&option.cinematic_id) != Some(option) {
             doc.put_cinematic(option)?;
-            report.cinematics += 1;
         }
     }
     if !plan.new_shots.is_empty() {
         doc.add_shots(&plan.new_shots, &Position::End)?;
-        report.shots_added = plan.new_shots.len();
     }
     let live: HashMap<&str, &Shot> = state
         .project
         .shots
         .iter()
         .map(|s| (s.shot_id.as_str(), s))
+        .chain(state.trashed.iter().map(|(id, s)| (id.as_str(), s)))
         .collect();
-    for shot in &plan.updated_shots {
+    for shot in plan.updated_shots.iter().chain(&plan.trashed_shots) {
         if live.get(shot.shot_id.as_str()) != Some(&shot) {
             doc.update_shot(shot)?;
-            report.shots_updated += 1;
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 /// Where a row of shots goes.
@@ -319,6 +500,9 @@ pub(crate) enum ShotTarget {
     Update(Shot),
     /// Create this new shot (id and code set, other fields empty).
     Create(Shot),
+    /// Edit this trashed shot (three-way imports only: the file's row is a shot
+    /// deleted since the export).
+    Trashed(Shot),
 }
 
 /// Decides, row by row, which shot a row updates or which code and id a new shot gets,
@@ -336,11 +520,17 @@ pub(crate) struct ShotMatcher<'a> {
     /// Ids given to new shots so far.
     used_ids: HashSet<String>,
     next_code: u64,
+    /// Match by Record ID before the code; a Record ID naming a trashed shot means it.
+    record_id_first: bool,
 }
 
 impl<'a> ShotMatcher<'a> {
     /// A matcher for a file whose rows name `named_codes` explicitly.
-    pub(crate) fn new(state: &'a DocState, named_codes: HashSet<ShotCode>) -> ShotMatcher<'a> {
+    pub(crate) fn new(
+        state: &'a DocState,
+        named_codes: HashSet<ShotCode>,
+        record_id_first: bool,
+    ) -> ShotMatcher<'a> {
         let shots = &state.project.shots;
         ShotMatcher {
             state,
@@ -355,6 +545,7 @@ impl<'a> ShotMatcher<'a> {
             used_codes: HashMap::new(),
             used_ids: HashSet::new(),
             next_code: state.next_code,
+            record_id_first,
         }
     }
 
@@ -381,7 +572,22 @@ impl<'a> ShotMatcher<'a> {
                 .filter(|i| !self.claimed.contains_key(i))
                 .filter(|i| !self.named_codes.contains(&shots[*i].code))
         };
-        let live = by_code.or_else(by_id);
+        let record_id = record_id.trim();
+        if self.record_id_first
+            && let Some(trashed) = self.state.trashed.get(record_id)
+            && self.used_ids.insert(record_id.to_owned())
+        {
+            return Ok(ShotTarget::Trashed(trashed.clone()));
+        }
+        let live = if self.record_id_first {
+            self.live_by_id
+                .get(record_id)
+                .copied()
+                .filter(|i| !self.claimed.contains_key(i))
+                .or(by_code)
+        } else {
+            by_code.or_else(by_id)
+        };
         if let Some(index) = live {
             if let Some(other) = self.claimed.get(&index) {
                 return Err(format!(
@@ -406,7 +612,6 @@ impl<'a> ShotMatcher<'a> {
             None => self.allocate_code(),
         };
         self.used_codes.insert(code, row);
-        let record_id = record_id.trim();
         let shot_id = if !record_id.is_empty()
             && !self.state.shot_ids.contains(record_id)
             && self.used_ids.insert(record_id.to_owned())

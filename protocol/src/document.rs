@@ -5,13 +5,15 @@
 //! ```text
 //! schema      Uint 1
 //! project_id  Str
-//! settings    { name, frame_rate, prompt_template }
+//! settings    { name, frame_rate, prompt_template, "header_map/<header>": field }
 //! shots       { <shot_id>: { code Uint, order Str, deleted Bool, scene, action,
 //!               characters {<character_id>: position}, cinematic Str,
+//!               look_<field> Str? (the shot's own look values, present when set),
 //!               prompt_override Str?, reference_images {<ref>: position},
 //!               frame_count Uint, status Str, workflow, notes, extra {<header>: Str} } }
-//! characters  { <character_id>: { name, appearance, ..., trigger_words {<word>: position} } }
-//! cinematics  { <cinematic_id>: { name, camera_body, ... } }
+//! characters  { <character_id>: { name, appearance, ..., trigger_words {<word>: position},
+//!               extra {<header>: Str} } }
+//! cinematics  { <cinematic_id>: { name, camera_body, ..., notes, extra {<header>: Str} } }
 //! catalogs    { <catalog>: { <value>: true } }
 //! jobs        { <job_id>: { shot_id, workflow, state, priority Int, attempts, ... } }
 //! takes       { <take_id>: { shot_id, job_id, blob, media, size, ... } }
@@ -48,10 +50,14 @@ use fractional_index::FractionalIndex;
 
 use crate::catalog;
 use crate::model::{
-    Character, CinematicOption, Project, ProjectSettings, Shot, ShotCode, ShotId, ShotStatus,
+    Character, CinematicOption, Look, LookField, Project, ProjectSettings, Shot, ShotCode, ShotId,
+    ShotStatus,
 };
 use crate::prompt;
 use crate::timecode::FrameRate;
+
+/// Settings keys that hold a remembered import header mapping start with this.
+const HEADER_MAP_PREFIX: &str = "header_map/";
 
 /// Schema version written in new documents.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -717,10 +723,36 @@ impl ProjectDoc {
     /// The project as it is now: settings, live shots in order, characters and
     /// cinematic options by name, catalog additions.
     pub fn project(&self) -> Result<Project, DocError> {
+        self.project_at_heads(None)
+    }
+
+    /// The project as it was at a version (hex heads, as [`ProjectDoc::heads`]
+    /// gives them): the base of a three-way import. `NotFound` when a head is not
+    /// in this replica (yet).
+    pub fn project_at(&self, heads: &[String]) -> Result<Project, DocError> {
+        let mut parsed = Vec::with_capacity(heads.len());
+        for head in heads {
+            let hash = head
+                .parse::<automerge::ChangeHash>()
+                .ok()
+                .filter(|hash| self.doc.get_change_by_hash(hash).is_some())
+                .ok_or_else(|| DocError::NotFound {
+                    kind: "version",
+                    id: head.clone(),
+                })?;
+            parsed.push(hash);
+        }
+        self.project_at_heads(Some(&parsed))
+    }
+
+    fn project_at_heads(
+        &self,
+        heads: Option<&[automerge::ChangeHash]>,
+    ) -> Result<Project, DocError> {
         // Only the maps a project is made of: never the jobs and takes, which grow
         // with every render (reading them here once cost 17 % of a busy mesh's CPU).
         let top = |key: &str| -> Result<HMap, DocError> {
-            match self.doc.hydrate(self.obj(ROOT, key)?, None)? {
+            match self.doc.hydrate(self.obj(ROOT, key)?, heads)? {
                 HValue::Map(map) => Ok(map),
                 _ => Err(DocError::Schema(format!("missing map '{key}'"))),
             }
@@ -782,6 +814,18 @@ impl ProjectDoc {
                 name: str_of(settings, "name"),
                 frame_rate,
                 prompt_template: str_of(settings, "prompt_template"),
+                header_map: settings
+                    .iter()
+                    .filter_map(|(key, v)| {
+                        let header = key.strip_prefix(HEADER_MAP_PREFIX)?;
+                        match &v.value {
+                            HValue::Scalar(ScalarValue::Str(field)) => {
+                                Some((header.to_owned(), field.to_string()))
+                            }
+                            _ => None,
+                        }
+                    })
+                    .collect(),
             },
             shots: shots.into_iter().map(|(_, shot)| shot).collect(),
             characters,
@@ -823,6 +867,27 @@ impl ProjectDoc {
     pub fn set_prompt_template(&mut self, template: &str) -> Result<(), DocError> {
         prompt::check_template(template).map_err(DocError::Invalid)?;
         self.put_setting("prompt_template", template, "set prompt template")
+    }
+
+    /// Remember (or, with `None`, forget) what an import header means: `header` as
+    /// the import matcher normalizes it, `field` a field name. Each header is its own
+    /// key of the settings map, so mappings made on two offline copies both survive.
+    pub fn set_header_mapping(
+        &mut self,
+        header: &str,
+        field: Option<&str>,
+    ) -> Result<(), DocError> {
+        if header.is_empty() {
+            return Err(DocError::Invalid("a header mapping needs a header".into()));
+        }
+        let settings = self.obj(ROOT, "settings")?;
+        let key = format!("{HEADER_MAP_PREFIX}{header}");
+        match field {
+            Some(field) => self.doc.put(&settings, key.as_str(), field)?,
+            None => self.doc.delete(&settings, key.as_str())?,
+        }
+        self.commit("remember import header");
+        Ok(())
     }
 
     fn put_setting(&mut self, key: &str, value: &str, message: &str) -> Result<(), DocError> {
@@ -1072,6 +1137,10 @@ impl ProjectDoc {
                 Field::Set(items) | Field::Dict(items) => {
                     let sub = match self.doc.get(obj, *key)? {
                         Some((automerge::Value::Object(_), id)) => id,
+                        // A record made before this field existed: make its map only
+                        // when there is something to put in it (two peers making it
+                        // at once would hide one side's entries).
+                        _ if items.is_empty() => continue,
                         _ => self.doc.put_object(obj, *key, ObjType::Map)?,
                     };
                     let existing: HashMap<String, HValue> = match now {
@@ -1202,7 +1271,7 @@ fn to_hydrate(fields: &[(&str, Field)]) -> HValue {
 }
 
 fn shot_fields(shot: &Shot) -> Vec<(&'static str, Field)> {
-    vec![
+    let mut fields = vec![
         ("code", Field::Uint(shot.code.0)),
         ("scene", Field::Str(shot.scene.clone())),
         ("action", Field::Str(shot.action.clone())),
@@ -1222,16 +1291,59 @@ fn shot_fields(shot: &Shot) -> Vec<(&'static str, Field)> {
         ("status", Field::Str(shot.status.as_str().to_owned())),
         ("workflow", Field::Str(shot.workflow.clone())),
         ("notes", Field::Str(shot.notes.clone())),
-        (
-            "extra",
-            Field::Dict(
-                shot.extra
-                    .iter()
-                    .map(|(k, v)| (k.clone(), ScalarValue::Str(v.as_str().into())))
-                    .collect(),
-            ),
-        ),
-    ]
+        ("extra", dict(&shot.extra)),
+    ];
+    // The shot's own look values: one flat key each (no nested map to create on an
+    // old shot), present only when set, so a shot without overrides costs nothing.
+    for (field, key) in LookField::ALL.into_iter().zip(SHOT_LOOK_KEYS) {
+        let value = shot.look.get(field);
+        fields.push((
+            key,
+            if value.is_empty() {
+                Field::Absent
+            } else {
+                Field::Str(value.to_owned())
+            },
+        ));
+    }
+    fields
+}
+
+/// The stored keys of a shot's own look values, in [`LookField::ALL`] order.
+const SHOT_LOOK_KEYS: [&str; 12] = [
+    "look_camera_body",
+    "look_focal_length",
+    "look_lens_type",
+    "look_film_stock",
+    "look_style",
+    "look_look_and_feel",
+    "look_lighting_source",
+    "look_lighting_style",
+    "look_environment",
+    "look_atmosphere",
+    "look_lens_filter",
+    "look_aspect_ratio",
+];
+
+fn dict(map: &BTreeMap<String, String>) -> Field {
+    Field::Dict(
+        map.iter()
+            .map(|(k, v)| (k.clone(), ScalarValue::Str(v.as_str().into())))
+            .collect(),
+    )
+}
+
+fn dict_of(map: &HMap, key: &str) -> BTreeMap<String, String> {
+    match map.get(key) {
+        Some(HValue::Map(m)) => m
+            .iter()
+            .filter_map(|(k, v)| match &v.value {
+                HValue::Scalar(ScalarValue::Str(s)) => Some((k.clone(), s.to_string())),
+                _ => None,
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    }
 }
 
 fn character_fields(c: &Character) -> Vec<(&'static str, Field)> {
@@ -1245,51 +1357,23 @@ fn character_fields(c: &Character) -> Vec<(&'static str, Field)> {
         ("clothing_options", set(&c.clothing_options)),
         ("default_clothing", Field::Str(c.default_clothing.clone())),
         ("style_keywords", set(&c.style_keywords)),
+        ("extra", dict(&c.extra)),
     ]
 }
 
 fn cinematic_fields(c: &CinematicOption) -> Vec<(&'static str, Field)> {
-    CINEMATIC_KEYS
-        .iter()
-        .map(|(key, get, _)| (*key, Field::Str(get(c).clone())))
-        .collect()
+    let mut fields = vec![
+        ("name", Field::Str(c.name.clone())),
+        ("notes", Field::Str(c.notes.clone())),
+        ("extra", dict(&c.extra)),
+    ];
+    fields.extend(
+        LookField::ALL
+            .into_iter()
+            .map(|field| (field.key(), Field::Str(c.look.get(field).to_owned()))),
+    );
+    fields
 }
-
-type CinematicAccess = (
-    &'static str,
-    fn(&CinematicOption) -> &String,
-    fn(&mut CinematicOption) -> &mut String,
-);
-
-/// The stored key of every text field of a cinematic option, with accessors.
-const CINEMATIC_KEYS: &[CinematicAccess] = &[
-    ("name", |c| &c.name, |c| &mut c.name),
-    ("camera_body", |c| &c.camera_body, |c| &mut c.camera_body),
-    ("focal_length", |c| &c.focal_length, |c| &mut c.focal_length),
-    ("lens_type", |c| &c.lens_type, |c| &mut c.lens_type),
-    ("film_stock", |c| &c.film_stock, |c| &mut c.film_stock),
-    ("style", |c| &c.style, |c| &mut c.style),
-    (
-        "look_and_feel",
-        |c| &c.look_and_feel,
-        |c| &mut c.look_and_feel,
-    ),
-    (
-        "lighting_source",
-        |c| &c.lighting_source,
-        |c| &mut c.lighting_source,
-    ),
-    (
-        "lighting_style",
-        |c| &c.lighting_style,
-        |c| &mut c.lighting_style,
-    ),
-    ("environment", |c| &c.environment, |c| &mut c.environment),
-    ("atmosphere", |c| &c.atmosphere, |c| &mut c.atmosphere),
-    ("lens_filter", |c| &c.lens_filter, |c| &mut c.lens_filter),
-    ("aspect_ratio", |c| &c.aspect_ratio, |c| &mut c.aspect_ratio),
-    ("notes", |c| &c.notes, |c| &mut c.notes),
-];
 
 fn str_of(map: &HMap, key: &str) -> String {
     match map.get(key) {
@@ -1346,15 +1430,13 @@ fn read_shot(shot_id: &str, f: &HMap) -> Shot {
         status: str_of(f, "status").parse().unwrap_or(ShotStatus::Pending),
         workflow: str_of(f, "workflow"),
         notes: str_of(f, "notes"),
-        extra: match f.get("extra") {
-            Some(HValue::Map(m)) => m
-                .iter()
-                .filter_map(|(k, v)| match &v.value {
-                    HValue::Scalar(ScalarValue::Str(s)) => Some((k.clone(), s.to_string())),
-                    _ => None,
-                })
-                .collect(),
-            _ => BTreeMap::new(),
+        extra: dict_of(f, "extra"),
+        look: {
+            let mut look = Look::default();
+            for (field, key) in LookField::ALL.into_iter().zip(SHOT_LOOK_KEYS) {
+                *look.get_mut(field) = str_of(f, key);
+            }
+            look
         },
     }
 }
@@ -1374,16 +1456,20 @@ fn read_character(character_id: &str, f: &HMap) -> Character {
         clothing_options: set_of(f, "clothing_options"),
         default_clothing: str_of(f, "default_clothing"),
         style_keywords: set_of(f, "style_keywords"),
+        extra: dict_of(f, "extra"),
     }
 }
 
 fn read_cinematic(cinematic_id: &str, f: &HMap) -> CinematicOption {
     let mut option = CinematicOption {
         cinematic_id: cinematic_id.to_owned(),
+        name: str_of(f, "name"),
+        notes: str_of(f, "notes"),
+        extra: dict_of(f, "extra"),
         ..Default::default()
     };
-    for (key, _, get_mut) in CINEMATIC_KEYS {
-        *get_mut(&mut option) = str_of(f, key);
+    for field in LookField::ALL {
+        *option.look.get_mut(field) = str_of(f, field.key());
     }
     option
 }

@@ -161,6 +161,9 @@ pub struct Shot {
     /// Linked cinematic option (the look).
     #[serde(default)]
     pub cinematic: Option<CinematicId>,
+    /// The shot's own look values, over its linked look's (empty: not set).
+    #[serde(default, skip_serializing_if = "Look::is_empty")]
+    pub look: Look,
     /// A manual prompt that replaces the assembled one.
     #[serde(default)]
     pub prompt_override: Option<String>,
@@ -194,6 +197,7 @@ impl Shot {
             action: String::new(),
             characters: Vec::new(),
             cinematic: None,
+            look: Look::default(),
             prompt_override: None,
             reference_images: Vec::new(),
             frame_count,
@@ -236,6 +240,9 @@ pub struct Character {
     /// Style keywords for consistency.
     #[serde(default)]
     pub style_keywords: Vec<String>,
+    /// Columns from an imported sheet that have no field of their own, by header.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
 }
 
 fn default_lora_strength() -> f64 {
@@ -257,19 +264,109 @@ impl Character {
             clothing_options: Vec::new(),
             default_clothing: String::new(),
             style_keywords: Vec::new(),
+            extra: BTreeMap::new(),
         }
     }
 }
 
-/// A named look: the 14 fields of the cinematic option table (id, name, notes and
-/// the 11 camera/lighting/mood choices plus aspect ratio).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// One field of a look: the camera, lens, film, lighting and mood choices of the
+/// seed's Cinematic Options table. A cinematic option (a named look) has all of
+/// them; a shot may carry any of them itself, over its linked look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LookField {
+    /// Camera body (Arri Alexa 35, ...).
+    CameraBody,
+    /// Focal length (35mm, ...).
+    FocalLength,
+    /// Lens type (anamorphic, ...).
+    LensType,
+    /// Film stock.
+    FilmStock,
+    /// Style (photorealistic, anime, ...).
+    Style,
+    /// Look and feel: a reference film.
+    LookAndFeel,
+    /// Lighting source (natural, neon, ...).
+    LightingSource,
+    /// Lighting style (Rembrandt, high key, ...).
+    LightingStyle,
+    /// Environment (where).
+    Environment,
+    /// Atmosphere (mood).
+    Atmosphere,
+    /// Lens filter.
+    LensFilter,
+    /// Aspect ratio (16:9, 2.39:1, ...).
+    AspectRatio,
+}
+
+impl LookField {
+    /// Every field, in the seed's column order.
+    pub const ALL: [LookField; 12] = [
+        LookField::CameraBody,
+        LookField::FocalLength,
+        LookField::LensType,
+        LookField::FilmStock,
+        LookField::Style,
+        LookField::LookAndFeel,
+        LookField::LightingSource,
+        LookField::LightingStyle,
+        LookField::Environment,
+        LookField::Atmosphere,
+        LookField::LensFilter,
+        LookField::AspectRatio,
+    ];
+
+    /// The stored and exported key (`camera_body`), also its catalog's name.
+    #[must_use]
+    pub fn key(self) -> &'static str {
+        match self {
+            LookField::CameraBody => "camera_body",
+            LookField::FocalLength => "focal_length",
+            LookField::LensType => "lens_type",
+            LookField::FilmStock => "film_stock",
+            LookField::Style => "style",
+            LookField::LookAndFeel => "look_and_feel",
+            LookField::LightingSource => "lighting_source",
+            LookField::LightingStyle => "lighting_style",
+            LookField::Environment => "environment",
+            LookField::Atmosphere => "atmosphere",
+            LookField::LensFilter => "lens_filter",
+            LookField::AspectRatio => "aspect_ratio",
+        }
+    }
+
+    /// The English column header (`Camera Body`).
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            LookField::CameraBody => "Camera Body",
+            LookField::FocalLength => "Focal Length",
+            LookField::LensType => "Lens Type",
+            LookField::FilmStock => "Film Stock",
+            LookField::Style => "Style",
+            LookField::LookAndFeel => "Look and Feel",
+            LookField::LightingSource => "Lighting Source",
+            LookField::LightingStyle => "Lighting Style",
+            LookField::Environment => "Environment",
+            LookField::Atmosphere => "Atmosphere",
+            LookField::LensFilter => "Lens Filter",
+            LookField::AspectRatio => "Aspect Ratio",
+        }
+    }
+
+    /// The field stored under `key`.
+    #[must_use]
+    pub fn from_key(key: &str) -> Option<LookField> {
+        LookField::ALL.into_iter().find(|f| f.key() == key)
+    }
+}
+
+/// The twelve look values. Empty text means "not set": on a shot, the linked look's
+/// value shows through ([`Look::over`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub struct CinematicOption {
-    /// Internal id.
-    pub cinematic_id: CinematicId,
-    /// Name shots link by on import.
-    pub name: String,
+pub struct Look {
     /// Camera body (Arri Alexa 35, ...).
     pub camera_body: String,
     /// Focal length (35mm, ...).
@@ -294,8 +391,86 @@ pub struct CinematicOption {
     pub lens_filter: String,
     /// Aspect ratio (16:9, 2.39:1, ...).
     pub aspect_ratio: String,
+}
+
+impl Look {
+    /// The value of one field.
+    #[must_use]
+    pub fn get(&self, field: LookField) -> &str {
+        match field {
+            LookField::CameraBody => &self.camera_body,
+            LookField::FocalLength => &self.focal_length,
+            LookField::LensType => &self.lens_type,
+            LookField::FilmStock => &self.film_stock,
+            LookField::Style => &self.style,
+            LookField::LookAndFeel => &self.look_and_feel,
+            LookField::LightingSource => &self.lighting_source,
+            LookField::LightingStyle => &self.lighting_style,
+            LookField::Environment => &self.environment,
+            LookField::Atmosphere => &self.atmosphere,
+            LookField::LensFilter => &self.lens_filter,
+            LookField::AspectRatio => &self.aspect_ratio,
+        }
+    }
+
+    /// The value of one field, to change it.
+    pub fn get_mut(&mut self, field: LookField) -> &mut String {
+        match field {
+            LookField::CameraBody => &mut self.camera_body,
+            LookField::FocalLength => &mut self.focal_length,
+            LookField::LensType => &mut self.lens_type,
+            LookField::FilmStock => &mut self.film_stock,
+            LookField::Style => &mut self.style,
+            LookField::LookAndFeel => &mut self.look_and_feel,
+            LookField::LightingSource => &mut self.lighting_source,
+            LookField::LightingStyle => &mut self.lighting_style,
+            LookField::Environment => &mut self.environment,
+            LookField::Atmosphere => &mut self.atmosphere,
+            LookField::LensFilter => &mut self.lens_filter,
+            LookField::AspectRatio => &mut self.aspect_ratio,
+        }
+    }
+
+    /// Whether no field is set.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        LookField::ALL
+            .into_iter()
+            .all(|field| self.get(field).trim().is_empty())
+    }
+
+    /// This look's values where set, else `base`'s: a shot's own values over its
+    /// linked look.
+    #[must_use]
+    pub fn over(&self, base: &Look) -> Look {
+        let mut merged = base.clone();
+        for field in LookField::ALL {
+            let own = self.get(field);
+            if !own.trim().is_empty() {
+                own.clone_into(merged.get_mut(field));
+            }
+        }
+        merged
+    }
+}
+
+/// A named look: a name, the twelve [`Look`] fields and notes. Shots link one and
+/// may carry their own values over it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CinematicOption {
+    /// Internal id.
+    pub cinematic_id: CinematicId,
+    /// Name shots link by on import.
+    pub name: String,
+    /// The look's values (flattened: the JSON keeps one level).
+    #[serde(flatten)]
+    pub look: Look,
     /// Free notes.
     pub notes: String,
+    /// Columns from an imported sheet that have no field of their own, by header.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
 }
 
 impl CinematicOption {
@@ -319,6 +494,10 @@ pub struct ProjectSettings {
     pub frame_rate: FrameRate,
     /// The prompt template (see [`crate::prompt`]).
     pub prompt_template: String,
+    /// Import header mapping remembered from `--map`: a header as the import
+    /// matcher normalizes it → the field it means (`appearance`, `extra`, `skip`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub header_map: BTreeMap<String, String>,
 }
 
 /// A whole project read out of the document at one moment: the unit of export,
@@ -355,6 +534,15 @@ impl Project {
         self.cinematics
             .iter()
             .find(|c| c.cinematic_id == cinematic_id)
+    }
+
+    /// The look a shot renders with: its own values over its linked look's.
+    #[must_use]
+    pub fn effective_look(&self, shot: &Shot) -> Look {
+        match shot.cinematic.as_deref().and_then(|id| self.cinematic(id)) {
+            Some(option) => shot.look.over(&option.look),
+            None => shot.look.clone(),
+        }
     }
 
     /// The live shot with this code.

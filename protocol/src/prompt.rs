@@ -7,12 +7,17 @@
 //! The LoRA trigger words of every linked character are always included: at
 //! `{triggers}` when the template has it, else appended at the end.
 //!
+//! Look placeholders read the shot's own value, else its linked look's, else nothing
+//! ([`Project::effective_look`]); a value of `none`, `-` or `없음` is nothing, so a
+//! shot can blank out what its look says. `{environment}` is the look's environment
+//! only: a scene description is a sentence, not a place (`{scene}` has it).
+//!
 //! Placeholders: `style`, `subject`, `action`, `environment`, `scene`, `camera`,
 //! `focal_length`, `lens`, `film`, `look`, `lighting_style`, `lighting_source`,
 //! `atmosphere`, `filter`, `ratio`, `triggers`, `character_style`. Unknown
 //! placeholders are reported by [`check_template`].
 
-use crate::model::{Project, Shot};
+use crate::model::{Character, Look, LookField, Project, Shot};
 
 /// The default template, in the seed's order: style, subject, action, environment,
 /// camera, lens, film, lighting, atmosphere, filter, ratio, then trigger words.
@@ -80,10 +85,17 @@ pub fn shot_prompt(project: &Project, shot: &Shot) -> ShotPrompt {
             overridden: true,
         };
     }
+    let values = Values {
+        shot,
+        look: project.effective_look(shot),
+        characters: shot
+            .characters
+            .iter()
+            .filter_map(|id| project.character(id))
+            .collect(),
+    };
     ShotPrompt {
-        text: assemble(&project.settings.prompt_template, &|name| {
-            value(project, shot, name)
-        }),
+        text: assemble(&project.settings.prompt_template, &|name| values.get(name)),
         overridden: false,
     }
 }
@@ -167,66 +179,74 @@ fn tokens(text: &str) -> impl Iterator<Item = Token<'_>> {
     })
 }
 
-fn value(project: &Project, shot: &Shot, name: &str) -> String {
-    let look = shot
-        .cinematic
-        .as_deref()
-        .and_then(|id| project.cinematic(id));
-    let field =
-        |f: fn(&crate::model::CinematicOption) -> &String| look.map(f).cloned().unwrap_or_default();
-    let characters: Vec<_> = shot
-        .characters
-        .iter()
-        .filter_map(|id| project.character(id))
-        .collect();
-    match name {
-        "style" => field(|c| &c.style),
-        "subject" => characters
-            .iter()
-            .map(|c| {
-                let who = if c.appearance.trim().is_empty() {
-                    c.name.trim()
-                } else {
-                    c.appearance.trim()
-                };
-                if c.default_clothing.trim().is_empty() {
-                    who.to_owned()
-                } else {
-                    format!("{who} wearing {}", c.default_clothing.trim())
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" and "),
-        "action" => shot.action.clone(),
-        "scene" => shot.scene.clone(),
-        "environment" => {
-            let env = field(|c| &c.environment);
-            if env.trim().is_empty() {
-                shot.scene.clone()
-            } else {
-                env
-            }
+/// Whether a look value means "nothing here": a shot writes `none` (or `-`, `없음`)
+/// to blank out a value its linked look has.
+#[must_use]
+pub fn is_blank(value: &str) -> bool {
+    let value = value.trim();
+    value.is_empty()
+        || value == "-"
+        || value == "없음"
+        || value.eq_ignore_ascii_case("none")
+        || value.eq_ignore_ascii_case("n/a")
+}
+
+/// What a shot's placeholders read: gathered once per shot.
+struct Values<'a> {
+    shot: &'a Shot,
+    look: Look,
+    characters: Vec<&'a Character>,
+}
+
+impl Values<'_> {
+    fn look(&self, field: LookField) -> String {
+        let value = self.look.get(field);
+        if is_blank(value) {
+            String::new()
+        } else {
+            value.trim().to_owned()
         }
-        "camera" => field(|c| &c.camera_body),
-        "focal_length" => field(|c| &c.focal_length),
-        "lens" => field(|c| &c.lens_type),
-        "film" => field(|c| &c.film_stock),
-        "look" => field(|c| &c.look_and_feel),
-        "lighting_style" => field(|c| &c.lighting_style),
-        "lighting_source" => field(|c| &c.lighting_source),
-        "atmosphere" => field(|c| &c.atmosphere),
-        "filter" => {
-            let filter = field(|c| &c.lens_filter);
-            if filter.trim().eq_ignore_ascii_case("none") {
-                String::new()
-            } else {
-                filter
+    }
+
+    fn get(&self, name: &str) -> String {
+        match name {
+            "style" => self.look(LookField::Style),
+            "subject" => self
+                .characters
+                .iter()
+                .map(|c| {
+                    let who = if c.appearance.trim().is_empty() {
+                        c.name.trim()
+                    } else {
+                        c.appearance.trim()
+                    };
+                    if c.default_clothing.trim().is_empty() {
+                        who.to_owned()
+                    } else {
+                        format!("{who} wearing {}", c.default_clothing.trim())
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" and "),
+            "action" => self.shot.action.clone(),
+            "scene" => self.shot.scene.clone(),
+            "environment" => self.look(LookField::Environment),
+            "camera" => self.look(LookField::CameraBody),
+            "focal_length" => self.look(LookField::FocalLength),
+            "lens" => self.look(LookField::LensType),
+            "film" => self.look(LookField::FilmStock),
+            "look" => self.look(LookField::LookAndFeel),
+            "lighting_style" => self.look(LookField::LightingStyle),
+            "lighting_source" => self.look(LookField::LightingSource),
+            "atmosphere" => self.look(LookField::Atmosphere),
+            "filter" => self.look(LookField::LensFilter),
+            "ratio" => self.look(LookField::AspectRatio),
+            "triggers" => join_unique(self.characters.iter().flat_map(|c| c.trigger_words.iter())),
+            "character_style" => {
+                join_unique(self.characters.iter().flat_map(|c| c.style_keywords.iter()))
             }
+            _ => String::new(),
         }
-        "ratio" => field(|c| &c.aspect_ratio),
-        "triggers" => join_unique(characters.iter().flat_map(|c| c.trigger_words.iter())),
-        "character_style" => join_unique(characters.iter().flat_map(|c| c.style_keywords.iter())),
-        _ => String::new(),
     }
 }
 
@@ -243,7 +263,7 @@ fn join_unique<'a>(words: impl Iterator<Item = &'a String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Character, CinematicOption, ProjectSettings, ShotCode};
+    use crate::model::{CinematicOption, ProjectSettings, ShotCode};
     use crate::timecode::FrameRate;
 
     fn project() -> (Project, Shot) {
@@ -254,17 +274,17 @@ mod tests {
         let mut jun = Character::new("준");
         jun.trigger_words = vec!["jun_lora".into(), "m1na_style".into()];
         let mut look = CinematicOption::new("Noir");
-        look.style = "photorealistic".into();
-        look.environment = "a rainy Seoul alley at night".into();
-        look.camera_body = "Arri Alexa 35".into();
-        look.focal_length = "35mm".into();
-        look.lens_type = "anamorphic".into();
-        look.film_stock = "Kodak Vision3 500T".into();
-        look.lighting_style = "low key".into();
-        look.lighting_source = "neon".into();
-        look.atmosphere = "tense".into();
-        look.lens_filter = "Black Pro-Mist 1/4".into();
-        look.aspect_ratio = "2.39:1".into();
+        look.look.style = "photorealistic".into();
+        look.look.environment = "a rainy Seoul alley at night".into();
+        look.look.camera_body = "Arri Alexa 35".into();
+        look.look.focal_length = "35mm".into();
+        look.look.lens_type = "anamorphic".into();
+        look.look.film_stock = "Kodak Vision3 500T".into();
+        look.look.lighting_style = "low key".into();
+        look.look.lighting_source = "neon".into();
+        look.look.atmosphere = "tense".into();
+        look.look.lens_filter = "Black Pro-Mist 1/4".into();
+        look.look.aspect_ratio = "2.39:1".into();
         let mut shot = Shot::new(ShotCode(1), 48);
         shot.action = "runs toward the camera".into();
         shot.characters = vec![mina.character_id.clone(), jun.character_id.clone()];
@@ -275,6 +295,7 @@ mod tests {
                 name: "t".into(),
                 frame_rate: FrameRate::Fps24,
                 prompt_template: DEFAULT_TEMPLATE.into(),
+                header_map: Default::default(),
             },
             shots: vec![shot.clone()],
             characters: vec![mina, jun],
@@ -301,7 +322,7 @@ aspect ratio 2.39:1, m1na_style, jun_lora"
     #[test]
     fn empty_parts_leave_no_stray_commas_or_words() {
         let (mut project, shot) = project();
-        let look = &mut project.cinematics[0];
+        let look = &mut project.cinematics[0].look;
         look.camera_body.clear();
         look.lighting_style.clear();
         look.focal_length.clear();
@@ -325,6 +346,55 @@ aspect ratio 2.39:1, m1na_style, jun_lora"
         shot.cinematic = None;
         project.shots = vec![shot.clone()];
         assert_eq!(shot_prompt(&project, &shot).text, "runs toward the camera");
+    }
+
+    #[test]
+    fn a_shot_s_own_look_values_win_over_its_linked_look() {
+        let (mut project, mut shot) = project();
+        shot.look.camera_body = "Sony FX6".into();
+        shot.look.lens_filter = "none".into();
+        shot.look.environment = "a rooftop at dawn".into();
+        project.shots = vec![shot.clone()];
+        let text = shot_prompt(&project, &shot).text;
+        assert!(
+            text.contains("captured with Sony FX6, 35mm anamorphic lens"),
+            "{text}"
+        );
+        assert!(text.contains("set in a rooftop at dawn"), "{text}");
+        assert!(
+            !text.contains("Pro-Mist"),
+            "'none' blanks the look's filter: {text}"
+        );
+        assert!(
+            text.contains("Kodak Vision3 500T"),
+            "the rest comes from the look: {text}"
+        );
+    }
+
+    #[test]
+    fn a_flat_shot_with_no_linked_look_renders_its_own_values() {
+        let (mut project, mut shot) = project();
+        shot.cinematic = None;
+        shot.look.style = "anime".into();
+        shot.look.camera_body = "Arri Alexa 35".into();
+        shot.look.focal_length = "50mm".into();
+        shot.look.film_stock = "Kodak Portra 400".into();
+        shot.look.lighting_source = "neon".into();
+        shot.look.atmosphere = "melancholic".into();
+        shot.look.aspect_ratio = "2.39:1".into();
+        shot.scene = "Mina walks into the alley as the rain starts".into();
+        project.shots = vec![shot.clone()];
+        let text = shot_prompt(&project, &shot).text;
+        assert_eq!(
+            text,
+            "anime image of a young woman with short black hair wearing a red raincoat and 준, \
+runs toward the camera, captured with Arri Alexa 35, 50mm lens, Kodak Portra 400, neon lighting, \
+melancholic, aspect ratio 2.39:1, m1na_style, jun_lora"
+        );
+        assert!(
+            !text.contains("set in"),
+            "a scene description is not an environment: {text}"
+        );
     }
 
     #[test]

@@ -265,13 +265,19 @@ pub fn import_via_node(
     root: &Path,
     project: Option<String>,
     file: &Path,
+    options: &crate::import::ImportOptions,
 ) -> Result<Option<ImportReport>> {
     let path = std::path::absolute(file).with_context(|| format!("{}", file.display()))?;
     #[derive(Deserialize)]
     struct Answer {
         report: ImportReport,
     }
-    control::request(root, &Request::Import { project, path })?
+    let request = Request::Import {
+        project,
+        path,
+        options: options.clone(),
+    };
+    control::request(root, &request)?
         .map(|v| {
             serde_json::from_value::<Answer>(v)
                 .map(|a| a.report)

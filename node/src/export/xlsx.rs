@@ -3,26 +3,31 @@
 use std::collections::BTreeSet;
 
 use reelmesh_protocol::model::Project;
+use reelmesh_protocol::prompt::shot_prompt;
 use reelmesh_protocol::timecode::Timecode;
 use rust_xlsxwriter::{ColNum, Format, RowNum, Workbook, Worksheet, XlsxError};
 
+use crate::import::ExportMark;
 use crate::import::columns::{
-    CINEMATIC_FIELDS, CINEMATIC_NAME, CINEMATIC_NOTES, CharacterColumn, PROJECT_CATALOG_PREFIX,
-    PROJECT_FRAME_RATE, PROJECT_HEADER, PROJECT_ID, PROJECT_NAME, PROJECT_TEMPLATE, RECORD_ID,
-    SheetKind, ShotColumn,
+    Column, PROJECT_CATALOG_PREFIX, PROJECT_FRAME_RATE, PROJECT_HEADER, PROJECT_ID, PROJECT_NAME,
+    PROJECT_TEMPLATE, SheetKind, columns_of,
 };
+use crate::import::table::{MARK_FORMAT, MARK_HEADS, MARK_PROJECT, MARK_SHEET};
 
 /// How multi-value cells are joined (the importer splits on commas).
 const JOIN: &str = ", ";
 
-/// The whole project as an xlsx file.
-pub(crate) fn workbook(project: &Project) -> Result<Vec<u8>, XlsxError> {
+/// The whole project as an xlsx file; `mark` goes into a hidden sheet.
+pub(crate) fn workbook(project: &Project, mark: Option<&ExportMark>) -> Result<Vec<u8>, XlsxError> {
     let bold = Format::new().set_bold();
     let mut workbook = Workbook::new();
     shots_sheet(workbook.add_worksheet(), project, &bold)?;
     characters_sheet(workbook.add_worksheet(), project, &bold)?;
     cinematics_sheet(workbook.add_worksheet(), project, &bold)?;
     project_sheet(workbook.add_worksheet(), project, &bold)?;
+    if let Some(mark) = mark {
+        mark_sheet(workbook.add_worksheet(), mark)?;
+    }
     workbook.save_to_buffer()
 }
 
@@ -51,6 +56,15 @@ fn row_num(index: usize) -> RowNum {
     RowNum::try_from(index + 1).unwrap_or(RowNum::MAX)
 }
 
+/// The fixed columns of a sheet kind, Record ID left for the end.
+fn fixed_columns(kind: SheetKind) -> Vec<Column> {
+    columns_of(kind)
+        .iter()
+        .map(|(column, _)| *column)
+        .filter(|c| *c != Column::RecordId)
+        .collect()
+}
+
 fn shots_sheet(sheet: &mut Worksheet, project: &Project, bold: &Format) -> Result<(), XlsxError> {
     sheet.set_name(SheetKind::Shots.label())?;
     let extras: BTreeSet<&str> = project
@@ -58,13 +72,10 @@ fn shots_sheet(sheet: &mut Worksheet, project: &Project, bold: &Format) -> Resul
         .iter()
         .flat_map(|s| s.extra.keys().map(String::as_str))
         .collect();
-    let fixed: Vec<ShotColumn> = ShotColumn::ALL
-        .into_iter()
-        .filter(|c| *c != ShotColumn::RecordId)
-        .collect();
+    let fixed = fixed_columns(SheetKind::Shots);
     let mut headers: Vec<&str> = fixed.iter().map(|c| c.header()).collect();
     headers.extend(extras.iter().copied());
-    headers.push(ShotColumn::RecordId.header());
+    headers.push(Column::RecordId.header());
     header_row(sheet, &headers, bold)?;
     let rate = project.settings.frame_rate;
     let ranges = project.shot_frame_ranges();
@@ -72,10 +83,10 @@ fn shots_sheet(sheet: &mut Worksheet, project: &Project, bold: &Format) -> Resul
         let row = row_num(index);
         for (at, column) in fixed.iter().enumerate() {
             match column {
-                ShotColumn::Code => text(sheet, row, at, &shot.code.to_string())?,
-                ShotColumn::Scene => text(sheet, row, at, &shot.scene)?,
-                ShotColumn::Action => text(sheet, row, at, &shot.action)?,
-                ShotColumn::Characters => {
+                Column::Code => text(sheet, row, at, &shot.code.to_string())?,
+                Column::Scene => text(sheet, row, at, &shot.scene)?,
+                Column::Action => text(sheet, row, at, &shot.action)?,
+                Column::Characters => {
                     let names: Vec<&str> = shot
                         .characters
                         .iter()
@@ -84,7 +95,7 @@ fn shots_sheet(sheet: &mut Worksheet, project: &Project, bold: &Format) -> Resul
                         .collect();
                     text(sheet, row, at, &names.join(JOIN))?;
                 }
-                ShotColumn::Cinematic => {
+                Column::Cinematic => {
                     let name = shot
                         .cinematic
                         .as_deref()
@@ -92,7 +103,8 @@ fn shots_sheet(sheet: &mut Worksheet, project: &Project, bold: &Format) -> Resul
                         .map_or("", |c| c.name.as_str());
                     text(sheet, row, at, name)?;
                 }
-                ShotColumn::PromptOverride => {
+                Column::Look(field) => text(sheet, row, at, shot.look.get(*field))?,
+                Column::PromptOverride => {
                     text(
                         sheet,
                         row,
@@ -100,31 +112,34 @@ fn shots_sheet(sheet: &mut Worksheet, project: &Project, bold: &Format) -> Resul
                         shot.prompt_override.as_deref().unwrap_or(""),
                     )?;
                 }
-                ShotColumn::ReferenceImages => {
+                Column::AssembledPrompt => {
+                    text(sheet, row, at, &shot_prompt(project, shot).text)?;
+                }
+                Column::ReferenceImages => {
                     text(sheet, row, at, &shot.reference_images.join(JOIN))?;
                 }
-                ShotColumn::FrameCount => {
+                Column::FrameCount => {
                     sheet.write_number(row, col(at), shot.frame_count as f64)?;
                 }
-                ShotColumn::Duration => {
+                Column::Duration => {
                     sheet.write_number(row, col(at), rate.frames_to_seconds(shot.frame_count))?;
                 }
-                ShotColumn::TimecodeIn => text(
+                Column::TimecodeIn => text(
                     sheet,
                     row,
                     at,
                     &Timecode::from_frames(tc_in, rate).to_string(),
                 )?,
-                ShotColumn::TimecodeOut => text(
+                Column::TimecodeOut => text(
                     sheet,
                     row,
                     at,
                     &Timecode::from_frames(tc_out, rate).to_string(),
                 )?,
-                ShotColumn::Status => text(sheet, row, at, shot.status.as_str())?,
-                ShotColumn::Workflow => text(sheet, row, at, &shot.workflow)?,
-                ShotColumn::Notes => text(sheet, row, at, &shot.notes)?,
-                ShotColumn::RecordId => {}
+                Column::Status => text(sheet, row, at, shot.status.as_str())?,
+                Column::Workflow => text(sheet, row, at, &shot.workflow)?,
+                Column::Notes => text(sheet, row, at, &shot.notes)?,
+                _ => {}
             }
         }
         for (offset, header) in extras.iter().enumerate() {
@@ -142,36 +157,50 @@ fn characters_sheet(
     bold: &Format,
 ) -> Result<(), XlsxError> {
     sheet.set_name(SheetKind::Characters.label())?;
-    let headers: Vec<&str> = CharacterColumn::ALL.iter().map(|c| c.header()).collect();
+    let extras: BTreeSet<&str> = project
+        .characters
+        .iter()
+        .flat_map(|c| c.extra.keys().map(String::as_str))
+        .collect();
+    let fixed = fixed_columns(SheetKind::Characters);
+    let mut headers: Vec<&str> = fixed.iter().map(|c| c.header()).collect();
+    headers.extend(extras.iter().copied());
+    headers.push(Column::RecordId.header());
     header_row(sheet, &headers, bold)?;
     for (index, character) in project.characters.iter().enumerate() {
         let row = row_num(index);
-        for (at, column) in CharacterColumn::ALL.iter().enumerate() {
+        for (at, column) in fixed.iter().enumerate() {
             match column {
-                CharacterColumn::Name => text(sheet, row, at, &character.name)?,
-                CharacterColumn::Appearance => text(sheet, row, at, &character.appearance)?,
-                CharacterColumn::ReferenceSheet => {
-                    text(sheet, row, at, &character.reference_sheet)?;
-                }
-                CharacterColumn::LoraPath => text(sheet, row, at, &character.lora_path)?,
-                CharacterColumn::LoraStrength => {
+                Column::Name => text(sheet, row, at, &character.name)?,
+                Column::Appearance => text(sheet, row, at, &character.appearance)?,
+                Column::ReferenceSheet => text(sheet, row, at, &character.reference_sheet)?,
+                Column::LoraPath => text(sheet, row, at, &character.lora_path)?,
+                Column::LoraStrength => {
                     sheet.write_number(row, col(at), character.lora_strength)?;
                 }
-                CharacterColumn::TriggerWords => {
+                Column::TriggerWords => {
                     text(sheet, row, at, &character.trigger_words.join(JOIN))?;
                 }
-                CharacterColumn::ClothingOptions => {
+                Column::ClothingOptions => {
                     text(sheet, row, at, &character.clothing_options.join(JOIN))?;
                 }
-                CharacterColumn::DefaultClothing => {
-                    text(sheet, row, at, &character.default_clothing)?;
-                }
-                CharacterColumn::StyleKeywords => {
+                Column::DefaultClothing => text(sheet, row, at, &character.default_clothing)?,
+                Column::StyleKeywords => {
                     text(sheet, row, at, &character.style_keywords.join(JOIN))?;
                 }
-                CharacterColumn::RecordId => text(sheet, row, at, &character.character_id)?,
+                _ => {}
             }
         }
+        for (offset, header) in extras.iter().enumerate() {
+            let value = character.extra.get(*header).map_or("", String::as_str);
+            text(sheet, row, fixed.len() + offset, value)?;
+        }
+        text(
+            sheet,
+            row,
+            fixed.len() + extras.len(),
+            &character.character_id,
+        )?;
     }
     Ok(())
 }
@@ -182,19 +211,31 @@ fn cinematics_sheet(
     bold: &Format,
 ) -> Result<(), XlsxError> {
     sheet.set_name(SheetKind::Cinematics.label())?;
-    let mut headers = vec![CINEMATIC_NAME[0]];
-    headers.extend(CINEMATIC_FIELDS.iter().map(|f| f.names[0]));
-    headers.push(CINEMATIC_NOTES[0]);
-    headers.push(RECORD_ID[0]);
+    let extras: BTreeSet<&str> = project
+        .cinematics
+        .iter()
+        .flat_map(|c| c.extra.keys().map(String::as_str))
+        .collect();
+    let fixed = fixed_columns(SheetKind::Cinematics);
+    let mut headers: Vec<&str> = fixed.iter().map(|c| c.header()).collect();
+    headers.extend(extras.iter().copied());
+    headers.push(Column::RecordId.header());
     header_row(sheet, &headers, bold)?;
     for (index, option) in project.cinematics.iter().enumerate() {
         let row = row_num(index);
-        text(sheet, row, 0, &option.name)?;
-        for (offset, field) in CINEMATIC_FIELDS.iter().enumerate() {
-            text(sheet, row, 1 + offset, (field.get)(option))?;
+        for (at, column) in fixed.iter().enumerate() {
+            match column {
+                Column::Name => text(sheet, row, at, &option.name)?,
+                Column::Look(field) => text(sheet, row, at, option.look.get(*field))?,
+                Column::Notes => text(sheet, row, at, &option.notes)?,
+                _ => {}
+            }
         }
-        text(sheet, row, 1 + CINEMATIC_FIELDS.len(), &option.notes)?;
-        text(sheet, row, 2 + CINEMATIC_FIELDS.len(), &option.cinematic_id)?;
+        for (offset, header) in extras.iter().enumerate() {
+            let value = option.extra.get(*header).map_or("", String::as_str);
+            text(sheet, row, fixed.len() + offset, value)?;
+        }
+        text(sheet, row, fixed.len() + extras.len(), &option.cinematic_id)?;
     }
     Ok(())
 }
@@ -220,5 +261,18 @@ fn project_sheet(sheet: &mut Worksheet, project: &Project, bold: &Format) -> Res
         sheet.write_string(row, 0, key)?;
         text(sheet, row, 1, value)?;
     }
+    Ok(())
+}
+
+/// The hidden sheet that remembers which project version the file was made from.
+fn mark_sheet(sheet: &mut Worksheet, mark: &ExportMark) -> Result<(), XlsxError> {
+    sheet.set_name(MARK_SHEET)?;
+    sheet.write_string(0, 0, MARK_FORMAT.0)?;
+    sheet.write_string(0, 1, MARK_FORMAT.1)?;
+    sheet.write_string(1, 0, MARK_PROJECT)?;
+    sheet.write_string(1, 1, &mark.project_id)?;
+    sheet.write_string(2, 0, MARK_HEADS)?;
+    sheet.write_string(2, 1, mark.heads.join(" "))?;
+    sheet.set_hidden(true);
     Ok(())
 }

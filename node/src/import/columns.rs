@@ -1,29 +1,46 @@
-//! Header and sheet names the importer understands, in English and Korean.
+//! The header matcher: one way to read a header, for workbook sheets, CSV and JSON
+//! keys alike, in English, Korean and the Korean-English that Korean artists write.
 //!
-//! Matching is forgiving: a header is compared after [`normalize`] (lowercase, no
-//! spaces, `_`, `-`, `(` or `)`), so "Frame Count", "frame_count" and "FRAMECOUNT"
-//! are one header. The first name of every column is the English header the exporter
-//! writes, so an exported workbook always reads back.
+//! A header is first [`normalize`]d (Unicode NFKC, lowercase, only letters and
+//! digits: "Frame Count", "frame_count", "ＦＲＡＭＥ－ＣＯＵＮＴ" and "Frame-Count:"
+//! are one header; decomposed Hangul from a macOS file name composes). It is then
+//! looked up, for the kind of sheet it is in, in this order:
+//!
+//! 1. a `--map HEADER=FIELD` given to this import;
+//! 2. a mapping remembered in the project (`--map` stores what it was given);
+//! 3. the synonym table ([`columns_of`]): the English header the exporter writes
+//!    first, then English variants, the seed's snake_case keys, Korean and
+//!    Korean-English spellings;
+//! 4. a fuzzy match: a header within a small edit distance of one synonym, of one
+//!    field only, is taken and the report says which field it chose.
+//!
+//! A header that still means nothing is kept as an extra field; the report names the
+//! nearest field, so the user can `--map` it.
 
-use reelmesh_protocol::model::CinematicOption;
+use std::collections::HashMap;
+use std::sync::LazyLock;
 
-/// `header` lowercased, without whitespace, `_`, `-`, `(` and `)`.
+use reelmesh_protocol::model::LookField;
+use unicode_normalization::UnicodeNormalization;
+
+/// `header` as the matcher compares it: NFKC, lowercase, letters and digits only
+/// ("#" alone becomes "no", so a "#" column reads as a number column).
 pub(crate) fn normalize(header: &str) -> String {
-    header
-        .chars()
-        .filter(|c| !c.is_whitespace() && !matches!(c, '_' | '-' | '(' | ')'))
+    let key: String = header
+        .nfkc()
+        .filter(|c| c.is_alphanumeric())
         .flat_map(char::to_lowercase)
-        .collect()
-}
-
-fn matches_any(key: &str, names: &[&str]) -> bool {
-    names.iter().any(|name| normalize(name) == key)
+        .collect();
+    if key.is_empty() && header.trim() == "#" {
+        return "no".to_owned();
+    }
+    key
 }
 
 /// What a sheet holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum SheetKind {
-    /// The shot list.
+    /// The shot list (flat or linked).
     Shots,
     /// The character bible.
     Characters,
@@ -44,7 +61,17 @@ impl SheetKind {
         }
     }
 
-    /// The kind a sheet name says, if any.
+    /// The name used in reports and `--json` (`shots`, `characters`, ...).
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            SheetKind::Shots => "shots",
+            SheetKind::Characters => "characters",
+            SheetKind::Cinematics => "cinematic_options",
+            SheetKind::Project => "project",
+        }
+    }
+
+    /// The kind a sheet name (or a JSON list's key) says, if any.
     pub(crate) fn from_sheet_name(name: &str) -> Option<SheetKind> {
         let key = normalize(name);
         let kinds: [(SheetKind, &[&str]); 4] = [
@@ -55,10 +82,15 @@ impl SheetKind {
                     "Shot",
                     "Shot List",
                     "Shotlist",
+                    "Storyboard",
                     "샷",
                     "샷 리스트",
                     "샷 목록",
                     "샷리스트",
+                    "컷",
+                    "컷 리스트",
+                    "콘티",
+                    "스토리보드",
                 ],
             ),
             (
@@ -67,9 +99,12 @@ impl SheetKind {
                     "Characters",
                     "Character",
                     "Character Bible",
+                    "Cast",
                     "캐릭터",
                     "캐릭터 바이블",
+                    "캐릭터 시트",
                     "등장인물",
+                    "인물",
                 ],
             ),
             (
@@ -79,9 +114,12 @@ impl SheetKind {
                     "Cinematic Option",
                     "Cinematics",
                     "Looks",
+                    "Look",
+                    "Looks Library",
                     "시네마틱 옵션",
                     "시네마틱",
                     "룩",
+                    "룩 라이브러리",
                 ],
             ),
             (
@@ -91,55 +129,59 @@ impl SheetKind {
         ];
         kinds
             .into_iter()
-            .find(|(_, names)| matches_any(&key, names))
+            .find(|(_, names)| names.iter().any(|n| normalize(n) == key))
             .map(|(kind, _)| kind)
     }
 
-    /// The kind a table's headers say: the kind with the most columns only it has.
-    /// `None` when no header is recognised.
+    /// The kind a table's headers say. A shot column (scene, action, length,
+    /// status...) makes a shot list even with look columns beside it (the flat
+    /// layout); character columns outnumbering shot columns make a character bible;
+    /// look columns alone make a looks sheet. `None` when no header is recognised.
     pub(crate) fn from_headers(headers: &[String]) -> Option<SheetKind> {
-        let mut counts = [
-            (SheetKind::Shots, 0_usize),
-            (SheetKind::Characters, 0),
-            (SheetKind::Cinematics, 0),
-        ];
+        let (mut shots, mut characters, mut looks) = (0_usize, 0_usize, 0_usize);
         for header in headers {
             let key = normalize(header);
             if key.is_empty() {
                 continue;
             }
-            if ShotColumn::find(&key).is_some_and(ShotColumn::is_distinctive) {
-                counts[0].1 += 1;
+            if synonym(SheetKind::Shots, &key).is_some_and(Column::tells_shots) {
+                shots += 1;
             }
-            if CharacterColumn::find(&key)
-                .is_some_and(|c| c != CharacterColumn::Name && c != CharacterColumn::RecordId)
-            {
-                counts[1].1 += 1;
+            if synonym(SheetKind::Characters, &key).is_some_and(Column::tells_characters) {
+                characters += 1;
             }
-            if matches!(CinematicColumn::find(&key), Some(CinematicColumn::Field(_))) {
-                counts[2].1 += 1;
+            if matches!(synonym(SheetKind::Cinematics, &key), Some(Column::Look(_))) {
+                looks += 1;
             }
         }
-        // Ties go to shots (the first entry): a plain list is a shot list.
-        let mut best = counts[0];
-        for candidate in &counts[1..] {
-            if candidate.1 > best.1 {
-                best = *candidate;
-            }
+        if characters > shots && characters >= looks {
+            Some(SheetKind::Characters)
+        } else if shots > 0 {
+            Some(SheetKind::Shots)
+        } else if looks > 0 {
+            Some(SheetKind::Cinematics)
+        } else if characters > 0 {
+            Some(SheetKind::Characters)
+        } else {
+            None
         }
-        (best.1 > 0).then_some(best.0)
     }
 }
 
-/// A column of the shot sheet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ShotColumn {
+/// A field a column can fill. One enum for every kind of sheet: shared fields (name,
+/// notes, record id, the look fields) mean the same thing wherever they appear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Column {
+    // Shots.
     Code,
     Scene,
     Action,
     Characters,
     Cinematic,
     PromptOverride,
+    /// The sheet's own assembled prompt (a formula, or an export's reading copy):
+    /// derived, never imported.
+    AssembledPrompt,
     ReferenceImages,
     FrameCount,
     Duration,
@@ -147,120 +189,12 @@ pub(crate) enum ShotColumn {
     TimecodeOut,
     Status,
     Workflow,
+    // Shared.
+    Name,
     Notes,
     RecordId,
-}
-
-impl ShotColumn {
-    /// Every column, in export order.
-    pub(crate) const ALL: [ShotColumn; 15] = [
-        ShotColumn::Code,
-        ShotColumn::Scene,
-        ShotColumn::Action,
-        ShotColumn::Characters,
-        ShotColumn::Cinematic,
-        ShotColumn::PromptOverride,
-        ShotColumn::ReferenceImages,
-        ShotColumn::FrameCount,
-        ShotColumn::Duration,
-        ShotColumn::TimecodeIn,
-        ShotColumn::TimecodeOut,
-        ShotColumn::Status,
-        ShotColumn::Workflow,
-        ShotColumn::Notes,
-        ShotColumn::RecordId,
-    ];
-
-    /// Accepted names; the first is the exported English header.
-    fn names(self) -> &'static [&'static str] {
-        match self {
-            ShotColumn::Code => &[
-                "Shot ID",
-                "Shot",
-                "Shot Code",
-                "Shot No",
-                "Shot Number",
-                "샷 번호",
-                "샷 ID",
-                "샷",
-                "샷 코드",
-            ],
-            ShotColumn::Scene => &[
-                "Scene Description",
-                "Scene",
-                "Description",
-                "장면 설명",
-                "씬 설명",
-                "장면",
-                "씬",
-            ],
-            ShotColumn::Action => &["Action", "액션", "동작"],
-            ShotColumn::Characters => &["Characters", "Character", "캐릭터", "등장인물"],
-            ShotColumn::Cinematic => &[
-                "Cinematic Option",
-                "Cinematic",
-                "Look",
-                "시네마틱 옵션",
-                "시네마틱",
-                "룩",
-            ],
-            ShotColumn::PromptOverride => &[
-                "Prompt Override",
-                "Prompt",
-                "프롬프트",
-                "프롬프트 오버라이드",
-            ],
-            ShotColumn::ReferenceImages => &[
-                "Reference Images",
-                "Reference Image",
-                "References",
-                "참조 이미지",
-                "레퍼런스 이미지",
-            ],
-            ShotColumn::FrameCount => &["Frame Count", "Frames", "프레임 수", "프레임"],
-            ShotColumn::Duration => &[
-                "Duration (s)",
-                "Duration",
-                "Duration (sec)",
-                "Seconds",
-                "길이(초)",
-                "길이",
-                "시간(초)",
-            ],
-            ShotColumn::TimecodeIn => &["Timecode In", "TC In", "타임코드 인"],
-            ShotColumn::TimecodeOut => &["Timecode Out", "TC Out", "타임코드 아웃"],
-            ShotColumn::Status => &["Status", "상태"],
-            ShotColumn::Workflow => &["Workflow", "워크플로", "워크플로우"],
-            ShotColumn::Notes => &["Notes", "Note", "비고", "메모"],
-            ShotColumn::RecordId => &["Record ID", "레코드 ID"],
-        }
-    }
-
-    /// The English header the exporter writes.
-    pub(crate) fn header(self) -> &'static str {
-        self.names()[0]
-    }
-
-    /// The column a normalized header names.
-    pub(crate) fn find(key: &str) -> Option<ShotColumn> {
-        ShotColumn::ALL
-            .into_iter()
-            .find(|c| matches_any(key, c.names()))
-    }
-
-    /// Whether the column tells a shot list apart from other tables.
-    fn is_distinctive(self) -> bool {
-        !matches!(
-            self,
-            ShotColumn::Notes | ShotColumn::RecordId | ShotColumn::Characters
-        )
-    }
-}
-
-/// A column of the character sheet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CharacterColumn {
-    Name,
+    Look(LookField),
+    // Characters.
     Appearance,
     ReferenceSheet,
     LoraPath,
@@ -269,181 +203,803 @@ pub(crate) enum CharacterColumn {
     ClothingOptions,
     DefaultClothing,
     StyleKeywords,
-    RecordId,
 }
 
-impl CharacterColumn {
-    /// Every column, in export order.
-    pub(crate) const ALL: [CharacterColumn; 10] = [
-        CharacterColumn::Name,
-        CharacterColumn::Appearance,
-        CharacterColumn::ReferenceSheet,
-        CharacterColumn::LoraPath,
-        CharacterColumn::LoraStrength,
-        CharacterColumn::TriggerWords,
-        CharacterColumn::ClothingOptions,
-        CharacterColumn::DefaultClothing,
-        CharacterColumn::StyleKeywords,
-        CharacterColumn::RecordId,
-    ];
+/// The look fields' names, in [`LookField::ALL`] order.
+const LOOK_NAMES: [&[&str]; 12] = [
+    &[
+        "Camera Body",
+        "Camera",
+        "Camera Model",
+        "Body",
+        "카메라",
+        "카메라 바디",
+        "카메라 기종",
+        "카메라 모델",
+        "바디",
+        "촬영 카메라",
+    ],
+    &[
+        "Focal Length",
+        "Focal",
+        "Focal Length (mm)",
+        "초점 거리",
+        "초점거리(mm)",
+        "화각",
+        "포컬 렝스",
+        "포컬",
+    ],
+    &[
+        "Lens Type",
+        "Lens",
+        "Lenses",
+        "렌즈",
+        "렌즈 타입",
+        "렌즈 종류",
+        "렌즈 유형",
+    ],
+    &[
+        "Film Stock",
+        "Film",
+        "Stock",
+        "필름",
+        "필름 스톡",
+        "필름 종류",
+        "필름스톡",
+    ],
+    &[
+        "Style",
+        "Visual Style",
+        "Art Style",
+        "Image Style",
+        "스타일",
+        "화풍",
+        "비주얼 스타일",
+        "그림체",
+        "아트 스타일",
+    ],
+    &[
+        "Look and Feel",
+        "Look & Feel",
+        "Reference Film",
+        "Film Reference",
+        "룩앤필",
+        "룩 앤 필",
+        "룩 & 필",
+        "레퍼런스 영화",
+        "참고 영화",
+    ],
+    &[
+        "Lighting Source",
+        "Light Source",
+        "Lighting",
+        "Light",
+        "조명 소스",
+        "조명",
+        "광원",
+        "조명 종류",
+        "라이팅 소스",
+        "라이팅",
+    ],
+    &[
+        "Lighting Style",
+        "Light Style",
+        "조명 스타일",
+        "라이팅 스타일",
+        "조명 기법",
+        "조명 방식",
+    ],
+    &[
+        "Environment",
+        "Location",
+        "Setting",
+        "Place",
+        "환경",
+        "장소",
+        "배경",
+        "로케이션",
+    ],
+    &["Atmosphere", "Mood", "Tone", "분위기", "무드", "톤", "감정"],
+    &["Lens Filter", "Filter", "필터", "렌즈 필터"],
+    &[
+        "Aspect Ratio",
+        "Ratio",
+        "Aspect",
+        "화면비",
+        "화면 비율",
+        "화면 비",
+        "종횡비",
+        "비율",
+        "에스펙트 비율",
+        "애스펙트 비율",
+        "아스펙트 비율",
+        "에스펙트 레이쇼",
+    ],
+];
 
-    fn names(self) -> &'static [&'static str] {
-        match self {
-            CharacterColumn::Name => &[
-                "Name",
-                "Character",
-                "Character Name",
-                "이름",
-                "캐릭터 이름",
-                "캐릭터",
-            ],
-            CharacterColumn::Appearance => &["Appearance", "외형", "외모"],
-            CharacterColumn::ReferenceSheet => &["Reference Sheet", "레퍼런스 시트", "참조 시트"],
-            CharacterColumn::LoraPath => &["LoRA Path", "LoRA", "LoRA File", "LoRA 경로"],
-            CharacterColumn::LoraStrength => &["LoRA Strength", "LoRA Weight", "LoRA 강도"],
-            CharacterColumn::TriggerWords => &[
-                "Trigger Words",
-                "Trigger Word",
-                "Triggers",
-                "트리거 단어",
-                "트리거",
-            ],
-            CharacterColumn::ClothingOptions => {
-                &["Clothing Options", "Clothing", "의상", "의상 옵션"]
-            }
-            CharacterColumn::DefaultClothing => &["Default Clothing", "기본 의상"],
-            CharacterColumn::StyleKeywords => &["Style Keywords", "스타일 키워드"],
-            CharacterColumn::RecordId => &["Record ID", "레코드 ID"],
-        }
-    }
+const RECORD_ID_NAMES: &[&str] = &["Record ID", "ID", "Airtable ID", "레코드 ID", "레코드"];
+const NOTES_NAMES: &[&str] = &[
+    "Notes",
+    "Note",
+    "Comments",
+    "Comment",
+    "Remarks",
+    "비고",
+    "메모",
+    "노트",
+    "코멘트",
+];
 
+impl Column {
     /// The English header the exporter writes.
     pub(crate) fn header(self) -> &'static str {
-        self.names()[0]
+        match self {
+            Column::Look(field) => field.label(),
+            Column::Name => "Name",
+            Column::Notes => "Notes",
+            Column::RecordId => "Record ID",
+            other => shot_or_character_names(other)[0],
+        }
     }
 
-    /// The column a normalized header names.
-    pub(crate) fn find(key: &str) -> Option<CharacterColumn> {
-        CharacterColumn::ALL
-            .into_iter()
-            .find(|c| matches_any(key, c.names()))
+    /// The field name users give to `--map` and see in reports.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Column::Code => "code",
+            Column::Scene => "scene",
+            Column::Action => "action",
+            Column::Characters => "characters",
+            Column::Cinematic => "cinematic",
+            Column::PromptOverride => "prompt_override",
+            Column::AssembledPrompt => "prompt",
+            Column::ReferenceImages => "reference_images",
+            Column::FrameCount => "frame_count",
+            Column::Duration => "duration",
+            Column::TimecodeIn => "timecode_in",
+            Column::TimecodeOut => "timecode_out",
+            Column::Status => "status",
+            Column::Workflow => "workflow",
+            Column::Name => "name",
+            Column::Notes => "notes",
+            Column::RecordId => "record_id",
+            Column::Look(field) => field.key(),
+            Column::Appearance => "appearance",
+            Column::ReferenceSheet => "reference_sheet",
+            Column::LoraPath => "lora_path",
+            Column::LoraStrength => "lora_strength",
+            Column::TriggerWords => "trigger_words",
+            Column::ClothingOptions => "clothing_options",
+            Column::DefaultClothing => "default_clothing",
+            Column::StyleKeywords => "style_keywords",
+        }
     }
-}
 
-/// Reads or writes one text field of a cinematic option.
-pub(crate) type CinematicGet = fn(&CinematicOption) -> &String;
-/// Mutable access to one text field of a cinematic option.
-pub(crate) type CinematicSet = fn(&mut CinematicOption) -> &mut String;
-
-/// One text field of a cinematic option: accepted names (English header first) and accessors.
-pub(crate) struct CinematicField {
-    pub(crate) names: &'static [&'static str],
-    pub(crate) get: CinematicGet,
-    pub(crate) get_mut: CinematicSet,
-}
-
-/// The fields of a cinematic option besides name and id, in export order.
-pub(crate) const CINEMATIC_FIELDS: &[CinematicField] = &[
-    CinematicField {
-        names: &["Camera Body", "Camera", "카메라", "카메라 바디"],
-        get: |c| &c.camera_body,
-        get_mut: |c| &mut c.camera_body,
-    },
-    CinematicField {
-        names: &["Focal Length", "초점 거리"],
-        get: |c| &c.focal_length,
-        get_mut: |c| &mut c.focal_length,
-    },
-    CinematicField {
-        names: &["Lens Type", "Lens", "렌즈", "렌즈 타입"],
-        get: |c| &c.lens_type,
-        get_mut: |c| &mut c.lens_type,
-    },
-    CinematicField {
-        names: &["Film Stock", "Film", "필름", "필름 스톡"],
-        get: |c| &c.film_stock,
-        get_mut: |c| &mut c.film_stock,
-    },
-    CinematicField {
-        names: &["Style", "스타일"],
-        get: |c| &c.style,
-        get_mut: |c| &mut c.style,
-    },
-    CinematicField {
-        names: &["Look and Feel", "Look & Feel", "룩앤필", "룩 앤 필"],
-        get: |c| &c.look_and_feel,
-        get_mut: |c| &mut c.look_and_feel,
-    },
-    CinematicField {
-        names: &["Lighting Source", "조명 소스"],
-        get: |c| &c.lighting_source,
-        get_mut: |c| &mut c.lighting_source,
-    },
-    CinematicField {
-        names: &["Lighting Style", "조명 스타일"],
-        get: |c| &c.lighting_style,
-        get_mut: |c| &mut c.lighting_style,
-    },
-    CinematicField {
-        names: &["Environment", "환경"],
-        get: |c| &c.environment,
-        get_mut: |c| &mut c.environment,
-    },
-    CinematicField {
-        names: &["Atmosphere", "Mood", "분위기"],
-        get: |c| &c.atmosphere,
-        get_mut: |c| &mut c.atmosphere,
-    },
-    CinematicField {
-        names: &["Lens Filter", "Filter", "필터", "렌즈 필터"],
-        get: |c| &c.lens_filter,
-        get_mut: |c| &mut c.lens_filter,
-    },
-    CinematicField {
-        names: &["Aspect Ratio", "화면비", "화면 비율"],
-        get: |c| &c.aspect_ratio,
-        get_mut: |c| &mut c.aspect_ratio,
-    },
-];
-
-/// A column of the cinematic option sheet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CinematicColumn {
-    Name,
-    /// Index into [`CINEMATIC_FIELDS`].
-    Field(usize),
-    Notes,
-    RecordId,
-}
-
-/// Header names of the cinematic sheet's fixed columns (English first).
-pub(crate) const CINEMATIC_NAME: &[&str] = &[
-    "Name",
-    "Look",
-    "Cinematic Option",
-    "이름",
-    "룩",
-    "시네마틱 옵션",
-];
-pub(crate) const CINEMATIC_NOTES: &[&str] = &["Notes", "Note", "비고", "메모"];
-pub(crate) const RECORD_ID: &[&str] = &["Record ID", "레코드 ID"];
-
-impl CinematicColumn {
-    /// The column a normalized header names.
-    pub(crate) fn find(key: &str) -> Option<CinematicColumn> {
-        if matches_any(key, CINEMATIC_NAME) {
-            return Some(CinematicColumn::Name);
-        }
-        if matches_any(key, CINEMATIC_NOTES) {
-            return Some(CinematicColumn::Notes);
-        }
-        if matches_any(key, RECORD_ID) {
-            return Some(CinematicColumn::RecordId);
-        }
-        CINEMATIC_FIELDS
+    /// The column of `kind` that `--map` names `key` (its field name, or any of its
+    /// headers).
+    pub(crate) fn from_key(kind: SheetKind, key: &str) -> Option<Column> {
+        let wanted = normalize(key);
+        columns_of(kind)
             .iter()
-            .position(|f| matches_any(key, f.names))
-            .map(CinematicColumn::Field)
+            .map(|(column, _)| *column)
+            .find(|column| normalize(column.key()) == wanted)
+            .or_else(|| synonym(kind, &wanted))
+    }
+
+    /// Whether this column tells a shot list apart from other tables.
+    fn tells_shots(self) -> bool {
+        !matches!(
+            self,
+            Column::Notes | Column::RecordId | Column::Characters | Column::Name | Column::Look(_)
+        )
+    }
+
+    /// Whether this column tells a character bible apart from other tables.
+    fn tells_characters(self) -> bool {
+        !matches!(self, Column::Name | Column::RecordId | Column::Notes)
+    }
+}
+
+fn shot_or_character_names(column: Column) -> &'static [&'static str] {
+    match column {
+        Column::Code => &[
+            "Shot ID",
+            "Shot",
+            "Shot Code",
+            "Shot No",
+            "Shot Number",
+            "Shot #",
+            "No",
+            "Cut",
+            "Cut No",
+            "샷 번호",
+            "샷 ID",
+            "샷",
+            "샷 코드",
+            "컷",
+            "컷 번호",
+            "번호",
+        ],
+        Column::Scene => &[
+            "Scene Description",
+            "Scene",
+            "Description",
+            "Scene Desc",
+            "scene_description",
+            "장면 설명",
+            "씬 설명",
+            "장면",
+            "씬",
+            "신",
+            "상황",
+            "내용",
+            "씬 디스크립션",
+        ],
+        Column::Action => &[
+            "Action",
+            "Action Description",
+            "액션",
+            "동작",
+            "행동",
+            "연기",
+            "액션 설명",
+        ],
+        Column::Characters => &[
+            "Characters",
+            "Character",
+            "Cast",
+            "Character IDs",
+            "character_ids",
+            "캐릭터",
+            "등장인물",
+            "인물",
+            "출연",
+            "배역",
+            "캐릭터 ID",
+        ],
+        Column::Cinematic => &[
+            "Cinematic Option",
+            "Cinematic Options",
+            "Cinematic",
+            "Cinematic ID",
+            "cinematic_id",
+            "Look",
+            "Look Preset",
+            "Preset",
+            "시네마틱 옵션",
+            "시네마틱",
+            "룩",
+            "룩 프리셋",
+            "프리셋",
+        ],
+        Column::PromptOverride => &[
+            "Prompt Override",
+            "Manual Prompt",
+            "Custom Prompt",
+            "Override Prompt",
+            "프롬프트 오버라이드",
+            "수동 프롬프트",
+            "직접 프롬프트",
+            "커스텀 프롬프트",
+        ],
+        Column::AssembledPrompt => &[
+            "Prompt",
+            "Assembled Prompt",
+            "Generated Prompt",
+            "Full Prompt",
+            "Final Prompt",
+            "assembled_prompt",
+            "프롬프트",
+            "최종 프롬프트",
+            "생성 프롬프트",
+            "완성 프롬프트",
+        ],
+        Column::ReferenceImages => &[
+            "Reference Images",
+            "Reference Image",
+            "References",
+            "Reference",
+            "Refs",
+            "Ref",
+            "Attachments",
+            "Images",
+            "참조 이미지",
+            "레퍼런스 이미지",
+            "레퍼런스",
+            "참고 이미지",
+            "참고 자료",
+            "첨부",
+            "첨부 파일",
+        ],
+        Column::FrameCount => &[
+            "Frame Count",
+            "Frames",
+            "Frame",
+            "Length (frames)",
+            "프레임 수",
+            "프레임",
+            "프레임 카운트",
+        ],
+        Column::Duration => &[
+            "Duration (s)",
+            "Duration",
+            "Duration (sec)",
+            "Duration Seconds",
+            "duration_seconds",
+            "Seconds",
+            "Length",
+            "Length (s)",
+            "Time",
+            "길이(초)",
+            "길이",
+            "시간(초)",
+            "시간",
+            "초",
+            "듀레이션",
+            "러닝타임",
+            "재생 시간",
+        ],
+        Column::TimecodeIn => &[
+            "Timecode In",
+            "TC In",
+            "Start TC",
+            "Start Timecode",
+            "In",
+            "타임코드 인",
+            "시작 타임코드",
+            "TC 인",
+        ],
+        Column::TimecodeOut => &[
+            "Timecode Out",
+            "TC Out",
+            "End TC",
+            "End Timecode",
+            "Out",
+            "타임코드 아웃",
+            "종료 타임코드",
+            "TC 아웃",
+        ],
+        Column::Status => &["Status", "State", "상태", "진행 상태", "스테이터스"],
+        Column::Workflow => &[
+            "Workflow",
+            "Workflow Type",
+            "workflow_type",
+            "Workflow ID",
+            "Video Workflow",
+            "워크플로",
+            "워크플로우",
+            "워크플로우 타입",
+            "워크플로 타입",
+        ],
+        Column::Appearance => &[
+            "Appearance",
+            "Description",
+            "Appearance Description",
+            "Physical Description",
+            "Looks",
+            "외형",
+            "외모",
+            "외형 설명",
+            "외모 설명",
+            "인물 설명",
+            "설명",
+            "생김새",
+        ],
+        Column::ReferenceSheet => &[
+            "Reference Sheet",
+            "Reference",
+            "Reference Image",
+            "Character Sheet",
+            "Ref Sheet",
+            "레퍼런스 시트",
+            "참조 시트",
+            "레퍼런스",
+            "참조 이미지",
+            "캐릭터 시트",
+        ],
+        Column::LoraPath => &[
+            "LoRA Path",
+            "LoRA",
+            "LoRA File",
+            "LoRA 경로",
+            "LoRA 파일",
+            "로라",
+            "로라 경로",
+            "로라 파일",
+        ],
+        Column::LoraStrength => &[
+            "LoRA Strength",
+            "LoRA Weight",
+            "Strength",
+            "Weight",
+            "LoRA 강도",
+            "LoRA 가중치",
+            "로라 강도",
+            "로라 가중치",
+            "강도",
+            "가중치",
+        ],
+        Column::TriggerWords => &[
+            "Trigger Words",
+            "Trigger Word",
+            "Triggers",
+            "Trigger",
+            "Trigger Tokens",
+            "트리거 단어",
+            "트리거",
+            "트리거 워드",
+            "트리거 키워드",
+            "트리거 토큰",
+        ],
+        Column::ClothingOptions => &[
+            "Clothing Options",
+            "Clothing",
+            "Outfits",
+            "Costumes",
+            "Wardrobe",
+            "의상",
+            "의상 옵션",
+            "의상 목록",
+            "옷",
+            "코스튬",
+        ],
+        Column::DefaultClothing => &[
+            "Default Clothing",
+            "Default Outfit",
+            "Default Costume",
+            "기본 의상",
+            "기본 옷",
+            "대표 의상",
+        ],
+        Column::StyleKeywords => &[
+            "Style Keywords",
+            "Style",
+            "Keywords",
+            "스타일 키워드",
+            "스타일",
+            "키워드",
+        ],
+        Column::Name | Column::Notes | Column::RecordId | Column::Look(_) => &[],
+    }
+}
+
+/// The columns of one kind of sheet, each with its names.
+type ColumnTable = Vec<(Column, Vec<&'static str>)>;
+
+/// Every column a sheet of `kind` can have, with its names (the exported English
+/// header first), in export order.
+pub(crate) fn columns_of(kind: SheetKind) -> &'static [(Column, Vec<&'static str>)] {
+    static TABLES: LazyLock<[ColumnTable; 3]> = LazyLock::new(|| {
+        let names = |column: Column| -> Vec<&'static str> {
+            match column {
+                Column::Look(field) => LOOK_NAMES[LookField::ALL
+                    .iter()
+                    .position(|f| *f == field)
+                    .unwrap_or_default()]
+                .to_vec(),
+                Column::RecordId => RECORD_ID_NAMES.to_vec(),
+                Column::Notes => NOTES_NAMES.to_vec(),
+                other => shot_or_character_names(other).to_vec(),
+            }
+        };
+        let looks = LookField::ALL.map(Column::Look);
+        let shots: Vec<Column> = [
+            Column::Code,
+            Column::Scene,
+            Column::Action,
+            Column::Characters,
+            Column::Cinematic,
+        ]
+        .into_iter()
+        .chain(looks)
+        .chain([
+            Column::PromptOverride,
+            Column::AssembledPrompt,
+            Column::ReferenceImages,
+            Column::FrameCount,
+            Column::Duration,
+            Column::TimecodeIn,
+            Column::TimecodeOut,
+            Column::Status,
+            Column::Workflow,
+            Column::Notes,
+            Column::RecordId,
+        ])
+        .collect();
+        let characters = [
+            Column::Name,
+            Column::Appearance,
+            Column::ReferenceSheet,
+            Column::LoraPath,
+            Column::LoraStrength,
+            Column::TriggerWords,
+            Column::ClothingOptions,
+            Column::DefaultClothing,
+            Column::StyleKeywords,
+            Column::RecordId,
+        ];
+        let cinematics: Vec<Column> = std::iter::once(Column::Name)
+            .chain(looks)
+            .chain([Column::Notes, Column::RecordId])
+            .collect();
+        let character_names = [
+            "Name",
+            "Character",
+            "Character Name",
+            "이름",
+            "캐릭터 이름",
+            "캐릭터",
+            "캐릭터명",
+            "인물",
+            "배역",
+        ];
+        let look_names = [
+            "Name",
+            "Look",
+            "Look Name",
+            "Cinematic Option",
+            "Preset",
+            "이름",
+            "룩",
+            "룩 이름",
+            "시네마틱 옵션",
+            "프리셋",
+        ];
+        let table = |columns: &[Column], name_names: &[&'static str]| {
+            columns
+                .iter()
+                .map(|column| {
+                    let list = if *column == Column::Name {
+                        name_names.to_vec()
+                    } else {
+                        names(*column)
+                    };
+                    (*column, list)
+                })
+                .collect::<Vec<_>>()
+        };
+        [
+            table(&shots, &[]),
+            table(&characters, &character_names),
+            table(&cinematics, &look_names),
+        ]
+    });
+    match kind {
+        SheetKind::Shots => &TABLES[0],
+        SheetKind::Characters => &TABLES[1],
+        SheetKind::Cinematics => &TABLES[2],
+        SheetKind::Project => &[],
+    }
+}
+
+/// Normalized synonym → column, per kind. The first kind-table entry that claims a
+/// name keeps it.
+fn synonyms(kind: SheetKind) -> &'static HashMap<String, Column> {
+    static MAPS: LazyLock<[HashMap<String, Column>; 3]> = LazyLock::new(|| {
+        let build = |kind: SheetKind| {
+            let mut map = HashMap::new();
+            for (column, names) in columns_of(kind) {
+                map.entry(normalize(column.key())).or_insert(*column);
+                for name in names {
+                    map.entry(normalize(name)).or_insert(*column);
+                }
+            }
+            map
+        };
+        [
+            build(SheetKind::Shots),
+            build(SheetKind::Characters),
+            build(SheetKind::Cinematics),
+        ]
+    });
+    static EMPTY: LazyLock<HashMap<String, Column>> = LazyLock::new(HashMap::new);
+    match kind {
+        SheetKind::Shots => &MAPS[0],
+        SheetKind::Characters => &MAPS[1],
+        SheetKind::Cinematics => &MAPS[2],
+        SheetKind::Project => &EMPTY,
+    }
+}
+
+/// The column a normalized header names in a sheet of `kind`, by the synonym table.
+pub(crate) fn synonym(kind: SheetKind, key: &str) -> Option<Column> {
+    synonyms(kind).get(key).copied()
+}
+
+/// Where a column's values go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A field of the record.
+    Field(Column),
+    /// Kept as an extra field under the header.
+    Extra,
+    /// Not imported.
+    Skip,
+}
+
+/// How a header was understood (shown by `--dry-run` and in the report).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum How {
+    /// The header is one of the field's names.
+    Named,
+    /// `--map` on this import.
+    Mapped,
+    /// A mapping remembered in the project.
+    Remembered,
+    /// Close to one of the field's names (the name it was taken for).
+    Fuzzy(&'static str),
+    /// Unknown; the nearest field, if any is near.
+    Unknown(Option<Column>),
+}
+
+/// What the user said a header means: a field name, `extra` or `skip`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Mapping {
+    /// A field name (checked against the sheet's kind when used).
+    Field(String),
+    /// Keep as an extra field.
+    Extra,
+    /// Do not import.
+    Skip,
+}
+
+impl Mapping {
+    /// Parse the right side of `--map HEADER=FIELD`.
+    pub(crate) fn parse(field: &str) -> Result<Mapping, String> {
+        let key = normalize(field);
+        match key.as_str() {
+            "extra" | "keep" => return Ok(Mapping::Extra),
+            "skip" | "ignore" | "none" => return Ok(Mapping::Skip),
+            _ => {}
+        }
+        let known = [
+            SheetKind::Shots,
+            SheetKind::Characters,
+            SheetKind::Cinematics,
+        ]
+        .iter()
+        .any(|kind| Column::from_key(*kind, field).is_some());
+        if known {
+            Ok(Mapping::Field(field.trim().to_owned()))
+        } else {
+            Err(format!(
+                "'{field}' is not a field (fields: {}, or extra, skip)",
+                all_field_keys().join(", ")
+            ))
+        }
+    }
+
+    /// The stored spelling.
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Mapping::Field(field) => field,
+            Mapping::Extra => "extra",
+            Mapping::Skip => "skip",
+        }
+    }
+}
+
+/// Every field name `--map` accepts, in table order, each once.
+pub(crate) fn all_field_keys() -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = Vec::new();
+    for kind in [
+        SheetKind::Shots,
+        SheetKind::Characters,
+        SheetKind::Cinematics,
+    ] {
+        for (column, _) in columns_of(kind) {
+            if !keys.contains(&column.key()) {
+                keys.push(column.key());
+            }
+        }
+    }
+    keys
+}
+
+/// The mappings an import applies: this import's `--map` first, then the project's.
+#[derive(Debug, Default)]
+pub(crate) struct Mappings {
+    /// Normalized header → mapping, from `--map`.
+    pub(crate) given: HashMap<String, Mapping>,
+    /// Normalized header → mapping, remembered in the project.
+    pub(crate) remembered: HashMap<String, Mapping>,
+}
+
+/// Match one header of a sheet of `kind`.
+pub(crate) fn match_header(kind: SheetKind, header: &str, mappings: &Mappings) -> (Target, How) {
+    let key = normalize(header);
+    for (map, how) in [
+        (&mappings.given, How::Mapped),
+        (&mappings.remembered, How::Remembered),
+    ] {
+        match map.get(&key) {
+            Some(Mapping::Extra) => return (Target::Extra, how),
+            Some(Mapping::Skip) => return (Target::Skip, how),
+            Some(Mapping::Field(field)) => {
+                if let Some(column) = Column::from_key(kind, field) {
+                    return (Target::Field(column), how);
+                }
+            }
+            None => {}
+        }
+    }
+    if let Some(column) = synonym(kind, &key) {
+        return (Target::Field(column), How::Named);
+    }
+    match fuzzy(kind, &key) {
+        Nearest::Close(column, name) => (Target::Field(column), How::Fuzzy(name)),
+        Nearest::Suggest(column) => (Target::Extra, How::Unknown(Some(column))),
+        Nearest::Nothing => (Target::Extra, How::Unknown(None)),
+    }
+}
+
+enum Nearest {
+    /// Close enough to take: the column and the name it is close to.
+    Close(Column, &'static str),
+    /// Too far to take, near enough to suggest.
+    Suggest(Column),
+    Nothing,
+}
+
+/// The edit distance a header may be from a name and still be taken for it: none
+/// under 5 letters (Korean words are short and one syllable changes the meaning),
+/// 1 up to 8, 2 up to 13, then 3.
+fn allowed_edits(chars: usize) -> usize {
+    match chars {
+        0..=4 => 0,
+        5..=8 => 1,
+        9..=13 => 2,
+        _ => 3,
+    }
+}
+
+fn fuzzy(kind: SheetKind, key: &str) -> Nearest {
+    if key.is_empty() {
+        return Nearest::Nothing;
+    }
+    let length = key.chars().count();
+    let mut close: Option<(Column, &'static str, usize)> = None;
+    let mut ambiguous = false;
+    let mut suggestion: Option<(Column, f64)> = None;
+    for (column, names) in columns_of(kind) {
+        for name in names.iter().chain(std::iter::once(&column.key())) {
+            let candidate = normalize(name);
+            let distance = strsim::damerau_levenshtein(key, &candidate);
+            let longest = length.max(candidate.chars().count());
+            if distance <= allowed_edits(longest) && distance > 0 {
+                match close {
+                    Some((other, _, best)) if distance == best && other != *column => {
+                        ambiguous = true;
+                    }
+                    Some((_, _, best)) if distance >= best => {}
+                    _ => {
+                        close = Some((*column, name, distance));
+                        ambiguous = false;
+                    }
+                }
+            }
+            // A suggestion: similar enough, or one holds the other (외형 묘사 ⊃ 외형).
+            let similarity = 1.0 - distance as f64 / longest.max(1) as f64;
+            // A contained name must say something: two Hangul syllables, four letters.
+            let meaningful = |text: &str| {
+                let chars = text.chars().count();
+                chars >= 4 || (chars >= 2 && !text.is_ascii())
+            };
+            let contains = (meaningful(&candidate) && key.contains(candidate.as_str()))
+                || (meaningful(key) && candidate.contains(key));
+            let score = if contains {
+                similarity.max(0.5) + 0.25
+            } else {
+                similarity
+            };
+            if score >= 0.5 && suggestion.is_none_or(|(_, best)| score > best) {
+                suggestion = Some((*column, score));
+            }
+        }
+    }
+    match (close, ambiguous, suggestion) {
+        (Some((column, name, _)), false, _) => Nearest::Close(column, name),
+        (_, _, Some((column, _))) => Nearest::Suggest(column),
+        _ => Nearest::Nothing,
     }
 }
 
@@ -470,10 +1026,12 @@ pub(crate) const PROJECT_CATALOG_PREFIX: &str = "Catalog: ";
 pub(crate) const PROJECT_HEADER: [&str; 2] = ["Setting", "Value"];
 
 impl ProjectKey {
-    /// The key in column A of a Project sheet row.
+    /// The key in column A of a Project sheet row (or a top-level JSON key).
     pub(crate) fn find(text: &str) -> Option<ProjectKey> {
         if let Some((prefix, catalog)) = text.split_once(':')
-            && matches_any(&normalize(prefix), &["Catalog", "카탈로그"])
+            && ["Catalog", "카탈로그"]
+                .iter()
+                .any(|n| normalize(n) == normalize(prefix))
         {
             return Some(ProjectKey::Catalog(catalog.trim().to_owned()));
         }
@@ -481,21 +1039,37 @@ impl ProjectKey {
         let keys: [(ProjectKey, &[&str]); 5] = [
             (
                 ProjectKey::Name,
-                &[PROJECT_NAME, "Project Name", "이름", "프로젝트 이름"],
+                &[
+                    PROJECT_NAME,
+                    "Project Name",
+                    "Title",
+                    "project_name",
+                    "이름",
+                    "프로젝트 이름",
+                    "프로젝트명",
+                    "제목",
+                ],
             ),
             (
                 ProjectKey::FrameRate,
-                &[PROJECT_FRAME_RATE, "FPS", "프레임 레이트", "프레임레이트"],
+                &[
+                    PROJECT_FRAME_RATE,
+                    "FPS",
+                    "frame_rate",
+                    "프레임 레이트",
+                    "프레임레이트",
+                    "프레임 속도",
+                ],
             ),
             (
                 ProjectKey::PromptTemplate,
-                &[PROJECT_TEMPLATE, "프롬프트 템플릿"],
+                &[PROJECT_TEMPLATE, "prompt_template", "프롬프트 템플릿"],
             ),
             (ProjectKey::ProjectId, &[PROJECT_ID, "프로젝트 ID"]),
             (ProjectKey::Header, &[PROJECT_HEADER[0], "항목", "설정"]),
         ];
         keys.into_iter()
-            .find(|(_, names)| matches_any(&key, names))
+            .find(|(_, names)| names.iter().any(|n| normalize(n) == key))
             .map(|(k, _)| k)
     }
 }
@@ -504,40 +1078,161 @@ impl ProjectKey {
 mod tests {
     use super::*;
 
+    fn mapped(kind: SheetKind, header: &str) -> (Target, How) {
+        match_header(kind, header, &Mappings::default())
+    }
+
     #[test]
-    fn headers_match_forgivingly_in_both_languages() {
+    fn headers_normalize_across_width_case_punctuation_and_hangul_forms() {
         assert_eq!(normalize(" Duration (s) "), "durations");
+        assert_eq!(normalize("frame_count"), normalize("Frame-Count:"));
+        assert_eq!(normalize("ＦＲＡＭＥ　ＣＯＵＮＴ"), "framecount");
+        // 트리거 in decomposed jamo (as macOS writes file names) composes.
+        let decomposed: String = "트리거 워드".nfd().collect();
+        assert_ne!(decomposed, "트리거 워드");
+        assert_eq!(normalize(&decomposed), "트리거워드");
+        assert_eq!(normalize("#"), "no");
+    }
+
+    #[test]
+    fn synonyms_cover_english_korean_and_korean_english() {
+        let cases = [
+            (SheetKind::Shots, "frame_count", Column::FrameCount),
+            (SheetKind::Shots, "길이(초)", Column::Duration),
+            (SheetKind::Shots, "샷 번호", Column::Code),
+            (SheetKind::Shots, "scene_description", Column::Scene),
+            (SheetKind::Shots, "character_ids", Column::Characters),
+            (SheetKind::Shots, "cinematic_id", Column::Cinematic),
+            (SheetKind::Shots, "workflow_type", Column::Workflow),
+            (SheetKind::Shots, "duration_seconds", Column::Duration),
+            (
+                SheetKind::Shots,
+                "초점거리",
+                Column::Look(LookField::FocalLength),
+            ),
+            (
+                SheetKind::Shots,
+                "Lens Type",
+                Column::Look(LookField::LensType),
+            ),
+            (
+                SheetKind::Shots,
+                "조명",
+                Column::Look(LookField::LightingSource),
+            ),
+            (
+                SheetKind::Shots,
+                "에스펙트 비율",
+                Column::Look(LookField::AspectRatio),
+            ),
+            (
+                SheetKind::Shots,
+                "룩앤필",
+                Column::Look(LookField::LookAndFeel),
+            ),
+            (
+                SheetKind::Shots,
+                "Filter",
+                Column::Look(LookField::LensFilter),
+            ),
+            (SheetKind::Shots, "Prompt", Column::AssembledPrompt),
+            (SheetKind::Characters, "외형 설명", Column::Appearance),
+            (SheetKind::Characters, "트리거 워드", Column::TriggerWords),
+            (SheetKind::Characters, "description", Column::Appearance),
+            (SheetKind::Characters, "LoRA 강도", Column::LoraStrength),
+            (SheetKind::Characters, "id", Column::RecordId),
+            (
+                SheetKind::Cinematics,
+                "filter",
+                Column::Look(LookField::LensFilter),
+            ),
+            (SheetKind::Cinematics, "이름", Column::Name),
+        ];
+        for (kind, header, column) in cases {
+            assert_eq!(
+                mapped(kind, header),
+                (Target::Field(column), How::Named),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_close_misspelling_is_taken_and_says_for_what() {
         assert_eq!(
-            ShotColumn::find(&normalize("frame_count")),
-            Some(ShotColumn::FrameCount)
+            mapped(SheetKind::Shots, "Focal Lenght"),
+            (
+                Target::Field(Column::Look(LookField::FocalLength)),
+                How::Fuzzy("Focal Length")
+            )
         );
         assert_eq!(
-            ShotColumn::find(&normalize("길이(초)")),
-            Some(ShotColumn::Duration)
+            mapped(SheetKind::Characters, "Triger Words"),
+            (
+                Target::Field(Column::TriggerWords),
+                How::Fuzzy("Trigger Words")
+            )
+        );
+        // Short words are never guessed: "Lena" is not "Lens".
+        assert!(matches!(
+            mapped(SheetKind::Shots, "Lena"),
+            (Target::Extra, How::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn an_unknown_header_is_kept_with_the_nearest_field() {
+        assert_eq!(
+            mapped(SheetKind::Characters, "외형 묘사"),
+            (Target::Extra, How::Unknown(Some(Column::Appearance)))
         );
         assert_eq!(
-            ShotColumn::find(&normalize("샷 번호")),
-            Some(ShotColumn::Code)
-        );
-        assert_eq!(ShotColumn::find(&normalize("무드보드")), None);
-        assert_eq!(
-            CharacterColumn::find(&normalize("LoRA 강도")),
-            Some(CharacterColumn::LoraStrength)
+            mapped(SheetKind::Shots, "무드보드"),
+            (
+                Target::Extra,
+                How::Unknown(Some(Column::Look(LookField::Atmosphere)))
+            )
         );
         assert_eq!(
-            CinematicColumn::find(&normalize("룩앤필")),
-            Some(CinematicColumn::Field(5))
+            mapped(SheetKind::Shots, "Budget"),
+            (Target::Extra, How::Unknown(None))
         );
+    }
+
+    #[test]
+    fn maps_win_over_the_table_and_are_checked() {
+        let mut mappings = Mappings::default();
+        mappings.given.insert(
+            normalize("외형 묘사"),
+            Mapping::parse("appearance").unwrap(),
+        );
+        mappings
+            .remembered
+            .insert(normalize("Scene"), Mapping::Extra);
+        assert_eq!(
+            match_header(SheetKind::Characters, "외형 묘사", &mappings),
+            (Target::Field(Column::Appearance), How::Mapped)
+        );
+        assert_eq!(
+            match_header(SheetKind::Shots, "scene", &mappings),
+            (Target::Extra, How::Remembered)
+        );
+        assert!(Mapping::parse("apperance").is_err_and(|e| e.contains("appearance")));
+        assert_eq!(Mapping::parse("skip"), Ok(Mapping::Skip));
+        assert_eq!(
+            Mapping::parse("카메라"),
+            Ok(Mapping::Field("카메라".into()))
+        );
+    }
+
+    #[test]
+    fn sheet_kinds_from_names_and_headers() {
         assert_eq!(
             SheetKind::from_sheet_name("샷 리스트"),
             Some(SheetKind::Shots)
         );
         assert_eq!(
-            SheetKind::from_sheet_name("Character Bible"),
-            Some(SheetKind::Characters)
-        );
-        assert_eq!(
-            SheetKind::from_sheet_name("Looks"),
+            SheetKind::from_sheet_name("cinematic_options"),
             Some(SheetKind::Cinematics)
         );
         assert_eq!(SheetKind::from_sheet_name("Budget"), None);
@@ -547,11 +1242,32 @@ mod tests {
             Some(SheetKind::Characters)
         );
         assert_eq!(
+            SheetKind::from_headers(&headers(&["Name", "Description", "LoRA", "Trigger"])),
+            Some(SheetKind::Characters)
+        );
+        assert_eq!(
             SheetKind::from_headers(&headers(&["Name", "Camera", "Lens"])),
             Some(SheetKind::Cinematics)
         );
+        // The flat layout: a shot list with every look column.
         assert_eq!(
-            SheetKind::from_headers(&headers(&["Shot", "Action"])),
+            SheetKind::from_headers(&headers(&[
+                "Shot",
+                "Scene",
+                "Action",
+                "Camera Body",
+                "Focal Length",
+                "Lens Type",
+                "Film Stock",
+                "Style",
+                "Look and Feel",
+                "Lighting Source",
+                "Lighting Style",
+                "Environment",
+                "Atmosphere",
+                "Filter",
+                "Aspect Ratio"
+            ])),
             Some(SheetKind::Shots)
         );
         assert_eq!(
@@ -563,5 +1279,26 @@ mod tests {
             Some(ProjectKey::Catalog("camera_body".into()))
         );
         assert_eq!(ProjectKey::find("frame rate"), Some(ProjectKey::FrameRate));
+    }
+
+    #[test]
+    fn no_two_fields_of_a_kind_share_a_name() {
+        for kind in [
+            SheetKind::Shots,
+            SheetKind::Characters,
+            SheetKind::Cinematics,
+        ] {
+            let mut seen: HashMap<String, Column> = HashMap::new();
+            for (column, names) in columns_of(kind) {
+                for name in names {
+                    if let Some(other) = seen.insert(normalize(name), *column) {
+                        assert_eq!(
+                            other, *column,
+                            "{kind:?}: '{name}' names both {other:?} and {column:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

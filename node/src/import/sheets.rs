@@ -1,39 +1,70 @@
-//! Turning text tables into a checked [`Plan`]: recognise each table, map its headers,
-//! parse and check every cell, link shots to characters and looks by name.
+//! Turning text tables into a checked [`Plan`]: recognise each table, map its headers
+//! ([`super::columns`]), parse and check every cell, link shots to characters and
+//! looks by name or record id, and create the characters and looks a shot names
+//! that nothing defines.
 //!
-//! Every problem is collected as a [`CellError`]; the plan is only returned when there
-//! are none, so the caller writes all or nothing.
+//! Every problem is collected as a [`CellError`]; the caller writes only a plan that
+//! has none, so an import is all or nothing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use reelmesh_protocol::catalog;
-use reelmesh_protocol::model::{Character, CinematicOption, ShotCode, ShotStatus};
+use reelmesh_protocol::model::{Character, CinematicOption, LookField, ShotCode, ShotStatus};
 use reelmesh_protocol::prompt::check_template;
 use reelmesh_protocol::timecode::FrameRate;
 
 use super::columns::{
-    CINEMATIC_FIELDS, CharacterColumn, CinematicColumn, ProjectKey, SheetKind, ShotColumn,
-    normalize,
+    Column, How, Mappings, ProjectKey, SheetKind, Target, match_header, normalize,
 };
+use super::report::{ColumnReport, SheetReport};
 use super::table::Table;
 use super::{CellError, DEFAULT_SECONDS, DocState, Failure, Plan, ShotMatcher, ShotTarget};
 
-/// Check `tables` against the document and plan the import. `workbook`: the tables are
-/// named sheets (sheet names count); otherwise a single CSV table.
-pub(crate) fn plan(state: &DocState, tables: Vec<Table>, workbook: bool) -> Result<Plan, Failure> {
+/// How to read the tables.
+pub(crate) struct Reading<'a> {
+    /// The tables are named sheets (sheet names count); otherwise one CSV table.
+    pub(crate) named_sheets: bool,
+    /// Refuse names that nothing defines instead of creating records for them.
+    pub(crate) strict: bool,
+    /// Header mappings to apply.
+    pub(crate) mappings: &'a Mappings,
+    /// The file carries reelmesh's export marker (its Prompt column is our own copy).
+    pub(crate) from_reelmesh: bool,
+    /// Match a row to its shot by Record ID before its code (a three-way import:
+    /// codes may have been renumbered since the export).
+    pub(crate) record_id_first: bool,
+}
+
+/// A checked plan and how the file was understood.
+#[derive(Debug, Default)]
+pub(crate) struct Planned {
+    pub(crate) plan: Plan,
+    pub(crate) sheets: Vec<SheetReport>,
+    pub(crate) notes: Vec<String>,
+    pub(crate) problems: Vec<CellError>,
+}
+
+/// Check `tables` against the document and plan the import.
+pub(crate) fn plan(
+    state: &DocState,
+    tables: Vec<Table>,
+    reading: &Reading<'_>,
+) -> Result<Planned, Failure> {
     if tables.is_empty() {
         return Err(Failure::Unreadable("the file has no rows".to_owned()));
     }
     let single = tables.len() == 1;
     let mut planner = Planner {
         state,
-        plan: Plan::default(),
-        errors: Vec::new(),
+        reading,
+        out: Planned::default(),
+        links: Links::default(),
     };
     let mut sheets: Vec<(SheetKind, Table)> = Vec::new();
     let mut ignored = Vec::new();
     for mut table in tables {
-        let kind = workbook
+        let kind = reading
+            .named_sheets
             .then(|| SheetKind::from_sheet_name(&table.name))
             .flatten()
             .or_else(|| SheetKind::from_headers(&table.headers))
@@ -45,14 +76,14 @@ pub(crate) fn plan(state: &DocState, tables: Vec<Table>, workbook: bool) -> Resu
                 }
                 sheets.push((kind, table));
             }
-            None => ignored.push(table.name),
+            None => ignored.push(table),
         }
     }
     if !sheets.iter().any(|(kind, _)| *kind != SheetKind::Project) {
         let names: Vec<String> = sheets
             .iter()
             .map(|(_, t)| &t.name)
-            .chain(&ignored)
+            .chain(ignored.iter().map(|t| &t.name))
             .map(|name| format!("'{name}'"))
             .collect();
         return Err(Failure::Unreadable(format!(
@@ -60,11 +91,17 @@ pub(crate) fn plan(state: &DocState, tables: Vec<Table>, workbook: bool) -> Resu
             names.join(", ")
         )));
     }
-    for name in ignored {
-        planner
-            .plan
-            .kept_columns
-            .push(format!("{name}: whole sheet (not imported)"));
+    for table in &ignored {
+        planner.out.notes.push(format!(
+            "sheet '{}' is not a shot list, character bible or looks sheet: not imported",
+            table.name
+        ));
+        planner.out.sheets.push(SheetReport {
+            name: table.name.clone(),
+            kind: None,
+            rows: table.rows.len(),
+            columns: Vec::new(),
+        });
     }
     let of_kind = |wanted: SheetKind| {
         sheets
@@ -75,21 +112,30 @@ pub(crate) fn plan(state: &DocState, tables: Vec<Table>, workbook: bool) -> Resu
     for table in of_kind(SheetKind::Project) {
         planner.project_sheet(table);
     }
-    let mut characters = Claims::default();
+    let mut claims = Claims::default();
     for table in of_kind(SheetKind::Characters) {
-        planner.characters_sheet(table, &mut characters);
+        planner.characters_sheet(table, &mut claims);
     }
-    let mut cinematics = Claims::default();
+    let mut claims = Claims::default();
     for table in of_kind(SheetKind::Cinematics) {
-        planner.cinematics_sheet(table, &mut cinematics);
+        planner.cinematics_sheet(table, &mut claims);
     }
     let shot_tables: Vec<&Table> = of_kind(SheetKind::Shots).collect();
     planner.shot_sheets(&shot_tables);
-    if planner.errors.is_empty() {
-        Ok(planner.plan)
-    } else {
-        Err(Failure::Cells(planner.errors))
-    }
+    planner.note_created();
+    // Sheets in file order for the report.
+    let order: HashMap<&str, usize> = sheets
+        .iter()
+        .map(|(_, t)| t.name.as_str())
+        .chain(ignored.iter().map(|t| t.name.as_str()))
+        .enumerate()
+        .map(|(i, name)| (name, i))
+        .collect();
+    planner
+        .out
+        .sheets
+        .sort_by_key(|s| order.get(s.name.as_str()).copied().unwrap_or(usize::MAX));
+    Ok(planner.out)
 }
 
 /// Records already taken by a row: lowercase name and record id, with the row.
@@ -99,28 +145,68 @@ struct Claims {
     ids: HashMap<String, (String, usize)>,
 }
 
+/// How shots find the characters and looks they name.
+#[derive(Default)]
+struct Links {
+    /// File Record ID → the id the record has in the project (when they differ).
+    character_alias: HashMap<String, String>,
+    cinematic_alias: HashMap<String, String>,
+    /// Records created for names the shots gave and nothing defined, by lowercase name.
+    created_characters: BTreeMap<String, Character>,
+    created_cinematics: BTreeMap<String, CinematicOption>,
+    /// Names that nothing defines, with the rows naming them (strict mode refuses them).
+    created_order: Vec<(SheetKind, String)>,
+}
+
 struct Planner<'a> {
     state: &'a DocState,
-    plan: Plan,
-    errors: Vec<CellError>,
+    reading: &'a Reading<'a>,
+    out: Planned,
+    links: Links,
 }
 
-/// How a header maps: a known column of type `C`, or an unknown one kept by header.
-enum Mapped<C> {
-    Known(C),
-    Unknown(String),
-    Skip,
+/// How one table's columns map.
+struct Layout {
+    /// Per column index.
+    targets: Vec<Target>,
+    /// Where each known column is.
+    at: HashMap<Column, usize>,
 }
 
-/// Split a multi-value cell on commas, semicolons and newlines.
+impl Layout {
+    fn cell<'c>(&self, cells: &'c [String], column: Column) -> Option<(usize, &'c str)> {
+        self.at
+            .get(&column)
+            .map(|index| (*index, Table::cell(cells, *index)))
+    }
+}
+
+/// Split a multi-value cell on commas, semicolons and newlines, never inside
+/// parentheses (an Airtable attachment is `name (url)`); each item once.
 pub(crate) fn split_list(cell: &str) -> Vec<String> {
     let mut items: Vec<String> = Vec::new();
-    for item in cell.split([',', ';', '\n', '\r', '、', '，']) {
+    let mut depth = 0_usize;
+    let mut current = String::new();
+    let push = |item: &str, items: &mut Vec<String>| {
         let item = item.trim();
         if !item.is_empty() && !items.iter().any(|i| i == item) {
             items.push(item.to_owned());
         }
+    };
+    for c in cell.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth == 0 && matches!(c, ',' | ';' | '\n' | '\r' | '、' | '，') {
+            push(&current, &mut items);
+            current.clear();
+        } else {
+            current.push(c);
+        }
     }
+    push(&current, &mut items);
     items
 }
 
@@ -169,103 +255,208 @@ fn parse_seconds(cell: &str) -> Result<f64, String> {
     }
 }
 
+/// What a column reads as, for the report: the field's name, "extra" or "skip".
+fn target_label(target: Target) -> String {
+    match target {
+        Target::Field(column) => column.key().to_owned(),
+        Target::Extra => "extra".to_owned(),
+        Target::Skip => "skip".to_owned(),
+    }
+}
+
 impl Planner<'_> {
     fn error(&mut self, table: &Table, row: usize, column: usize, message: String) {
-        self.errors.push(CellError {
+        self.out.problems.push(CellError {
             sheet: table.name.clone(),
             row,
             column: header_of(table, column),
             message,
+            entries: table.entries,
         });
     }
 
-    /// Map every header with `find`; a column named twice is an error on the header row.
-    fn map_headers<C: Copy + PartialEq>(
-        &mut self,
-        table: &Table,
-        find: impl Fn(&str) -> Option<C>,
-    ) -> Vec<Mapped<C>> {
-        let mut mapped: Vec<Mapped<C>> = Vec::new();
-        let mut seen_unknown: HashSet<String> = HashSet::new();
-        for (index, header) in table.headers.iter().enumerate() {
-            let key = normalize(header);
-            let entry = if key.is_empty() {
-                let has_data = table
+    /// Map every header of a table of `kind`; a field named twice is an error on the
+    /// header row. Fills the sheet's report and notes.
+    fn layout(&mut self, table: &Table, kind: SheetKind) -> Layout {
+        let mut layout = Layout {
+            targets: Vec::with_capacity(table.headers.len()),
+            at: HashMap::new(),
+        };
+        let mut columns = Vec::new();
+        let mut seen_extra: HashSet<String> = HashSet::new();
+        for (index, raw) in table.headers.iter().enumerate() {
+            let header = header_of(table, index);
+            let has_data = || {
+                table
                     .rows
                     .iter()
-                    .any(|(_, cells)| !Table::cell(cells, index).trim().is_empty());
-                if has_data {
-                    Mapped::Unknown(header_of(table, index))
+                    .any(|(_, cells)| !Table::cell(cells, index).trim().is_empty())
+            };
+            let (mut target, how) = if normalize(raw).is_empty() {
+                if has_data() {
+                    (Target::Extra, How::Unknown(None))
                 } else {
-                    Mapped::Skip
-                }
-            } else if let Some(column) = find(&key) {
-                if mapped
-                    .iter()
-                    .any(|m| matches!(m, Mapped::Known(c) if *c == column))
-                {
-                    let message =
-                        format!("'{}' is a second column of the same kind", header.trim());
-                    self.error(table, table.header_row, index, message);
-                    Mapped::Skip
-                } else {
-                    Mapped::Known(column)
+                    (Target::Skip, How::Named)
                 }
             } else {
-                let name = header_of(table, index);
-                if seen_unknown.insert(name.clone()) {
-                    Mapped::Unknown(name)
-                } else {
-                    let message = format!("'{name}' is a second column with the same header");
-                    self.error(table, table.header_row, index, message);
-                    Mapped::Skip
-                }
+                match_header(kind, raw, self.reading.mappings)
             };
-            mapped.push(entry);
+            let mut note = None;
+            match target {
+                Target::Field(column) => {
+                    if let Some(first) = layout.at.get(&column) {
+                        let message = format!(
+                            "'{header}' is a second column for {} (the first is '{}'); --map '{header}=skip' to leave one out",
+                            column.key(),
+                            header_of(table, *first)
+                        );
+                        self.error(table, table.header_row, index, message);
+                        target = Target::Skip;
+                    } else {
+                        layout.at.insert(column, index);
+                    }
+                }
+                Target::Extra => {
+                    if !seen_extra.insert(normalize(&header)) {
+                        let message = format!("'{header}' is a second column with the same header");
+                        self.error(table, table.header_row, index, message);
+                        target = Target::Skip;
+                    }
+                }
+                Target::Skip => {}
+            }
+            match (&how, target) {
+                (How::Fuzzy(name), Target::Field(column)) => {
+                    let text = format!(
+                        "{}: '{header}' read as {} (close to '{name}'); --map '{header}=FIELD' if it is not",
+                        table.name,
+                        column.key()
+                    );
+                    note = Some(format!("close to '{name}'"));
+                    self.out.notes.push(text);
+                }
+                (How::Unknown(nearest), Target::Extra) if kind != SheetKind::Project => {
+                    let hint = match nearest {
+                        Some(column) => format!(
+                            "; did you mean {}? --map '{header}={}'",
+                            column.key(),
+                            column.key()
+                        ),
+                        None => String::new(),
+                    };
+                    self.out.notes.push(format!(
+                        "{}: '{header}' kept as an extra field{hint}",
+                        table.name
+                    ));
+                    note = nearest.map(|c| format!("did you mean {}?", c.key()));
+                }
+                _ => {}
+            }
+            if let Target::Field(Column::AssembledPrompt) = target
+                && !self.reading.from_reelmesh
+                && has_data()
+                && !matches!(how, How::Mapped | How::Remembered)
+            {
+                self.out.notes.push(format!(
+                    "{}: '{header}' read as the assembled prompt and not imported (reelmesh assembles it from the same columns); --map '{header}=prompt_override' to keep it as each shot's manual prompt",
+                    table.name
+                ));
+                note = Some("derived: not imported".to_owned());
+            }
+            if let Some(formulas) = table.formulas.get(&index)
+                && !matches!(
+                    target,
+                    Target::Skip | Target::Field(Column::AssembledPrompt)
+                )
+                && formulas.uncached > 0
+            {
+                let message = format!(
+                    "{} formula cells were saved without their value (the program that wrote the file does not calculate formulas, as openpyxl does not): open and save the file in Excel or LibreOffice, or --map '{header}=skip'",
+                    formulas.uncached
+                );
+                self.error(table, formulas.first_uncached_row, index, message);
+            }
+            columns.push(ColumnReport {
+                header,
+                reads_as: target_label(target),
+                how: match how {
+                    How::Named => "named",
+                    How::Mapped => "--map",
+                    How::Remembered => "remembered",
+                    How::Fuzzy(_) => "close match",
+                    How::Unknown(_) => "unknown",
+                }
+                .to_owned(),
+                note,
+                formulas: table.formulas.get(&index).map_or(0, |f| f.cells),
+            });
+            layout.targets.push(target);
         }
-        mapped
+        self.out.sheets.push(SheetReport {
+            name: table.name.clone(),
+            kind: Some(kind.key().to_owned()),
+            rows: table.rows.len(),
+            columns,
+        });
+        layout
     }
 
-    /// Report unknown columns of a sheet whose unknown data is not kept.
-    fn note_dropped<C>(&mut self, table: &Table, mapped: &[Mapped<C>]) {
-        for m in mapped {
-            if let Mapped::Unknown(header) = m {
-                self.plan
-                    .kept_columns
-                    .push(format!("{}: {header} (not imported)", table.name));
+    /// The extra fields of a row: every column kept as extra, by header.
+    fn extras(
+        table: &Table,
+        layout: &Layout,
+        cells: &[String],
+        extra: &mut BTreeMap<String, String>,
+    ) {
+        for (index, target) in layout.targets.iter().enumerate() {
+            if *target == Target::Extra {
+                let header = header_of(table, index);
+                let value = Table::cell(cells, index).trim();
+                if value.is_empty() {
+                    extra.remove(&header);
+                } else {
+                    extra.insert(header, value.to_owned());
+                }
             }
         }
     }
 
     fn project_sheet(&mut self, table: &Table) {
+        self.out.sheets.push(SheetReport {
+            name: table.name.clone(),
+            kind: Some(SheetKind::Project.key().to_owned()),
+            rows: table.rows.len(),
+            columns: Vec::new(),
+        });
         let rows = std::iter::once((table.header_row, &table.headers))
             .chain(table.rows.iter().map(|(row, cells)| (*row, cells)));
         for (row, cells) in rows {
             let key_text = Table::cell(cells, 0).trim();
             let value = Table::cell(cells, 1);
             let bad = |planner: &mut Self, message: String| {
-                planner.errors.push(CellError {
+                planner.out.problems.push(CellError {
                     sheet: table.name.clone(),
                     row,
                     column: key_text.to_owned(),
                     message,
+                    entries: table.entries,
                 });
             };
             match ProjectKey::find(key_text) {
                 Some(ProjectKey::Header | ProjectKey::ProjectId) => {}
                 Some(ProjectKey::Name) => {
                     if !value.trim().is_empty() {
-                        self.plan.name = Some(value.trim().to_owned());
+                        self.out.plan.name = Some(value.trim().to_owned());
                     }
                 }
                 Some(ProjectKey::FrameRate) => match value.parse::<FrameRate>() {
-                    Ok(rate) => self.plan.frame_rate = Some(rate),
+                    Ok(rate) => self.out.plan.frame_rate = Some(rate),
                     Err(e) => bad(self, e.to_string()),
                 },
                 Some(ProjectKey::PromptTemplate) => {
                     if !value.trim().is_empty() {
                         match check_template(value) {
-                            Ok(()) => self.plan.prompt_template = Some(value.to_owned()),
+                            Ok(()) => self.out.plan.prompt_template = Some(value.to_owned()),
                             Err(e) => bad(self, e),
                         }
                     }
@@ -274,39 +465,19 @@ impl Planner<'_> {
                     if catalog::catalog(&name).is_none() {
                         bad(self, format!("'{name}' is not a catalog"));
                     } else if !value.trim().is_empty() {
-                        self.plan
+                        self.out
+                            .plan
                             .catalog_values
                             .push((name, value.trim().to_owned()));
                     }
                 }
                 None if key_text.is_empty() => {}
-                None => self
-                    .plan
-                    .kept_columns
-                    .push(format!("{}: {key_text} (not imported)", table.name)),
+                None => self.out.notes.push(format!(
+                    "{}: setting '{key_text}' is not one reelmesh has: not imported",
+                    table.name
+                )),
             }
         }
-    }
-
-    /// Where the Name column is; an error if the sheet has none.
-    fn name_column<C: PartialEq + Copy>(
-        &mut self,
-        table: &Table,
-        mapped: &[Mapped<C>],
-        name: C,
-    ) -> Option<usize> {
-        let found = mapped
-            .iter()
-            .position(|m| matches!(m, Mapped::Known(c) if *c == name));
-        if found.is_none() {
-            self.errors.push(CellError {
-                sheet: table.name.clone(),
-                row: table.header_row,
-                column: "Name".to_owned(),
-                message: "the sheet has no Name column".to_owned(),
-            });
-        }
-        found
     }
 
     /// Check a row's name and record id, and find the existing record it means.
@@ -377,15 +548,27 @@ impl Planner<'_> {
         Some((name, record_id, found))
     }
 
+    /// Where the Name column is; an error if the sheet has none.
+    fn name_column(&mut self, table: &Table, layout: &Layout) -> Option<usize> {
+        let found = layout.at.get(&Column::Name).copied();
+        if found.is_none() {
+            self.out.problems.push(CellError {
+                sheet: table.name.clone(),
+                row: table.header_row,
+                column: "Name".to_owned(),
+                message: "the sheet has no Name column".to_owned(),
+                entries: table.entries,
+            });
+        }
+        found
+    }
+
     fn characters_sheet(&mut self, table: &Table, claims: &mut Claims) {
-        let mapped = self.map_headers(table, CharacterColumn::find);
-        self.note_dropped(table, &mapped);
-        let Some(name_at) = self.name_column(table, &mapped, CharacterColumn::Name) else {
+        let layout = self.layout(table, SheetKind::Characters);
+        let Some(name_at) = self.name_column(table, &layout) else {
             return;
         };
-        let id_at = mapped
-            .iter()
-            .position(|m| matches!(m, Mapped::Known(CharacterColumn::RecordId)));
+        let id_at = layout.at.get(&Column::RecordId).copied();
         let existing = &self.state.project.characters;
         for (row, cells) in &table.rows {
             let Some((name, record_id, found)) = self.claim(
@@ -403,22 +586,28 @@ impl Planner<'_> {
             let mut character = found.cloned().unwrap_or_else(|| {
                 let mut new = Character::new(&name);
                 if !record_id.is_empty() {
-                    new.character_id = record_id;
+                    new.character_id.clone_from(&record_id);
                 }
                 new
             });
+            if !record_id.is_empty() && record_id != character.character_id {
+                self.links
+                    .character_alias
+                    .insert(record_id, character.character_id.clone());
+            }
             character.name = name;
             let mut good = true;
-            for (index, m) in mapped.iter().enumerate() {
-                let Mapped::Known(column) = m else { continue };
+            for (index, target) in layout.targets.iter().enumerate() {
+                let Target::Field(column) = target else {
+                    continue;
+                };
                 let cell = Table::cell(cells, index);
                 let text = || cell.trim().to_owned();
                 match column {
-                    CharacterColumn::Name | CharacterColumn::RecordId => {}
-                    CharacterColumn::Appearance => character.appearance = text(),
-                    CharacterColumn::ReferenceSheet => character.reference_sheet = text(),
-                    CharacterColumn::LoraPath => character.lora_path = text(),
-                    CharacterColumn::LoraStrength => {
+                    Column::Appearance => character.appearance = text(),
+                    Column::ReferenceSheet => character.reference_sheet = text(),
+                    Column::LoraPath => character.lora_path = text(),
+                    Column::LoraStrength => {
                         if cell.trim().is_empty() {
                             continue;
                         }
@@ -433,29 +622,26 @@ impl Planner<'_> {
                             }
                         }
                     }
-                    CharacterColumn::TriggerWords => character.trigger_words = split_list(cell),
-                    CharacterColumn::ClothingOptions => {
-                        character.clothing_options = split_list(cell);
-                    }
-                    CharacterColumn::DefaultClothing => character.default_clothing = text(),
-                    CharacterColumn::StyleKeywords => character.style_keywords = split_list(cell),
+                    Column::TriggerWords => character.trigger_words = split_list(cell),
+                    Column::ClothingOptions => character.clothing_options = split_list(cell),
+                    Column::DefaultClothing => character.default_clothing = text(),
+                    Column::StyleKeywords => character.style_keywords = split_list(cell),
+                    _ => {}
                 }
             }
+            Self::extras(table, &layout, cells, &mut character.extra);
             if good {
-                self.plan.characters.push(character);
+                self.out.plan.characters.push(character);
             }
         }
     }
 
     fn cinematics_sheet(&mut self, table: &Table, claims: &mut Claims) {
-        let mapped = self.map_headers(table, CinematicColumn::find);
-        self.note_dropped(table, &mapped);
-        let Some(name_at) = self.name_column(table, &mapped, CinematicColumn::Name) else {
+        let layout = self.layout(table, SheetKind::Cinematics);
+        let Some(name_at) = self.name_column(table, &layout) else {
             return;
         };
-        let id_at = mapped
-            .iter()
-            .position(|m| matches!(m, Mapped::Known(CinematicColumn::RecordId)));
+        let id_at = layout.at.get(&Column::RecordId).copied();
         let existing = &self.state.project.cinematics;
         for (row, cells) in &table.rows {
             let Some((name, record_id, found)) = self.claim(
@@ -473,130 +659,158 @@ impl Planner<'_> {
             let mut option = found.cloned().unwrap_or_else(|| {
                 let mut new = CinematicOption::new(&name);
                 if !record_id.is_empty() {
-                    new.cinematic_id = record_id;
+                    new.cinematic_id.clone_from(&record_id);
                 }
                 new
             });
+            if !record_id.is_empty() && record_id != option.cinematic_id {
+                self.links
+                    .cinematic_alias
+                    .insert(record_id, option.cinematic_id.clone());
+            }
             option.name = name;
-            for (index, m) in mapped.iter().enumerate() {
+            for (index, target) in layout.targets.iter().enumerate() {
                 let text = Table::cell(cells, index).trim().to_owned();
-                match m {
-                    Mapped::Known(CinematicColumn::Field(field)) => {
-                        if let Some(field) = CINEMATIC_FIELDS.get(*field) {
-                            *(field.get_mut)(&mut option) = text;
-                        }
-                    }
-                    Mapped::Known(CinematicColumn::Notes) => option.notes = text,
+                match target {
+                    Target::Field(Column::Look(field)) => *option.look.get_mut(*field) = text,
+                    Target::Field(Column::Notes) => option.notes = text,
                     _ => {}
                 }
             }
-            self.plan.cinematics.push(option);
+            Self::extras(table, &layout, cells, &mut option.extra);
+            self.out.plan.cinematics.push(option);
         }
-    }
-
-    /// Lowercase name → id of every character (or cinematic option) after this import;
-    /// `Err(n)` when n records share the name.
-    fn name_index<'r>(
-        records: impl Iterator<Item = (&'r str, &'r str)>,
-    ) -> HashMap<String, Result<String, usize>> {
-        let mut names: HashMap<&str, &str> = HashMap::new();
-        for (id, name) in records {
-            names.insert(id, name);
-        }
-        let mut index: HashMap<String, Result<String, usize>> = HashMap::new();
-        for (id, name) in names {
-            index
-                .entry(name.to_lowercase())
-                .and_modify(|entry| {
-                    *entry = Err(match entry {
-                        Ok(_) => 2,
-                        Err(n) => *n + 1,
-                    });
-                })
-                .or_insert_with(|| Ok(id.to_owned()));
-        }
-        index
     }
 
     fn shot_sheets(&mut self, tables: &[&Table]) {
         let project = &self.state.project;
-        let characters = Self::name_index(
+        let characters = NameIndex::new(
             project
                 .characters
                 .iter()
                 .map(|c| (c.character_id.as_str(), c.name.as_str()))
                 .chain(
-                    self.plan
+                    self.out
+                        .plan
                         .characters
                         .iter()
                         .map(|c| (c.character_id.as_str(), c.name.as_str())),
                 ),
         );
-        let looks = Self::name_index(
+        let looks = NameIndex::new(
             project
                 .cinematics
                 .iter()
                 .map(|c| (c.cinematic_id.as_str(), c.name.as_str()))
                 .chain(
-                    self.plan
+                    self.out
+                        .plan
                         .cinematics
                         .iter()
                         .map(|c| (c.cinematic_id.as_str(), c.name.as_str())),
                 ),
         );
-        let rate = self.plan.frame_rate.unwrap_or(project.settings.frame_rate);
+        let rate = self
+            .out
+            .plan
+            .frame_rate
+            .unwrap_or(project.settings.frame_rate);
         let mut layouts = Vec::new();
         let mut named_codes = HashSet::new();
         for table in tables {
-            let mapped = self.map_headers(table, ShotColumn::find);
-            let mut at = [None; ShotColumn::ALL.len()];
-            for (index, m) in mapped.iter().enumerate() {
-                match m {
-                    Mapped::Known(column) => at[*column as usize] = Some(index),
-                    Mapped::Unknown(header) => self
-                        .plan
-                        .kept_columns
-                        .push(format!("{}: {header}", table.name)),
-                    Mapped::Skip => {}
-                }
+            let layout = self.layout(table, SheetKind::Shots);
+            if let Some(code_at) = layout.at.get(&Column::Code) {
+                named_codes.extend(table.rows.iter().filter_map(|(_, cells)| {
+                    Table::cell(cells, *code_at).parse::<ShotCode>().ok()
+                }));
             }
-            if let Some(code_at) = at[ShotColumn::Code as usize] {
-                named_codes.extend(
-                    table.rows.iter().filter_map(|(_, cells)| {
-                        Table::cell(cells, code_at).parse::<ShotCode>().ok()
-                    }),
-                );
-            }
-            layouts.push((mapped, at));
+            layouts.push(layout);
         }
         let state = self.state;
-        let mut matcher = ShotMatcher::new(state, named_codes);
+        let mut matcher = ShotMatcher::new(state, named_codes, self.reading.record_id_first);
         let context = ShotContext {
-            characters: &characters,
-            looks: &looks,
+            characters,
+            looks,
             rate,
         };
-        for (table, (mapped, at)) in tables.iter().zip(&layouts) {
+        for (table, layout) in tables.iter().zip(&layouts) {
             for (row, cells) in &table.rows {
-                self.shot_row(table, *row, cells, mapped, at, &context, &mut matcher);
+                self.shot_row(table, *row, cells, layout, &context, &mut matcher);
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments, clippy::too_many_lines)]
+    /// The id a shot's link cell item means: a name, else a record id (the file's or
+    /// the project's), else a record created for it (or, strict, an error).
+    fn link(&mut self, kind: SheetKind, name: &str, index: &NameIndex) -> Result<String, String> {
+        let key = name.to_lowercase();
+        match index.by_name.get(&key) {
+            Some(Ok(id)) => return Ok(id.clone()),
+            Some(Err(n)) => {
+                let what = match kind {
+                    SheetKind::Characters => "characters",
+                    _ => "cinematic options",
+                };
+                return Err(format!("'{name}' names {n} {what}; rename one of them"));
+            }
+            None => {}
+        }
+        let alias = match kind {
+            SheetKind::Characters => &self.links.character_alias,
+            _ => &self.links.cinematic_alias,
+        };
+        if let Some(id) = alias.get(name) {
+            return Ok(id.clone());
+        }
+        if index.ids.contains(name) {
+            return Ok(name.to_owned());
+        }
+        if self.reading.strict {
+            return Err(match kind {
+                SheetKind::Characters => format!(
+                    "'{name}' is not a character (not in the project or a Characters sheet)"
+                ),
+                _ => format!(
+                    "'{name}' is not a cinematic option (not in the project or a Cinematic Options sheet)"
+                ),
+            });
+        }
+        let id = match kind {
+            SheetKind::Characters => {
+                if let Some(created) = self.links.created_characters.get(&key) {
+                    return Ok(created.character_id.clone());
+                }
+                let created = Character::new(name);
+                let id = created.character_id.clone();
+                self.links.created_characters.insert(key, created);
+                id
+            }
+            _ => {
+                if let Some(created) = self.links.created_cinematics.get(&key) {
+                    return Ok(created.cinematic_id.clone());
+                }
+                let created = CinematicOption::new(name);
+                let id = created.cinematic_id.clone();
+                self.links.created_cinematics.insert(key, created);
+                id
+            }
+        };
+        self.links.created_order.push((kind, name.to_owned()));
+        Ok(id)
+    }
+
+    #[allow(clippy::too_many_lines)]
     fn shot_row(
         &mut self,
         table: &Table,
         row: usize,
         cells: &[String],
-        mapped: &[Mapped<ShotColumn>],
-        at: &[Option<usize>; ShotColumn::ALL.len()],
-        context: &ShotContext<'_>,
+        layout: &Layout,
+        context: &ShotContext,
         matcher: &mut ShotMatcher<'_>,
     ) {
-        let errors_before = self.errors.len();
-        let cell_of = |column: ShotColumn| at[column as usize].map(|i| (i, Table::cell(cells, i)));
-        let code = match cell_of(ShotColumn::Code) {
+        let errors_before = self.out.problems.len();
+        let code = match layout.cell(cells, Column::Code) {
             Some((index, cell)) if !cell.trim().is_empty() => match cell.parse::<ShotCode>() {
                 Ok(code) => Some(code),
                 Err(e) => {
@@ -606,55 +820,34 @@ impl Planner<'_> {
             },
             _ => None,
         };
-        let link_characters = cell_of(ShotColumn::Characters).map(|(index, cell)| {
+        let link_characters = layout.cell(cells, Column::Characters).map(|(index, cell)| {
             let mut ids = Vec::new();
             for name in split_list(cell) {
-                match context.characters.get(&name.to_lowercase()) {
-                    Some(Ok(id)) => {
-                        if !ids.contains(id) {
-                            ids.push(id.clone());
+                match self.link(SheetKind::Characters, &name, &context.characters) {
+                    Ok(id) => {
+                        if !ids.contains(&id) {
+                            ids.push(id);
                         }
                     }
-                    Some(Err(n)) => self.error(
-                        table,
-                        row,
-                        index,
-                        format!("'{name}' names {n} characters; rename one of them"),
-                    ),
-                    None => self.error(
-                        table,
-                        row,
-                        index,
-                        format!(
-                            "'{name}' is not a character (not in the project or a Characters sheet)"
-                        ),
-                    ),
+                    Err(message) => self.error(table, row, index, message),
                 }
             }
             ids
         });
-        let look = cell_of(ShotColumn::Cinematic).map(|(index, cell)| {
+        let look = layout.cell(cells, Column::Cinematic).map(|(index, cell)| {
             let name = cell.trim();
             if name.is_empty() {
                 return None;
             }
-            match context.looks.get(&name.to_lowercase()) {
-                Some(Ok(id)) => Some(id.clone()),
-                Some(Err(n)) => {
-                    let message = format!("'{name}' names {n} cinematic options; rename one of them");
-                    self.error(table, row, index, message);
-                    None
-                }
-                None => {
-                    let message = format!(
-                        "'{name}' is not a cinematic option (not in the project or a Cinematic Options sheet)"
-                    );
+            match self.link(SheetKind::Cinematics, name, &context.looks) {
+                Ok(id) => Some(id),
+                Err(message) => {
                     self.error(table, row, index, message);
                     None
                 }
             }
         });
-        let frames = match cell_of(ShotColumn::FrameCount) {
+        let frames = match layout.cell(cells, Column::FrameCount) {
             Some((index, cell)) if !cell.trim().is_empty() => match parse_whole(cell) {
                 Ok(frames) => Some(frames),
                 Err(e) => {
@@ -664,7 +857,7 @@ impl Planner<'_> {
             },
             _ => None,
         };
-        let from_duration = match cell_of(ShotColumn::Duration) {
+        let from_duration = match layout.cell(cells, Column::Duration) {
             Some((index, cell)) if !cell.trim().is_empty() => {
                 let converted = parse_seconds(cell).and_then(|seconds| {
                     context
@@ -692,7 +885,7 @@ impl Planner<'_> {
             }
             _ => None,
         };
-        let status = match cell_of(ShotColumn::Status) {
+        let status = match layout.cell(cells, Column::Status) {
             Some((index, cell)) => match cell.parse::<ShotStatus>() {
                 Ok(status) => Some(status),
                 Err(e) => {
@@ -702,34 +895,49 @@ impl Planner<'_> {
             },
             None => None,
         };
-        let code_failed =
-            cell_of(ShotColumn::Code).is_some_and(|(_, c)| !c.trim().is_empty()) && code.is_none();
+        let code_failed = layout
+            .cell(cells, Column::Code)
+            .is_some_and(|(_, c)| !c.trim().is_empty())
+            && code.is_none();
         if code_failed {
             return;
         }
-        let record_id = cell_of(ShotColumn::RecordId).map_or("", |(_, c)| c.trim());
+        let record_id = layout
+            .cell(cells, Column::RecordId)
+            .map_or("", |(_, c)| c.trim());
+        // A seed export names shots only by an id like "SHT-00012": that is the code.
+        let code = code.or_else(|| {
+            (!layout.at.contains_key(&Column::Code)
+                && record_id.to_ascii_lowercase().starts_with("sht"))
+            .then(|| record_id.parse::<ShotCode>().ok())
+            .flatten()
+        });
         let target = match matcher.resolve(row, code, record_id) {
             Ok(target) => target,
             Err(message) => {
-                let index = at[ShotColumn::Code as usize]
-                    .or(at[ShotColumn::RecordId as usize])
+                let index = layout
+                    .at
+                    .get(&Column::Code)
+                    .or(layout.at.get(&Column::RecordId))
+                    .copied()
                     .unwrap_or(0);
                 self.error(table, row, index, message);
                 return;
             }
         };
-        if self.errors.len() > errors_before {
+        if self.out.problems.len() > errors_before {
             return;
         }
-        let (mut shot, is_new) = match target {
-            ShotTarget::Update(shot) => (shot, false),
-            ShotTarget::Create(shot) => (shot, true),
+        let (mut shot, is_new, trashed) = match target {
+            ShotTarget::Update(shot) => (shot, false, false),
+            ShotTarget::Create(shot) => (shot, true, false),
+            ShotTarget::Trashed(shot) => (shot, false, true),
         };
-        let text = |column: ShotColumn| cell_of(column).map(|(_, c)| c.trim().to_owned());
-        if let Some(scene) = text(ShotColumn::Scene) {
+        let text = |column: Column| layout.cell(cells, column).map(|(_, c)| c.trim().to_owned());
+        if let Some(scene) = text(Column::Scene) {
             shot.scene = scene;
         }
-        if let Some(action) = text(ShotColumn::Action) {
+        if let Some(action) = text(Column::Action) {
             shot.action = action;
         }
         if let Some(ids) = link_characters {
@@ -738,10 +946,15 @@ impl Planner<'_> {
         if let Some(look) = look {
             shot.cinematic = look;
         }
-        if let Some(prompt) = text(ShotColumn::PromptOverride) {
+        for field in LookField::ALL {
+            if let Some(value) = text(Column::Look(field)) {
+                *shot.look.get_mut(field) = value;
+            }
+        }
+        if let Some(prompt) = text(Column::PromptOverride) {
             shot.prompt_override = (!prompt.is_empty()).then_some(prompt);
         }
-        if let Some((_, cell)) = cell_of(ShotColumn::ReferenceImages) {
+        if let Some((_, cell)) = layout.cell(cells, Column::ReferenceImages) {
             shot.reference_images = split_list(cell);
         }
         if let Some(frames) = frames.or(from_duration) {
@@ -755,34 +968,118 @@ impl Planner<'_> {
         if let Some(status) = status {
             shot.status = status;
         }
-        if let Some(workflow) = text(ShotColumn::Workflow) {
+        if let Some(workflow) = text(Column::Workflow) {
             shot.workflow = workflow;
         }
-        if let Some(notes) = text(ShotColumn::Notes) {
+        if let Some(notes) = text(Column::Notes) {
             shot.notes = notes;
         }
-        for (index, m) in mapped.iter().enumerate() {
-            if let Mapped::Unknown(header) = m {
-                let value = Table::cell(cells, index).trim();
-                if value.is_empty() {
-                    shot.extra.remove(header);
-                } else {
-                    shot.extra.insert(header.clone(), value.to_owned());
-                }
+        Self::extras(table, layout, cells, &mut shot.extra);
+        if is_new {
+            self.out.plan.new_shots.push(shot);
+        } else if trashed {
+            self.out.plan.trashed_shots.push(shot);
+        } else {
+            self.out.plan.updated_shots.push(shot);
+        }
+    }
+
+    /// Hand the created records to the plan and say so in one line per kind.
+    fn note_created(&mut self) {
+        let mut characters = Vec::new();
+        let mut looks = Vec::new();
+        for (kind, name) in &self.links.created_order {
+            match kind {
+                SheetKind::Characters => characters.push(name.clone()),
+                _ => looks.push(name.clone()),
             }
         }
-        if is_new {
-            self.plan.new_shots.push(shot);
-        } else {
-            self.plan.updated_shots.push(shot);
+        let list = |names: &[String]| -> String {
+            const SHOWN: usize = 10;
+            let mut text = names
+                .iter()
+                .take(SHOWN)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if names.len() > SHOWN {
+                text.push_str(&format!(" and {} more", names.len() - SHOWN));
+            }
+            text
+        };
+        if !characters.is_empty() {
+            self.out.notes.push(format!(
+                "created {} named in the shots: {}; add their appearance and LoRA",
+                plural(characters.len(), "character", "characters"),
+                list(&characters)
+            ));
+        }
+        if !looks.is_empty() {
+            self.out.notes.push(format!(
+                "created {} named in the shots: {}; fill in their camera, lens and lighting",
+                plural(looks.len(), "cinematic option", "cinematic options"),
+                list(&looks)
+            ));
+        }
+        let links = std::mem::take(&mut self.links);
+        self.out
+            .plan
+            .characters
+            .extend(links.created_characters.into_values());
+        self.out
+            .plan
+            .cinematics
+            .extend(links.created_cinematics.into_values());
+        self.out.plan.created_characters = characters;
+        self.out.plan.created_cinematics = looks;
+    }
+}
+
+/// "1 character", "2 characters".
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{} {many}", super::report::thousands(n))
+    }
+}
+
+/// Names and ids of every character (or cinematic option) after this import.
+struct NameIndex {
+    /// Lowercase name → id; `Err(n)` when n records share the name.
+    by_name: HashMap<String, Result<String, usize>>,
+    ids: HashSet<String>,
+}
+
+impl NameIndex {
+    fn new<'r>(records: impl Iterator<Item = (&'r str, &'r str)>) -> NameIndex {
+        let mut names: HashMap<&str, &str> = HashMap::new();
+        for (id, name) in records {
+            names.insert(id, name);
+        }
+        let mut by_name: HashMap<String, Result<String, usize>> = HashMap::new();
+        for (id, name) in &names {
+            by_name
+                .entry(name.to_lowercase())
+                .and_modify(|entry| {
+                    *entry = Err(match entry {
+                        Ok(_) => 2,
+                        Err(n) => *n + 1,
+                    });
+                })
+                .or_insert_with(|| Ok((*id).to_owned()));
+        }
+        NameIndex {
+            by_name,
+            ids: names.keys().map(|id| (*id).to_owned()).collect(),
         }
     }
 }
 
 /// What every shot row is checked against.
-struct ShotContext<'a> {
-    characters: &'a HashMap<String, Result<String, usize>>,
-    looks: &'a HashMap<String, Result<String, usize>>,
+struct ShotContext {
+    characters: NameIndex,
+    looks: NameIndex,
     rate: FrameRate,
 }
 
@@ -791,12 +1088,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lists_split_on_commas_semicolons_and_newlines() {
+    fn lists_split_on_commas_semicolons_and_newlines_but_not_inside_parentheses() {
         assert_eq!(
             split_list("민아, 준;\nMina\r\n민아 ,"),
             ["민아", "준", "Mina"]
         );
         assert!(split_list("  ").is_empty());
+        assert_eq!(
+            split_list(
+                "alley.jpg (https://dl.airtable.com/a/b,c.jpg), rain.png (https://x.test/r.png)"
+            ),
+            [
+                "alley.jpg (https://dl.airtable.com/a/b,c.jpg)",
+                "rain.png (https://x.test/r.png)"
+            ]
+        );
     }
 
     #[test]

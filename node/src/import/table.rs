@@ -1,7 +1,14 @@
-//! Reading a file into plain text tables: every workbook sheet (calamine) or the one
-//! table of a CSV. Cells become strings here; typing and validation happen in
-//! [`super::sheets`], so all formats share one set of rules and messages.
+//! Reading a file into plain text tables: every workbook sheet (calamine), the one
+//! table of a CSV, or the lists of a JSON file ([`super::json`]). Cells become
+//! strings here; typing and validation happen in [`super::sheets`], so all formats
+//! share one set of rules and messages.
+//!
+//! A formula cell reads as the value the writing program saved with it. Programs that
+//! do not calculate (openpyxl, some exporters) save formulas with no value: such
+//! cells are counted per column ([`FormulaColumn`]) so the import can say so once
+//! instead of taking them as empty.
 
+use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -18,6 +25,21 @@ pub(crate) struct Table {
     pub(crate) header_row: usize,
     /// Data rows below the header: (1-based row number, cells). Fully empty rows are dropped.
     pub(crate) rows: Vec<(usize, Vec<String>)>,
+    /// Columns (by index) holding formulas below the header.
+    pub(crate) formulas: BTreeMap<usize, FormulaColumn>,
+    /// Rows are JSON list entries and columns JSON keys (for messages).
+    pub(crate) entries: bool,
+}
+
+/// The formulas of one column.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct FormulaColumn {
+    /// Formula cells below the header.
+    pub(crate) cells: usize,
+    /// Of those, cells saved without a value.
+    pub(crate) uncached: usize,
+    /// Row number of the first formula saved without a value.
+    pub(crate) first_uncached_row: usize,
 }
 
 impl Table {
@@ -26,7 +48,10 @@ impl Table {
         cells.get(column).map_or("", String::as_str)
     }
 
-    fn from_rows(name: String, rows: impl Iterator<Item = (usize, Vec<String>)>) -> Option<Table> {
+    pub(crate) fn from_rows(
+        name: String,
+        rows: impl Iterator<Item = (usize, Vec<String>)>,
+    ) -> Option<Table> {
         let mut rows = rows.filter(|(_, cells)| cells.iter().any(|c| !c.trim().is_empty()));
         let (header_row, headers) = rows.next()?;
         Some(Table {
@@ -34,6 +59,8 @@ impl Table {
             headers,
             header_row,
             rows: rows.collect(),
+            formulas: BTreeMap::new(),
+            entries: false,
         })
     }
 }
@@ -62,7 +89,7 @@ fn read_workbook_inner(bytes: &[u8]) -> Result<Vec<Table>, String> {
                 one_line(&e.to_string())
             )
         })?;
-        let Some((first_row, _)) = range.start() else {
+        let Some((first_row, first_column)) = range.start() else {
             continue;
         };
         let first_row = first_row as usize;
@@ -70,9 +97,57 @@ fn read_workbook_inner(bytes: &[u8]) -> Result<Vec<Table>, String> {
             .rows()
             .enumerate()
             .map(|(index, row)| (first_row + index + 1, row.iter().map(cell_text).collect()));
-        tables.extend(Table::from_rows(name, rows));
+        let Some(mut table) = Table::from_rows(name.clone(), rows) else {
+            continue;
+        };
+        if let Ok(formulas) = workbook.worksheet_formula(&name) {
+            table.formulas = formula_columns(&formulas, &range, &table, first_column);
+        }
+        tables.push(table);
     }
     Ok(tables)
+}
+
+/// Count the formula cells of every column below the header, and those saved with
+/// no value.
+fn formula_columns(
+    formulas: &calamine::Range<String>,
+    values: &calamine::Range<Data>,
+    table: &Table,
+    first_column: u32,
+) -> BTreeMap<usize, FormulaColumn> {
+    let mut columns: BTreeMap<usize, FormulaColumn> = BTreeMap::new();
+    let Some((formula_row, formula_column)) = formulas.start() else {
+        return columns;
+    };
+    for (row_offset, row) in formulas.rows().enumerate() {
+        let absolute_row = formula_row as usize + row_offset;
+        let row_number = absolute_row + 1;
+        if row_number <= table.header_row {
+            continue;
+        }
+        for (column_offset, formula) in row.iter().enumerate() {
+            if formula.trim().is_empty() {
+                continue;
+            }
+            let absolute_column = formula_column as usize + column_offset;
+            let Some(index) = absolute_column.checked_sub(first_column as usize) else {
+                continue;
+            };
+            let cached = values
+                .get_value((absolute_row as u32, absolute_column as u32))
+                .is_some_and(|value| !matches!(value, Data::Empty));
+            let entry = columns.entry(index).or_default();
+            entry.cells += 1;
+            if !cached {
+                if entry.uncached == 0 {
+                    entry.first_uncached_row = row_number;
+                }
+                entry.uncached += 1;
+            }
+        }
+    }
+    columns
 }
 
 /// The text of a cell. Numbers print in Rust's shortest round-trip form, so `72.0`
@@ -111,4 +186,37 @@ pub(crate) fn read_delimited(bytes: &[u8], delimiter: u8) -> Result<Vec<Table>, 
 /// `text` on one line.
 pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The hidden sheet in which an exported workbook remembers where it came from.
+pub(crate) const MARK_SHEET: &str = "_reelmesh";
+/// Its rows: key, value.
+pub(crate) const MARK_FORMAT: (&str, &str) = ("format", "reelmesh export 1");
+pub(crate) const MARK_PROJECT: &str = "project_id";
+pub(crate) const MARK_HEADS: &str = "heads";
+
+/// Take the export mark sheet out of a workbook's tables, and read it.
+pub(crate) fn take_mark(tables: &mut Vec<Table>) -> Option<super::ExportMark> {
+    let at = tables.iter().position(|t| t.name == MARK_SHEET)?;
+    let table = tables.remove(at);
+    let mut project_id = None;
+    let mut heads = None;
+    for (_, cells) in std::iter::once((table.header_row, table.headers)).chain(table.rows) {
+        match Table::cell(&cells, 0).trim() {
+            MARK_PROJECT => project_id = Some(Table::cell(&cells, 1).trim().to_owned()),
+            MARK_HEADS => {
+                heads = Some(
+                    Table::cell(&cells, 1)
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect(),
+                );
+            }
+            _ => {}
+        }
+    }
+    Some(super::ExportMark {
+        project_id: project_id?,
+        heads: heads?,
+    })
 }

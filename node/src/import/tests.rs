@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use reelmesh_protocol::document::{Position, ProjectDoc};
-use reelmesh_protocol::model::{Character, CinematicOption, Shot, ShotCode, ShotStatus};
+use reelmesh_protocol::model::{Character, CinematicOption, Look, Shot, ShotCode, ShotStatus};
 use reelmesh_protocol::timecode::FrameRate;
 use rust_xlsxwriter::Workbook;
 
@@ -34,18 +34,20 @@ fn rich_doc() -> ProjectDoc {
     jun.trigger_words = vec!["jun_man".into()];
     doc.put_character(&jun).unwrap();
     let look = CinematicOption {
-        camera_body: "Arri Alexa 35".into(),
-        focal_length: "35mm".into(),
-        lens_type: "anamorphic".into(),
-        film_stock: "Kodak Vision3 500T".into(),
-        style: "photorealistic".into(),
-        look_and_feel: "Blade Runner 2049".into(),
-        lighting_source: "neon".into(),
-        lighting_style: "low key".into(),
-        environment: "서울 뒷골목".into(),
-        atmosphere: "tense".into(),
-        lens_filter: "Black Pro-Mist 1/4".into(),
-        aspect_ratio: "2.39:1".into(),
+        look: Look {
+            camera_body: "Arri Alexa 35".into(),
+            focal_length: "35mm".into(),
+            lens_type: "anamorphic".into(),
+            film_stock: "Kodak Vision3 500T".into(),
+            style: "photorealistic".into(),
+            look_and_feel: "Blade Runner 2049".into(),
+            lighting_source: "neon".into(),
+            lighting_style: "low key".into(),
+            environment: "서울 뒷골목".into(),
+            atmosphere: "tense".into(),
+            lens_filter: "Black Pro-Mist 1/4".into(),
+            aspect_ratio: "2.39:1".into(),
+        },
         notes: "메인 룩".into(),
         ..CinematicOption::new("네온 누아르")
     };
@@ -97,8 +99,32 @@ fn xlsx(sheets: &[(&str, &[&[&str]])]) -> Vec<u8> {
 
 fn invalid_cells(err: ImportError) -> Vec<String> {
     match err {
-        ImportError::Invalid { cells, .. } => cells.iter().map(ToString::to_string).collect(),
+        ImportError::Invalid { report } => {
+            report.problems.iter().map(ToString::to_string).collect()
+        }
         other => panic!("expected bad cells, got: {other}"),
+    }
+}
+
+/// "sheet: header" of every column the import kept as an extra field.
+fn extras(report: &ImportReport) -> Vec<String> {
+    report
+        .sheets
+        .iter()
+        .flat_map(|sheet| {
+            sheet
+                .columns
+                .iter()
+                .filter(|c| c.reads_as == "extra")
+                .map(move |c| format!("{}: {}", sheet.name, c.header))
+        })
+        .collect()
+}
+
+fn strict() -> ImportOptions {
+    ImportOptions {
+        strict: true,
+        ..ImportOptions::default()
     }
 }
 
@@ -109,15 +135,19 @@ fn xlsx_round_trip_is_exact() {
     let mut copy = fresh();
     let report = import_bytes(&mut copy, &bytes, "out.xlsx").unwrap();
     assert_eq!(report.shots_added, 3);
-    assert_eq!(report.characters, 2);
-    assert_eq!(report.cinematics, 1);
-    assert_eq!(report.kept_columns, ["Shots: Budget", "Shots: 무드보드"]);
+    assert_eq!(report.characters_added, 2);
+    assert_eq!(report.cinematics_added, 1);
+    assert_eq!(extras(&report), ["Shots: Budget", "Shots: 무드보드"]);
     assert_eq!(copy.project().unwrap(), original);
     // Importing the same file again changes nothing.
     let heads = copy.heads();
     let again = import_bytes(&mut copy, &bytes, "out.xlsx").unwrap();
     assert_eq!(
-        (again.shots_added, again.shots_updated, again.characters),
+        (
+            again.shots_added,
+            again.shots_updated,
+            again.characters_added + again.characters_updated
+        ),
         (0, 0, 0)
     );
     assert_eq!(copy.heads(), heads);
@@ -132,10 +162,9 @@ fn json_round_trip_is_exact() {
     assert_eq!(report.shots_added, 3);
     assert_eq!(copy.project().unwrap(), original);
     let err = import_bytes(&mut fresh(), b"{\"shots\": 3}", "x.json").unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("x.json: not a reelmesh JSON export"),
-        "{err}"
+    assert_eq!(
+        err.to_string(),
+        "x.json: the JSON holds no list of shots, characters or cinematic options"
     );
 }
 
@@ -228,7 +257,7 @@ fn korean_workbook_maps_headers_and_links_by_name() {
     let mut doc = fresh();
     let report = import_bytes(&mut doc, &bytes, "샷리스트.xlsx").unwrap();
     assert_eq!(report.shots_added, 3);
-    assert_eq!(report.kept_columns, ["샷 리스트: 무드보드"]);
+    assert_eq!(extras(&report), ["샷 리스트: 무드보드"]);
     let project = doc.project().unwrap();
     let mina = project
         .characters
@@ -241,7 +270,10 @@ fn korean_workbook_maps_headers_and_links_by_name() {
     assert_eq!(mina.lora_strength, 0.8);
     let look = &project.cinematics[0];
     assert_eq!(
-        (look.camera_body.as_str(), look.atmosphere.as_str()),
+        (
+            look.look.camera_body.as_str(),
+            look.look.atmosphere.as_str()
+        ),
         ("Arri Alexa 35", "긴장감")
     );
     let shots = &project.shots;
@@ -273,7 +305,11 @@ fn demo_sample_imports() {
     let mut doc = fresh();
     let report = import_bytes(&mut doc, bytes, "demo_shotlist.xlsx").unwrap();
     assert_eq!(
-        (report.shots_added, report.characters, report.cinematics),
+        (
+            report.shots_added,
+            report.characters_added,
+            report.cinematics_added
+        ),
         (5, 2, 2)
     );
     let frames: Vec<u64> = doc
@@ -296,7 +332,7 @@ fn airtable_csv_with_bom() {
     let csv = csv.replace("MINA", "민아");
     let report = import_bytes(&mut doc, csv.as_bytes(), "Grid view.csv").unwrap();
     assert_eq!((report.shots_added, report.shots_updated), (1, 1));
-    assert_eq!(report.kept_columns, ["Shots: Mood board"]);
+    assert_eq!(extras(&report), ["Shots: Mood board"]);
     let project = doc.project().unwrap();
     let new = project.shots.last().unwrap();
     assert_eq!(new.code, ShotCode(6), "next code after SHT-00005");
@@ -334,10 +370,10 @@ fn all_bad_cells_are_reported_and_nothing_changes() {
                8,,,48,5,maybe\n\
                SHT-00009,,,,,\n\
                10,,,,-2,\n";
-    let err = import_bytes(&mut doc, csv.as_bytes(), "bad.csv").unwrap_err();
+    let err = import_bytes_with(&mut doc, csv.as_bytes(), "bad.csv", &strict()).unwrap_err();
     let message = err.to_string();
     assert!(
-        message.starts_with("bad.csv: nothing was imported, 8 bad cells:\n  Shots, row 3"),
+        message.starts_with("bad.csv: nothing was imported, 8 problems:\n  Shots, row 3"),
         "{message}"
     );
     assert_eq!(
@@ -377,7 +413,8 @@ fn bad_character_and_look_sheets_are_reported_together() {
     ]);
     let mut doc = fresh();
     let heads = doc.heads();
-    let cells = invalid_cells(import_bytes(&mut doc, &bytes, "s.xlsx").unwrap_err());
+    let cells =
+        invalid_cells(import_bytes_with(&mut doc, &bytes, "s.xlsx", &strict()).unwrap_err());
     assert_eq!(
         cells,
         [
@@ -425,7 +462,12 @@ fn unreadable_files_give_one_line_and_change_nothing() {
             b"Shot ID,Scene\n1,caf\xe9\n".to_vec(),
             "not UTF-8",
         ),
-        ("e.json", b"[1, 2".to_vec(), "not a reelmesh JSON export"),
+        ("e.json", b"[1, 2".to_vec(), "not valid JSON"),
+        (
+            "list.json",
+            b"[1, 2]".to_vec(),
+            "'shots', entry 1: a record must be an object",
+        ),
     ];
     for (name, bytes, expected) in cases {
         let err = import_bytes(&mut doc, &bytes, name).unwrap_err();
@@ -475,10 +517,10 @@ fn single_sheet_is_shots_unless_headers_say_otherwise() {
     let bytes = xlsx(&[("Sheet1", &[&["Whatever", "Scene"], &["x", "골목"]])]);
     let report = import_bytes(&mut doc, &bytes, "one.xlsx").unwrap();
     assert_eq!(report.shots_added, 1);
-    assert_eq!(report.kept_columns, ["Sheet1: Whatever"]);
+    assert_eq!(extras(&report), ["Sheet1: Whatever"]);
     let csv = "Name,Appearance,Trigger Words\n민아,단발,\"m1na\nrain girl\"\n";
     let report = import_bytes(&mut doc, csv.as_bytes(), "bible.csv").unwrap();
-    assert_eq!((report.shots_added, report.characters), (0, 1));
+    assert_eq!((report.shots_added, report.characters_added), (0, 1));
     let project = doc.project().unwrap();
     assert_eq!(project.characters[0].trigger_words, ["m1na", "rain girl"]);
     // Unknown sheets next to known ones are reported, not silently dropped.
@@ -487,7 +529,13 @@ fn single_sheet_is_shots_unless_headers_say_otherwise() {
         ("Budget", &[&["Item"], &["Lens"]]),
     ]);
     let report = import_bytes(&mut doc, &bytes, "two.xlsx").unwrap();
-    assert_eq!(report.kept_columns, ["Budget: whole sheet (not imported)"]);
+    let budget = report.sheets.iter().find(|s| s.name == "Budget").unwrap();
+    assert_eq!(budget.kind, None);
+    assert!(
+        report.notes.iter().any(|n| n.contains("sheet 'Budget'")),
+        "{:?}",
+        report.notes
+    );
 }
 
 #[test]
@@ -570,7 +618,7 @@ fn characters_match_by_record_id_then_name() {
         jun.character_id
     );
     let report = import_bytes(&mut doc, csv.as_bytes(), "Characters.csv").unwrap();
-    assert_eq!(report.characters, 3);
+    assert_eq!((report.characters_added, report.characters_updated), (1, 2));
     let after = doc.project().unwrap();
     assert_eq!(after.characters.len(), 3);
     let junho = after.character(&jun.character_id).unwrap();

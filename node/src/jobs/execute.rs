@@ -372,9 +372,8 @@ fn aspect_of_shot(ctx: &Context<'_>) -> String {
         .shots
         .iter()
         .find(|s| s.shot_id == ctx.job.shot_id)
-        .and_then(|s| s.cinematic.as_deref())
-        .and_then(|id| ctx.project.cinematic(id))
-        .map(|c| c.aspect_ratio.clone())
+        .map(|s| ctx.project.effective_look(s).aspect_ratio)
+        .filter(|ratio| !reelmesh_protocol::prompt::is_blank(ratio))
         .unwrap_or_default()
 }
 

@@ -30,10 +30,10 @@ pub fn five_shot_project() -> tempfile::TempDir {
     minji.lora_strength = 0.65;
     doc.put_character(&minji).unwrap();
     let mut look = CinematicOption::new("Noir");
-    look.camera_body = "Arri Alexa 35".into();
-    look.focal_length = "35mm".into();
-    look.lens_type = "anamorphic".into();
-    look.aspect_ratio = "2.39:1".into();
+    look.look.camera_body = "Arri Alexa 35".into();
+    look.look.focal_length = "35mm".into();
+    look.look.lens_type = "anamorphic".into();
+    look.look.aspect_ratio = "2.39:1".into();
     doc.put_cinematic(&look).unwrap();
     let actions = [
         "민지가 비 내리는 골목에서 문을 연다",

@@ -88,6 +88,106 @@ fn concurrent_edits_to_different_fields_both_survive() {
 }
 
 #[test]
+fn offline_edits_to_a_look_and_to_a_shot_s_own_values_merge() {
+    let mut a = doc_with(2);
+    let mut noir = CinematicOption::new("Noir");
+    noir.look.camera_body = "Arri Alexa 35".into();
+    noir.look.lens_type = "anamorphic".into();
+    a.put_cinematic(&noir).expect("look");
+    let mut linked = a.project().expect("read").shots;
+    for shot in &mut linked {
+        shot.cinematic = Some(noir.cinematic_id.clone());
+        a.update_shot(shot).expect("link");
+    }
+    let mut b = a.fork();
+    // Offline on a: the look changes its camera and its film.
+    noir.look.camera_body = "Sony Venice 2".into();
+    noir.look.film_stock = "Kodak Vision3 500T".into();
+    a.put_cinematic(&noir).expect("edit look");
+    // Offline on b: the first shot gets its own lens and filter; the second its own camera.
+    let mut first = linked[0].clone();
+    first.look.lens_type = "vintage".into();
+    first.look.lens_filter = "none".into();
+    b.update_shot(&first).expect("edit shot");
+    let mut second = linked[1].clone();
+    second.look.camera_body = "16mm Bolex".into();
+    b.update_shot(&second).expect("edit shot");
+    a.merge(&mut b).expect("merge");
+    b.merge(&mut a).expect("merge");
+    let project = a.project().expect("read");
+    assert_eq!(project, b.project().expect("read"));
+    let first = &project.shots[0];
+    assert_eq!(first.look.lens_type, "vintage");
+    let look = project.effective_look(first);
+    assert_eq!(
+        look.camera_body, "Sony Venice 2",
+        "the look's new camera shows through"
+    );
+    assert_eq!(look.film_stock, "Kodak Vision3 500T");
+    assert_eq!(look.lens_type, "vintage", "the shot's own lens wins");
+    let second = project.effective_look(&project.shots[1]);
+    assert_eq!(
+        second.camera_body, "16mm Bolex",
+        "the shot's own camera wins over the look's edit"
+    );
+    assert_eq!(second.lens_type, "anamorphic");
+    // Clearing a shot's own value brings the look's back, and stores nothing.
+    let mut cleared = project.shots[1].clone();
+    cleared.look.camera_body.clear();
+    a.update_shot(&cleared).expect("clear");
+    let project = a.project().expect("read");
+    assert!(project.shots[1].look.is_empty());
+    assert_eq!(
+        project.effective_look(&project.shots[1]).camera_body,
+        "Sony Venice 2"
+    );
+}
+
+#[test]
+fn an_old_version_reads_back_and_a_missing_one_is_refused() {
+    let mut doc = doc_with(1);
+    let before = doc.heads();
+    let mut shot = doc.project().expect("read").shots[0].clone();
+    shot.action = "later".into();
+    doc.update_shot(&shot).expect("edit");
+    let then = doc.project_at(&before).expect("old version");
+    assert_eq!(then.shots[0].action, "");
+    let now = doc.heads();
+    assert_eq!(
+        doc.project_at(&now).expect("now"),
+        doc.project().expect("read")
+    );
+    let unknown = "ab".repeat(32);
+    assert!(matches!(
+        doc.project_at(&[unknown]),
+        Err(DocError::NotFound {
+            kind: "version",
+            ..
+        })
+    ));
+    assert!(doc.project_at(&["not hex".into()]).is_err());
+}
+
+#[test]
+fn header_mappings_are_remembered_per_header_and_merge() {
+    let mut a = doc_with(0);
+    let mut b = a.fork();
+    a.set_header_mapping("외형묘사", Some("appearance"))
+        .expect("map");
+    b.set_header_mapping("trigger", Some("trigger_words"))
+        .expect("map");
+    a.merge(&mut b).expect("merge");
+    let map = a.project().expect("read").settings.header_map;
+    assert_eq!(map.get("외형묘사").map(String::as_str), Some("appearance"));
+    assert_eq!(
+        map.get("trigger").map(String::as_str),
+        Some("trigger_words")
+    );
+    a.set_header_mapping("trigger", None).expect("forget");
+    assert_eq!(a.project().expect("read").settings.header_map.len(), 1);
+}
+
+#[test]
 fn concurrent_edits_to_one_field_pick_the_same_winner_everywhere() {
     let mut a = doc_with(1);
     let mut b = a.fork();
@@ -183,9 +283,11 @@ fn characters_and_options_round_trip_and_strength_is_checked() {
     let mut mina = Character::new("민아");
     mina.trigger_words = vec!["m1na".into(), "red coat".into()];
     mina.lora_strength = 0.65;
+    mina.extra.insert("Voice".into(), "alto".into());
     doc.put_character(&mina).expect("put");
     let mut look = CinematicOption::new("Noir");
-    look.aspect_ratio = "2.39:1".into();
+    look.look.aspect_ratio = "2.39:1".into();
+    look.extra.insert("무드보드".into(), "ref/mood.jpg".into());
     doc.put_cinematic(&look).expect("put");
     let project = doc.project().expect("read");
     assert_eq!(project.characters, vec![mina.clone()]);
