@@ -248,7 +248,7 @@ pub fn print_import_report(
     report: &import::ImportReport,
     dry_run: bool,
 ) -> Result<()> {
-    use import::report::thousands;
+    use import::report::{plural, thousands};
     if dry_run {
         writeln!(out, "dry run of {}: nothing was written", report.file)?;
         for sheet in &report.sheets {
@@ -257,9 +257,9 @@ pub fn print_import_report(
                 Some(kind) => {
                     writeln!(
                         out,
-                        "sheet '{}' ({kind}, {} rows)",
+                        "sheet '{}' ({kind}, {})",
                         sheet.name,
-                        thousands(sheet.rows)
+                        plural(sheet.rows, "row", "rows")
                     )?;
                     let width = sheet
                         .columns
@@ -286,23 +286,61 @@ pub fn print_import_report(
             }
         }
     }
-    let verb = if report.written || !dry_run {
-        "imported"
-    } else {
-        "would import"
-    };
-    if report.problems.is_empty() || dry_run {
+    if report.problems.is_empty() {
+        let verb = if dry_run { "would import" } else { "imported" };
         writeln!(
             out,
-            "{verb} {}: {} shots added, {} updated; {} characters added, {} updated; {} cinematic options added, {} updated",
+            "{verb} {}: {} added, {} updated; {} added, {} updated; {} added, {} updated",
             report.file,
-            thousands(report.shots_added),
+            plural(report.shots_added, "shot", "shots"),
             thousands(report.shots_updated),
-            report.characters_added,
+            plural(report.characters_added, "character", "characters"),
             report.characters_updated,
-            report.cinematics_added,
+            plural(
+                report.cinematics_added,
+                "cinematic option",
+                "cinematic options"
+            ),
             report.cinematics_updated
         )?;
+    }
+    if dry_run && report.problems.is_empty() {
+        for (kind, one, many) in [
+            ("shots", "shot", "shots"),
+            ("characters", "character", "characters"),
+            ("cinematic_options", "cinematic option", "cinematic options"),
+        ] {
+            for (change, verb) in [("add", "add"), ("update", "update"), ("create", "create")] {
+                let records: Vec<&str> = report
+                    .changes
+                    .iter()
+                    .filter(|c| c.kind == kind && c.change == change)
+                    .map(|c| c.record.as_str())
+                    .collect();
+                if records.is_empty() {
+                    continue;
+                }
+                let list = if kind == "shots" {
+                    import::report::code_runs(&records, 8)
+                } else {
+                    let mut list = records
+                        .iter()
+                        .take(12)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    if records.len() > 12 {
+                        list.push_str(&format!(", and {} more", records.len() - 12));
+                    }
+                    list
+                };
+                writeln!(
+                    out,
+                    "  would {verb} {}: {list}",
+                    plural(records.len(), one, many)
+                )?;
+            }
+        }
     }
     if let Some(base) = &report.base {
         writeln!(
@@ -323,6 +361,9 @@ pub fn print_import_report(
             conflict.base,
             conflict.kept
         )?;
+    }
+    for line in import::report::created_lines(report, dry_run) {
+        writeln!(out, "{line}")?;
     }
     for note in &report.notes {
         writeln!(out, "{note}")?;
@@ -545,8 +586,21 @@ fn is_wide(c: char) -> bool {
         | 0xA960..=0xA97F | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6)
 }
 
-/// Pad (or cut with an ellipsis) to exactly `width` columns, never splitting a character.
+/// Pad (or cut with an ellipsis) to exactly `width` columns, never splitting a
+/// character; line breaks and tabs print as spaces, so a multi-line cell stays on its
+/// row.
 fn pad(text: &str, width: usize) -> String {
+    let flat: String;
+    let text = if text.contains(char::is_control) {
+        flat = text
+            .split(char::is_control)
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        flat.as_str()
+    } else {
+        text
+    };
     let mut result = String::new();
     let mut used = 0;
     let total = display_width(text);
@@ -575,5 +629,6 @@ mod tests {
         assert_eq!(pad("비 오는 밤의 골목", 8), "비 오는…");
         assert_eq!(display_width(&pad("비 오는 밤의 골목", 8)), 8);
         assert_eq!(pad("abc", 2), "a…");
+        assert_eq!(pad("two\r\nlines", 12), "two lines   ");
     }
 }

@@ -56,8 +56,11 @@ pub fn run(out: &mut dyn Write, data_dir: Option<&Path>, keep: bool) -> Result<(
         report.cinematics_added,
         started.elapsed().as_secs_f64() * 1e3
     )?;
-    for note in &report.notes {
-        writeln!(out, "{note}")?;
+    for line in import::report::created_lines(&report, false)
+        .iter()
+        .chain(&report.notes)
+    {
+        writeln!(out, "{line}")?;
     }
 
     let dir = store.dir().to_owned();

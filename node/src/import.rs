@@ -29,6 +29,8 @@
 //!   nearest field; a column of the sheet's own assembled prompt is not imported.
 
 pub(crate) mod columns;
+#[cfg(test)]
+mod fixture_tests;
 mod json;
 mod merge;
 pub mod report;
@@ -48,7 +50,9 @@ use reelmesh_protocol::timecode::FrameRate;
 use serde::{Deserialize, Serialize};
 
 use columns::{Mapping, Mappings, normalize};
-pub use report::{BaseReport, CellError, ColumnReport, Conflict, ImportReport, SheetReport};
+pub use report::{
+    BaseReport, CellError, ColumnReport, Conflict, ImportReport, RecordChange, SheetReport,
+};
 
 /// Length of a new shot whose row gives neither Frame Count nor Duration, in seconds.
 pub const DEFAULT_SECONDS: f64 = 2.0;
@@ -255,6 +259,11 @@ pub fn import_bytes_with(
         mappings: &mappings,
         from_reelmesh: mark.is_some(),
         record_id_first: base.is_some(),
+        base_frames: base
+            .iter()
+            .flat_map(|(_, project)| &project.shots)
+            .map(|shot| (shot.shot_id.clone(), shot.frame_count))
+            .collect(),
     };
     let planned = match source {
         json::Source::Tables(tables) => sheets::plan(&state, tables, &reading),
@@ -402,22 +411,61 @@ pub(crate) struct Plan {
     pub(crate) created_cinematics: Vec<String>,
 }
 
-/// Count what the plan changes, as [`apply`] will write it.
+/// Count what the plan changes, as [`apply`] will write it, and list the records.
 fn tally(state: &DocState, plan: &Plan, report: &mut ImportReport) {
+    let mut changes = Vec::new();
+    let mut change = |kind: &str, record: &str, change: &str| {
+        changes.push(report::RecordChange {
+            kind: kind.to_owned(),
+            record: record.to_owned(),
+            change: change.to_owned(),
+        });
+    };
+    let created = |names: &[String], name: &str| names.iter().any(|n| n == name);
+    let (mut added, mut updated) = (0, 0);
     for character in &plan.characters {
         match state.project.character(&character.character_id) {
-            None => report.characters_added += 1,
-            Some(now) if now != character => report.characters_updated += 1,
+            None => {
+                added += 1;
+                let how = if created(&plan.created_characters, &character.name) {
+                    "create"
+                } else {
+                    "add"
+                };
+                change("characters", &character.name, how);
+            }
+            Some(now) if now != character => {
+                updated += 1;
+                change("characters", &character.name, "update");
+            }
             Some(_) => {}
         }
     }
+    (report.characters_added, report.characters_updated) = (added, updated);
+    let (mut added, mut updated) = (0, 0);
     for option in &plan.cinematics {
         match state.project.cinematic(&option.cinematic_id) {
-            None => report.cinematics_added += 1,
-            Some(now) if now != option => report.cinematics_updated += 1,
+            None => {
+                added += 1;
+                let how = if created(&plan.created_cinematics, &option.name) {
+                    "create"
+                } else {
+                    "add"
+                };
+                change("cinematic_options", &option.name, how);
+            }
+            Some(now) if now != option => {
+                updated += 1;
+                change("cinematic_options", &option.name, "update");
+            }
             Some(_) => {}
         }
     }
+    (report.cinematics_added, report.cinematics_updated) = (added, updated);
+    for shot in &plan.new_shots {
+        change("shots", &shot.code.to_string(), "add");
+    }
+    report.changes = changes;
     report.shots_added = plan.new_shots.len();
     let live: HashMap<&str, &Shot> = state
         .project
@@ -426,12 +474,20 @@ fn tally(state: &DocState, plan: &Plan, report: &mut ImportReport) {
         .map(|s| (s.shot_id.as_str(), s))
         .chain(state.trashed.iter().map(|(id, s)| (id.as_str(), s)))
         .collect();
-    report.shots_updated = plan
+    let updated: Vec<&Shot> = plan
         .updated_shots
         .iter()
         .chain(&plan.trashed_shots)
         .filter(|shot| live.get(shot.shot_id.as_str()) != Some(shot))
-        .count();
+        .collect();
+    report.shots_updated = updated.len();
+    for shot in updated {
+        report.changes.push(report::RecordChange {
+            kind: "shots".to_owned(),
+            record: shot.code.to_string(),
+            change: "update".to_owned(),
+        });
+    }
     report
         .created_characters
         .clone_from(&plan.created_characters);

@@ -116,9 +116,15 @@ pub fn assemble(template: &str, lookup: &dyn Fn(&str) -> String) -> String {
                     placeholders += 1;
                     has_triggers |= name == "triggers";
                     let v = lookup(name);
-                    if !v.trim().is_empty() {
+                    // A value's own closing punctuation ("...the neon sign.") would
+                    // stand before the part's comma: "sign., set in".
+                    let v = v
+                        .trim()
+                        .trim_end_matches(['.', ',', ';', ':', '。'])
+                        .trim_end();
+                    if !v.is_empty() {
                         filled += 1;
-                        text.push_str(v.trim());
+                        text.push_str(v);
                     }
                 }
                 Token::Unclosed => {}
@@ -395,6 +401,19 @@ melancholic, aspect ratio 2.39:1, m1na_style, jun_lora"
             !text.contains("set in"),
             "a scene description is not an environment: {text}"
         );
+    }
+
+    #[test]
+    fn a_value_s_closing_punctuation_does_not_stand_before_a_comma() {
+        let (mut project, mut shot) = project();
+        shot.action = "Mina steps into the alley.\nShe stops under the sign. ".into();
+        project.shots = vec![shot.clone()];
+        let text = shot_prompt(&project, &shot).text;
+        assert!(
+            text.contains(", Mina steps into the alley. She stops under the sign, set in"),
+            "{text}"
+        );
+        assert!(!text.contains(".,"), "{text}");
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct ImportReport {
     pub cinematics_added: usize,
     /// Existing cinematic options that changed.
     pub cinematics_updated: usize,
+    /// Every record added or changed, in file order (shots by code, the others by name).
+    pub changes: Vec<RecordChange>,
     /// Characters the shots named and nothing defined, created by name.
     pub created_characters: Vec<String>,
     /// Cinematic options the shots named and nothing defined, created by name.
@@ -45,6 +47,17 @@ pub struct ImportReport {
     pub remembered: Vec<(String, String)>,
     /// Every problem; an import with any writes nothing.
     pub problems: Vec<CellError>,
+}
+
+/// A record an import adds or changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordChange {
+    /// `shots`, `characters` or `cinematic_options`.
+    pub kind: String,
+    /// `SHT-00003`, a character's or a look's name.
+    pub record: String,
+    /// `add`, `update`, or `create` (added because a shot names it).
+    pub change: String,
 }
 
 /// How one sheet was understood.
@@ -223,6 +236,97 @@ pub fn summarize_problems(problems: &[CellError], all: bool) -> String {
     out
 }
 
+/// Shot codes as short runs: `SHT-00001..SHT-00004, SHT-00009`, at most `shown` runs
+/// and then a count of the rest.
+#[must_use]
+pub fn code_runs(codes: &[&str], shown: usize) -> String {
+    let number = |code: &str| {
+        code.parse::<reelmesh_protocol::model::ShotCode>()
+            .ok()
+            .map(|c| c.0)
+    };
+    let mut runs: Vec<(String, String, usize)> = Vec::new();
+    let mut last: Option<u64> = None;
+    for code in codes {
+        let n = number(code);
+        match (runs.last_mut(), last, n) {
+            (Some(run), Some(prev), Some(n)) if n == prev + 1 => {
+                run.1 = (*code).to_owned();
+                run.2 += 1;
+            }
+            _ => runs.push(((*code).to_owned(), (*code).to_owned(), 1)),
+        }
+        last = n;
+    }
+    let mut parts: Vec<String> = runs
+        .iter()
+        .take(shown)
+        .map(|(first, end, count)| {
+            if *count == 1 {
+                first.clone()
+            } else {
+                format!("{first}..{end}")
+            }
+        })
+        .collect();
+    if runs.len() > shown {
+        let rest: usize = runs[shown..].iter().map(|r| r.2).sum();
+        parts.push(format!("and {} more", thousands(rest)));
+    }
+    parts.join(", ")
+}
+
+/// The one line that says which records were created for names nothing defined
+/// ("created 2 characters named in the shots: Mina, Joon; add their appearance and
+/// LoRA"), or, `dry_run`, would be.
+#[must_use]
+pub fn created_lines(report: &ImportReport, dry_run: bool) -> Vec<String> {
+    let verb = if dry_run { "would create" } else { "created" };
+    let list = |names: &[String]| -> String {
+        const SHOWN: usize = 10;
+        let mut text = names
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if names.len() > SHOWN {
+            text.push_str(&format!(" and {} more", thousands(names.len() - SHOWN)));
+        }
+        text
+    };
+    let mut lines = Vec::new();
+    if !report.created_characters.is_empty() {
+        lines.push(format!(
+            "{verb} {} named in the shots: {}; add their appearance and LoRA",
+            plural(report.created_characters.len(), "character", "characters"),
+            list(&report.created_characters)
+        ));
+    }
+    if !report.created_cinematics.is_empty() {
+        lines.push(format!(
+            "{verb} {} named in the shots: {}; fill in their camera, lens and lighting",
+            plural(
+                report.created_cinematics.len(),
+                "cinematic option",
+                "cinematic options"
+            ),
+            list(&report.created_cinematics)
+        ));
+    }
+    lines
+}
+
+/// "1 row", "2 rows".
+#[must_use]
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{} {many}", thousands(n))
+    }
+}
+
 fn plural_word<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
@@ -261,6 +365,24 @@ mod tests {
         );
         assert_eq!(summarize_problems(&problems, true).lines().count(), 10_000);
         assert_eq!(summarize_problems(&problems[..3], false).lines().count(), 3);
+    }
+
+    #[test]
+    fn codes_print_as_runs() {
+        let codes = [
+            "SHT-00001",
+            "SHT-00002",
+            "SHT-00003",
+            "SHT-00007",
+            "SHT-00009",
+            "SHT-00010",
+        ];
+        assert_eq!(
+            code_runs(&codes, 10),
+            "SHT-00001..SHT-00003, SHT-00007, SHT-00009..SHT-00010"
+        );
+        assert_eq!(code_runs(&codes, 1), "SHT-00001..SHT-00003, and 3 more");
+        assert_eq!(code_runs(&[], 3), "");
     }
 
     #[test]

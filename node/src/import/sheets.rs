@@ -33,6 +33,9 @@ pub(crate) struct Reading<'a> {
     /// Match a row to its shot by Record ID before its code (a three-way import:
     /// codes may have been renumbered since the export).
     pub(crate) record_id_first: bool,
+    /// Frame counts at the export, by shot id (three-way imports): tells which of
+    /// Frame Count and Duration a user edited.
+    pub(crate) base_frames: HashMap<String, u64>,
 }
 
 /// A checked plan and how the file was understood.
@@ -210,6 +213,33 @@ pub(crate) fn split_list(cell: &str) -> Vec<String> {
     items
 }
 
+/// The entries of a reference cell. Airtable exports attachments as
+/// `name (url),name (url)`, and a file name may itself hold a comma: such a cell is
+/// cut after each `(url)`; any other cell is a plain list ([`split_list`]).
+pub(crate) fn split_references(cell: &str) -> Vec<String> {
+    if !cell.contains(" (http") {
+        return split_list(cell);
+    }
+    let mut items: Vec<String> = Vec::new();
+    let mut rest = cell;
+    while let Some(open) = rest.find(" (http") {
+        let Some(close) = rest[open..].find(')').map(|i| open + i) else {
+            break;
+        };
+        let entry = rest[..=close].trim().trim_start_matches([',', ';']).trim();
+        if !entry.is_empty() && !items.iter().any(|i| i == entry) {
+            items.push(entry.to_owned());
+        }
+        rest = &rest[close + 1..];
+    }
+    for item in split_list(rest) {
+        if !items.contains(&item) {
+            items.push(item);
+        }
+    }
+    items
+}
+
 /// Spreadsheet column letters: 0 → A, 26 → AA.
 fn column_letter(mut index: usize) -> String {
     let mut letters = Vec::new();
@@ -352,7 +382,16 @@ impl Planner<'_> {
                 }
                 _ => {}
             }
+            let formulas = table.formulas.get(&index).map_or(0, |f| f.cells);
             if let Target::Field(Column::AssembledPrompt) = target
+                && formulas > 0
+            {
+                self.out.notes.push(format!(
+                    "{}: '{header}' holds the sheet's own prompt formula: not imported (reelmesh assembles the prompt from the same columns)",
+                    table.name
+                ));
+                note = Some("the sheet's formula: not imported".to_owned());
+            } else if let Target::Field(Column::AssembledPrompt) = target
                 && !self.reading.from_reelmesh
                 && has_data()
                 && !matches!(how, How::Mapped | How::Remembered)
@@ -866,17 +905,7 @@ impl Planner<'_> {
                         .map_err(|e| e.to_string())
                 });
                 match converted {
-                    Ok(duration_frames) => match frames {
-                        Some(frames) if frames.abs_diff(duration_frames) > 1 => {
-                            let message = format!(
-                                "'{cell}' seconds is {duration_frames} frames at {}, but Frame Count says {frames}",
-                                context.rate.label()
-                            );
-                            self.error(table, row, index, message);
-                            None
-                        }
-                        _ => Some(duration_frames),
-                    },
+                    Ok(duration_frames) => Some((duration_frames, index, cell)),
                     Err(e) => {
                         self.error(table, row, index, e);
                         None
@@ -925,14 +954,43 @@ impl Planner<'_> {
                 return;
             }
         };
-        if self.out.problems.len() > errors_before {
-            return;
-        }
         let (mut shot, is_new, trashed) = match target {
             ShotTarget::Update(shot) => (shot, false, false),
             ShotTarget::Create(shot) => (shot, true, false),
             ShotTarget::Trashed(shot) => (shot, false, true),
         };
+        // Frame Count and Duration both given and apart: one of them was edited and
+        // the other still says the length the shot had (at the export, or now).
+        let length = match (frames, from_duration) {
+            (Some(frames), Some((duration_frames, index, cell)))
+                if frames.abs_diff(duration_frames) > 1 =>
+            {
+                let had = (!is_new).then(|| {
+                    self.reading
+                        .base_frames
+                        .get(&shot.shot_id)
+                        .copied()
+                        .unwrap_or(shot.frame_count)
+                });
+                match had {
+                    Some(had) if frames == had => Some(duration_frames),
+                    Some(had) if duration_frames.abs_diff(had) <= 1 => Some(frames),
+                    _ => {
+                        let message = format!(
+                            "'{cell}' seconds is {duration_frames} frames at {}, but Frame Count says {frames}",
+                            context.rate.label()
+                        );
+                        self.error(table, row, index, message);
+                        None
+                    }
+                }
+            }
+            (Some(frames), _) => Some(frames),
+            (None, duration) => duration.map(|(frames, _, _)| frames),
+        };
+        if self.out.problems.len() > errors_before {
+            return;
+        }
         let text = |column: Column| layout.cell(cells, column).map(|(_, c)| c.trim().to_owned());
         if let Some(scene) = text(Column::Scene) {
             shot.scene = scene;
@@ -955,9 +1013,9 @@ impl Planner<'_> {
             shot.prompt_override = (!prompt.is_empty()).then_some(prompt);
         }
         if let Some((_, cell)) = layout.cell(cells, Column::ReferenceImages) {
-            shot.reference_images = split_list(cell);
+            shot.reference_images = split_references(cell);
         }
-        if let Some(frames) = frames.or(from_duration) {
+        if let Some(frames) = length {
             shot.frame_count = frames;
         } else if is_new {
             shot.frame_count = context
@@ -984,7 +1042,7 @@ impl Planner<'_> {
         }
     }
 
-    /// Hand the created records to the plan and say so in one line per kind.
+    /// Hand the created records to the plan (the report says so in one line per kind).
     fn note_created(&mut self) {
         let mut characters = Vec::new();
         let mut looks = Vec::new();
@@ -993,33 +1051,6 @@ impl Planner<'_> {
                 SheetKind::Characters => characters.push(name.clone()),
                 _ => looks.push(name.clone()),
             }
-        }
-        let list = |names: &[String]| -> String {
-            const SHOWN: usize = 10;
-            let mut text = names
-                .iter()
-                .take(SHOWN)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ");
-            if names.len() > SHOWN {
-                text.push_str(&format!(" and {} more", names.len() - SHOWN));
-            }
-            text
-        };
-        if !characters.is_empty() {
-            self.out.notes.push(format!(
-                "created {} named in the shots: {}; add their appearance and LoRA",
-                plural(characters.len(), "character", "characters"),
-                list(&characters)
-            ));
-        }
-        if !looks.is_empty() {
-            self.out.notes.push(format!(
-                "created {} named in the shots: {}; fill in their camera, lens and lighting",
-                plural(looks.len(), "cinematic option", "cinematic options"),
-                list(&looks)
-            ));
         }
         let links = std::mem::take(&mut self.links);
         self.out
@@ -1032,15 +1063,6 @@ impl Planner<'_> {
             .extend(links.created_cinematics.into_values());
         self.out.plan.created_characters = characters;
         self.out.plan.created_cinematics = looks;
-    }
-}
-
-/// "1 character", "2 characters".
-pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{} {many}", super::report::thousands(n))
     }
 }
 
@@ -1102,6 +1124,23 @@ mod tests {
                 "alley.jpg (https://dl.airtable.com/a/b,c.jpg)",
                 "rain.png (https://x.test/r.png)"
             ]
+        );
+    }
+
+    #[test]
+    fn airtable_attachments_keep_commas_in_their_names() {
+        assert_eq!(
+            split_references(
+                "alley.jpg (https://dl.airtable.com/a/alley.jpg),rain, night.png (https://dl.airtable.com/b/rain%2C%20night.png)"
+            ),
+            [
+                "alley.jpg (https://dl.airtable.com/a/alley.jpg)",
+                "rain, night.png (https://dl.airtable.com/b/rain%2C%20night.png)"
+            ]
+        );
+        assert_eq!(
+            split_references("ref/a.jpg, ref/b.jpg"),
+            ["ref/a.jpg", "ref/b.jpg"]
         );
     }
 

@@ -383,8 +383,8 @@ fn all_bad_cells_are_reported_and_nothing_changes() {
             "Shots, row 4, column 'Characters': 'Nobody' is not a character (not in the project or a Characters sheet)",
             "Shots, row 4, column 'Cinematic Option': 'Unknown look' is not a cinematic option (not in the project or a Cinematic Options sheet)",
             "Shots, row 4, column 'Frame Count': 'abc' is not a whole number",
-            "Shots, row 5, column 'Duration (s)': '5' seconds is 150 frames at 29.97 fps drop-frame, but Frame Count says 48",
             "Shots, row 5, column 'Status': 'maybe' is not a status (pending, generating, completed, needs_revision, approved)",
+            "Shots, row 5, column 'Duration (s)': '5' seconds is 150 frames at 29.97 fps drop-frame, but Frame Count says 48",
             "Shots, row 6, column 'Shot ID': 'SHT-00009' is also used in row 2",
             "Shots, row 7, column 'Duration (s)': '-2' is not a duration in seconds",
         ]
