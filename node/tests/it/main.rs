@@ -1,7 +1,8 @@
 //! The node's integration tests, as one test binary (one link of the whole stack):
 //! - `cli`: the `reelmesh` binary end to end, as a newcomer and a script run it;
 //! - `mesh`: real nodes on loopback in one process (sync, keys, garbage, presence);
-//! - `partition`: three node processes in network namespaces (root + iproute2).
+//! - `partition`: three node processes in network namespaces (root + iproute2);
+//! - `import`: re-importing an edited export on a real mesh (python3 + openpyxl).
 
 #[path = "../support/comfy_double.rs"]
 mod comfy_double;
@@ -11,6 +12,7 @@ mod gpu_standin;
 mod blobs;
 mod cli;
 mod comfy;
+mod import;
 mod jobs;
 mod kill;
 mod mesh;
