@@ -411,59 +411,61 @@ pub(crate) struct Plan {
     pub(crate) created_cinematics: Vec<String>,
 }
 
+/// Count the planned records that are new (`create`d when only a shot named them)
+/// and those that change: (added, updated).
+fn tally_records<'a, T: PartialEq + 'a>(
+    kind: &str,
+    records: impl Iterator<Item = (&'a T, Option<&'a T>, &'a str)>,
+    created: &[String],
+    changes: &mut Vec<report::RecordChange>,
+) -> (usize, usize) {
+    let (mut added, mut updated) = (0, 0);
+    for (planned, now, name) in records {
+        let change = match now {
+            None if created.iter().any(|n| n == name) => "create",
+            None => "add",
+            Some(now) if now != planned => "update",
+            Some(_) => continue,
+        };
+        if change == "update" {
+            updated += 1;
+        } else {
+            added += 1;
+        }
+        changes.push(report::RecordChange {
+            kind: kind.to_owned(),
+            record: name.to_owned(),
+            change: change.to_owned(),
+        });
+    }
+    (added, updated)
+}
+
 /// Count what the plan changes, as [`apply`] will write it, and list the records.
 fn tally(state: &DocState, plan: &Plan, report: &mut ImportReport) {
     let mut changes = Vec::new();
-    let mut change = |kind: &str, record: &str, change: &str| {
-        changes.push(report::RecordChange {
-            kind: kind.to_owned(),
-            record: record.to_owned(),
-            change: change.to_owned(),
-        });
-    };
-    let created = |names: &[String], name: &str| names.iter().any(|n| n == name);
-    let (mut added, mut updated) = (0, 0);
-    for character in &plan.characters {
-        match state.project.character(&character.character_id) {
-            None => {
-                added += 1;
-                let how = if created(&plan.created_characters, &character.name) {
-                    "create"
-                } else {
-                    "add"
-                };
-                change("characters", &character.name, how);
-            }
-            Some(now) if now != character => {
-                updated += 1;
-                change("characters", &character.name, "update");
-            }
-            Some(_) => {}
-        }
-    }
-    (report.characters_added, report.characters_updated) = (added, updated);
-    let (mut added, mut updated) = (0, 0);
-    for option in &plan.cinematics {
-        match state.project.cinematic(&option.cinematic_id) {
-            None => {
-                added += 1;
-                let how = if created(&plan.created_cinematics, &option.name) {
-                    "create"
-                } else {
-                    "add"
-                };
-                change("cinematic_options", &option.name, how);
-            }
-            Some(now) if now != option => {
-                updated += 1;
-                change("cinematic_options", &option.name, "update");
-            }
-            Some(_) => {}
-        }
-    }
-    (report.cinematics_added, report.cinematics_updated) = (added, updated);
+    (report.characters_added, report.characters_updated) = tally_records(
+        "characters",
+        plan.characters
+            .iter()
+            .map(|c| (c, state.project.character(&c.character_id), c.name.as_str())),
+        &plan.created_characters,
+        &mut changes,
+    );
+    (report.cinematics_added, report.cinematics_updated) = tally_records(
+        "cinematic_options",
+        plan.cinematics
+            .iter()
+            .map(|c| (c, state.project.cinematic(&c.cinematic_id), c.name.as_str())),
+        &plan.created_cinematics,
+        &mut changes,
+    );
     for shot in &plan.new_shots {
-        change("shots", &shot.code.to_string(), "add");
+        changes.push(report::RecordChange {
+            kind: "shots".to_owned(),
+            record: shot.code.to_string(),
+            change: "add".to_owned(),
+        });
     }
     report.changes = changes;
     report.shots_added = plan.new_shots.len();

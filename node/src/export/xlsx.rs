@@ -1,6 +1,6 @@
 //! The xlsx workbook writer (rust_xlsxwriter).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use reelmesh_protocol::model::Project;
 use reelmesh_protocol::prompt::shot_prompt;
@@ -65,18 +65,50 @@ fn fixed_columns(kind: SheetKind) -> Vec<Column> {
         .collect()
 }
 
-fn shots_sheet(sheet: &mut Worksheet, project: &Project, bold: &Format) -> Result<(), XlsxError> {
-    sheet.set_name(SheetKind::Shots.label())?;
-    let extras: BTreeSet<&str> = project
-        .shots
-        .iter()
-        .flat_map(|s| s.extra.keys().map(String::as_str))
+/// Name a sheet of `kind` and write its header row: the fixed columns, every extra
+/// header the records have, then Record ID. Returns the fixed columns and extras.
+fn start_sheet<'a>(
+    sheet: &mut Worksheet,
+    kind: SheetKind,
+    records: impl Iterator<Item = &'a BTreeMap<String, String>>,
+    bold: &Format,
+) -> Result<(Vec<Column>, Vec<&'a str>), XlsxError> {
+    sheet.set_name(kind.label())?;
+    let extras: BTreeSet<&str> = records
+        .flat_map(|extra| extra.keys().map(String::as_str))
         .collect();
-    let fixed = fixed_columns(SheetKind::Shots);
+    let extras: Vec<&str> = extras.into_iter().collect();
+    let fixed = fixed_columns(kind);
     let mut headers: Vec<&str> = fixed.iter().map(|c| c.header()).collect();
     headers.extend(extras.iter().copied());
     headers.push(Column::RecordId.header());
     header_row(sheet, &headers, bold)?;
+    Ok((fixed, extras))
+}
+
+/// A record row's extra cells and its Record ID, after its `fixed` cells.
+fn end_row(
+    sheet: &mut Worksheet,
+    row: RowNum,
+    fixed: usize,
+    extras: &[&str],
+    values: &BTreeMap<String, String>,
+    record_id: &str,
+) -> Result<(), XlsxError> {
+    for (offset, header) in extras.iter().enumerate() {
+        let value = values.get(*header).map_or("", String::as_str);
+        text(sheet, row, fixed + offset, value)?;
+    }
+    text(sheet, row, fixed + extras.len(), record_id)
+}
+
+fn shots_sheet(sheet: &mut Worksheet, project: &Project, bold: &Format) -> Result<(), XlsxError> {
+    let (fixed, extras) = start_sheet(
+        sheet,
+        SheetKind::Shots,
+        project.shots.iter().map(|r| &r.extra),
+        bold,
+    )?;
     let rate = project.settings.frame_rate;
     let ranges = project.shot_frame_ranges();
     for (index, (shot, (tc_in, tc_out))) in project.shots.iter().zip(ranges).enumerate() {
@@ -142,11 +174,7 @@ fn shots_sheet(sheet: &mut Worksheet, project: &Project, bold: &Format) -> Resul
                 _ => {}
             }
         }
-        for (offset, header) in extras.iter().enumerate() {
-            let value = shot.extra.get(*header).map_or("", String::as_str);
-            text(sheet, row, fixed.len() + offset, value)?;
-        }
-        text(sheet, row, fixed.len() + extras.len(), &shot.shot_id)?;
+        end_row(sheet, row, fixed.len(), &extras, &shot.extra, &shot.shot_id)?;
     }
     Ok(())
 }
@@ -156,17 +184,12 @@ fn characters_sheet(
     project: &Project,
     bold: &Format,
 ) -> Result<(), XlsxError> {
-    sheet.set_name(SheetKind::Characters.label())?;
-    let extras: BTreeSet<&str> = project
-        .characters
-        .iter()
-        .flat_map(|c| c.extra.keys().map(String::as_str))
-        .collect();
-    let fixed = fixed_columns(SheetKind::Characters);
-    let mut headers: Vec<&str> = fixed.iter().map(|c| c.header()).collect();
-    headers.extend(extras.iter().copied());
-    headers.push(Column::RecordId.header());
-    header_row(sheet, &headers, bold)?;
+    let (fixed, extras) = start_sheet(
+        sheet,
+        SheetKind::Characters,
+        project.characters.iter().map(|r| &r.extra),
+        bold,
+    )?;
     for (index, character) in project.characters.iter().enumerate() {
         let row = row_num(index);
         for (at, column) in fixed.iter().enumerate() {
@@ -191,14 +214,12 @@ fn characters_sheet(
                 _ => {}
             }
         }
-        for (offset, header) in extras.iter().enumerate() {
-            let value = character.extra.get(*header).map_or("", String::as_str);
-            text(sheet, row, fixed.len() + offset, value)?;
-        }
-        text(
+        end_row(
             sheet,
             row,
-            fixed.len() + extras.len(),
+            fixed.len(),
+            &extras,
+            &character.extra,
             &character.character_id,
         )?;
     }
@@ -210,17 +231,12 @@ fn cinematics_sheet(
     project: &Project,
     bold: &Format,
 ) -> Result<(), XlsxError> {
-    sheet.set_name(SheetKind::Cinematics.label())?;
-    let extras: BTreeSet<&str> = project
-        .cinematics
-        .iter()
-        .flat_map(|c| c.extra.keys().map(String::as_str))
-        .collect();
-    let fixed = fixed_columns(SheetKind::Cinematics);
-    let mut headers: Vec<&str> = fixed.iter().map(|c| c.header()).collect();
-    headers.extend(extras.iter().copied());
-    headers.push(Column::RecordId.header());
-    header_row(sheet, &headers, bold)?;
+    let (fixed, extras) = start_sheet(
+        sheet,
+        SheetKind::Cinematics,
+        project.cinematics.iter().map(|r| &r.extra),
+        bold,
+    )?;
     for (index, option) in project.cinematics.iter().enumerate() {
         let row = row_num(index);
         for (at, column) in fixed.iter().enumerate() {
@@ -231,11 +247,14 @@ fn cinematics_sheet(
                 _ => {}
             }
         }
-        for (offset, header) in extras.iter().enumerate() {
-            let value = option.extra.get(*header).map_or("", String::as_str);
-            text(sheet, row, fixed.len() + offset, value)?;
-        }
-        text(sheet, row, fixed.len() + extras.len(), &option.cinematic_id)?;
+        end_row(
+            sheet,
+            row,
+            fixed.len(),
+            &extras,
+            &option.extra,
+            &option.cinematic_id,
+        )?;
     }
     Ok(())
 }
