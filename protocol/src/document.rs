@@ -50,8 +50,7 @@ use fractional_index::FractionalIndex;
 
 use crate::catalog;
 use crate::model::{
-    Character, CinematicOption, Look, LookField, Project, ProjectSettings, Shot, ShotCode, ShotId,
-    ShotStatus,
+    Character, CinematicOption, LookField, Project, ProjectSettings, Shot, ShotCode, ShotId,
 };
 use crate::prompt;
 use crate::timecode::FrameRate;
@@ -751,81 +750,71 @@ impl ProjectDoc {
     ) -> Result<Project, DocError> {
         // Only the maps a project is made of: never the jobs and takes, which grow
         // with every render (reading them here once cost 17 % of a busy mesh's CPU).
-        let top = |key: &str| -> Result<HMap, DocError> {
-            match self.doc.hydrate(self.obj(ROOT, key)?, heads)? {
-                HValue::Map(map) => Ok(map),
-                _ => Err(DocError::Schema(format!("missing map '{key}'"))),
-            }
+        let reader = read::Reader {
+            doc: &self.doc,
+            heads,
         };
-        let settings = &top("settings")?;
-        let frame_text = str_of(settings, "frame_rate");
+        let top = |key: &str| self.obj(ROOT, key);
+        let settings = reader.fields(&top("settings")?);
+        let frame_text = settings.str("frame_rate");
         let frame_rate = frame_text
             .parse::<FrameRate>()
             .map_err(|e| DocError::Schema(format!("settings.frame_rate: {e}")))?;
         let mut shots: Vec<(String, Shot)> = Vec::new();
-        for (shot_id, value) in top("shots")?.iter() {
-            let HValue::Map(fields) = &value.value else {
-                continue;
-            };
-            if bool_of(fields, "deleted") {
+        for (shot_id, fields) in reader.table(&top("shots")?) {
+            if fields.bool("deleted") {
                 continue;
             }
-            shots.push((str_of(fields, "order"), read_shot(shot_id, fields)));
+            shots.push((fields.str("order"), reader.shot(&shot_id, &fields)));
         }
         shots.sort_by(|a, b| (&a.0, &a.1.shot_id).cmp(&(&b.0, &b.1.shot_id)));
-        let mut characters: Vec<Character> = top("characters")?
-            .iter()
-            .filter_map(|(id, v)| {
-                if let HValue::Map(f) = &v.value {
-                    Some(read_character(id, f))
-                } else {
-                    None
-                }
-            })
+        let mut characters: Vec<Character> = reader
+            .table(&top("characters")?)
+            .into_iter()
+            .map(|(id, fields)| reader.character(&id, &fields))
             .collect();
         characters.sort_by(|a, b| (&a.name, &a.character_id).cmp(&(&b.name, &b.character_id)));
-        let mut cinematics: Vec<CinematicOption> = top("cinematics")?
-            .iter()
-            .filter_map(|(id, v)| {
-                if let HValue::Map(f) = &v.value {
-                    Some(read_cinematic(id, f))
-                } else {
-                    None
-                }
-            })
+        let mut cinematics: Vec<CinematicOption> = reader
+            .table(&top("cinematics")?)
+            .into_iter()
+            .map(|(id, fields)| reader.cinematic(&id, &fields))
             .collect();
         cinematics.sort_by(|a, b| (&a.name, &a.cinematic_id).cmp(&(&b.name, &b.cinematic_id)));
-        let catalog_additions = top("catalogs")?
-            .iter()
-            .filter_map(|(name, v)| match &v.value {
-                HValue::Map(values) => {
-                    let mut list: Vec<String> = values.iter().map(|(k, _)| k.clone()).collect();
+        let catalog_additions = reader
+            .fields(&top("catalogs")?)
+            .into_entries()
+            .into_iter()
+            .filter_map(|(name, value)| match value {
+                read::Val::Obj(obj) => {
+                    let mut list = reader.keys_of(&obj);
                     list.sort();
-                    Some((name.clone(), list))
+                    Some((name.into_owned(), list))
                 }
                 _ => None,
             })
             .filter(|(_, list)| !list.is_empty())
             .collect();
+        let name = settings.str("name");
+        let prompt_template = settings.str("prompt_template");
+        let header_map = settings
+            .into_entries()
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let header = key.strip_prefix(HEADER_MAP_PREFIX)?;
+                match value {
+                    read::Val::Str(field) => Some((header.to_owned(), field.into_owned())),
+                    _ => None,
+                }
+            })
+            .collect();
         let project_id = self.project_id().unwrap_or_default();
         Ok(Project {
             project_id,
             settings: ProjectSettings {
-                name: str_of(settings, "name"),
+                name,
                 frame_rate,
-                prompt_template: str_of(settings, "prompt_template"),
-                header_map: settings
-                    .iter()
-                    .filter_map(|(key, v)| {
-                        let header = key.strip_prefix(HEADER_MAP_PREFIX)?;
-                        match &v.value {
-                            HValue::Scalar(ScalarValue::Str(field)) => {
-                                Some((header.to_owned(), field.to_string()))
-                            }
-                            _ => None,
-                        }
-                    })
-                    .collect(),
+                prompt_template,
+                header_map,
             },
             shots: shots.into_iter().map(|(_, shot)| shot).collect(),
             characters,
@@ -836,16 +825,14 @@ impl ProjectDoc {
 
     /// Every shot, live and trashed, with its deleted flag (trash view, code checks).
     pub fn all_shots(&self) -> Result<Vec<(Shot, bool)>, DocError> {
-        let shots = self.obj(ROOT, "shots")?;
-        let HValue::Map(map) = self.doc.hydrate(&shots, None)? else {
-            return Err(DocError::Schema("shots is not a map".into()));
+        let reader = read::Reader {
+            doc: &self.doc,
+            heads: None,
         };
-        let mut all: Vec<(Shot, bool)> = map
-            .iter()
-            .filter_map(|(id, v)| match &v.value {
-                HValue::Map(f) => Some((read_shot(id, f), bool_of(f, "deleted"))),
-                _ => None,
-            })
+        let mut all: Vec<(Shot, bool)> = reader
+            .table(&self.obj(ROOT, "shots")?)
+            .into_iter()
+            .map(|(id, fields)| (reader.shot(&id, &fields), fields.bool("deleted")))
             .collect();
         all.sort_by_key(|(shot, _)| shot.code);
         Ok(all)
@@ -943,7 +930,6 @@ impl ProjectDoc {
             };
             let mut fields = shot_fields(shot);
             fields.push(("order", Field::Str(key.to_string())));
-            fields.push(("deleted", Field::Bool(false)));
             self.doc.batch_create_object(
                 &shots_obj,
                 shot.shot_id.as_str(),
@@ -1166,6 +1152,13 @@ impl ProjectDoc {
                         self.doc.delete(obj, *key)?;
                     }
                 }
+                Field::Text(text) if text.is_empty() => {
+                    let blank =
+                        matches!(now, Some(HValue::Scalar(ScalarValue::Str(s))) if s.is_empty());
+                    if now.is_some() && !blank {
+                        self.doc.delete(obj, *key)?;
+                    }
+                }
                 scalar => {
                     let value = scalar.scalar();
                     if now != Some(&HValue::Scalar(value.clone())) {
@@ -1217,6 +1210,9 @@ fn validate_shot(shot: &Shot) -> Result<(), DocError> {
 
 enum Field {
     Str(String),
+    /// Text whose empty value is no key at all (most fields of most records are
+    /// empty: not writing them keeps large projects small and quick to load).
+    Text(String),
     Uint(u64),
     Int(i64),
     F64(f64),
@@ -1230,7 +1226,7 @@ enum Field {
 impl Field {
     fn scalar(&self) -> ScalarValue {
         match self {
-            Field::Str(s) => ScalarValue::Str(s.as_str().into()),
+            Field::Str(s) | Field::Text(s) => ScalarValue::Str(s.as_str().into()),
             Field::Uint(n) => ScalarValue::Uint(*n),
             Field::Int(n) => ScalarValue::Int(*n),
             Field::F64(x) => ScalarValue::F64(*x),
@@ -1263,6 +1259,7 @@ fn to_hydrate(fields: &[(&str, Field)]) -> HValue {
                 HValue::Map(HMap::from(inner))
             }
             Field::Absent => continue,
+            Field::Text(text) if text.is_empty() => continue,
             scalar => HValue::Scalar(scalar.scalar()),
         };
         map.insert((*key).to_owned(), value);
@@ -1273,12 +1270,12 @@ fn to_hydrate(fields: &[(&str, Field)]) -> HValue {
 fn shot_fields(shot: &Shot) -> Vec<(&'static str, Field)> {
     let mut fields = vec![
         ("code", Field::Uint(shot.code.0)),
-        ("scene", Field::Str(shot.scene.clone())),
-        ("action", Field::Str(shot.action.clone())),
+        ("scene", Field::Text(shot.scene.clone())),
+        ("action", Field::Text(shot.action.clone())),
         ("characters", set(&shot.characters)),
         (
             "cinematic",
-            Field::Str(shot.cinematic.clone().unwrap_or_default()),
+            Field::Text(shot.cinematic.clone().unwrap_or_default()),
         ),
         (
             "prompt_override",
@@ -1289,22 +1286,14 @@ fn shot_fields(shot: &Shot) -> Vec<(&'static str, Field)> {
         ("reference_images", set(&shot.reference_images)),
         ("frame_count", Field::Uint(shot.frame_count)),
         ("status", Field::Str(shot.status.as_str().to_owned())),
-        ("workflow", Field::Str(shot.workflow.clone())),
-        ("notes", Field::Str(shot.notes.clone())),
+        ("workflow", Field::Text(shot.workflow.clone())),
+        ("notes", Field::Text(shot.notes.clone())),
         ("extra", dict(&shot.extra)),
     ];
     // The shot's own look values: one flat key each (no nested map to create on an
     // old shot), present only when set, so a shot without overrides costs nothing.
     for (field, key) in LookField::ALL.into_iter().zip(SHOT_LOOK_KEYS) {
-        let value = shot.look.get(field);
-        fields.push((
-            key,
-            if value.is_empty() {
-                Field::Absent
-            } else {
-                Field::Str(value.to_owned())
-            },
-        ));
+        fields.push((key, Field::Text(shot.look.get(field).to_owned())));
     }
     fields
 }
@@ -1333,29 +1322,16 @@ fn dict(map: &BTreeMap<String, String>) -> Field {
     )
 }
 
-fn dict_of(map: &HMap, key: &str) -> BTreeMap<String, String> {
-    match map.get(key) {
-        Some(HValue::Map(m)) => m
-            .iter()
-            .filter_map(|(k, v)| match &v.value {
-                HValue::Scalar(ScalarValue::Str(s)) => Some((k.clone(), s.to_string())),
-                _ => None,
-            })
-            .collect(),
-        _ => BTreeMap::new(),
-    }
-}
-
 fn character_fields(c: &Character) -> Vec<(&'static str, Field)> {
     vec![
         ("name", Field::Str(c.name.clone())),
-        ("appearance", Field::Str(c.appearance.clone())),
-        ("reference_sheet", Field::Str(c.reference_sheet.clone())),
-        ("lora_path", Field::Str(c.lora_path.clone())),
+        ("appearance", Field::Text(c.appearance.clone())),
+        ("reference_sheet", Field::Text(c.reference_sheet.clone())),
+        ("lora_path", Field::Text(c.lora_path.clone())),
         ("lora_strength", Field::F64(c.lora_strength)),
         ("trigger_words", set(&c.trigger_words)),
         ("clothing_options", set(&c.clothing_options)),
-        ("default_clothing", Field::Str(c.default_clothing.clone())),
+        ("default_clothing", Field::Text(c.default_clothing.clone())),
         ("style_keywords", set(&c.style_keywords)),
         ("extra", dict(&c.extra)),
     ]
@@ -1364,13 +1340,13 @@ fn character_fields(c: &Character) -> Vec<(&'static str, Field)> {
 fn cinematic_fields(c: &CinematicOption) -> Vec<(&'static str, Field)> {
     let mut fields = vec![
         ("name", Field::Str(c.name.clone())),
-        ("notes", Field::Str(c.notes.clone())),
+        ("notes", Field::Text(c.notes.clone())),
         ("extra", dict(&c.extra)),
     ];
     fields.extend(
         LookField::ALL
             .into_iter()
-            .map(|field| (field.key(), Field::Str(c.look.get(field).to_owned()))),
+            .map(|field| (field.key(), Field::Text(c.look.get(field).to_owned()))),
     );
     fields
 }
@@ -1398,84 +1374,9 @@ fn bool_of(map: &HMap, key: &str) -> bool {
     )
 }
 
-fn set_of(map: &HMap, key: &str) -> Vec<String> {
-    let Some(HValue::Map(items)) = map.get(key) else {
-        return Vec::new();
-    };
-    let mut entries: Vec<(i64, &String)> = items
-        .iter()
-        .map(|(k, v)| match &v.value {
-            HValue::Scalar(ScalarValue::Int(p)) => (*p, k),
-            _ => (i64::MAX, k),
-        })
-        .collect();
-    entries.sort();
-    entries.into_iter().map(|(_, k)| k.clone()).collect()
-}
-
-fn read_shot(shot_id: &str, f: &HMap) -> Shot {
-    let cinematic = str_of(f, "cinematic");
-    Shot {
-        shot_id: shot_id.to_owned(),
-        code: ShotCode(uint_of(f, "code")),
-        scene: str_of(f, "scene"),
-        action: str_of(f, "action"),
-        characters: set_of(f, "characters"),
-        cinematic: (!cinematic.is_empty()).then_some(cinematic),
-        prompt_override: f
-            .get("prompt_override")
-            .map(|_| str_of(f, "prompt_override")),
-        reference_images: set_of(f, "reference_images"),
-        frame_count: uint_of(f, "frame_count"),
-        status: str_of(f, "status").parse().unwrap_or(ShotStatus::Pending),
-        workflow: str_of(f, "workflow"),
-        notes: str_of(f, "notes"),
-        extra: dict_of(f, "extra"),
-        look: {
-            let mut look = Look::default();
-            for (field, key) in LookField::ALL.into_iter().zip(SHOT_LOOK_KEYS) {
-                *look.get_mut(field) = str_of(f, key);
-            }
-            look
-        },
-    }
-}
-
-fn read_character(character_id: &str, f: &HMap) -> Character {
-    Character {
-        character_id: character_id.to_owned(),
-        name: str_of(f, "name"),
-        appearance: str_of(f, "appearance"),
-        reference_sheet: str_of(f, "reference_sheet"),
-        lora_path: str_of(f, "lora_path"),
-        lora_strength: match f.get("lora_strength") {
-            Some(HValue::Scalar(ScalarValue::F64(x))) => *x,
-            _ => 0.0,
-        },
-        trigger_words: set_of(f, "trigger_words"),
-        clothing_options: set_of(f, "clothing_options"),
-        default_clothing: str_of(f, "default_clothing"),
-        style_keywords: set_of(f, "style_keywords"),
-        extra: dict_of(f, "extra"),
-    }
-}
-
-fn read_cinematic(cinematic_id: &str, f: &HMap) -> CinematicOption {
-    let mut option = CinematicOption {
-        cinematic_id: cinematic_id.to_owned(),
-        name: str_of(f, "name"),
-        notes: str_of(f, "notes"),
-        extra: dict_of(f, "extra"),
-        ..Default::default()
-    };
-    for field in LookField::ALL {
-        *option.look.get_mut(field) = str_of(f, field.key());
-    }
-    option
-}
-
 mod index;
 mod jobs;
+mod read;
 
 #[cfg(test)]
 mod tests;

@@ -72,7 +72,47 @@ pub(crate) fn read_workbook(bytes: &[u8]) -> Result<Vec<Table>, String> {
         .unwrap_or_else(|_| Err("the workbook is damaged (the reader gave up on it)".to_owned()))
 }
 
+/// Whether a zipped workbook may hold formulas: for an .xlsx, any worksheet part
+/// with a formula element; any other zip (.ods), always. Reading formulas is a second parse of every sheet, so a
+/// workbook without any skips it. Anything unexpected answers "maybe".
+fn xlsx_may_have_formulas(bytes: &[u8]) -> bool {
+    let Ok(mut archive) = zip::ZipArchive::new(Cursor::new(bytes)) else {
+        return true;
+    };
+    let finder = [
+        memchr::memmem::Finder::new(b"<f>"),
+        memchr::memmem::Finder::new(b"<f "),
+        memchr::memmem::Finder::new(b":f>"),
+        memchr::memmem::Finder::new(b":f "),
+    ];
+    let mut xml = Vec::new();
+    let mut sheets = 0;
+    for index in 0..archive.len() {
+        let Ok(mut part) = archive.by_index(index) else {
+            return true;
+        };
+        let sheet = part
+            .name()
+            .is_ok_and(|name| name.starts_with("xl/worksheets/") && name.ends_with(".xml"));
+        if !sheet {
+            continue;
+        }
+        sheets += 1;
+        xml.clear();
+        if std::io::Read::read_to_end(&mut part, &mut xml).is_err() {
+            return true;
+        }
+        if finder.iter().any(|f| f.find(&xml).is_some()) {
+            return true;
+        }
+    }
+    // No worksheet part at all: not an .xlsx (an .ods is a zip too).
+    sheets == 0
+}
+
 fn read_workbook_inner(bytes: &[u8]) -> Result<Vec<Table>, String> {
+    let zipped = bytes.starts_with(b"PK\x03\x04");
+    let formulas = !zipped || xlsx_may_have_formulas(bytes);
     let mut workbook = open_workbook_auto_from_rs(Cursor::new(bytes))
         .map_err(|e| format!("not a readable workbook ({})", one_line(&e.to_string())))?;
     let sheets: Vec<String> = workbook
@@ -100,7 +140,7 @@ fn read_workbook_inner(bytes: &[u8]) -> Result<Vec<Table>, String> {
         let Some(mut table) = Table::from_rows(name.clone(), rows) else {
             continue;
         };
-        if let Ok(formulas) = workbook.worksheet_formula(&name) {
+        if formulas && let Ok(formulas) = workbook.worksheet_formula(&name) {
             table.formulas = formula_columns(&formulas, &range, &table, first_column);
         }
         tables.push(table);

@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::model::ShotStatus;
 
 fn doc_with(n: u64) -> ProjectDoc {
     let mut doc = ProjectDoc::create("test", "p1").expect("create");
