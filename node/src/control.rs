@@ -377,6 +377,49 @@ pub fn request_stream(
     ))
 }
 
+/// Send one request and read its reply straight into `T` (no intermediate JSON
+/// value: a 10,000-shot project is megabytes). `Ok(None)` when no node runs there.
+pub fn request_as<T: serde::de::DeserializeOwned>(
+    data_dir: &Path,
+    request: &Request,
+) -> anyhow::Result<Option<T>> {
+    use anyhow::Context;
+    #[derive(Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Typed<T> {
+        Ok(T),
+        Error(String),
+    }
+    let path = socket_path(data_dir);
+    let mut stream = match std::os::unix::net::UnixStream::connect(&path) {
+        Ok(stream) => stream,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e).with_context(|| format!("connecting to {}", path.display())),
+    };
+    let mut bytes = serde_json::to_vec(request)?;
+    bytes.push(b'\n');
+    stream
+        .write_all(&bytes)
+        .with_context(|| format!("writing to {}", path.display()))?;
+    let mut line = Vec::new();
+    BufReader::new(stream)
+        .read_until(b'\n', &mut line)
+        .with_context(|| format!("reading from {}", path.display()))?;
+    match serde_json::from_slice::<Typed<T>>(&line)
+        .with_context(|| format!("the node sent a malformed reply ({} bytes)", line.len()))?
+    {
+        Typed::Ok(value) => Ok(Some(value)),
+        Typed::Error(e) => Err(anyhow::anyhow!("{e}")),
+    }
+}
+
 /// Send one request to the node owning `data_dir`. `Ok(None)` when no node is
 /// running there (no socket, or a stale one nobody listens on).
 pub fn request(data_dir: &Path, request: &Request) -> anyhow::Result<Option<serde_json::Value>> {

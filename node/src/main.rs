@@ -27,6 +27,14 @@ fn main() -> ExitCode {
         .try_init();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        // `reelmesh shots | head`: the reader has what it wanted.
+        Err(error)
+            if error
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE

@@ -409,6 +409,9 @@ impl ProjectStore {
     /// [`ProjectStore::save`]. For changes that peers also hold (received by
     /// sync): one fsync per batch instead of one per message.
     pub fn append(&mut self) -> Result<(), StoreError> {
+        if self.doc.unsaved_records() >= BULK_EDIT_RECORDS {
+            return self.compact();
+        }
         let chunk = self.doc.save_incremental();
         if chunk.is_empty() {
             return Ok(());
@@ -475,6 +478,9 @@ impl ProjectStore {
         Ok(())
     }
 }
+
+/// Shots added since the last save past which a save writes a snapshot directly.
+const BULK_EDIT_RECORDS: usize = 1_000;
 
 /// Iterates intact records of a change log as (end offset, chunk).
 struct LogRecords<'a> {
@@ -548,6 +554,33 @@ mod tests {
             );
         }
         (store.dir().to_owned(), sizes)
+    }
+
+    #[test]
+    fn a_bulk_edit_is_saved_as_a_snapshot_and_small_ones_as_log_records() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let data = DataDir::open(tmp.path()).expect("data dir");
+        let mut store = data.create_project("bulk").expect("create");
+        let shots: Vec<Shot> = (1..=BULK_EDIT_RECORDS as u64)
+            .map(|i| Shot::new(reelmesh_protocol::model::ShotCode(i), 24))
+            .collect();
+        store
+            .doc_mut()
+            .add_shots(&shots, &Position::End)
+            .expect("add");
+        store.save().expect("save");
+        let log = store.dir().join("changes.log");
+        assert_eq!(fs::metadata(&log).expect("log").len(), 0, "no log record");
+        let mut one = store.doc().project().expect("read").shots[0].clone();
+        one.action = "small edit".into();
+        store.doc_mut().update_shot(&one).expect("edit");
+        store.save().expect("save");
+        assert!(fs::metadata(&log).expect("log").len() > 0, "a log record");
+        let dir = store.dir().to_owned();
+        let expected = store.doc().project().expect("read");
+        drop(store);
+        let reopened = ProjectStore::open(&dir).expect("open");
+        assert_eq!(reopened.doc().project().expect("read"), expected);
     }
 
     #[test]

@@ -251,13 +251,7 @@ pub fn project_via_node(
     let request = Request::Project {
         project: project.map(str::to_owned),
     };
-    control::request(root, &request)?
-        .map(|v| {
-            serde_json::from_value::<Answer>(v)
-                .map(|a| (a.project, a.heads))
-                .context("the node sent a malformed project")
-        })
-        .transpose()
+    Ok(control::request_as::<Answer>(root, &request)?.map(|a| (a.project, a.heads)))
 }
 
 /// Import through the running node; `None` if no node runs.

@@ -85,6 +85,10 @@ pub(super) struct Runtime {
     retries: u64,
     /// Heads each peer announced, kept to be checked [`HEADS_GRACE`] later.
     heads_checks: HashMap<PeerId, (Instant, BTreeMap<String, Vec<String>>)>,
+    /// The last project each `Read` returned, by project, with its heads: asked
+    /// again at the same heads (`reelmesh shots` twice, the editor's refresh), it
+    /// is cloned instead of read out of the document again.
+    read_views: HashMap<String, (Vec<String>, reelmesh_protocol::model::Project)>,
 }
 
 /// Changes received from peers are appended to the log and fsynced in batches this
@@ -267,6 +271,7 @@ impl Runtime {
             missing_check_due: None,
             retries: 0,
             heads_checks: HashMap::new(),
+            read_views: HashMap::new(),
         };
         Ok((runtime, listen_addrs))
     }
@@ -395,13 +400,21 @@ impl Runtime {
                 reply,
             } => self.edit(project.as_deref(), edit, reply),
             Command::Read { project, reply } => {
+                let mut views = std::mem::take(&mut self.read_views);
                 let result =
                     self.ready_store(project.as_deref())
                         .and_then(|(project_id, store)| {
-                            let project = store.doc().project().map_err(|e| e.to_string())?;
                             let heads = store.doc_mut().heads();
+                            if let Some((seen, project)) = views.get(&project_id)
+                                && *seen == heads
+                            {
+                                return Ok((project_id, project.clone(), heads));
+                            }
+                            let project = store.doc().project().map_err(|e| e.to_string())?;
+                            views.insert(project_id.clone(), (heads.clone(), project.clone()));
                             Ok((project_id, project, heads))
                         });
+                self.read_views = views;
                 let _ = reply.send(result);
             }
             Command::ReadWith {
