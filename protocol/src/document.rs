@@ -935,17 +935,19 @@ impl ProjectDoc {
     /// Add shots at a position, in the given order, as one change. Each shot keeps
     /// its `shot_id` and `code` (callers take codes from [`ProjectDoc::next_code`]).
     pub fn add_shots(&mut self, shots: &[Shot], position: &Position) -> Result<(), DocError> {
-        let (mut lower, upper) = self.order_bounds(position)?;
+        let (lower, upper) = self.order_bounds(position)?;
         let shots_obj = self.obj(ROOT, "shots")?;
         for shot in shots {
             validate_shot(shot)?;
-            let key = match (&lower, &upper) {
-                (Some(lo), Some(hi)) => FractionalIndex::new_between(lo, hi)
-                    .ok_or_else(|| DocError::Schema("shot order keys are not in order".into()))?,
-                (Some(lo), None) => FractionalIndex::new_after(lo),
-                (None, Some(hi)) => FractionalIndex::new_before(hi),
-                (None, None) => FractionalIndex::default(),
-            };
+        }
+        let keys = order_keys(lower, upper, shots.len())?;
+        // The order is in the keys, so the records may go in in any order: by
+        // descending id each new key lands first in the shots map, which Automerge
+        // splices cheapest (callgrind, 10,000 shots: 6.64 G instructions against
+        // 6.91 G in file order and 9.20 G by ascending id).
+        let mut keyed: Vec<_> = shots.iter().zip(keys).collect();
+        keyed.sort_by(|a, b| b.0.shot_id.cmp(&a.0.shot_id));
+        for (shot, key) in keyed {
             let mut fields = shot_fields(shot);
             fields.push(("order", Field::Str(key.to_string())));
             self.doc.batch_create_object(
@@ -954,7 +956,6 @@ impl ProjectDoc {
                 &to_hydrate(&fields),
                 false,
             )?;
-            lower = Some(key);
         }
         self.unsaved_records += shots.len();
         self.commit("add shots");
@@ -1188,6 +1189,47 @@ impl ProjectDoc {
         }
         Ok(())
     }
+}
+
+/// `n` order keys in increasing order between `lower` and `upper` (either may be
+/// open). They are made by halving the gap, so a batch of 10,000 shots gets keys of
+/// about 15 bytes; taking each after the last, as one shot at a time does, grew
+/// them by a byte every 32 shots (160 bytes by the 10,000th).
+fn order_keys(
+    lower: Option<FractionalIndex>,
+    upper: Option<FractionalIndex>,
+    n: usize,
+) -> Result<Vec<FractionalIndex>, DocError> {
+    fn between(
+        lower: Option<&FractionalIndex>,
+        upper: Option<&FractionalIndex>,
+    ) -> Result<FractionalIndex, DocError> {
+        Ok(match (lower, upper) {
+            (Some(lo), Some(hi)) => FractionalIndex::new_between(lo, hi)
+                .ok_or_else(|| DocError::Schema("shot order keys are not in order".into()))?,
+            (Some(lo), None) => FractionalIndex::new_after(lo),
+            (None, Some(hi)) => FractionalIndex::new_before(hi),
+            (None, None) => FractionalIndex::default(),
+        })
+    }
+    fn fill(
+        lower: Option<&FractionalIndex>,
+        upper: Option<&FractionalIndex>,
+        n: usize,
+        out: &mut Vec<FractionalIndex>,
+    ) -> Result<(), DocError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let mid = between(lower, upper)?;
+        let left = n / 2;
+        fill(lower, Some(&mid), left, out)?;
+        out.push(mid.clone());
+        fill(Some(&mid), upper, n - left - 1, out)
+    }
+    let mut keys = Vec::with_capacity(n);
+    fill(lower.as_ref(), upper.as_ref(), n, &mut keys)?;
+    Ok(keys)
 }
 
 /// The renumbering that makes codes unique: in each group sharing a number the

@@ -69,6 +69,28 @@ fn shots_keep_their_order_and_insertions_land_where_asked() {
 }
 
 #[test]
+fn a_batch_of_shots_gets_short_order_keys_in_its_order_wherever_it_goes() {
+    let mut doc = doc_with(2);
+    let ids = shot_ids(&doc);
+    let batch: Vec<Shot> = (10..10_010).map(|i| Shot::new(ShotCode(i), 24)).collect();
+    doc.add_shots(&batch, &Position::After(ids[0].clone()))
+        .expect("add");
+    let codes = codes(&doc);
+    let mut expected = vec![1];
+    expected.extend(10..10_010);
+    expected.push(2);
+    assert_eq!(
+        codes, expected,
+        "the batch lands between the two, in its order"
+    );
+    assert_eq!(doc.all_shots().expect("read").len(), 10_002);
+    let keys = order_keys(None, None, 10_000).expect("keys");
+    assert!(keys.windows(2).all(|w| w[0] < w[1]));
+    let max = keys.iter().map(|k| k.to_string().len()).max().unwrap_or(0);
+    assert!(max <= 40, "longest order key {max} hex digits");
+}
+
+#[test]
 fn concurrent_edits_to_different_fields_both_survive() {
     let mut a = doc_with(2);
     let mut b = a.fork();
