@@ -333,16 +333,10 @@ async fn answer(request: Request, handle: &NodeHandle) -> Reply {
     }
 }
 
-/// Send a streaming request: `on_line` gets every intermediate line, the result is
-/// the final reply. `Ok(None)` when no node is running there.
-pub fn request_stream(
-    data_dir: &Path,
-    request: &Request,
-    mut on_line: impl FnMut(serde_json::Value),
-) -> anyhow::Result<Option<serde_json::Value>> {
+/// Connect to the socket at `path` and send `request`; `None` when no node listens.
+fn send(path: &Path, request: &Request) -> anyhow::Result<Option<std::os::unix::net::UnixStream>> {
     use anyhow::Context;
-    let path = socket_path(data_dir);
-    let mut stream = match std::os::unix::net::UnixStream::connect(&path) {
+    let mut stream = match std::os::unix::net::UnixStream::connect(path) {
         Ok(stream) => stream,
         Err(e)
             if matches!(
@@ -359,6 +353,21 @@ pub fn request_stream(
     stream
         .write_all(&bytes)
         .with_context(|| format!("writing to {}", path.display()))?;
+    Ok(Some(stream))
+}
+
+/// Send a streaming request: `on_line` gets every intermediate line, the result is
+/// the final reply. `Ok(None)` when no node is running there.
+pub fn request_stream(
+    data_dir: &Path,
+    request: &Request,
+    mut on_line: impl FnMut(serde_json::Value),
+) -> anyhow::Result<Option<serde_json::Value>> {
+    use anyhow::Context;
+    let path = socket_path(data_dir);
+    let Some(stream) = send(&path, request)? else {
+        return Ok(None);
+    };
     let reader = BufReader::new(stream);
     for line in reader.lines() {
         let line = line.with_context(|| format!("reading from {}", path.display()))?;
@@ -391,23 +400,9 @@ pub fn request_as<T: serde::de::DeserializeOwned>(
         Error(String),
     }
     let path = socket_path(data_dir);
-    let mut stream = match std::os::unix::net::UnixStream::connect(&path) {
-        Ok(stream) => stream,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Ok(None);
-        }
-        Err(e) => return Err(e).with_context(|| format!("connecting to {}", path.display())),
+    let Some(stream) = send(&path, request)? else {
+        return Ok(None);
     };
-    let mut bytes = serde_json::to_vec(request)?;
-    bytes.push(b'\n');
-    stream
-        .write_all(&bytes)
-        .with_context(|| format!("writing to {}", path.display()))?;
     let mut line = Vec::new();
     BufReader::new(stream)
         .read_until(b'\n', &mut line)

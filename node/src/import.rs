@@ -363,6 +363,16 @@ pub(crate) struct DocState {
 }
 
 impl DocState {
+    /// Every shot, live and trashed, by id.
+    fn shots_by_id(&self) -> HashMap<&str, &Shot> {
+        self.project
+            .shots
+            .iter()
+            .map(|s| (s.shot_id.as_str(), s))
+            .chain(self.trashed.iter().map(|(id, s)| (id.as_str(), s)))
+            .collect()
+    }
+
     fn read(doc: &ProjectDoc) -> Result<DocState, DocError> {
         let all = doc.all_shots()?;
         let next_code = all.iter().map(|(s, _)| s.code.0).max().unwrap_or(0) + 1;
@@ -469,13 +479,7 @@ fn tally(state: &DocState, plan: &Plan, report: &mut ImportReport) {
     }
     report.changes = changes;
     report.shots_added = plan.new_shots.len();
-    let live: HashMap<&str, &Shot> = state
-        .project
-        .shots
-        .iter()
-        .map(|s| (s.shot_id.as_str(), s))
-        .chain(state.trashed.iter().map(|(id, s)| (id.as_str(), s)))
-        .collect();
+    let live = state.shots_by_id();
     let updated: Vec<&Shot> = plan
         .updated_shots
         .iter()
@@ -536,13 +540,7 @@ fn apply(doc: &mut ProjectDoc, state: &DocState, plan: Plan) -> Result<(), DocEr
     if !plan.new_shots.is_empty() {
         doc.add_shots(&plan.new_shots, &Position::End)?;
     }
-    let live: HashMap<&str, &Shot> = state
-        .project
-        .shots
-        .iter()
-        .map(|s| (s.shot_id.as_str(), s))
-        .chain(state.trashed.iter().map(|(id, s)| (id.as_str(), s)))
-        .collect();
+    let live = state.shots_by_id();
     for shot in plan.updated_shots.iter().chain(&plan.trashed_shots) {
         if live.get(shot.shot_id.as_str()) != Some(&shot) {
             doc.update_shot(shot)?;
