@@ -345,9 +345,13 @@ pub fn print_import_report(
     if let Some(base) = &report.base {
         writeln!(
             out,
-            "compared with the version it was exported from: {} cells edited in the file, {} newer project edits kept",
-            thousands(base.changed_in_file),
-            thousands(base.kept_from_project)
+            "compared with the version it was exported from: {} edited in the file, {} kept",
+            plural(base.changed_in_file, "cell", "cells"),
+            plural(
+                base.kept_from_project,
+                "newer project edit",
+                "newer project edits"
+            )
         )?;
     }
     for conflict in &report.conflicts {
