@@ -6,7 +6,7 @@
 //! schema      Uint 1
 //! project_id  Str
 //! settings    { name, frame_rate, prompt_template, "header_map/<header>": field }
-//! shots       { <shot_id>: { code Uint, order Str, deleted Bool, scene, action,
+//! shots       { <shot_id>: { code Uint, order Str, deleted Bool? (absent: false), scene, action,
 //!               characters {<character_id>: position}, cinematic Str,
 //!               look_<field> Str? (the shot's own look values, present when set),
 //!               prompt_override Str?, reference_images {<ref>: position},
@@ -256,8 +256,8 @@ pub struct ProjectDoc {
     /// Inside [`ProjectDoc::in_one_change`]: the messages of the edits made so far,
     /// committed together at its end.
     one_change: Option<Vec<String>>,
-    /// Records written here since the last save (a hint for how to save).
-    unsaved_records: usize,
+    /// Shots added here since the last save (a hint for how to save).
+    unsaved_shots: usize,
 }
 
 /// Maps every document must have.
@@ -279,7 +279,7 @@ impl ProjectDoc {
             doc,
             index: None,
             one_change: None,
-            unsaved_records: 0,
+            unsaved_shots: 0,
         };
         let settings = this.obj(ROOT, "settings")?;
         this.doc.put(&settings, "name", name)?;
@@ -297,7 +297,7 @@ impl ProjectDoc {
             doc: AutoCommit::load(bytes)?,
             index: None,
             one_change: None,
-            unsaved_records: 0,
+            unsaved_shots: 0,
         };
         this.check_schema()?;
         Ok(this)
@@ -311,7 +311,7 @@ impl ProjectDoc {
             doc: AutoCommit::new(),
             index: None,
             one_change: None,
-            unsaved_records: 0,
+            unsaved_shots: 0,
         }
     }
 
@@ -321,7 +321,7 @@ impl ProjectDoc {
             doc: AutoCommit::load(bytes)?,
             index: None,
             one_change: None,
-            unsaved_records: 0,
+            unsaved_shots: 0,
         })
     }
 
@@ -596,13 +596,13 @@ impl ProjectDoc {
 
     /// The whole document, compacted.
     pub fn save(&mut self) -> Vec<u8> {
-        self.unsaved_records = 0;
+        self.unsaved_shots = 0;
         self.doc.save()
     }
 
     /// Changes since the last save or incremental save.
     pub fn save_incremental(&mut self) -> Vec<u8> {
-        self.unsaved_records = 0;
+        self.unsaved_shots = 0;
         self.doc.save_incremental()
     }
 
@@ -611,8 +611,8 @@ impl ProjectDoc {
     /// chunk of 10,000 new shots is 14 times the size of the snapshot, and
     /// encoding it costs twice as long).
     #[must_use]
-    pub fn unsaved_records(&self) -> usize {
-        self.unsaved_records
+    pub fn unsaved_shots(&self) -> usize {
+        self.unsaved_shots
     }
 
     /// An independent copy with a new actor id (an offline replica, in tests and tools).
@@ -621,7 +621,7 @@ impl ProjectDoc {
             doc: self.doc.fork(),
             index: None,
             one_change: None,
-            unsaved_records: 0,
+            unsaved_shots: 0,
         }
     }
 
@@ -957,7 +957,7 @@ impl ProjectDoc {
                 false,
             )?;
         }
-        self.unsaved_records += shots.len();
+        self.unsaved_shots += shots.len();
         self.commit("add shots");
         Ok(())
     }
@@ -1200,18 +1200,6 @@ fn order_keys(
     upper: Option<&FractionalIndex>,
     n: usize,
 ) -> Result<Vec<FractionalIndex>, DocError> {
-    fn between(
-        lower: Option<&FractionalIndex>,
-        upper: Option<&FractionalIndex>,
-    ) -> Result<FractionalIndex, DocError> {
-        Ok(match (lower, upper) {
-            (Some(lo), Some(hi)) => FractionalIndex::new_between(lo, hi)
-                .ok_or_else(|| DocError::Schema("shot order keys are not in order".into()))?,
-            (Some(lo), None) => FractionalIndex::new_after(lo),
-            (None, Some(hi)) => FractionalIndex::new_before(hi),
-            (None, None) => FractionalIndex::default(),
-        })
-    }
     fn fill(
         lower: Option<&FractionalIndex>,
         upper: Option<&FractionalIndex>,
@@ -1221,7 +1209,8 @@ fn order_keys(
         if n == 0 {
             return Ok(());
         }
-        let mid = between(lower, upper)?;
+        let mid = FractionalIndex::new(lower, upper)
+            .ok_or_else(|| DocError::Schema("shot order keys are not in order".into()))?;
         let left = n / 2;
         fill(lower, Some(&mid), left, out)?;
         out.push(mid.clone());

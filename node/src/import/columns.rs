@@ -771,16 +771,51 @@ pub(crate) fn columns_of(kind: SheetKind) -> &'static [(Column, Vec<&'static str
     }
 }
 
-/// Normalized synonym → column, per kind. The first kind-table entry that claims a
-/// name keeps it.
+/// Every name of every column of a kind, normalized once: (column, [(normalized,
+/// as written)]), the field's key last.
+type NormalizedNames = Vec<(Column, Vec<(String, &'static str)>)>;
+
+fn normalized_names(kind: SheetKind) -> &'static NormalizedNames {
+    static LISTS: LazyLock<[NormalizedNames; 3]> = LazyLock::new(|| {
+        let build = |kind: SheetKind| {
+            columns_of(kind)
+                .iter()
+                .map(|(column, names)| {
+                    let all = names
+                        .iter()
+                        .copied()
+                        .chain(std::iter::once(column.key()))
+                        .map(|name| (normalize(name), name))
+                        .collect();
+                    (*column, all)
+                })
+                .collect()
+        };
+        [
+            build(SheetKind::Shots),
+            build(SheetKind::Characters),
+            build(SheetKind::Cinematics),
+        ]
+    });
+    static EMPTY: NormalizedNames = Vec::new();
+    match kind {
+        SheetKind::Shots => &LISTS[0],
+        SheetKind::Characters => &LISTS[1],
+        SheetKind::Cinematics => &LISTS[2],
+        SheetKind::Project => &EMPTY,
+    }
+}
+
+/// Normalized synonym → column, per kind. The first column of the kind's table that
+/// claims a name keeps it (its key before its names).
 fn synonyms(kind: SheetKind) -> &'static HashMap<String, Column> {
     static MAPS: LazyLock<[HashMap<String, Column>; 3]> = LazyLock::new(|| {
         let build = |kind: SheetKind| {
             let mut map = HashMap::new();
-            for (column, names) in columns_of(kind) {
+            for (column, names) in normalized_names(kind) {
                 map.entry(normalize(column.key())).or_insert(*column);
-                for name in names {
-                    map.entry(normalize(name)).or_insert(*column);
+                for (name, _) in names {
+                    map.entry(name.clone()).or_insert(*column);
                 }
             }
             map
@@ -960,10 +995,9 @@ fn fuzzy(kind: SheetKind, key: &str) -> Nearest {
     let mut close: Option<(Column, &'static str, usize)> = None;
     let mut ambiguous = false;
     let mut suggestion: Option<(Column, f64)> = None;
-    for (column, names) in columns_of(kind) {
-        for name in names.iter().chain(std::iter::once(&column.key())) {
-            let candidate = normalize(name);
-            let distance = strsim::damerau_levenshtein(key, &candidate);
+    for (column, names) in normalized_names(kind) {
+        for (candidate, name) in names {
+            let distance = strsim::damerau_levenshtein(key, candidate);
             let longest = length.max(candidate.chars().count());
             if distance <= allowed_edits(longest) && distance > 0 {
                 match close {
@@ -984,7 +1018,7 @@ fn fuzzy(kind: SheetKind, key: &str) -> Nearest {
                 let chars = text.chars().count();
                 chars >= 4 || (chars >= 2 && !text.is_ascii())
             };
-            let contains = (meaningful(&candidate) && key.contains(candidate.as_str()))
+            let contains = (meaningful(candidate) && key.contains(candidate.as_str()))
                 || (meaningful(key) && candidate.contains(key));
             let score = if contains {
                 similarity.max(0.5) + 0.25

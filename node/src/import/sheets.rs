@@ -172,6 +172,8 @@ struct Planner<'a> {
 struct Layout {
     /// Per column index.
     targets: Vec<Target>,
+    /// The columns kept as extra fields: (index, header).
+    extras: Vec<(usize, String)>,
     /// Where each known column is.
     at: HashMap<Column, usize>,
 }
@@ -310,6 +312,7 @@ impl Planner<'_> {
     fn layout(&mut self, table: &Table, kind: SheetKind) -> Layout {
         let mut layout = Layout {
             targets: Vec::with_capacity(table.headers.len()),
+            extras: Vec::new(),
             at: HashMap::new(),
         };
         let mut columns = Vec::new();
@@ -429,6 +432,9 @@ impl Planner<'_> {
                 note,
                 formulas: table.formulas.get(&index).map_or(0, |f| f.cells),
             });
+            if target == Target::Extra {
+                layout.extras.push((index, header_of(table, index)));
+            }
             layout.targets.push(target);
         }
         self.out.sheets.push(SheetReport {
@@ -441,21 +447,13 @@ impl Planner<'_> {
     }
 
     /// The extra fields of a row: every column kept as extra, by header.
-    fn extras(
-        table: &Table,
-        layout: &Layout,
-        cells: &[String],
-        extra: &mut BTreeMap<String, String>,
-    ) {
-        for (index, target) in layout.targets.iter().enumerate() {
-            if *target == Target::Extra {
-                let header = header_of(table, index);
-                let value = Table::cell(cells, index).trim();
-                if value.is_empty() {
-                    extra.remove(&header);
-                } else {
-                    extra.insert(header, value.to_owned());
-                }
+    fn extras(layout: &Layout, cells: &[String], extra: &mut BTreeMap<String, String>) {
+        for (index, header) in &layout.extras {
+            let value = Table::cell(cells, *index).trim();
+            if value.is_empty() {
+                extra.remove(header);
+            } else {
+                extra.insert(header.clone(), value.to_owned());
             }
         }
     }
@@ -668,7 +666,7 @@ impl Planner<'_> {
                     _ => {}
                 }
             }
-            Self::extras(table, &layout, cells, &mut character.extra);
+            Self::extras(&layout, cells, &mut character.extra);
             if good {
                 self.out.plan.characters.push(character);
             }
@@ -716,7 +714,7 @@ impl Planner<'_> {
                     _ => {}
                 }
             }
-            Self::extras(table, &layout, cells, &mut option.extra);
+            Self::extras(&layout, cells, &mut option.extra);
             self.out.plan.cinematics.push(option);
         }
     }
@@ -1032,7 +1030,7 @@ impl Planner<'_> {
         if let Some(notes) = text(Column::Notes) {
             shot.notes = notes;
         }
-        Self::extras(table, layout, cells, &mut shot.extra);
+        Self::extras(layout, cells, &mut shot.extra);
         if is_new {
             self.out.plan.new_shots.push(shot);
         } else if trashed {

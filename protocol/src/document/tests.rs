@@ -69,6 +69,13 @@ fn shots_keep_their_order_and_insertions_land_where_asked() {
 }
 
 #[test]
+fn a_shot_s_look_keys_are_its_look_fields_prefixed() {
+    for (field, key) in LookField::ALL.into_iter().zip(SHOT_LOOK_KEYS) {
+        assert_eq!(key, format!("look_{}", field.key()));
+    }
+}
+
+#[test]
 fn a_batch_of_shots_gets_short_order_keys_in_its_order_wherever_it_goes() {
     let mut doc = doc_with(2);
     let ids = shot_ids(&doc);
