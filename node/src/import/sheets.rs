@@ -368,7 +368,10 @@ impl Planner<'_> {
                     note = Some(format!("close to '{name}'"));
                     self.out.notes.push(text);
                 }
-                (How::Unknown(nearest), Target::Extra) if kind != SheetKind::Project => {
+                // A file reelmesh exported holds extra fields under their own headers.
+                (How::Unknown(nearest), Target::Extra)
+                    if kind != SheetKind::Project && !self.reading.from_reelmesh =>
+                {
                     let hint = match nearest {
                         Some(column) => format!(
                             "; did you mean {}? --map '{header}={}'",
