@@ -45,7 +45,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use reelmesh_protocol::jobs::{Job, JobState, Take};
+use reelmesh_protocol::jobs::{
+    Attempt, Fault, Job, JobState, MAX_ERROR_LEN, TRANSIENT_LIMIT_PER_NODE, Take,
+};
 use reelmesh_protocol::placement::{self, Offer};
 use reelmesh_protocol::wire::JobsGossip;
 use serde::{Deserialize, Serialize};
@@ -86,6 +88,9 @@ pub const FIRST_PAUSE: Duration = Duration::from_secs(30);
 const LONGEST_PAUSE: Duration = Duration::from_secs(600);
 /// How often leases are looked at and the offer re-sent.
 const TICK: Duration = Duration::from_secs(1);
+/// After a run lost its renderer, how long this node keeps the renderer's
+/// workflows out of its offer unless the renderer is looked at again first.
+const RENDERER_RECHECK: Duration = Duration::from_secs(5);
 /// A peer connected this recently may still send its first offer (sent every
 /// [`TICK`] and on every change).
 const NEW_PEER_GRACE: Duration = Duration::from_secs(2);
@@ -228,7 +233,7 @@ impl std::fmt::Debug for ExecutorSlot {
 }
 
 /// Start the runner (and the capability checker) for a node.
-pub fn spawn(handle: NodeHandle, setup: JobsSetup) {
+pub fn spawn(handle: NodeHandle, setup: JobsSetup) -> tokio::task::JoinHandle<()> {
     let cancel = handle.cancel_token();
     let (capabilities, refresh) = match setup.executor.declared() {
         Some(declared) => {
@@ -236,6 +241,7 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) {
                 runnable: declared.workflows,
                 checks: Vec::new(),
                 problem: None,
+                down_since_ms: None,
                 settled: true,
             });
             let stop = cancel.clone();
@@ -294,6 +300,7 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) {
         overhead: None,
         back_to_back: None,
         streak: 0,
+        renderer_suspect: None,
         last_failure: String::new(),
         pause: None,
         next_pause: FIRST_PAUSE,
@@ -303,7 +310,7 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) {
         started_ms: now_ms(),
         run_elsewhere: HashMap::new(),
     };
-    tokio::spawn(runner.run(cancel));
+    tokio::spawn(runner.run(cancel))
 }
 
 /// Milliseconds since the epoch.
@@ -489,6 +496,11 @@ struct Runner {
     back_to_back: Option<(Instant, Duration)>,
     /// Failed runs in a row.
     streak: u32,
+    /// A run here just ended in a transient fault (the renderer went away), with
+    /// when and why: the renderer's workflows stay out of this node's offer until
+    /// the renderer has been looked at again (see [`RENDERER_RECHECK`]), so the
+    /// job it gave back is not claimed here again at once.
+    renderer_suspect: Option<(Instant, String)>,
     last_failure: String,
     /// Paused until then, with the reason.
     pause: Option<(Instant, String)>,
@@ -621,11 +633,17 @@ impl Runner {
                 due |= self.on_event(event, &mut offers_dirty);
             }
         }
-        if let Some(running) = &self.running {
-            running.cancel.cancel();
+        // Runs that ended before the stop are recorded as they ended.
+        while let Ok(done) = self.done_rx.try_recv() {
+            timed("finishing a run", self.finish(done)).await;
         }
-        // Results already in hand are written (the node saves before it stops).
-        let _ = self.flush().await;
+        // The rest go back to the queue (see `give_back_on_stop`), then every
+        // result in hand is written: the runtime takes commands until the runner
+        // has stopped (see `node::supervise`).
+        self.give_back_on_stop();
+        if let Err(e) = self.flush().await {
+            warn!("job runner: writing the last results when stopping failed: {e}");
+        }
     }
 
     /// Take one node event in; returns whether it calls for a step (a changed
@@ -1004,11 +1022,38 @@ impl Runner {
             |d| d.utilization,
         );
         let holding = self.holding();
+        // After a run lost ComfyUI, its workflows wait for a fresh look at it.
+        let suspect = self
+            .renderer_suspect
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < RENDERER_RECHECK)
+            .map(|(_, why)| format!("its last run lost ComfyUI ({why}); looking at it again"));
+        let renderer_down = caps
+            .problem
+            .as_ref()
+            .map(|problem| match caps.down_since_ms {
+                Some(since) => format!("{problem}, since {}", clock_time(since)),
+                None => problem.clone(),
+            })
+            .or(suspect.clone());
+        let workflows: Vec<String> = if suspect.is_some() {
+            caps.runnable
+                .iter()
+                .filter(|w| {
+                    self.catalog
+                        .get(w)
+                        .is_none_or(|wf| wf.engine != crate::workflows::Engine::ComfyUi)
+                })
+                .cloned()
+                .collect()
+        } else {
+            caps.runnable.clone()
+        };
         let mut offer = Offer {
             node_id: self.node_id.clone(),
             host: self.host.clone(),
             seq: self.offer_seq,
-            workflows: caps.runnable.clone(),
+            workflows,
             utilization,
             queue_len: holding,
             slots: self.free_slots(),
@@ -1058,6 +1103,7 @@ impl Runner {
             overhead_ms: self
                 .overhead
                 .map_or(0, |o| u64::try_from(o.as_millis()).unwrap_or(u64::MAX)),
+            renderer_down: renderer_down.map(|d| clip(&d, 1000)),
         };
         // The busy time shrinks as the GPU works: it goes out with the offers that
         // other changes (a job started, ended or claimed) and the tick send, not as
@@ -1838,6 +1884,8 @@ impl Runner {
             // Keep fields others wrote meanwhile (a cancel request).
             job.cancel_requested = current.cancel_requested;
             job.failures = current.failures;
+            job.ruled_out = current.ruled_out;
+            job.history = current.history;
         }
         // Which job the reports below speak of (the next one may be running by then).
         let finished = self.update(JobState::Running, 1.0, "");
@@ -1867,6 +1915,18 @@ impl Runner {
                 self.next_pause = FIRST_PAUSE;
                 match timed("storing outputs", self.store_outputs(&job, &run)).await {
                     Ok(takes) => {
+                        job.record_attempt(Attempt {
+                            node_id: self.node_id.clone(),
+                            host: self.host.clone(),
+                            attempt: job.attempts,
+                            started_at_ms: job.started_at_ms,
+                            ended_at_ms: now_ms(),
+                            outcome: "succeeded".into(),
+                            fault: None,
+                            error: String::new(),
+                        });
+                        // The job's error is its last attempt's: none now.
+                        job.error.clear();
                         job.state = JobState::Succeeded;
                         job.take_id = takes.first().map(|t| t.take_id.clone()).unwrap_or_default();
                         job.finished_at_ms = now_ms();
@@ -1893,12 +1953,24 @@ impl Runner {
                             .await;
                     }
                     Err(e) => {
-                        let why = format!("storing the output: {e}");
-                        self.fail(&project_id, job, &why, false, finished).await;
+                        // The render is done; the disk refused it (full?): not the
+                        // job's fault.
+                        let why = RunFailure::transient(format!("storing the output: {e}"));
+                        self.fail(&project_id, job, &why, finished).await;
                     }
                 }
             }
             Err(failure) if failure.canceled || job.cancel_requested => {
+                job.record_attempt(Attempt {
+                    node_id: self.node_id.clone(),
+                    host: self.host.clone(),
+                    attempt: job.attempts,
+                    started_at_ms: job.started_at_ms,
+                    ended_at_ms: now_ms(),
+                    outcome: "canceled".into(),
+                    fault: None,
+                    error: String::new(),
+                });
                 job.state = JobState::Canceled;
                 job.finished_at_ms = now_ms();
                 self.queue_write(&project_id, job);
@@ -1920,8 +1992,7 @@ impl Runner {
                 // Nothing runs any more: a pause that begins in `fail` is shown
                 // with no current job (status "error", not "busy").
                 self.running = None;
-                self.fail(&project_id, job, &failure.message, true, finished)
-                    .await;
+                self.fail(&project_id, job, &failure, finished).await;
             }
         }
         if self
@@ -1937,24 +2008,72 @@ impl Runner {
         }
     }
 
-    /// A failed run: back to the queue for another node while attempts remain (this
-    /// node noted as having failed it), else failed for good. Counts towards this
-    /// node's failures in a row.
-    /// A run of `job` failed: count it, queue a retry or end it, and report it as
-    /// `finished` (the update naming the job) says.
+    /// A run of `job` failed: record the attempt, then act on its kind of fault
+    /// (see [`Fault`]) and report it as `finished` (the update naming the job)
+    /// says:
+    /// - **transient**: back to the queue without using the attempt, waiting for a
+    ///   node that can run it (this node too, once its renderer answers again);
+    ///   after [`TRANSIENT_LIMIT_PER_NODE`] such runs on this node, it counts as
+    ///   this node's fault;
+    /// - **this node's**: the node is ruled out for the job; another node that can
+    ///   run it takes it, else it fails with the whole message;
+    /// - **the job's**: failed at once, everywhere;
+    /// - **other**: the attempt counts, and the retry goes to another node first.
+    ///
+    /// Failures that are not transient count towards this node's failures in a row
+    /// (see [`PAUSE_AFTER_FAILURES`]).
     async fn fail(
         &mut self,
         project_id: &str,
         mut job: Job,
-        error: &str,
-        count: bool,
+        failure: &RunFailure,
         finished: JobUpdate,
     ) {
-        *job.failures.entry(self.node_id.clone()).or_default() += 1;
-        job.error = format!("attempt {} on {}: {error}", job.attempts, self.host);
-        if count {
+        let error = failure.message.as_str();
+        let mut fault = failure.fault;
+        if fault == Fault::Transient
+            && job.transient_faults_on(&self.node_id) + 1 >= TRANSIENT_LIMIT_PER_NODE
+        {
+            fault = Fault::Node;
+        }
+        let now = now_ms();
+        let repeated = fault == Fault::Node && failure.fault == Fault::Transient;
+        let error = if repeated {
+            format!(
+                "{error} (the {} time a run of this job was interrupted on this node)",
+                ordinal(TRANSIENT_LIMIT_PER_NODE)
+            )
+        } else {
+            error.to_owned()
+        };
+        job.record_attempt(Attempt {
+            node_id: self.node_id.clone(),
+            host: self.host.clone(),
+            attempt: job.attempts,
+            started_at_ms: job.started_at_ms,
+            ended_at_ms: now,
+            outcome: if fault == Fault::Transient {
+                "interrupted".into()
+            } else {
+                "failed".into()
+            },
+            fault: Some(fault),
+            error: error.clone(),
+        });
+        if fault == Fault::Transient {
+            // Not the job's fault: the attempt is given back, and the renderer is
+            // looked at again before this node offers its workflows again.
+            job.attempts = job.attempts.saturating_sub(1);
+            self.renderer_suspect = Some((Instant::now(), clip(&error, 300)));
+            self.refresh.notify_one();
+        } else {
+            *job.failures.entry(self.node_id.clone()).or_default() += 1;
+            if fault == Fault::Node {
+                job.ruled_out
+                    .insert(self.node_id.clone(), clip(&error, MAX_ERROR_LEN));
+            }
             self.streak += 1;
-            self.last_failure = error.to_owned();
+            self.last_failure.clone_from(&error);
             if self.streak >= PAUSE_AFTER_FAILURES {
                 let why = format!(
                     "{} jobs failed in a row (last: {}); offering again in {} s",
@@ -1972,6 +2091,15 @@ impl Runner {
                 self.publish_worker();
             }
         }
+        let attempt_text = if fault == Fault::Transient {
+            format!(
+                "interrupted on {} (attempt {} given back): {error}",
+                self.host,
+                job.attempts + 1
+            )
+        } else {
+            format!("attempt {} on {}: {error}", job.attempts, self.host)
+        };
         // Who could take the retry: the live offers, this node's as it is now.
         let mut offers: Vec<Offer> = self
             .offers
@@ -1984,29 +2112,44 @@ impl Runner {
             mine.paused = self.pause.as_ref().map(|(_, why)| why.clone());
             offers.push(mine);
         }
-        let retry_possible = offers.iter().any(|o| o.can_take(&job));
-        let last = job.attempts >= job.max_attempts || !retry_possible;
-        if last {
-            if job.attempts < job.max_attempts {
-                job.error = format!(
-                    "{}; not retried: {}",
-                    job.error,
+        let end = match fault {
+            Fault::Transient if job.past_deadline(now) => Some(format!(
+                "{attempt_text}; its deadline passed ({})",
+                clock_time(job.deadline_ms)
+            )),
+            Fault::Transient => None,
+            Fault::Job => Some(format!("{attempt_text}; the job cannot run anywhere")),
+            _ if job.attempts >= job.max_attempts => Some(format!(
+                "{attempt_text}; all {} attempts used",
+                job.max_attempts
+            )),
+            _ => (!offers.iter().any(|o| o.can_take(&job))).then(|| {
+                format!(
+                    "{attempt_text}; not retried: {}",
                     placement::why_waiting(&job, &offers)
-                );
+                )
+            }),
+        };
+        let last = end.is_some();
+        match end {
+            Some(text) => {
+                job.error = text;
+                job.state = JobState::Failed;
+                job.finished_at_ms = now;
             }
-            job.state = JobState::Failed;
-            job.finished_at_ms = now_ms();
-        } else {
-            job.state = JobState::Queued;
-            job.claimant = String::new();
+            None => {
+                job.error = attempt_text;
+                job.state = JobState::Queued;
+                job.claimant = String::new();
+            }
         }
-        warn!(job = %job.job_id, attempt = job.attempts, of = job.max_attempts, retry = !last, "run failed: {error}");
+        warn!(job = %job.job_id, attempt = job.attempts, of = job.max_attempts, fault = fault.as_str(), retry = !last, "run failed: {error}");
         self.queue_write(project_id, job.clone());
         let state = job.state;
-        let step = if last {
-            "failed"
-        } else {
-            "failed; queued for a retry"
+        let step = match (last, fault) {
+            (true, _) => "failed",
+            (false, Fault::Transient) => "interrupted; back in the queue (no attempt used)",
+            (false, _) => "failed; queued for a retry",
         };
         let mut update = finished;
         update.state = state;
@@ -2057,6 +2200,8 @@ impl Runner {
                 width: produced.width,
                 height: produced.height,
                 frames: produced.frames,
+                fps: produced.fps,
+                duration_ms: produced.duration_ms,
                 workflow: job.workflow.clone(),
                 seed: job.seed,
                 prompt: job.prompt.clone(),
@@ -2169,25 +2314,193 @@ impl Runner {
             }
         }
         self.unheld = unheld_now;
-        for (project_id, mut job, why) in expired {
+        for (project_id, job, why) in expired {
             warn!(job = %job.job_id, node = %job.claimant, "{why}: the job goes back to the queue");
             self.unheld.remove(&job.job_id);
-            job.error = why;
-            if job.attempts >= job.max_attempts || job.cancel_requested {
-                job.state = if job.cancel_requested {
-                    JobState::Canceled
-                } else {
-                    JobState::Failed
-                };
-                job.finished_at_ms = now_ms();
-            } else {
-                job.state = JobState::Queued;
-                job.claimant = String::new();
+            let job = interrupted(job, &why, "", Interruption::Lost);
+            self.queue_write(&project_id, job);
+        }
+        // Queued jobs past their deadline end, saying what they waited for.
+        let now = now_ms();
+        let mut overdue = Vec::new();
+        for (project_id, project) in &self.index {
+            for job in project
+                .queued
+                .iter()
+                .filter_map(|key| project.jobs.get(&key.3))
+            {
+                let pending = self
+                    .pending
+                    .get(project_id)
+                    .is_some_and(|p| p.contains_key(&job.job_id));
+                if job.past_deadline(now) && !pending {
+                    overdue.push((project_id.clone(), job.clone()));
+                }
             }
+        }
+        for (project_id, mut job) in overdue {
+            let waiting = placement::why_waiting(&job, &self.offers);
+            job.error = if job.error.is_empty() {
+                format!(
+                    "not run by its deadline ({}): {waiting}",
+                    clock_time(job.deadline_ms)
+                )
+            } else {
+                format!(
+                    "not run by its deadline ({}): {waiting}; last: {}",
+                    clock_time(job.deadline_ms),
+                    job.error
+                )
+            };
+            job.state = if job.cancel_requested {
+                JobState::Canceled
+            } else {
+                JobState::Failed
+            };
+            job.finished_at_ms = now;
+            warn!(job = %job.job_id, "{}", job.error);
             self.queue_write(&project_id, job);
         }
         Ok(())
     }
+
+    /// The node is stopping: the job it runs and those it holds go back to the
+    /// queue at once, their attempts given back, so another node (or this one when
+    /// it starts again) takes them without waiting for a lease to run out.
+    fn give_back_on_stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.cancel.cancel();
+            let current = self
+                .index
+                .get(&running.held.project_id)
+                .and_then(|p| p.jobs.get(&running.held.job_id))
+                .cloned();
+            if let Some(job) = current.filter(|j| j.claimant == self.node_id && is_held(j.state)) {
+                info!(job = %job.job_id, "the node is stopping: its run goes back to the queue");
+                let why = format!(
+                    "the node {} stopped during attempt {}",
+                    self.host, job.attempts
+                );
+                let job = interrupted(job, &why, &self.host, Interruption::Stopped);
+                self.queue_write(&running.held.project_id, job);
+            }
+        }
+        self.release_held();
+    }
+}
+
+/// A held job whose run was interrupted by something that was not the job's
+/// fault (its node stopped or went silent): recorded in its history, and back in
+/// the queue with the attempt given back; ended instead when a cancel was asked
+/// for, when its deadline passed, or when runs of it were interrupted on that node
+/// [`TRANSIENT_LIMIT_PER_NODE`] times (then that node is ruled out, the attempt
+/// counts, and it fails once none are left).
+fn interrupted(mut job: Job, why: &str, host: &str, how: Interruption) -> Job {
+    let node = job.claimant.clone();
+    let now = now_ms();
+    // A node stopped by its owner says nothing about the job; one that went
+    // silent mid-run may have been taken down by it.
+    let repeated =
+        how == Interruption::Lost && job.transient_faults_on(&node) + 1 >= TRANSIENT_LIMIT_PER_NODE;
+    job.record_attempt(Attempt {
+        node_id: node.clone(),
+        host: host.to_owned(),
+        attempt: job.attempts,
+        started_at_ms: job.started_at_ms,
+        ended_at_ms: now,
+        outcome: match (repeated, how) {
+            (true, _) => "failed",
+            (false, Interruption::Stopped) => "stopped",
+            (false, Interruption::Lost) => "interrupted",
+        }
+        .into(),
+        fault: Some(if repeated {
+            Fault::Node
+        } else {
+            Fault::Transient
+        }),
+        error: why.to_owned(),
+    });
+    if job.cancel_requested {
+        job.state = JobState::Canceled;
+        job.finished_at_ms = now;
+        return job;
+    }
+    if repeated {
+        let text = format!(
+            "{why} (the {} time a run of this job was interrupted on that node)",
+            ordinal(TRANSIENT_LIMIT_PER_NODE)
+        );
+        job.ruled_out
+            .insert(node.clone(), clip(&text, MAX_ERROR_LEN));
+        *job.failures.entry(node).or_default() += 1;
+        if job.attempts >= job.max_attempts {
+            job.error = format!("{text}; all {} attempts used", job.max_attempts);
+            job.state = JobState::Failed;
+            job.finished_at_ms = now;
+            return job;
+        }
+        job.error = text;
+    } else {
+        job.attempts = job.attempts.saturating_sub(1);
+        job.error = format!("{why}; back in the queue (attempt given back)");
+    }
+    if job.past_deadline(now) {
+        job.error = format!(
+            "{}; its deadline passed ({})",
+            job.error,
+            clock_time(job.deadline_ms)
+        );
+        job.state = JobState::Failed;
+        job.finished_at_ms = now;
+        return job;
+    }
+    job.state = JobState::Queued;
+    job.claimant = String::new();
+    job
+}
+
+/// How a held job's run was cut short without a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interruption {
+    /// Its node stopped in an orderly way (SIGTERM, `reelmesh node` stopped).
+    Stopped,
+    /// Its node went silent or lost track of it (a crash, a cut cable, a bug).
+    Lost,
+}
+
+/// "1st", "2nd", "3rd", "4th"...
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (1, r) if r != 11 => "st",
+        (2, r) if r != 12 => "nd",
+        (3, r) if r != 13 => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+/// A wall-clock moment for people: "14:02:10 UTC" today, "2026-12-05 14:02 UTC"
+/// on another day.
+#[must_use]
+pub fn clock_time(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, of_day) = (secs / 86_400, secs % 86_400);
+    let (h, m, s) = (of_day / 3600, of_day % 3600 / 60, of_day % 60);
+    if days == now_ms() / 1000 / 86_400 {
+        return format!("{h:02}:{m:02}:{s:02} UTC");
+    }
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year}-{month:02}-{day:02} {h:02}:{m:02} UTC")
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary, with "…" when cut.

@@ -11,6 +11,7 @@ pub mod export;
 pub mod gpu;
 pub mod import;
 pub mod jobs;
+pub mod media;
 pub mod mesh;
 pub mod node;
 pub mod store;

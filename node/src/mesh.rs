@@ -18,6 +18,7 @@
 //! This module builds the swarm; the event loop that drives it is [`crate::node`].
 
 pub mod codec;
+pub mod failure;
 pub mod keys;
 pub mod private;
 

@@ -15,6 +15,7 @@
 //! [`NodeHandle::shutdown`]); the runtime stops taking work, compacts every project
 //! and releases the data dir lock.
 
+mod failing;
 pub mod fetch;
 mod presence;
 mod runtime;
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+pub use failing::{Direction, FailingPeer};
 pub use presence::PeerRow;
 
 use crate::jobs::{self, WorkerState};
@@ -218,6 +220,9 @@ pub enum NodeEvent {
         /// What was wrong.
         reason: String,
     },
+    /// A connection with a peer failed (a dial, or one from it): the row
+    /// `reelmesh status` shows for it now.
+    ConnectionFailed(FailingPeer),
     /// A render job moved or made progress, on this node or (by gossip) on another
     /// (ephemeral: never written to the document).
     Job(crate::jobs::JobUpdate),
@@ -236,6 +241,10 @@ pub struct NodeStatusReport {
     pub projects: Vec<ProjectSummary>,
     /// This node first, then every peer heard from or connected.
     pub peers: Vec<PeerRow>,
+    /// Addresses this node keeps failing to connect with, and why (absent from a
+    /// node older than this field).
+    #[serde(default)]
+    pub failing_peers: Vec<FailingPeer>,
 }
 
 /// One project in a status report.
@@ -605,6 +614,11 @@ impl Node {
     /// Lock the data dir, load identity, mesh key and projects, start listening.
     /// Returns once every listen address is bound.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        // Two tokens, for an orderly stop: `stop` is what a shutdown request
+        // cancels (the runner and the control socket stop on it); the runtime's own
+        // token is cancelled only once the runner has written what it had in hand,
+        // so its last writes reach a runtime that still takes commands.
+        let stop = CancellationToken::new();
         let cancel = CancellationToken::new();
         let (events, _) = broadcast::channel(8192);
         let (commands, command_rx) = mpsc::channel(256);
@@ -633,7 +647,7 @@ impl Node {
             commands,
             events,
             peer_id: runtime.peer_id(),
-            cancel,
+            cancel: stop.clone(),
             catalog,
             worker: worker_rx,
             blobs,
@@ -643,10 +657,9 @@ impl Node {
             crate::control::serve(&runtime.data_dir_root(), handle.clone())
                 .map_err(|(path, source)| NodeError::Control { path, source })?;
         }
-        let task = tokio::spawn(runtime.run());
-        if let Some(setup) = jobs_setup {
-            jobs::spawn(handle.clone(), setup);
-        }
+        let runtime_task = tokio::spawn(runtime.run());
+        let runner = jobs_setup.map(|setup| jobs::spawn(handle.clone(), setup));
+        let task = tokio::spawn(supervise(stop, cancel, runtime_task, runner));
         Ok(Node {
             handle,
             task,
@@ -670,7 +683,7 @@ impl Node {
     pub async fn join(self) -> Result<(), NodeError> {
         self.task
             .await
-            .map_err(|e| NodeError::Request(format!("node task: {e}")))?
+            .map_err(|e| NodeError::Request(format!("node supervisor: {e}")))?
     }
 
     /// Stop and wait.
@@ -678,6 +691,43 @@ impl Node {
         self.handle.shutdown();
         self.join().await
     }
+}
+
+/// The longest the runner may take to write what it has in hand when the node
+/// stops, before the runtime stops anyway.
+const RUNNER_STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// Stop in order: on a shutdown request the job runner stops first (it gives back
+/// the jobs it holds and writes the results it has), then the runtime (which saves
+/// every project). A runtime that ends on its own (a fatal error) stops the runner
+/// too.
+async fn supervise(
+    stop: CancellationToken,
+    cancel: CancellationToken,
+    mut runtime: tokio::task::JoinHandle<Result<(), NodeError>>,
+    runner: Option<tokio::task::JoinHandle<()>>,
+) -> Result<(), NodeError> {
+    let ended = tokio::select! {
+        () = stop.cancelled() => None,
+        result = &mut runtime => Some(result),
+    };
+    stop.cancel();
+    if let Some(runner) = runner
+        && tokio::time::timeout(RUNNER_STOP_GRACE, runner)
+            .await
+            .is_err()
+    {
+        tracing::warn!(
+            "the job runner did not stop within {} s; stopping the node anyway",
+            RUNNER_STOP_GRACE.as_secs()
+        );
+    }
+    cancel.cancel();
+    let result = match ended {
+        Some(result) => result,
+        None => runtime.await,
+    };
+    result.map_err(|e| NodeError::Request(format!("node task: {e}")))?
 }
 
 /// Open a data dir for a node: lock it and check the mesh key is there.

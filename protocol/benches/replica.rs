@@ -48,6 +48,8 @@ fn take_of(job: &Job) -> Take {
         width: 1280,
         height: 720,
         frames: 1,
+        fps: 0.0,
+        duration_ms: 0,
         workflow: job.workflow.clone(),
         seed: job.seed,
         prompt: job.prompt.clone(),

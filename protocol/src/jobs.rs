@@ -27,6 +27,22 @@ pub type TakeId = String;
 /// How many times a job is tried before it stays failed.
 pub const DEFAULT_MAX_ATTEMPTS: u64 = 3;
 
+/// How long a job may wait in the queue before it ends failed, unless it is queued
+/// with another deadline (`render --deadline`): generous, so that a box whose
+/// ComfyUI is down over a weekend still renders its jobs when it comes back.
+pub const DEFAULT_DEADLINE_MS: u64 = 72 * 60 * 60 * 1000;
+
+/// How many runs of one job may be interrupted by transient faults on one node
+/// before that node is ruled out for it: a job that takes its ComfyUI down every
+/// time (it runs out of memory and the process dies) is not a passing outage.
+pub const TRANSIENT_LIMIT_PER_NODE: usize = 3;
+
+/// Most attempts kept in a job's history (the oldest go first).
+pub const MAX_HISTORY: usize = 32;
+
+/// Longest error text kept in an attempt (bytes; ComfyUI's whole message fits).
+pub const MAX_ERROR_LEN: usize = 4096;
+
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -59,6 +75,12 @@ impl JobState {
             JobState::Failed => "failed",
             JobState::Canceled => "canceled",
         }
+    }
+
+    /// Held by a node: claimed or running (what makes a shot `generating`).
+    #[must_use]
+    pub fn is_held(self) -> bool {
+        matches!(self, JobState::Claimed | JobState::Running)
     }
 
     /// Still waiting or running (not ended).
@@ -126,7 +148,8 @@ pub struct Job {
     /// Runs allowed before it stays failed.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u64,
-    /// The last error, kept after a retry succeeds elsewhere.
+    /// The current error: the last attempt's, or why the job waits after a fault;
+    /// cleared when it succeeds.
     #[serde(default)]
     pub error: String,
     /// Sampler seed, chosen when queued so a rerun is reproducible.
@@ -188,6 +211,135 @@ pub struct Job {
     /// (see [`crate::placement`]).
     #[serde(default)]
     pub work: f64,
+    /// Nodes ruled out for this job, with why (node id → the error): set at once
+    /// when a node fails it for a reason that is that node's own (ComfyUI refused the
+    /// graph, a model or node class is missing, a node raised while running).
+    #[serde(default)]
+    pub ruled_out: BTreeMap<String, String>,
+    /// When it gives up waiting (ms since the epoch; 0: never): a queued job past
+    /// it ends failed, saying what it waited for.
+    #[serde(default)]
+    pub deadline_ms: u64,
+    /// Every run that ended, oldest first (at most [`MAX_HISTORY`]).
+    #[serde(default)]
+    pub history: Vec<Attempt>,
+}
+
+/// What kind of fault ended a run, decided where it arose (by type, not by text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Fault {
+    /// Nothing about the job: the renderer was unreachable, lost the prompt in a
+    /// restart, the node stopped, the disk was full. The job goes back to the queue
+    /// without using an attempt and waits for a node that can run it.
+    Transient,
+    /// This node cannot run it (ComfyUI refused the graph, a model or node class is
+    /// missing, a node raised while running): the node is ruled out for the job and
+    /// another one takes it.
+    Node,
+    /// The job itself cannot run anywhere (an input the workflow cannot take): it
+    /// fails at once.
+    Job,
+    /// Anything else: counts an attempt, and the retry goes to another node first.
+    Other,
+}
+
+impl Fault {
+    /// The stored spelling.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Transient => "transient",
+            Fault::Node => "node",
+            Fault::Job => "job",
+            Fault::Other => "other",
+        }
+    }
+}
+
+impl FromStr for Fault {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(match text {
+            "transient" => Fault::Transient,
+            "node" => Fault::Node,
+            "job" => Fault::Job,
+            "other" => Fault::Other,
+            other => return Err(format!("'{other}' is not a fault kind")),
+        })
+    }
+}
+
+/// One run of a job that ended: where, when, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Attempt {
+    /// The node that ran it.
+    pub node_id: String,
+    /// Its host name.
+    #[serde(default)]
+    pub host: String,
+    /// The attempt number it counted as (a transient fault gives it back).
+    #[serde(default)]
+    pub attempt: u64,
+    /// When it started (ms since the epoch, the runner's clock).
+    #[serde(default)]
+    pub started_at_ms: u64,
+    /// When it ended.
+    #[serde(default)]
+    pub ended_at_ms: u64,
+    /// How it ended: `succeeded`, `failed`, `canceled`, `interrupted` (a transient
+    /// fault: back in the queue without using the attempt) or `stopped` (its node
+    /// was stopped: back in the queue likewise).
+    pub outcome: String,
+    /// The fault's kind, when it failed.
+    #[serde(default)]
+    pub fault: Option<Fault>,
+    /// The error in full (at most [`MAX_ERROR_LEN`] bytes).
+    #[serde(default)]
+    pub error: String,
+}
+
+impl Attempt {
+    /// The key it is stored under: its start and node, so runs on two sides of a
+    /// partition never overwrite each other and keys sort by time.
+    #[must_use]
+    pub fn key(&self) -> String {
+        format!("{:015}-{}", self.started_at_ms, self.node_id)
+    }
+}
+
+impl Job {
+    /// Record an ended run, keeping the newest [`MAX_HISTORY`].
+    pub fn record_attempt(&mut self, mut attempt: Attempt) {
+        attempt.error = crate::wire::truncate_utf8(&attempt.error, MAX_ERROR_LEN).to_owned();
+        let key = attempt.key();
+        self.history.retain(|a| a.key() != key);
+        self.history.push(attempt);
+        self.history.sort_by_key(Attempt::key);
+        let excess = self.history.len().saturating_sub(MAX_HISTORY);
+        self.history.drain(..excess);
+    }
+
+    /// How many of its runs on `node_id` were interrupted by a transient fault
+    /// (not counting runs given back because their node was stopped).
+    #[must_use]
+    pub fn transient_faults_on(&self, node_id: &str) -> usize {
+        self.history
+            .iter()
+            .filter(|a| {
+                a.node_id == node_id
+                    && a.fault == Some(Fault::Transient)
+                    && a.outcome == "interrupted"
+            })
+            .count()
+    }
+
+    /// Whether it has waited past its deadline at `now_ms`.
+    #[must_use]
+    pub fn past_deadline(&self, now_ms: u64) -> bool {
+        self.deadline_ms > 0 && now_ms >= self.deadline_ms
+    }
 }
 
 fn default_max_attempts() -> u64 {
@@ -225,6 +377,9 @@ impl Job {
             cancel_requested: false,
             failures: BTreeMap::new(),
             work: 0.0,
+            ruled_out: BTreeMap::new(),
+            deadline_ms: now_ms.saturating_add(DEFAULT_DEADLINE_MS),
+            history: Vec::new(),
         }
     }
 }
@@ -299,9 +454,17 @@ pub struct Take {
     /// Pixels (0: unknown).
     #[serde(default)]
     pub height: u64,
-    /// Frames (1 for a still).
+    /// Frames (1 for a still, 0: unknown), read from the file itself.
     #[serde(default)]
     pub frames: u64,
+    /// Frames per second of a clip or animation, read from the file (0: a still, or
+    /// unknown).
+    #[serde(default)]
+    pub fps: f64,
+    /// Play time of a clip or animation in ms, read from the file (0: a still, or
+    /// unknown).
+    #[serde(default)]
+    pub duration_ms: u64,
     /// Workflow id.
     pub workflow: String,
     /// Seed used.
@@ -330,13 +493,14 @@ pub struct Take {
     pub cached: bool,
 }
 
-/// The shot status once its jobs changed: any active job makes it `generating`; when
-/// none is left a shot that was generating becomes `completed` if it has a take,
-/// else `pending` again. Review statuses (needs revision, approved) are only replaced
-/// while a new render runs.
+/// The shot status once its jobs changed: a job that a node holds (claimed or
+/// running) makes it `generating`; a queued job does not (nothing runs yet, and it
+/// may wait for a node for hours). When none is held a shot that was generating
+/// becomes `completed` if it has a take, else `pending` again. Review statuses
+/// (needs revision, approved) are only replaced while a new render runs.
 #[must_use]
-pub fn shot_status_after(current: ShotStatus, any_active_job: bool, has_take: bool) -> ShotStatus {
-    if any_active_job {
+pub fn shot_status_after(current: ShotStatus, any_held_job: bool, has_take: bool) -> ShotStatus {
+    if any_held_job {
         return ShotStatus::Generating;
     }
     match current {

@@ -97,6 +97,12 @@ pub struct Offer {
     /// GPU pay it often.
     #[serde(default)]
     pub overhead_ms: u64,
+    /// Why its renderer cannot be used now, with since when ("ComfyUI at
+    /// http://127.0.0.1:8188 unreachable since 14:02:10 UTC: connection refused"):
+    /// its ComfyUI workflows are not in `workflows` meanwhile, and a job waiting for
+    /// them says this.
+    #[serde(default)]
+    pub renderer_down: Option<String>,
 }
 
 /// Which of several nodes announcing the same attempt of a job keeps it: the lowest
@@ -172,6 +178,7 @@ impl Offer {
         self.paused.is_none()
             && self.workflows.contains(&job.workflow)
             && failures_on(job, &self.node_id) < BLOCK_AFTER_FAILURES
+            && !job.ruled_out.contains_key(&self.node_id)
     }
 
     fn name(&self) -> String {
@@ -315,14 +322,14 @@ pub fn why_waiting(job: &Job, offers: &[Offer]) -> String {
     if capable.is_empty() {
         let mut reasons: BTreeMap<String, String> = BTreeMap::new();
         for offer in offers {
-            let why = offer
-                .unavailable
-                .iter()
-                .find(|(w, _)| *w == job.workflow)
-                .map_or_else(
-                    || "no ComfyUI that knows it".to_owned(),
-                    |(_, why)| format!("missing {why}"),
-                );
+            let why = match (
+                offer.unavailable.iter().find(|(w, _)| *w == job.workflow),
+                &offer.renderer_down,
+            ) {
+                (Some((_, why)), _) => why.clone(),
+                (None, Some(down)) => down.clone(),
+                (None, None) => "no ComfyUI that knows it".to_owned(),
+            };
             reasons.insert(offer.name(), why);
         }
         let listed: Vec<String> = reasons.iter().map(|(n, w)| format!("{n}: {w}")).collect();
@@ -334,9 +341,20 @@ pub fn why_waiting(job: &Job, offers: &[Offer]) -> String {
     }
     let usable: Vec<&&Offer> = capable.iter().filter(|o| o.can_take(job)).collect();
     if usable.is_empty() {
+        let ruled_out: Vec<String> = capable
+            .iter()
+            .filter_map(|o| {
+                job.ruled_out
+                    .get(&o.node_id)
+                    .map(|why| format!("{} ({why})", o.name()))
+            })
+            .collect();
         let blocked: Vec<String> = capable
             .iter()
-            .filter(|o| failures_on(job, &o.node_id) >= BLOCK_AFTER_FAILURES)
+            .filter(|o| {
+                !job.ruled_out.contains_key(&o.node_id)
+                    && failures_on(job, &o.node_id) >= BLOCK_AFTER_FAILURES
+            })
             .map(|o| o.name())
             .collect();
         let paused: Vec<String> = capable
@@ -344,6 +362,9 @@ pub fn why_waiting(job: &Job, offers: &[Offer]) -> String {
             .filter_map(|o| o.paused.as_ref().map(|p| format!("{} ({p})", o.name())))
             .collect();
         let mut parts = Vec::new();
+        if !ruled_out.is_empty() {
+            parts.push(format!("failed it: {}", ruled_out.join(", ")));
+        }
         if !blocked.is_empty() {
             parts.push(format!("failed it twice: {}", blocked.join(", ")));
         }
@@ -388,6 +409,7 @@ mod tests {
             busy_ms: None,
             rates: Vec::new(),
             overhead_ms: 0,
+            renderer_down: None,
         }
     }
 
@@ -639,7 +661,7 @@ mod tests {
         assert_eq!(why_waiting(&j, &[]), "no render node is online");
         let mut a = offer("node-aaaaaa", &["card"], 0, 0, 1);
         a.host = "render-1".into();
-        a.unavailable = vec![("flux".into(), "model flux1-dev.safetensors".into())];
+        a.unavailable = vec![("flux".into(), "missing model flux1-dev.safetensors".into())];
         let b = offer("node-bbbbbb", &["card"], 0, 0, 1);
         let why = why_waiting(&j, &[a.clone(), b]);
         assert!(why.starts_with("no node can run workflow flux: "), "{why}");
@@ -648,6 +670,15 @@ mod tests {
             "{why}"
         );
         assert!(why.contains("bbbbbb: no ComfyUI that knows it"), "{why}");
+        // A node whose ComfyUI is down says so, with since when.
+        let mut down = offer("node-dddddd", &["card"], 0, 0, 1);
+        down.renderer_down =
+            Some("comfyui at 127.0.0.1:8188: unreachable, since 14:02:10 UTC".into());
+        let why = why_waiting(&j, &[down]);
+        assert!(
+            why.contains("dddddd: comfyui at 127.0.0.1:8188: unreachable, since 14:02:10 UTC"),
+            "{why}"
+        );
         let mut c = offer("c", &["flux"], 0, 1, 0);
         assert!(why_waiting(&j, &[a.clone(), c.clone()]).starts_with("waiting for a free node (1"));
         c.paused = Some("5 jobs failed in a row".into());

@@ -1030,6 +1030,11 @@ impl JobsGossip {
                     too_long("reason", why, MAX_REASON)?;
                 }
                 too_long("pause reason", o.paused.as_deref().unwrap_or(""), MAX_STEP)?;
+                too_long(
+                    "renderer problem",
+                    o.renderer_down.as_deref().unwrap_or(""),
+                    MAX_REASON,
+                )?;
                 if o.holding.len() > MAX_HOLDING || o.intents.len() > MAX_HOLDING {
                     return Err(format!(
                         "an offer holding {} jobs and announcing {} (limit {MAX_HOLDING} each)",
@@ -1096,6 +1101,7 @@ mod jobs_gossip_tests {
             busy_ms: Some(1_250),
             rates: vec![("card".into(), 1_500)],
             overhead_ms: 0,
+            renderer_down: None,
         }
     }
 

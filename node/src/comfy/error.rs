@@ -13,6 +13,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use reelmesh_protocol::jobs::Fault;
 use reelmesh_protocol::wire::truncate_utf8;
 use serde_json::Value;
 
@@ -112,6 +113,33 @@ pub enum ComfyError {
         /// What is wrong, naming the value.
         reason: String,
     },
+}
+
+impl ComfyError {
+    /// What kind of fault it is for a job, by its type: a ComfyUI that went away
+    /// or forgot the prompt is transient; a graph it refuses or a node that raises
+    /// is this node's (another ComfyUI may have the model, the node class, the
+    /// memory); the rest counts an attempt.
+    #[must_use]
+    pub fn fault(&self) -> Fault {
+        match self {
+            ComfyError::Unreachable { .. }
+            | ComfyError::Lost { .. }
+            | ComfyError::Interrupted { .. } => Fault::Transient,
+            ComfyError::Timeout { stage, .. } if stage == "connection" || stage == "queue" => {
+                Fault::Transient
+            }
+            ComfyError::Http { status, .. } if *status >= 500 => Fault::Transient,
+            ComfyError::Rejected { .. }
+            | ComfyError::Execution { .. }
+            | ComfyError::NoOutput { .. }
+            | ComfyError::Http { .. } => Fault::Node,
+            ComfyError::Timeout { .. }
+            | ComfyError::Canceled
+            | ComfyError::Protocol { .. }
+            | ComfyError::BadInput { .. } => Fault::Other,
+        }
+    }
 }
 
 /// One node's validation error.

@@ -27,6 +27,8 @@ pub struct Capabilities {
     pub checks: Vec<Check>,
     /// Why ComfyUI could not be asked, if it could not.
     pub problem: Option<String>,
+    /// Since when it could not (ms since the epoch), while it cannot.
+    pub down_since_ms: Option<u64>,
     /// ComfyUI has been asked (or there is none): not the start-up placeholder.
     pub settled: bool,
 }
@@ -64,6 +66,7 @@ impl Capabilities {
             runnable,
             checks,
             problem: None,
+            down_since_ms: None,
             settled: true,
         }
     }
@@ -107,7 +110,12 @@ impl Capabilities {
             let mut last_vram = None;
             loop {
                 last_vram = vram_gb(&gpu.borrow()).or(last_vram);
-                let next = look(&catalog, &comfy, last_vram).await;
+                let mut next = look(&catalog, &comfy, last_vram).await;
+                if next.problem.is_some() {
+                    // Down since the first look that failed, not the latest.
+                    next.down_since_ms =
+                        tx.borrow().down_since_ms.or_else(|| Some(super::now_ms()));
+                }
                 let wait = if next.problem.is_some() {
                     RETRY_WHILE_DOWN
                 } else {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use base64::Engine as _;
-use reelmesh_protocol::jobs::{Job, Preview, TakeMedia};
+use reelmesh_protocol::jobs::{Fault, Job, Preview, TakeMedia};
 use reelmesh_protocol::model::Project;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -56,8 +56,11 @@ pub struct RunContext {
 /// Why a run failed.
 #[derive(Debug, Clone)]
 pub struct RunFailure {
-    /// The job's error text.
+    /// The job's error text, in full.
     pub message: String,
+    /// What kind of fault it is: decides whether the attempt counts, and where
+    /// the job may run next (see [`Fault`]).
+    pub fault: Fault,
     /// ComfyUI refused the graph (its nodes or models may have changed).
     pub rejected: bool,
     /// The run stopped because it was canceled.
@@ -65,14 +68,28 @@ pub struct RunFailure {
 }
 
 impl RunFailure {
-    /// A plain failure.
+    /// A failure of no particular kind ([`Fault::Other`]): the attempt counts.
     #[must_use]
     pub fn new(message: impl Into<String>) -> RunFailure {
+        RunFailure::of(Fault::Other, message)
+    }
+
+    /// A failure of the given kind.
+    #[must_use]
+    pub fn of(fault: Fault, message: impl Into<String>) -> RunFailure {
         RunFailure {
             message: message.into(),
+            fault,
             rejected: false,
             canceled: false,
         }
+    }
+
+    /// The renderer went away, the node stopped, the disk was full: the job goes
+    /// back to the queue without using an attempt.
+    #[must_use]
+    pub fn transient(message: impl Into<String>) -> RunFailure {
+        RunFailure::of(Fault::Transient, message)
     }
 }
 
@@ -111,17 +128,19 @@ pub struct BuiltIn {
 #[async_trait::async_trait]
 impl Executor for BuiltIn {
     async fn run(&self, ctx: RunContext) -> Result<Run, RunFailure> {
-        let workflow = self
-            .catalog
-            .get(&ctx.job.workflow)
-            .ok_or_else(|| RunFailure::new(format!("unknown workflow '{}'", ctx.job.workflow)))?;
+        let workflow = self.catalog.get(&ctx.job.workflow).ok_or_else(|| {
+            RunFailure::of(
+                Fault::Node,
+                format!("this node does not know workflow '{}'", ctx.job.workflow),
+            )
+        })?;
         let project = ctx
             .handle
             .read(Some(ctx.project_id.clone()), |doc| {
                 doc.project().map_err(|e| e.to_string())
             })
             .await
-            .map_err(|e| RunFailure::new(e.to_string()))?
+            .map_err(|e| RunFailure::transient(e.to_string()))?
             .1
             .map_err(RunFailure::new)?;
         let inner = Context {
@@ -136,6 +155,7 @@ impl Executor for BuiltIn {
         execute(&inner, &ctx.cancel).await.map_err(|e| RunFailure {
             rejected: matches!(&e, RunError::Comfy(ComfyError::Rejected { .. })),
             canceled: matches!(&e, RunError::Canceled),
+            fault: e.fault(),
             message: e.to_string(),
         })
     }
@@ -167,6 +187,10 @@ pub struct Produced {
     pub height: u64,
     /// Frames (1 for a still, 0: unknown).
     pub frames: u64,
+    /// Frames per second of a clip or animation (0: a still, or unknown).
+    pub fps: f64,
+    /// Play time of a clip or animation in ms (0: a still, or unknown).
+    pub duration_ms: u64,
 }
 
 /// A finished run.
@@ -197,11 +221,30 @@ enum RunError {
     #[error("workflow {0} needs ComfyUI and this node has none (start it with --comfy URL)")]
     NoComfy(String),
     #[error("input '{role}': {why}")]
-    Input { role: String, why: String },
+    Input {
+        role: String,
+        why: String,
+        /// A blob no peer could send now is transient; an input the workflow
+        /// cannot take is the job's.
+        fault: Fault,
+    },
     #[error("shot {0} is not in the project any more")]
     NoShot(String),
     #[error("canceled")]
     Canceled,
+}
+
+impl RunError {
+    /// What kind of fault it is, by its type.
+    fn fault(&self) -> Fault {
+        match self {
+            RunError::Comfy(e) => e.fault(),
+            RunError::Card(_) | RunError::Canceled => Fault::Other,
+            RunError::Bind { .. } | RunError::NoShot(_) => Fault::Job,
+            RunError::NoComfy(_) => Fault::Node,
+            RunError::Input { fault, .. } => *fault,
+        }
+    }
 }
 
 async fn execute(ctx: &Context<'_>, cancel: &CancellationToken) -> Result<Run, RunError> {
@@ -241,6 +284,8 @@ async fn run_card(ctx: &Context<'_>, cancel: &CancellationToken) -> Result<Run, 
             width: u64::from(card.width),
             height: u64::from(card.height),
             frames: 1,
+            fps: 0.0,
+            duration_ms: 0,
         }],
         render_ms,
         cached: false,
@@ -297,6 +342,7 @@ async fn run_comfy(ctx: &Context<'_>, cancel: &CancellationToken) -> Result<Run,
                     why:
                         "unknown input role (first_frame, last_frame, reference_image, input_video)"
                             .into(),
+                    fault: Fault::Job,
                 });
             }
         }
@@ -356,6 +402,8 @@ async fn run_comfy(ctx: &Context<'_>, cancel: &CancellationToken) -> Result<Run,
                 width,
                 height,
                 frames,
+                fps: 0.0,
+                duration_ms: 0,
             }
         })
         .collect();
@@ -384,23 +432,27 @@ async fn upload_input(
     role: &str,
     reference: &str,
 ) -> Result<String, RunError> {
-    let input_error = |why: String| RunError::Input {
-        role: role.to_owned(),
-        why,
+    let input_error = |fault: Fault| {
+        move |why: String| RunError::Input {
+            role: role.to_owned(),
+            why,
+            fault,
+        }
     };
-    let hash: BlobHash = reference.parse().map_err(input_error)?;
+    let hash: BlobHash = reference.parse().map_err(input_error(Fault::Job))?;
     if !blobs.has(&hash) {
         // Not here yet: fetch it by hash from the peers that have it (verified).
+        // None may be online now: that passes.
         handle
             .fetch_blob(hash)
             .await
-            .map_err(|e| input_error(e.to_string()))?;
+            .map_err(|e| input_error(Fault::Transient)(e.to_string()))?;
     }
     let store = blobs.clone();
     let bytes = tokio::task::spawn_blocking(move || store.read(&hash))
         .await
-        .map_err(|e| input_error(e.to_string()))?
-        .map_err(|e| input_error(format!("blob {reference}: {e}")))?;
+        .map_err(|e| input_error(Fault::Transient)(e.to_string()))?
+        .map_err(|e| input_error(Fault::Transient)(format!("blob {reference}: {e}")))?;
     let extension = if role == "input_video" { "mp4" } else { "png" };
     let name = format!("reelmesh_{}.{extension}", &reference[..16]);
     let uploaded = comfy.upload_image(&name, bytes, Some("reelmesh")).await?;

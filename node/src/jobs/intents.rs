@@ -168,6 +168,7 @@ mod tests {
             busy_ms: None,
             rates: Vec::new(),
             overhead_ms: 0,
+            renderer_down: None,
         }
     }
 

@@ -370,12 +370,13 @@ mod tests {
                 .all(|j| j.seed == 7 && j.priority == 2 && j.created_by == "me")
         );
         assert!(jobs.iter().all(|j| !j.prompt.is_empty()));
+        // Queued is not generating: nothing runs until a node claims a job.
         let project = doc.project().expect("read");
         assert!(
             project
                 .shots
                 .iter()
-                .all(|s| s.status == reelmesh_protocol::model::ShotStatus::Generating)
+                .all(|s| s.status == reelmesh_protocol::model::ShotStatus::Pending)
         );
 
         let heads = doc.heads();
@@ -430,6 +431,8 @@ mod tests {
                     width: 1,
                     height: 1,
                     frames: 1,
+                    fps: 0.0,
+                    duration_ms: 0,
                     workflow: "flux_basic".into(),
                     seed: 1,
                     prompt: String::new(),

@@ -45,11 +45,20 @@ pub enum PrivateError {
     #[error("private mesh handshake: {0}")]
     Io(#[from] io::Error),
     /// The peer's tag did not decrypt: it holds another mesh key.
-    #[error(
-        "the peer is not in this mesh: its first bytes do not decrypt with this mesh key (another mesh's key, or another reelmesh version)"
-    )]
-    WrongKey,
+    #[error("the peer is not in this mesh")]
+    WrongKey(#[source] KeyMismatch),
 }
+
+/// Why [`PrivateError::WrongKey`]: the source under it, so that a caller holding
+/// only the swarm's error finds it by type (see [`crate::mesh::failure`]: libp2p
+/// wraps this layer's error in `Either`s and an `io::Error`, whose `source()`
+/// skip the wrapped error itself and return its source, so `PrivateError` is
+/// never reached by walking the chain, but this is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "its first bytes do not decrypt with this mesh key (another mesh's key, or another reelmesh version)"
+)]
+pub struct KeyMismatch;
 
 /// Upgrade a raw socket into the private mesh keyed by `key` (the mesh key's 32
 /// bytes).
@@ -74,7 +83,7 @@ where
     let mut read = XChaCha20::new(&cipher_key.into(), &remote_nonce.into());
     read.apply_keystream(&mut theirs[NONCE..]);
     if &theirs[NONCE..] != TAG {
-        return Err(PrivateError::WrongKey);
+        return Err(PrivateError::WrongKey(KeyMismatch));
     }
     Ok(Private {
         inner: socket,
@@ -240,7 +249,7 @@ mod tests {
         let (a, b) = pair([7; 32], [8; 32]).await;
         for side in [a, b] {
             let err = side.err().expect("refused");
-            assert!(matches!(err, PrivateError::WrongKey), "{err}");
+            assert!(matches!(err, PrivateError::WrongKey(KeyMismatch)), "{err}");
             assert!(err.to_string().contains("not in this mesh"), "{err}");
         }
     }

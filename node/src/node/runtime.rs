@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use libp2p::request_response::{self, ResponseChannel};
-use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{DialError, ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, mdns, ping};
 use reelmesh_protocol::document::Changes;
 use reelmesh_protocol::wire::{
@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use super::failing::{Direction, FailingPeer, FailingPeers};
 use super::presence::{PeerRow, PresenceTable};
 use super::sync::{Outbox, Pushed, Sessions};
 use super::{
@@ -29,6 +30,7 @@ use super::{
 use crate::gpu::{GpuProbe, GpuSample};
 use crate::jobs::WorkerState;
 use crate::mesh::codec::Frame;
+use crate::mesh::failure::{self, ConnectionFailure, FailureKind};
 use crate::mesh::{self, Behaviour, BehaviourEvent, keys};
 use crate::store::{DataDir, DataDirLock, ProjectStore};
 
@@ -52,6 +54,8 @@ pub(super) struct Runtime {
     dialed_up: HashMap<Multiaddr, PeerId>,
     /// Peers mDNS found on the LAN, redialled while away until mDNS says they expired.
     lan_peers: HashMap<PeerId, Vec<Multiaddr>>,
+    /// Addresses connections keep failing with, and why (`reelmesh status`).
+    failing: FailingPeers,
     waiters: Vec<Waiter>,
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<NodeEvent>,
@@ -98,6 +102,8 @@ pub(super) struct Runtime {
 /// its sync state starts afresh). Local edits are written and fsynced before they
 /// are reported done, with whatever was received before them.
 const DISK_SYNC_AFTER: Duration = Duration::from_millis(50);
+/// How long a stopping node waits for its last pushes to be answered.
+const FAREWELL: Duration = Duration::from_secs(1);
 
 /// Pushed changes can arrive before changes they depend on (made by a third node,
 /// whose own push is still on its way). If they still wait this long after, the
@@ -255,6 +261,7 @@ impl Runtime {
             dial_targets,
             dialed_up: HashMap::new(),
             lan_peers: HashMap::new(),
+            failing: FailingPeers::default(),
             waiters: Vec::new(),
             commands,
             events,
@@ -313,8 +320,27 @@ impl Runtime {
                 () = at(self.missing_check_due) => self.ask_for_missing_changes(),
             }
         }
+        self.farewell().await;
         self.finish();
         Ok(())
+    }
+
+    /// Before stopping, let the pushes under way be answered (at most
+    /// [`FAREWELL`]): the last edits (the job runner's jobs given back, a result
+    /// written as it stopped) reach the peers now rather than with the next sync.
+    async fn farewell(&mut self) {
+        let deadline = tokio::time::sleep(FAREWELL);
+        tokio::pin!(deadline);
+        while self.sessions.pushes_in_flight() {
+            tokio::select! {
+                biased;
+                () = &mut deadline => {
+                    debug!("stopping with pushes unanswered; peers get them by sync");
+                    break;
+                }
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+            }
+        }
     }
 
     /// Write the changes received from peers since the last time, and fsync them
@@ -588,6 +614,7 @@ impl Runtime {
             listen_addrs: self.listen_addrs.iter().map(ToString::to_string).collect(),
             projects,
             peers,
+            failing_peers: self.failing.rows(Instant::now()),
         }
     }
 
@@ -897,6 +924,53 @@ impl Runtime {
         }
     }
 
+    /// A dial failed: count it for each address tried (see [`FailingPeers`]).
+    fn on_dial_failed(&mut self, peer: Option<PeerId>, error: &DialError) {
+        let failures = failure::dial_failures(error);
+        if failures.is_empty() {
+            debug!("dial to {peer:?} failed: {error}");
+        }
+        for (addr, failure) in failures {
+            let (row, warn) = self.failing.record(
+                Direction::Outgoing,
+                &addr,
+                peer,
+                &failure,
+                Instant::now(),
+                now_ms(),
+            );
+            let who = match &row.peer_id {
+                Some(peer) => format!("dial to {} (peer {peer})", row.address),
+                None => format!("dial to {}", row.address),
+            };
+            log_failure(&who, &row, &failure, warn);
+            self.emit(NodeEvent::ConnectionFailed(row));
+        }
+    }
+
+    /// A connection from `from` failed before it was established (the peer id
+    /// is rarely known: the private layer refuses before Noise names anyone).
+    fn on_incoming_failed(&mut self, from: &Multiaddr, peer: Option<PeerId>, error: &ListenError) {
+        let Some(failure) = failure::incoming_failure(error) else {
+            debug!("incoming connection from {from} failed: {error}");
+            return;
+        };
+        let (row, warn) = self.failing.record(
+            Direction::Incoming,
+            from,
+            peer,
+            &failure,
+            Instant::now(),
+            now_ms(),
+        );
+        let who = match &row.peer_id {
+            Some(peer) => format!("connection from {from} (peer {peer})"),
+            None => format!("connection from {from}"),
+        };
+        log_failure(&who, &row, &failure, warn);
+        self.emit(NodeEvent::ConnectionFailed(row));
+    }
+
     fn reject_peer(&mut self, peer: PeerId, reason: String) {
         self.sessions.forget_peer(&peer);
         let connections = self
@@ -929,6 +1003,8 @@ impl Runtime {
                 if endpoint.is_dialer() {
                     self.dialed_up
                         .insert(endpoint.get_remote_address().clone(), peer_id);
+                    self.failing
+                        .dial_succeeded(endpoint.get_remote_address(), peer_id);
                 }
                 if num_established.get() == 1 {
                     info!(
@@ -964,15 +1040,14 @@ impl Runtime {
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                debug!("dial to {peer_id:?} failed: {error}");
+                self.on_dial_failed(peer_id, &error);
             }
             SwarmEvent::IncomingConnectionError {
                 send_back_addr,
                 error,
+                peer_id,
                 ..
-            } => {
-                debug!("incoming connection from {send_back_addr} failed: {error}");
-            }
+            } => self.on_incoming_failed(&send_back_addr, peer_id, &error),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Blobs(event)) => self.on_blob_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => match event {
@@ -1494,6 +1569,29 @@ impl Runtime {
         } else if !pushed {
             self.reply(peer, &project_id);
         }
+    }
+}
+
+/// A refusal by the private mesh layer at WARN (`warn`: the first, then one a
+/// minute per address, see [`FailingPeers::record`]); anything else at debug, as
+/// peers that are away are routine (`reelmesh status` lists them).
+fn log_failure(who: &str, row: &FailingPeer, failure: &ConnectionFailure, warn: bool) {
+    if warn && failure.kind == FailureKind::NotInThisMesh {
+        let repeats = if row.failures > 1 {
+            format!(
+                "; {} times since it began (more at debug level)",
+                row.failures
+            )
+        } else {
+            String::new()
+        };
+        warn!(
+            "{who} refused: {} ({}){repeats}",
+            failure.reason(),
+            failure.error
+        );
+    } else {
+        debug!("{who} failed: {}", failure.error);
     }
 }
 

@@ -173,6 +173,11 @@ impl Sessions {
         self.pushes.retain(|_, pushed| pushed.peer != *peer);
     }
 
+    /// Whether any push still waits for its answer.
+    pub fn pushes_in_flight(&self) -> bool {
+        !self.pushes.is_empty()
+    }
+
     pub fn peers(&self) -> Vec<PeerId> {
         self.live.keys().copied().collect()
     }

@@ -1,15 +1,17 @@
 //! Jobs across the mesh: real nodes on loopback offer on gossip, claim in the
-//! document, and a claimant that goes silent loses its lease. Waiting is on events
-//! with deadlines.
+//! document, and a claimant that stops gives its jobs back (one that goes silent
+//! loses its lease: `kill.rs`). Waiting is on events with deadlines.
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure by design
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use reelmesh_node::mesh::keys;
 use reelmesh_node::node::{Node, NodeConfig};
 use reelmesh_node::store::DataDir;
 use reelmesh_protocol::jobs::JobState;
+use reelmesh_protocol::model::ShotStatus;
 
 use crate::comfy_double::{ComfyDouble, DoubleOptions, Script};
 use crate::meshkit::{self, DEADLINE, KEY, Mesh, Setup, addr, config, ended, models_of, queue};
@@ -82,7 +84,7 @@ async fn a_job_goes_only_to_a_node_that_can_run_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_claimant_that_goes_silent_loses_its_job_to_another_node() {
+async fn a_claimant_that_stops_gives_its_job_back_and_another_node_runs_it() {
     let first = ComfyDouble::start(DoubleOptions {
         models: models_of("flux_basic"),
         ..DoubleOptions::default()
@@ -96,6 +98,7 @@ async fn a_claimant_that_goes_silent_loses_its_job_to_another_node() {
     let editor = mesh.editor.handle();
     let ids = queue(&editor, "all", "flux_basic", 0).await;
     let mut events = mesh.workers[0].handle().subscribe();
+    let mut editor_events = editor.subscribe();
     tokio::time::timeout(DEADLINE, async {
         loop {
             if let Ok(reelmesh_node::node::NodeEvent::Job(u)) = events.recv().await
@@ -107,10 +110,35 @@ async fn a_claimant_that_goes_silent_loses_its_job_to_another_node() {
     })
     .await
     .unwrap();
-    // It dies (stopped mid-run: the document still says it runs the job).
+    // It is stopped mid-run: it gives the job back as it goes (no attempt used),
+    // and the editor hears it at once (no lease to wait out).
     let dead = mesh.workers.remove(0);
     let dead_id = dead.handle().peer_id().to_string();
     dead.stop().await.unwrap();
+    let back = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            let (_, job) = editor
+                .read(None, {
+                    let id = ids[0].clone();
+                    move |doc| doc.job(&id).unwrap()
+                })
+                .await
+                .unwrap();
+            if job.state == JobState::Queued {
+                return job;
+            }
+            let _ = editor_events.recv().await;
+        }
+    })
+    .await
+    .expect("the stopped node's give-back reached the editor before any lease ran out");
+    assert_eq!(back.attempts, 0, "no attempt used: {back:?}");
+    assert!(back.error.contains("stopped"), "{}", back.error);
+    let (_, status) = editor
+        .read(None, |doc| doc.project().unwrap().shots[0].status)
+        .await
+        .unwrap();
+    assert_eq!(status, ShotStatus::Pending, "nothing runs it now");
 
     // A second worker with a working ComfyUI joins; once the lease runs out the
     // job goes back to the queue and it runs there.
@@ -137,10 +165,33 @@ async fn a_claimant_that_goes_silent_loses_its_job_to_another_node() {
     let jobs = ended(&editor, &ids).await;
     let job = &jobs[0];
     assert_eq!(job.state, JobState::Succeeded, "{job:?}");
-    assert_eq!(job.attempts, 2);
+    assert_eq!(job.attempts, 1, "the stopped run gave its attempt back");
     assert_eq!(job.claimant, worker.handle().peer_id().to_string());
-    assert!(job.error.contains("lease expired"), "{}", job.error);
-    assert!(job.error.contains(&dead_id), "{}", job.error);
+    assert!(
+        job.error.is_empty(),
+        "a success clears the error: {}",
+        job.error
+    );
+    // Both runs are in its history: the stopped one, then the success.
+    let outcomes: Vec<(&str, &str)> = job
+        .history
+        .iter()
+        .map(|a| (a.node_id.as_str(), a.outcome.as_str()))
+        .collect();
+    let worker_id = worker.handle().peer_id().to_string();
+    assert_eq!(
+        outcomes,
+        [
+            (dead_id.as_str(), "stopped"),
+            (worker_id.as_str(), "succeeded")
+        ],
+        "{job:?}"
+    );
+    assert!(
+        job.history[0].error.contains("stopped"),
+        "{:?}",
+        job.history
+    );
     worker.stop().await.unwrap();
     mesh.editor.stop().await.unwrap();
 }

@@ -265,7 +265,18 @@ async fn failed_runs_retry_on_another_node_and_a_failing_node_pauses() {
     assert_eq!(job.claimant, healthy);
     assert_eq!(job.attempts, 2);
     assert_eq!(job.failures.get(&broken), Some(&1), "{job:?}");
-    assert!(job.error.contains("illegal memory access"), "{}", job.error);
+    assert!(
+        job.error.is_empty(),
+        "a success clears the error: {}",
+        job.error
+    );
+    let first = &job.history[0];
+    assert_eq!(
+        (first.node_id.as_str(), first.outcome.as_str()),
+        (broken.as_str(), "failed")
+    );
+    assert!(first.error.contains("illegal memory access"), "{first:?}");
+    assert_eq!(job.history.len(), 2, "{:?}", job.history);
 
     // Two Wan jobs only the broken node can run: each fails there twice, after which
     // the node is ruled out for it and the job fails saying so (one attempt unused).
@@ -399,7 +410,14 @@ async fn a_claim_its_live_claimant_does_not_hold_goes_back_to_the_queue() {
         .await
         .remove(0);
     assert_eq!(done.state, JobState::Succeeded, "{done:?}");
-    assert_eq!(done.attempts, 2, "the orphaned attempt counts: {done:?}");
+    // Nobody ran the orphaned attempt: it is given back, and kept in the history.
+    assert_eq!(
+        done.attempts, 1,
+        "the orphaned attempt is given back: {done:?}"
+    );
+    assert_eq!(done.history[0].node_id, named, "{done:?}");
+    assert_eq!(done.history[0].outcome, "interrupted", "{done:?}");
+    assert!(done.history[0].error.contains("holds no run"), "{done:?}");
     assert_eq!(
         ledger.per_job().get(&job.job_id),
         Some(&1),

@@ -172,10 +172,10 @@ fn declare(name: &str, vram_gb: f64, installed: &[String], utilization: u8) -> D
                 .requires
                 .models
                 .iter()
-                .map(|m| format!("model {}", m.file))
+                .map(|m| format!("missing model '{}'", m.file))
                 .collect();
             let what = if models.is_empty() {
-                format!("the node classes of {id} (not installed)")
+                format!("missing the node classes of {id} (not installed)")
             } else {
                 models.join("; ")
             };
@@ -184,7 +184,7 @@ fn declare(name: &str, vram_gb: f64, installed: &[String], utilization: u8) -> D
             declared.unavailable.push((
                 id,
                 format!(
-                    "{} GB VRAM (this GPU, {name}, has {vram_gb})",
+                    "not enough VRAM: needs {} GB, this GPU ({name}) has {vram_gb}",
                     workflow.manifest.vram_min_gb
                 ),
             ));
@@ -232,7 +232,7 @@ impl Executor for GpuStandIn {
             tokio::select! {
                 () = ctx.cancel.cancelled() => {
                     self.ledger.end(at, true);
-                    return Err(RunFailure { message: "canceled".into(), rejected: false, canceled: true });
+                    return Err(RunFailure { canceled: true, ..RunFailure::new("canceled") });
                 }
                 () = tokio::time::sleep(wait) => {}
             }
@@ -264,6 +264,8 @@ impl Executor for GpuStandIn {
                 width: 0,
                 height: 0,
                 frames: 1,
+                fps: 0.0,
+                duration_ms: 0,
             }],
             render_ms: u64::try_from(total.as_millis()).unwrap_or(u64::MAX),
             cached: false,

@@ -9,7 +9,7 @@ use automerge::transaction::Transactable;
 use automerge::{ObjType, ROOT, ReadDoc, ScalarValue};
 
 use super::{DocError, Field, JOB_MAPS, ProjectDoc, bool_of, str_of, uint_of};
-use crate::jobs::{Job, JobState, Take, TakeMedia, shot_status_after};
+use crate::jobs::{Attempt, Job, JobState, Take, TakeMedia, shot_status_after};
 use crate::model::ShotStatus;
 
 impl ProjectDoc {
@@ -18,10 +18,10 @@ impl ProjectDoc {
         self.add_jobs(std::slice::from_ref(job))
     }
 
-    /// Queue several jobs in one change; their shots become `generating`. Nothing is
+    /// Queue several jobs in one change (their shots become `generating` only when a
+    /// node claims one, see [`shot_status_after`]). Nothing is
     /// written when one job is refused (a missing or trashed shot, a bad job).
     pub fn add_jobs(&mut self, jobs: &[Job]) -> Result<(), DocError> {
-        let mut shots = std::collections::BTreeMap::new();
         for job in jobs {
             validate_job(job)?;
             let shot = self.record("shots", "shot", &job.shot_id)?;
@@ -34,7 +34,6 @@ impl ProjectDoc {
                     job.shot_id
                 )));
             }
-            shots.insert(job.shot_id.clone(), shot);
         }
         if let Some((automerge::Value::Object(_), parent)) = self.doc.get(ROOT, "jobs")?
             && let Some(job) = jobs
@@ -46,7 +45,7 @@ impl ProjectDoc {
                 job.job_id
             )));
         }
-        if let Err(e) = self.write_new_jobs(jobs, &shots) {
+        if let Err(e) = self.write_new_jobs(jobs) {
             self.doc.rollback();
             return Err(e);
         }
@@ -54,11 +53,7 @@ impl ProjectDoc {
         Ok(())
     }
 
-    fn write_new_jobs(
-        &mut self,
-        jobs: &[Job],
-        shots: &std::collections::BTreeMap<String, automerge::ObjId>,
-    ) -> Result<(), DocError> {
+    fn write_new_jobs(&mut self, jobs: &[Job]) -> Result<(), DocError> {
         self.ensure_job_maps()?;
         let parent = self.obj(ROOT, "jobs")?;
         for job in jobs {
@@ -69,31 +64,13 @@ impl ProjectDoc {
                 false,
             )?;
         }
-        for shot in shots.values() {
-            let current = self.shot_status_of(shot)?;
-            let next = shot_status_after(current, true, false);
-            if next != current {
-                self.doc.put(shot, "status", next.as_str())?;
-            }
-        }
         Ok(())
     }
 
     /// Write a job's changed fields (the job must exist). The move from the stored
     /// state to `job.state` must be allowed by [`JobState::can_become`].
     pub fn update_job(&mut self, job: &Job) -> Result<(), DocError> {
-        validate_job(job)?;
-        let stored = self.job(&job.job_id)?;
-        if stored.state != job.state && !stored.state.can_become(job.state) {
-            return Err(DocError::Invalid(format!(
-                "job {}: cannot go from {} to {}",
-                job.job_id, stored.state, job.state
-            )));
-        }
-        let obj = self.record("jobs", "job", &job.job_id)?;
-        self.write_fields(&obj, &job_fields(job))?;
-        self.commit("update job");
-        Ok(())
+        self.update_jobs(std::slice::from_ref(job))
     }
 
     /// Ask for a job to stop: the claimant (or anyone, for a queued job) ends it.
@@ -208,10 +185,13 @@ impl ProjectDoc {
 
     /// Write several jobs' changed fields in one change (each must exist and each
     /// move must be allowed by [`JobState::can_become`]); the shots of jobs that
-    /// ended move their status to match. Nothing is written when one job is refused.
+    /// were claimed, given back or ended move their status to match. Nothing is
+    /// written when one job is refused.
     pub fn update_jobs(&mut self, jobs: &[Job]) -> Result<(), DocError> {
         self.absorb()?;
         let mut objs = Vec::with_capacity(jobs.len());
+        // Only a job whose state moves can move its shot's status.
+        let mut moved = std::collections::BTreeSet::new();
         for job in jobs {
             validate_job(job)?;
             let obj = self.record("jobs", "job", &job.job_id)?;
@@ -228,18 +208,16 @@ impl ProjectDoc {
                     job.job_id, job.state
                 )));
             }
+            if stored != job.state {
+                moved.insert(job.shot_id.clone());
+            }
             objs.push(obj);
         }
         for (job, obj) in jobs.iter().zip(&objs) {
             self.write_fields(obj, &job_fields(job))?;
         }
-        let ended: std::collections::BTreeSet<String> = jobs
-            .iter()
-            .filter(|j| !j.state.is_active())
-            .map(|j| j.shot_id.clone())
-            .collect();
-        if !ended.is_empty() {
-            self.refresh_shot_statuses(&ended)?;
+        if !moved.is_empty() {
+            self.refresh_shot_statuses(&moved)?;
         }
         self.commit("update jobs");
         Ok(())
@@ -311,7 +289,7 @@ impl ProjectDoc {
                         && self
                             .scalar_str(&obj, "state")?
                             .parse::<JobState>()
-                            .is_ok_and(JobState::is_active)
+                            .is_ok_and(JobState::is_held)
                     {
                         active = true;
                         break;
@@ -475,6 +453,31 @@ fn job_fields(job: &Job) -> Vec<(&'static str, Field)> {
                     .collect(),
             ),
         ),
+        (
+            "ruled_out",
+            Field::Dict(
+                job.ruled_out
+                    .iter()
+                    .map(|(k, v)| (k.clone(), ScalarValue::Str(v.as_str().into())))
+                    .collect(),
+            ),
+        ),
+        ("deadline_ms", Field::Uint(job.deadline_ms)),
+        // Each run is one key (its start and node) holding the attempt as JSON:
+        // runs recorded on two sides of a partition both survive the merge, and a
+        // record is written once.
+        (
+            "history",
+            Field::Dict(
+                job.history
+                    .iter()
+                    .map(|a| {
+                        let json = serde_json::to_string(a).unwrap_or_default();
+                        (a.key(), ScalarValue::Str(json.into()))
+                    })
+                    .collect(),
+            ),
+        ),
     ]
 }
 
@@ -489,6 +492,8 @@ fn take_fields(take: &Take) -> Vec<(&'static str, Field)> {
         ("width", Field::Uint(take.width)),
         ("height", Field::Uint(take.height)),
         ("frames", Field::Uint(take.frames)),
+        ("fps", Field::F64(take.fps)),
+        ("duration_ms", Field::Uint(take.duration_ms)),
         ("workflow", Field::Str(take.workflow.clone())),
         ("seed", Field::Uint(take.seed)),
         ("prompt", Field::Str(take.prompt.clone())),
@@ -576,6 +581,22 @@ fn read_job(job_id: &str, f: &HMap) -> Job {
         // A peer's estimate is only a weight: anything not a finite, non-negative
         // number reads as unknown.
         work: Some(f64_of(f, "work")).filter(|w| *w >= 0.0).unwrap_or(0.0),
+        ruled_out: dict_of(f, "ruled_out", |s| match s {
+            ScalarValue::Str(x) => Some(x.to_string()),
+            _ => None,
+        }),
+        deadline_ms: uint_of(f, "deadline_ms"),
+        // A record a peer wrote that does not parse is left out, not trusted.
+        history: {
+            let mut history: Vec<Attempt> = dict_of(f, "history", |s| match s {
+                ScalarValue::Str(x) => serde_json::from_str::<Attempt>(x).ok(),
+                _ => None,
+            })
+            .into_values()
+            .collect();
+            history.sort_by_key(Attempt::key);
+            history
+        },
     }
 }
 
@@ -591,6 +612,8 @@ fn read_take(take_id: &str, f: &HMap) -> Take {
         width: uint_of(f, "width"),
         height: uint_of(f, "height"),
         frames: uint_of(f, "frames"),
+        fps: Some(f64_of(f, "fps")).filter(|x| *x >= 0.0).unwrap_or(0.0),
+        duration_ms: uint_of(f, "duration_ms"),
         workflow: str_of(f, "workflow"),
         seed: uint_of(f, "seed"),
         prompt: str_of(f, "prompt"),

@@ -745,6 +745,8 @@ fn take_for(job: &crate::jobs::Job, blob_byte: char) -> crate::jobs::Take {
         width: 1280,
         height: 720,
         frames: 1,
+        fps: 0.0,
+        duration_ms: 0,
         workflow: job.workflow.clone(),
         seed: job.seed,
         prompt: job.prompt.clone(),
@@ -777,15 +779,36 @@ fn jobs_and_takes_round_trip_and_drive_the_shot_status() {
     assert!(doc.jobs().expect("jobs").is_empty());
     doc.add_job(&job).expect("queue");
     assert_eq!(doc.jobs().expect("jobs"), vec![job.clone()]);
+    // Queued is not generating: nothing runs yet.
     assert_eq!(
         doc.refresh_shot_status(&shot_id).expect("status"),
-        ShotStatus::Generating
+        ShotStatus::Pending
     );
 
-    job.state = JobState::Running;
+    job.state = JobState::Claimed;
     job.attempts = 1;
     job.claimant = "node-a".into();
+    doc.update_job(&job).expect("claim");
+    assert_eq!(
+        doc.project().expect("read").shots[0].status,
+        ShotStatus::Generating,
+        "a claim makes the shot generating"
+    );
+    // Given back (its node went away): pending again while it waits.
+    job.state = JobState::Queued;
+    job.claimant = String::new();
+    doc.update_job(&job).expect("give back");
+    assert_eq!(
+        doc.project().expect("read").shots[0].status,
+        ShotStatus::Pending
+    );
+    job.state = JobState::Running;
+    job.claimant = "node-a".into();
     doc.update_job(&job).expect("run");
+    assert_eq!(
+        doc.project().expect("read").shots[0].status,
+        ShotStatus::Generating
+    );
     let take = take_for(&job, 'c');
     doc.add_take(&take).expect("take");
     job.state = JobState::Succeeded;
@@ -953,9 +976,20 @@ fn shot_status_follows_jobs_and_takes_merged_from_elsewhere() {
     use crate::jobs::{Job, JobState};
     let mut a = doc_with(2);
     let shot_id = a.project().expect("read").shots[0].shot_id.clone();
-    let first = Job::new(&shot_id, "card", 1, "a", 1);
-    let second = Job::new(&shot_id, "card", 2, "a", 2);
+    let mut first = Job::new(&shot_id, "card", 1, "a", 1);
+    let mut second = Job::new(&shot_id, "card", 2, "a", 2);
     a.add_jobs(&[first.clone(), second.clone()]).expect("queue");
+    assert_eq!(
+        a.project().expect("read").shots[0].status,
+        ShotStatus::Pending
+    );
+    for job in [&mut first, &mut second] {
+        job.state = JobState::Claimed;
+        job.claimant = "a".into();
+        job.attempts = 1;
+    }
+    a.update_jobs(&[first.clone(), second.clone()])
+        .expect("claim");
     assert_eq!(
         a.project().expect("read").shots[0].status,
         ShotStatus::Generating
@@ -1007,7 +1041,7 @@ fn queueing_a_batch_is_all_or_nothing() {
     assert_eq!(doc.jobs().expect("jobs"), vec![job]);
     assert_eq!(
         doc.project().expect("read").shots[0].status,
-        ShotStatus::Generating
+        ShotStatus::Pending
     );
 }
 
