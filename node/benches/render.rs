@@ -83,6 +83,7 @@ async fn run(node: &Node, workflow: &str) -> (Vec<Overhead>, Vec<f64>) {
         seed: None,
         priority: 0,
         inputs: Default::default(),
+        deadline_secs: None,
     };
     let queued = jobs::queue_on(&handle, None, request, false)
         .await

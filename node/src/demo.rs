@@ -235,6 +235,7 @@ async fn render_cards(out: &mut dyn Write, render: &[Node], editor: &Node) -> Re
         seed: None,
         priority: 0,
         inputs: Default::default(),
+        deadline_secs: None,
     };
     let queued = crate::jobs::queue_on(&handle, None, request, true).await?;
     let ids: Vec<String> = queued.queued.iter().map(|q| q.job_id.clone()).collect();

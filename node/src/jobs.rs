@@ -1872,7 +1872,7 @@ impl Runner {
                         self.queue_write(&project_id, ended);
                     }
                     Err(e) => {
-                        warn!(job = %job.job_id, "another node's claim won the merge; storing our finished run failed: {e}");
+                        warn!(job = %job.job_id, "another node's claim won the merge; storing our finished run failed: {}", e.message);
                     }
                 }
             } else {
@@ -1952,12 +1952,7 @@ impl Runner {
                         self.send_update(update, None, Some((first, overhead)))
                             .await;
                     }
-                    Err(e) => {
-                        // The render is done; the disk refused it (full?): not the
-                        // job's fault.
-                        let why = RunFailure::transient(format!("storing the output: {e}"));
-                        self.fail(&project_id, job, &why, finished).await;
-                    }
+                    Err(why) => self.fail(&project_id, job, &why, finished).await,
                 }
             }
             Err(failure) if failure.canceled || job.cancel_requested => {
@@ -2180,28 +2175,48 @@ impl Runner {
         }
     }
 
-    async fn store_outputs(&self, job: &Job, run: &Run) -> Result<Vec<Take>, String> {
+    async fn store_outputs(&self, job: &Job, run: &Run) -> Result<Vec<Take>, RunFailure> {
         let mut takes = Vec::new();
-        for produced in &run.outputs {
+        for (index, produced) in run.outputs.iter().enumerate() {
             let blobs = self.blobs.clone();
             let bytes = produced.bytes.clone();
-            let blob = tokio::task::spawn_blocking(move || blobs.put(&bytes))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+            // Stored first (a video is probed from its stored file), then read for
+            // what it really is.
+            let (blob, probed) = tokio::task::spawn_blocking(move || {
+                let blob = blobs.put(&bytes)?;
+                let probed = crate::media::probe(&bytes, Some(&blobs.path(&blob.hash)));
+                Ok::<_, crate::store::StoreError>((blob, probed))
+            })
+            .await
+            .map_err(|e| RunFailure::transient(format!("storing the output: {e}")))?
+            // The render is done; the disk refused it (full?): not the job's fault.
+            .map_err(|e| RunFailure::transient(format!("storing the output: {e}")))?;
+            let what = format!(
+                "output {} ({}, {} bytes)",
+                index + 1,
+                produced.extension,
+                blob.size
+            );
+            let info = media_of(produced, probed, &what)?;
             takes.push(Take {
                 take_id: reelmesh_protocol::model::new_record_id(),
                 shot_id: job.shot_id.clone(),
                 job_id: job.job_id.clone(),
                 blob: blob.hash.to_hex(),
-                media: produced.media,
+                media: match produced.media {
+                    // A file that moves is an animation whatever its name says.
+                    reelmesh_protocol::jobs::TakeMedia::Image if info.frames > 1 => {
+                        reelmesh_protocol::jobs::TakeMedia::AnimatedImage
+                    }
+                    media => media,
+                },
                 extension: produced.extension.clone(),
                 size: blob.size,
-                width: produced.width,
-                height: produced.height,
-                frames: produced.frames,
-                fps: produced.fps,
-                duration_ms: produced.duration_ms,
+                width: info.width,
+                height: info.height,
+                frames: info.frames,
+                fps: info.fps,
+                duration_ms: info.duration_ms,
                 workflow: job.workflow.clone(),
                 seed: job.seed,
                 prompt: job.prompt.clone(),
@@ -2458,6 +2473,37 @@ fn interrupted(mut job: Job, why: &str, host: &str, how: Interruption) -> Job {
     job.state = JobState::Queued;
     job.claimant = String::new();
     job
+}
+
+/// What an output file really is, from the probe of its bytes (or, for a video,
+/// of its stored file with ffprobe). A file cut short or malformed is not a take:
+/// the run failed (counting an attempt; another node may write it whole). A file
+/// the probe cannot tell about (no ffprobe, a codec it lacks, a format that is not
+/// an image or a video) is kept with what the renderer said of it, and a warning.
+fn media_of(
+    produced: &Produced,
+    probed: Result<crate::media::MediaInfo, crate::media::MediaError>,
+    what: &str,
+) -> Result<crate::media::MediaInfo, RunFailure> {
+    use crate::media::MediaError;
+    match probed {
+        Ok(info) => Ok(info),
+        Err(
+            e @ (MediaError::Empty | MediaError::Truncated { .. } | MediaError::Invalid { .. }),
+        ) => Err(RunFailure::new(format!(
+            "the renderer wrote a broken file: {what}: {e}"
+        ))),
+        Err(e) => {
+            warn!("{what}: recorded with what the renderer said of it: {e}");
+            Ok(crate::media::MediaInfo {
+                width: produced.width,
+                height: produced.height,
+                frames: produced.frames,
+                fps: produced.fps,
+                duration_ms: produced.duration_ms,
+            })
+        }
+    }
 }
 
 /// How a held job's run was cut short without a result.

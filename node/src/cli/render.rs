@@ -45,6 +45,10 @@ pub struct RenderArgs {
     /// Print every update as a JSON line instead of a progress bar.
     #[arg(long)]
     pub json: bool,
+    /// How long the jobs may wait for a node that can run them (its ComfyUI down, a
+    /// model missing everywhere) before they end failed: `90s`, `45m`, `12h`, `3d`.
+    #[arg(long, default_value = "3d", value_parser = parse_wait)]
+    pub deadline: u64,
     /// First frame (image-to-video, FFLF, style transfer content): an image file, a
     /// blob hash, or `take` for each shot's latest still.
     #[arg(long)]
@@ -59,6 +63,33 @@ pub struct RenderArgs {
     /// file, a blob hash, or `take` for each shot's latest clip.
     #[arg(long)]
     pub input_video: Option<String>,
+}
+
+/// A length of time in seconds from `90`, `90s`, `45m`, `12h` or `3d`.
+fn parse_wait(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let scale = match unit.trim() {
+        "s" | "sec" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => {
+            return Err(format!(
+                "'{other}' is not a unit of time: write 90s, 45m, 12h or 3d"
+            ));
+        }
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a length of time: write 90s, 45m, 12h or 3d"))?;
+    match number.checked_mul(scale) {
+        Some(0) | None => Err(format!("'{text}': give a deadline above zero")),
+        Some(secs) => Ok(secs),
+    }
 }
 
 /// Turn the input flags into blob hashes (files are stored in the data dir's blob
@@ -100,6 +131,7 @@ pub fn render(
         seed: args.seed,
         priority: args.priority,
         inputs: resolve_inputs(data_root, &args)?,
+        deadline_secs: Some(args.deadline),
     };
     let queue_request = Request::Render {
         project: project.clone(),

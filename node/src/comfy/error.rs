@@ -130,6 +130,16 @@ impl ComfyError {
                 Fault::Transient
             }
             ComfyError::Http { status, .. } if *status >= 500 => Fault::Transient,
+            // Values out of range are the job's (its size, frames, steps) or its
+            // graph's: no other ComfyUI takes them either.
+            ComfyError::Rejected { node_errors, .. }
+                if !node_errors.is_empty()
+                    && node_errors
+                        .iter()
+                        .all(|e| OUT_OF_RANGE.contains(&e.kind.as_str())) =>
+            {
+                Fault::Job
+            }
             ComfyError::Rejected { .. }
             | ComfyError::Execution { .. }
             | ComfyError::NoOutput { .. }
@@ -153,7 +163,14 @@ pub struct NodeError {
     pub input: Option<String>,
     /// What is wrong, lowercase ("value not in list: 'x.safetensors' not in []").
     pub message: String,
+    /// ComfyUI's type for it (`value_not_in_list`, `value_bigger_than_max`,
+    /// `missing_node_type`, ...): what decides whose fault it is.
+    pub kind: String,
 }
+
+/// ComfyUI's error types that say a value given to an input is out of its range:
+/// the same graph with the same values is refused by every ComfyUI.
+const OUT_OF_RANGE: [&str; 2] = ["value_bigger_than_max", "value_smaller_than_min"];
 
 impl fmt::Display for NodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -247,6 +264,7 @@ pub(crate) fn parse_rejection(body: &[u8]) -> Option<ComfyError> {
                 class_type: text_of(extra.and_then(|extra| extra.get("class_type"))),
                 input: None,
                 message: "node class not found (its custom node is not installed?)".into(),
+                kind: text_of(error.get("type")),
             });
         }
     }
@@ -291,6 +309,7 @@ fn node_error(node_id: &str, class_type: &str, entry: &Value) -> NodeError {
         class_type: class_type.to_owned(),
         input,
         message,
+        kind: text_of(entry.get("type")),
     }
 }
 
@@ -343,6 +362,7 @@ mod tests {
                 class_type: "CheckpointLoaderSimple".into(),
                 input: Some("ckpt_name".into()),
                 message: "value not in list: 'sd_xl_base_1.0.safetensors' not in []".into(),
+                kind: "value_not_in_list".into(),
             }]
         );
         let error = parse_rejection(&recorded("prompt_error_missing_model_sd.json")).unwrap();
@@ -400,6 +420,7 @@ mod tests {
         let cases = [
             (
                 "prompt_error_bad_value.json",
+                "invalid_input_type",
                 "1",
                 "EmptyImage",
                 "width",
@@ -408,6 +429,7 @@ mod tests {
             ),
             (
                 "prompt_error_missing_input.json",
+                "required_input_missing",
                 "1",
                 "EmptyImage",
                 "width",
@@ -415,6 +437,7 @@ mod tests {
             ),
             (
                 "prompt_error_bad_combo.json",
+                "value_not_in_list",
                 "2",
                 "ImageScale",
                 "upscale_method",
@@ -423,6 +446,7 @@ mod tests {
             ),
             (
                 "prompt_error_bad_link.json",
+                "exception_during_inner_validation",
                 "2",
                 "ImageInvert",
                 "images",
@@ -430,6 +454,7 @@ mod tests {
             ),
             (
                 "prompt_error_wrong_link_type.json",
+                "return_type_mismatch",
                 "3",
                 "SaveImage",
                 "images",
@@ -437,7 +462,7 @@ mod tests {
                  input_type(IMAGE)",
             ),
         ];
-        for (file, node, class, input, message) in cases {
+        for (file, kind, node, class, input, message) in cases {
             let (_, errors) = rejected(file);
             assert_eq!(
                 errors,
@@ -446,10 +471,38 @@ mod tests {
                     class_type: class.into(),
                     input: Some(input.into()),
                     message: message.into(),
+                    kind: kind.into(),
                 }],
                 "{file}"
             );
         }
+    }
+
+    #[test]
+    fn whose_fault_a_rejection_is_follows_comfyuis_error_types() {
+        // Values out of range: no ComfyUI takes them, the job fails everywhere.
+        let range = parse_rejection(&recorded("prompt_error_out_of_range.json")).unwrap();
+        assert_eq!(range.fault(), Fault::Job);
+        // A model, a choice or a node class this ComfyUI lacks: another may have it.
+        for file in [
+            "prompt_error_missing_model_sd.json",
+            "prompt_error_missing_model_flux.json",
+            "prompt_error_bad_combo.json",
+            "prompt_error_unknown_node.json",
+            "prompt_error_bad_link.json",
+        ] {
+            let error = parse_rejection(&recorded(file)).unwrap();
+            assert_eq!(error.fault(), Fault::Node, "{file}: {error}");
+        }
+        let gone = ComfyError::Unreachable {
+            url: "http://127.0.0.1:8188".into(),
+            reason: "connection refused".into(),
+        };
+        assert_eq!(gone.fault(), Fault::Transient);
+        let lost = ComfyError::Lost {
+            prompt_id: "p".into(),
+        };
+        assert_eq!(lost.fault(), Fault::Transient);
     }
 
     #[test]

@@ -389,7 +389,8 @@ async fn run_comfy(ctx: &Context<'_>, cancel: &CancellationToken) -> Result<Run,
                 .rsplit_once('.')
                 .map(|(_, ext)| ext.to_ascii_lowercase())
                 .unwrap_or_default();
-            let (width, height) = png_size(&output.bytes).unwrap_or((0, 0));
+            // What the file really is (size, frames, rate, length) is read from it
+            // when it is stored; ComfyUI only says what kind of output it is.
             let (media, frames) = match output.media {
                 MediaKind::Image => (TakeMedia::Image, 1),
                 MediaKind::Video => (TakeMedia::Video, 0),
@@ -399,8 +400,8 @@ async fn run_comfy(ctx: &Context<'_>, cancel: &CancellationToken) -> Result<Run,
                 bytes: output.bytes,
                 media,
                 extension,
-                width,
-                height,
+                width: 0,
+                height: 0,
                 frames,
                 fps: 0.0,
                 duration_ms: 0,
@@ -532,30 +533,9 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Width and height from a PNG header.
-fn png_size(bytes: &[u8]) -> Option<(u64, u64)> {
-    if bytes.len() < 24 || &bytes[..8] != b"\x89PNG\r\n\x1a\n" || &bytes[12..16] != b"IHDR" {
-        return None;
-    }
-    let width = u32::from_be_bytes(bytes[16..20].try_into().ok()?);
-    let height = u32::from_be_bytes(bytes[20..24].try_into().ok()?);
-    Some((u64::from(width), u64::from(height)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn png_sizes_come_from_the_header() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/comfyui/upload_input.png"
-        );
-        let bytes = std::fs::read(path).expect("recorded png");
-        assert_eq!(png_size(&bytes), Some((48, 32)));
-        assert_eq!(png_size(b"not a png at all, not at all"), None);
-    }
 
     #[test]
     fn progress_stays_within_bounds() {

@@ -34,6 +34,10 @@ pub struct RenderRequest {
     /// right kind (a still for images, a clip for videos).
     #[serde(default)]
     pub inputs: BTreeMap<String, String>,
+    /// How long the jobs may wait to run before they end failed, in seconds
+    /// (default: [`reelmesh_protocol::jobs::DEFAULT_DEADLINE_MS`], three days).
+    #[serde(default)]
+    pub deadline_secs: Option<u64>,
 }
 
 /// The input roles a workflow can bind, with the CLI flag that fills each.
@@ -167,6 +171,9 @@ pub fn queue_render(
         let seed = request.seed.unwrap_or_else(random_seed);
         let mut job = Job::new(&shot.shot_id, &request.workflow, seed, created_by, now_ms);
         job.priority = request.priority;
+        if let Some(secs) = request.deadline_secs {
+            job.deadline_ms = now_ms.saturating_add(secs.saturating_mul(1000));
+        }
         job.prompt = shot_prompt(&project, shot).text;
         job.frames = clip_frames(
             &workflow.manifest,
@@ -361,10 +368,16 @@ mod tests {
             seed: Some(7),
             priority: 2,
             inputs: BTreeMap::new(),
+            deadline_secs: Some(60),
         };
         let queued = queue_render(&mut doc, &catalog, &request, "me", 100).expect("queue");
         assert_eq!(queued.len(), 2);
         let jobs = doc.jobs().expect("jobs");
+        // The deadline counts from the moment they were queued.
+        assert!(
+            jobs.iter().all(|j| j.deadline_ms == 100 + 60_000),
+            "{jobs:?}"
+        );
         assert!(
             jobs.iter()
                 .all(|j| j.seed == 7 && j.priority == 2 && j.created_by == "me")
@@ -399,6 +412,7 @@ mod tests {
             seed: None,
             priority: 0,
             inputs: BTreeMap::new(),
+            deadline_secs: None,
         };
         let err = queue_render(&mut doc, &catalog, &request, "me", 1).expect_err("needs a frame");
         assert!(err.contains("--first-frame"), "{err}");
@@ -493,6 +507,7 @@ mod tests {
             seed: None,
             priority: 0,
             inputs: BTreeMap::from([("first_frame".into(), "ab".repeat(32))]),
+            deadline_secs: None,
         };
         queue_render(&mut doc, &catalog, &request, "me", 1).expect("queue");
         let mut jobs = doc.jobs().expect("jobs");

@@ -293,6 +293,7 @@ async fn rejected_workflows_name_the_node_and_input() {
             class_type: "CheckpointLoaderSimple".into(),
             input: Some("ckpt_name".into()),
             message: "value not in list: 'sd_xl_base_1.0.safetensors' not in []".into(),
+            kind: "value_not_in_list".into(),
         }]
     );
     assert!(

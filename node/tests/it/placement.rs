@@ -491,6 +491,7 @@ async fn the_next_jobs_inputs_are_fetched_while_the_current_job_runs() {
                 .iter()
                 .map(|(role, hash)| ((*role).to_owned(), hash.clone()))
                 .collect(),
+            deadline_secs: None,
         }
     };
     let long = jobs::queue_on(

@@ -85,6 +85,7 @@ pub async fn render(
         seed: None,
         priority: 0,
         inputs: Default::default(),
+        deadline_secs: None,
     };
     let queued = jobs::queue_on(handle, None, request, false).await.unwrap();
     let ids: Vec<String> = queued.queued.iter().map(|q| q.job_id.clone()).collect();
@@ -242,6 +243,7 @@ async fn a_workflow_this_node_cannot_run_is_refused_before_anything_is_queued() 
         seed: None,
         priority: 0,
         inputs: Default::default(),
+        deadline_secs: None,
     };
     let err = jobs::queue_on(&handle, None, request.clone(), false)
         .await
@@ -284,6 +286,7 @@ async fn a_canceled_job_ends_canceled_and_the_shot_goes_back_to_pending() {
         seed: Some(1),
         priority: 0,
         inputs: Default::default(),
+        deadline_secs: None,
     };
     let queued = jobs::queue_on(&handle, None, request, true).await.unwrap();
     let id = queued.queued[0].job_id.clone();
@@ -465,6 +468,7 @@ async fn comfyui_errors_become_clear_job_errors() {
         seed: None,
         priority: 0,
         inputs: Default::default(),
+        deadline_secs: None,
     };
     let mut events = handle.subscribe();
     let queued = jobs::queue_on(&handle, None, request, false).await.unwrap();
@@ -538,6 +542,7 @@ async fn a_running_comfyui_job_is_canceled_from_the_document() {
         seed: None,
         priority: 0,
         inputs: Default::default(),
+        deadline_secs: None,
     };
     let queued = jobs::queue_on(&handle, None, request, false).await.unwrap();
     let id = queued.queued[0].job_id.clone();
@@ -622,6 +627,7 @@ async fn a_job_interrupted_by_a_stop_goes_back_to_the_queue_and_completes_after_
         seed: None,
         priority: 0,
         inputs: Default::default(),
+        deadline_secs: None,
     };
     let mut events = handle.subscribe();
     let queued = jobs::queue_on(&handle, None, request, false).await.unwrap();
@@ -684,6 +690,7 @@ async fn a_still_becomes_the_first_frame_of_a_clip() {
         seed: None,
         priority: 0,
         inputs: [("first_frame".to_owned(), "take".to_owned())].into(),
+        deadline_secs: None,
     };
     let queued = jobs::queue_on(&handle, None, request, false).await.unwrap();
     let id = queued.queued[0].job_id.clone();
