@@ -276,8 +276,8 @@ fn request(shots: &str) -> RenderRequest {
         seed: None,
         priority: 0,
         inputs: BTreeMap::default(),
+        deadline_secs: None,
     }
-    deadline_secs: None,
 }
 
 // ---------------------------------------------------------------------------------
