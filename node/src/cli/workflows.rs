@@ -230,10 +230,12 @@ async fn system_vram(client: &reqwest::Client, base: &str) -> Result<(f64, Strin
         .ok_or_else(|| anyhow!("{url} lists no device"))?;
     let name = device.get("name").and_then(Value::as_str).unwrap_or("?");
     if device.get("type").and_then(Value::as_str) == Some("cpu") {
-        return Ok((
-            0.0,
-            format!("VRAM from system stats: 0 GB (device '{name}' is the CPU)"),
-        ));
+        // As the node does (`gpu::parse_system_stats`): a ComfyUI on the CPU has
+        // no VRAM figure, and none is held against a workflow.
+        bail!(
+            "ComfyUI runs on the CPU (device '{name}'), which has no VRAM figure; give \
+             --vram GB to check against one"
+        );
     }
     let bytes = device
         .get("vram_total")
@@ -282,7 +284,15 @@ fn print_checks(
         .unwrap_or(0);
     for check in checks {
         if check.runnable() {
-            writeln!(out, "{:width$}  runnable", check.workflow_id)?;
+            match &check.api_service {
+                Some(service) => writeln!(
+                    out,
+                    "{:width$}  runnable (renders on {service}'s servers: no local VRAM needed; \
+                     ComfyUI needs its Comfy.org API key)",
+                    check.workflow_id
+                )?,
+                None => writeln!(out, "{:width$}  runnable", check.workflow_id)?,
+            }
         } else {
             writeln!(out, "{:width$}  cannot run:", check.workflow_id)?;
             for missing in &check.missing {
@@ -555,16 +565,29 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(async {
-            // The recorded server: CPU only, so no VRAM.
+            // The recorded server: on the CPU, so no VRAM figure, as the node sees
+            // it (`gpu::parse_system_stats`): VRAM is not held against a workflow,
+            // and the output says why.
             let stats: Value = serde_json::from_slice(
                 &std::fs::read(recorded().with_file_name("system_stats.json")).unwrap(),
             )
             .unwrap();
+            assert!(
+                crate::gpu::parse_system_stats(&serde_json::to_vec(&stats).unwrap())
+                    .unwrap()
+                    .is_none()
+            );
             let url = fake_comfy(stats).await;
             let source = Source::from_comfy(&url, None).await.unwrap();
             assert_eq!(source.info.class_count(), 887);
-            assert_eq!(source.vram_gb, Some(0.0));
-            assert!(source.vram_note.contains("CPU"), "{}", source.vram_note);
+            assert_eq!(source.vram_gb, None);
+            assert!(
+                source
+                    .vram_note
+                    .starts_with("VRAM not checked: ComfyUI runs on the CPU"),
+                "{}",
+                source.vram_note
+            );
             assert!(
                 source.label.ends_with(url.trim_end_matches('/')),
                 "{}",
@@ -576,12 +599,16 @@ mod tests {
                 ignore_models: true,
             };
             let result = check(&flux, &source.info, &options);
+            assert!(result.runnable(), "{:?}", result.missing);
+            // The node's capabilities agree.
+            let caps =
+                crate::jobs::Capabilities::compute(&Catalog::builtin(), Some(&source.info), None);
             assert_eq!(
-                result.missing,
-                [Missing::Vram {
-                    need_gb: 12.0,
-                    have_gb: 0.0
-                }]
+                caps.checks
+                    .iter()
+                    .find(|c| c.workflow_id == "flux_basic")
+                    .map(|c| c.missing.iter().any(|m| matches!(m, Missing::Vram { .. }))),
+                Some(false)
             );
             // --vram wins over the system stats.
             let source = Source::from_comfy(&url, Some(24.0)).await.unwrap();

@@ -63,24 +63,24 @@ impl fmt::Display for Missing {
                 package: Some(package),
             } => write!(
                 f,
-                "node class '{class}' (install custom node package {package})"
+                "missing node class '{class}' (install custom node package {package})"
             ),
             Self::NodeClass {
                 class,
                 package: None,
             } => write!(
                 f,
-                "node class '{class}' (not in this ComfyUI: update ComfyUI or install the package that provides it)"
+                "missing node class '{class}' (not in this ComfyUI: update ComfyUI or install the package that provides it)"
             ),
             Self::Package { name, url } => write!(
                 f,
-                "custom node package {name}: git clone {url} into ComfyUI/custom_nodes and restart ComfyUI"
+                "missing custom node package {name}: git clone {url} into ComfyUI/custom_nodes and restart ComfyUI"
             ),
             Self::Model {
                 file,
                 node_class,
                 input,
-            } => write!(f, "model '{file}' ({node_class}.{input})"),
+            } => write!(f, "missing model '{file}' ({node_class}.{input})"),
             Self::Incompatible {
                 node,
                 class,
@@ -95,7 +95,7 @@ impl fmt::Display for Missing {
             Self::Vram { need_gb, have_gb } => {
                 write!(
                     f,
-                    "VRAM: needs {} GB, has {} GB",
+                    "not enough VRAM: needs {} GB, has {} GB",
                     gb(*need_gb),
                     gb(*have_gb)
                 )
@@ -122,6 +122,9 @@ pub struct Check {
     pub missing: Vec<Missing>,
     /// False when no VRAM figure was given, so VRAM was not checked.
     pub vram_checked: bool,
+    /// The vendor an API workflow renders on (no local VRAM needed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_service: Option<String>,
 }
 
 impl Check {
@@ -146,7 +149,8 @@ pub fn check(workflow: &Workflow, info: &ObjectInfo, options: &CheckOptions) -> 
     let mut check = Check {
         workflow_id: workflow.manifest.id.clone(),
         missing: Vec::new(),
-        vram_checked: options.vram_gb.is_some(),
+        vram_checked: options.vram_gb.is_some() && workflow.manifest.api_service.is_none(),
+        api_service: workflow.manifest.api_service.clone(),
     };
     if workflow.engine == Engine::Card {
         return check;
@@ -228,7 +232,10 @@ pub fn check(workflow: &Workflow, info: &ObjectInfo, options: &CheckOptions) -> 
         }
     }
 
-    if let Some(have_gb) = options.vram_gb
+    // An API workflow renders on the vendor's servers: the node's VRAM is not
+    // what it needs (the node agrees, see `Capabilities::compute`).
+    if manifest.api_service.is_none()
+        && let Some(have_gb) = options.vram_gb
         && have_gb + 1e-9 < manifest.vram_min_gb
     {
         check.missing.push(Missing::Vram {

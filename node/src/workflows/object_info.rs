@@ -450,7 +450,7 @@ impl NodeChecker<'_> {
     fn check_one(&mut self, key: &str, spec: &Spec, required: bool) {
         let Some(value) = self.inputs.get(key) else {
             if required {
-                self.issue(key, "required input is missing".to_owned());
+                self.issue(key, "missing required input".to_owned());
             }
             return;
         };
@@ -531,7 +531,7 @@ impl NodeChecker<'_> {
                     self.issue(
                         key,
                         format!(
-                            "needs a link to a {} output, not the value {value}",
+                            "invalid value {value}: needs a link to a {} output",
                             types.join(",")
                         ),
                     );
@@ -540,7 +540,10 @@ impl NodeChecker<'_> {
                 if !primitives.iter().any(|t| primitive_fits(t, value)) {
                     self.issue(
                         key,
-                        format!("{value} is not a {} value", primitives.join(" or ")),
+                        format!(
+                            "invalid value {value}: not a {} value",
+                            primitives.join(" or ")
+                        ),
                     );
                     return;
                 }
@@ -548,25 +551,34 @@ impl NodeChecker<'_> {
                     if let Some(min) = min
                         && number < *min
                     {
-                        self.issue(key, format!("{value} is below the minimum {min}"));
+                        self.issue(
+                            key,
+                            format!("invalid value {value}: below the minimum {min}"),
+                        );
                     } else if let Some(max) = max
                         && number > *max
                     {
-                        self.issue(key, format!("{value} is above the maximum {max}"));
+                        self.issue(
+                            key,
+                            format!("invalid value {value}: above the maximum {max}"),
+                        );
                     }
                 }
             }
             Spec::Combo { choices } => {
                 if (self.skip_choices)(self.node, key) {
                     if !value.is_string() {
-                        self.issue(key, format!("{value} is not a file name"));
+                        self.issue(key, format!("invalid value {value}: not a file name"));
                     }
                     return;
                 }
                 if !choices.iter().any(|choice| same_choice(choice, value)) {
                     self.issue(
                         key,
-                        format!("{value} is not one of {}", list_choices(choices)),
+                        format!(
+                            "invalid value {value}: not one of {}",
+                            list_choices(choices)
+                        ),
                     );
                 }
             }
@@ -587,7 +599,7 @@ impl NodeChecker<'_> {
                             .collect();
                         self.issue(
                             key,
-                            format!("{value} is not one of {}", list_choices(&keys)),
+                            format!("invalid value {value}: not one of {}", list_choices(&keys)),
                         );
                     }
                 }

@@ -389,10 +389,10 @@ fn missing_model_files_are_named() {
     assert_eq!(
         lines,
         [
-            "model 'flux1-dev.safetensors' (UNETLoader.unet_name)",
-            "model 't5xxl_fp16.safetensors' (DualCLIPLoader.clip_name1)",
-            "model 'clip_l.safetensors' (DualCLIPLoader.clip_name2)",
-            "model 'ae.safetensors' (VAELoader.vae_name)",
+            "missing model 'flux1-dev.safetensors' (UNETLoader.unet_name)",
+            "missing model 't5xxl_fp16.safetensors' (DualCLIPLoader.clip_name1)",
+            "missing model 'clip_l.safetensors' (DualCLIPLoader.clip_name2)",
+            "missing model 'ae.safetensors' (VAELoader.vae_name)",
         ]
     );
     // The same file loaded twice (LTX-2's checkpoint) is named once.
@@ -447,7 +447,7 @@ fn a_custom_package_workflow_names_the_class_and_the_package() {
     );
     assert_eq!(
         result.missing[1].to_string(),
-        "node class 'WanImageToVideoSVIPro' (install custom node package ComfyUI-KJNodes)"
+        "missing node class 'WanImageToVideoSVIPro' (install custom node package ComfyUI-KJNodes)"
     );
     assert!(
         result.missing[0]
@@ -496,10 +496,10 @@ input_video = { node = "1", input = "file" }
     assert_eq!(
         lines,
         [
-            "custom node package ComfyUI-Frame-Interpolation: git clone \
+            "missing custom node package ComfyUI-Frame-Interpolation: git clone \
              https://github.com/Fannovel16/ComfyUI-Frame-Interpolation into ComfyUI/custom_nodes \
              and restart ComfyUI",
-            "node class 'RIFE VFI' (install custom node package ComfyUI-Frame-Interpolation)",
+            "missing node class 'RIFE VFI' (install custom node package ComfyUI-Frame-Interpolation)",
         ]
     );
 }
@@ -546,6 +546,41 @@ fn an_input_the_server_rejects_is_reported() {
 }
 
 #[test]
+fn api_workflows_need_no_local_vram_in_the_check_and_on_the_node() {
+    // Kling and Runway render on the vendor's servers: a CPU-only ComfyUI (0 GB)
+    // runs them, and `workflows check` says the same as the node's capabilities.
+    let cpu = CheckOptions {
+        vram_gb: Some(0.0),
+        ignore_models: true,
+    };
+    for id in ["kling_i2v", "runway_i2v"] {
+        let result = check(&workflow(id), info(), &cpu);
+        assert!(
+            !result
+                .missing
+                .iter()
+                .any(|m| matches!(m, Missing::Vram { .. })),
+            "{id}: {:?}",
+            result.missing
+        );
+        assert!(result.runnable(), "{id}: {:?}", result.missing);
+    }
+    let caps = crate::jobs::Capabilities::compute(&Catalog::builtin(), Some(info()), Some(0.0));
+    assert!(caps.runnable.contains(&"kling_i2v".to_owned()), "{caps:?}");
+    assert!(caps.runnable.contains(&"runway_i2v".to_owned()), "{caps:?}");
+    // A local workflow on the same box is refused for its VRAM, in both.
+    let flux = check(&workflow("flux_basic"), info(), &cpu);
+    assert!(
+        flux.missing
+            .iter()
+            .any(|m| m.to_string() == "not enough VRAM: needs 12 GB, has 0 GB"),
+        "{:?}",
+        flux.missing
+    );
+    assert!(!caps.runnable.contains(&"flux_basic".to_owned()));
+}
+
+#[test]
 fn too_little_vram_is_reported() {
     let options = CheckOptions {
         vram_gb: Some(8.0),
@@ -560,7 +595,10 @@ fn too_little_vram_is_reported() {
             have_gb: 8.0
         }]
     );
-    assert_eq!(result.missing[0].to_string(), "VRAM: needs 12 GB, has 8 GB");
+    assert_eq!(
+        result.missing[0].to_string(),
+        "not enough VRAM: needs 12 GB, has 8 GB"
+    );
     let enough = CheckOptions {
         vram_gb: Some(12.0),
         ignore_models: true,
@@ -1061,17 +1099,17 @@ fn object_info_validation_finds_what_comfyui_rejects() {
     let graph = GOOD_GRAPH.replace("\"width\": 64", "\"width\": 0");
     assert_eq!(
         issues(&graph),
-        ["node '1' (EmptyImage), input 'width': 0 is below the minimum 1"]
+        ["node '1' (EmptyImage), input 'width': invalid value 0: below the minimum 1"]
     );
     let graph = GOOD_GRAPH.replace("\"batch_size\": 1, ", "");
     assert_eq!(
         issues(&graph),
-        ["node '1' (EmptyImage), input 'batch_size': required input is missing"]
+        ["node '1' (EmptyImage), input 'batch_size': missing required input"]
     );
     let graph = GOOD_GRAPH.replace("\"height\": 64", "\"height\": \"tall\"");
     assert_eq!(
         issues(&graph),
-        ["node '1' (EmptyImage), input 'height': \"tall\" is not a INT value"]
+        ["node '1' (EmptyImage), input 'height': invalid value \"tall\": not a INT value"]
     );
     let graph = GOOD_GRAPH.replace(
         "\"filename_prefix\": \"mini\"",
@@ -1126,7 +1164,9 @@ fn dynamic_combos_and_autogrow_inputs_are_checked() {
         .collect();
     assert_eq!(errors.len(), 1, "{issues:?}");
     assert!(
-        errors[0].message.contains("\"mov\" is not one of"),
+        errors[0]
+            .message
+            .contains("invalid value \"mov\": not one of"),
         "{}",
         errors[0]
     );
