@@ -581,6 +581,42 @@ fn row_cells(row: &ShotRow) -> [String; 8] {
     ]
 }
 
+/// The terminal's width in columns (100 when stdout is not a terminal).
+pub(crate) fn terminal_width() -> usize {
+    match console::Term::stdout().size_checked() {
+        Some((_, columns)) if columns >= 40 => usize::from(columns),
+        _ => 100,
+    }
+}
+
+/// `text` broken at spaces into lines of at most `width` columns after `indent`
+/// (a word longer than a line gets a line of its own, whole: a file name or a URL
+/// stays copyable). Hangul counts two columns a character.
+pub(crate) fn wrap(text: &str, width: usize, indent: &str) -> Vec<String> {
+    let room = width.saturating_sub(display_width(indent)).max(20);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let mut used = 0;
+    for word in text.split_whitespace() {
+        let w = display_width(word);
+        if used > 0 && used + 1 + w > room {
+            lines.push(format!("{indent}{line}"));
+            line.clear();
+            used = 0;
+        }
+        if used > 0 {
+            line.push(' ');
+            used += 1;
+        }
+        line.push_str(word);
+        used += w;
+    }
+    if !line.is_empty() {
+        lines.push(format!("{indent}{line}"));
+    }
+    lines
+}
+
 /// Terminal columns of a string: Hangul and other wide characters take two.
 fn display_width(text: &str) -> usize {
     text.chars().map(|c| if is_wide(c) { 2 } else { 1 }).sum()

@@ -370,7 +370,10 @@ pub fn request_stream(
     };
     let reader = BufReader::new(stream);
     for line in reader.lines() {
-        let line = line.with_context(|| format!("reading from {}", path.display()))?;
+        // A connection reset is the node going away too.
+        let Ok(line) = line else {
+            return Err(anyhow::Error::new(ClosedEarly));
+        };
         if let Ok(reply) = serde_json::from_str::<Reply>(&line) {
             return match reply {
                 Reply::Ok(value) => Ok(Some(value)),
@@ -381,10 +384,13 @@ pub fn request_stream(
             .with_context(|| format!("the node sent a malformed line: {line:?}"))?;
         on_line(value);
     }
-    Err(anyhow::anyhow!(
-        "the node closed the connection before replying"
-    ))
+    Err(anyhow::Error::new(ClosedEarly))
 }
+
+/// The node closed a streamed request's connection before its reply: it stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("the node closed the connection before replying (it stopped)")]
+pub struct ClosedEarly;
 
 /// Send one request and read its reply straight into `T` (no intermediate JSON
 /// value: a 10,000-shot project is megabytes). `Ok(None)` when no node runs there.

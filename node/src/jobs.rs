@@ -2118,7 +2118,11 @@ impl Runner {
                 "{attempt_text}; all {} attempts used",
                 job.max_attempts
             )),
-            _ => (!offers.iter().any(|o| o.can_take(&job))).then(|| {
+            // Another node may take it now, or once its renderer is back.
+            _ => (!offers
+                .iter()
+                .any(|o| o.can_take(&job) || o.may_take_later(&job)))
+            .then(|| {
                 format!(
                     "{attempt_text}; not retried: {}",
                     placement::why_waiting(&job, &offers)

@@ -585,6 +585,11 @@ pub struct JobUpdate {
     /// ComfyUI's latest preview image, when there is one (small: it rides on gossip).
     #[serde(default)]
     pub preview: Option<Preview>,
+    /// Why a queued job waits, in full ("no node can run workflow flux_basic: vm
+    /// (a1b2c3): comfyui at http://127.0.0.1:8188: unreachable ..., since 14:02:10
+    /// UTC"): told to those who follow the job, never gossiped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// A preview image in a progress message.

@@ -181,6 +181,19 @@ impl Offer {
             && !job.ruled_out.contains_key(&self.node_id)
     }
 
+    /// Whether this node might take `job` once its renderer answers again: its
+    /// renderer is down (so its offer lists only what needs none), and nothing
+    /// about the job rules it out. A job such a node might run waits for it
+    /// rather than failing.
+    #[must_use]
+    pub fn may_take_later(&self, job: &Job) -> bool {
+        self.renderer_down.is_some()
+            && !self.workflows.contains(&job.workflow)
+            && !self.unavailable.iter().any(|(w, _)| *w == job.workflow)
+            && failures_on(job, &self.node_id) < BLOCK_AFTER_FAILURES
+            && !job.ruled_out.contains_key(&self.node_id)
+    }
+
     fn name(&self) -> String {
         if self.host.is_empty() {
             short_id(&self.node_id).to_owned()
@@ -341,12 +354,21 @@ pub fn why_waiting(job: &Job, offers: &[Offer]) -> String {
     }
     let usable: Vec<&&Offer> = capable.iter().filter(|o| o.can_take(job)).collect();
     if usable.is_empty() {
+        // Each ruled-out node with the attempt that failed there (its whole error
+        // is in the job's history).
         let ruled_out: Vec<String> = capable
             .iter()
-            .filter_map(|o| {
-                job.ruled_out
-                    .get(&o.node_id)
-                    .map(|why| format!("{} ({why})", o.name()))
+            .filter(|o| job.ruled_out.contains_key(&o.node_id))
+            .map(|o| {
+                match job
+                    .history
+                    .iter()
+                    .rev()
+                    .find(|a| a.node_id == o.node_id && a.outcome == "failed")
+                {
+                    Some(a) => format!("{} (attempt {})", o.name(), a.attempt),
+                    None => o.name(),
+                }
             })
             .collect();
         let blocked: Vec<String> = capable
@@ -370,6 +392,17 @@ pub fn why_waiting(job: &Job, offers: &[Offer]) -> String {
         }
         if !paused.is_empty() {
             parts.push(format!("paused: {}", paused.join(", ")));
+        }
+        let later: Vec<String> = offers
+            .iter()
+            .filter(|o| o.may_take_later(job))
+            .map(|o| format!("{}: {}", o.name(), o.renderer_down.as_deref().unwrap_or("")))
+            .collect();
+        if !later.is_empty() {
+            parts.push(format!(
+                "waiting for a node whose renderer is down: {}",
+                later.join("; ")
+            ));
         }
         return format!(
             "every node that can run workflow {} is ruled out: {}",
@@ -683,6 +716,33 @@ mod tests {
         assert!(why_waiting(&j, &[a.clone(), c.clone()]).starts_with("waiting for a free node (1"));
         c.paused = Some("5 jobs failed in a row".into());
         assert!(why_waiting(&j, &[a, c]).contains("paused: c (5 jobs failed in a row)"));
+
+        // One node failed it (its error is in the history), the other's ComfyUI is
+        // down: the job waits for the second, and says both.
+        let mut failed = job("flux", 1);
+        let e = offer("node-eeeeee", &["flux"], 0, 0, 1);
+        failed
+            .ruled_out
+            .insert(e.node_id.clone(), "comfyui rejected".into());
+        failed.history.push(crate::jobs::Attempt {
+            node_id: e.node_id.clone(),
+            attempt: 1,
+            outcome: "failed".into(),
+            ..crate::jobs::Attempt::default()
+        });
+        let mut f = offer("node-ffffff", &["card"], 0, 0, 1);
+        f.renderer_down = Some("comfyui at 10.0.0.2:8188: unreachable, since 09:00:00 UTC".into());
+        assert!(!e.can_take(&failed) && !e.may_take_later(&failed));
+        assert!(!f.can_take(&failed) && f.may_take_later(&failed));
+        let why = why_waiting(&failed, &[e, f.clone()]);
+        assert!(why.contains("failed it: eeeeee (attempt 1)"), "{why}");
+        assert!(
+            why.contains("waiting for a node whose renderer is down: ffffff: comfyui at 10.0.0.2:8188: unreachable, since 09:00:00 UTC"),
+            "{why}"
+        );
+        // A node that said it lacks what the job needs is not waited for.
+        f.unavailable = vec![("flux".into(), "missing model flux1-dev.safetensors".into())];
+        assert!(!f.may_take_later(&failed));
     }
 
     proptest! {

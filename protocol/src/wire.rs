@@ -1064,6 +1064,7 @@ impl JobsGossip {
                 }
                 too_long("step", &p.step, MAX_STEP)?;
                 too_long("error", p.error.as_deref().unwrap_or(""), MAX_ERROR)?;
+                too_long("waiting", p.waiting.as_deref().unwrap_or(""), MAX_ERROR)?;
                 if let Some(preview) = &p.preview {
                     too_long("preview", &preview.base64, MAX_PREVIEW_BASE64)?;
                     too_long("preview type", &preview.mime, MAX_ID)?;

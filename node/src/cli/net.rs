@@ -346,7 +346,42 @@ pub fn status(out: &mut dyn Write, root: &Path, json: bool) -> Result<()> {
         writeln!(out, "  project {} {name} ({} shots)", p.project_id, p.shots)?;
     }
     writeln!(out)?;
-    print_peers(out, &report.peers)
+    print_peers(out, &report.peers)?;
+    print_failing(out, &report.failing_peers)
+}
+
+/// Addresses this node keeps failing to connect with, and why: what a user with a
+/// mistyped ticket or another mesh's key needs to see.
+fn print_failing(out: &mut dyn Write, failing: &[crate::node::FailingPeer]) -> Result<()> {
+    if failing.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(out, "failing to connect:")?;
+    let width = crate::cli::terminal_width();
+    for row in failing {
+        let who = match (&row.peer_id, row.direction) {
+            (Some(peer), crate::node::Direction::Outgoing) => {
+                format!("dialling {} (peer {peer})", row.address)
+            }
+            (None, crate::node::Direction::Outgoing) => format!("dialling {}", row.address),
+            (_, crate::node::Direction::Incoming) => format!("connections from {}", row.address),
+        };
+        writeln!(
+            out,
+            "  {who}: {} ({} time{} since {})",
+            row.reason,
+            row.failures,
+            if row.failures == 1 { "" } else { "s" },
+            crate::jobs::clock_time(row.since_ms)
+        )?;
+        if row.error != row.reason && !row.error.is_empty() {
+            for line in crate::cli::wrap(&row.error, width, "      ") {
+                writeln!(out, "{line}")?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The worker table.

@@ -4,7 +4,7 @@
 //! socket) and follows them until they end. With none, it starts the same node
 //! in-process with no network (`NodeConfig::offline`), runs the jobs, and stops it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use reelmesh_protocol::jobs::{Job, JobState, Take};
 use reelmesh_protocol::model::ShotCode;
+use serde::Serialize;
 
 use super::print_table;
 use crate::control::{self, Request};
@@ -144,24 +145,7 @@ pub fn render(
         if args.queue {
             return Ok(());
         }
-        let ids: Vec<String> = queued.queued.iter().map(|q| q.job_id.clone()).collect();
-        let mut view = ProgressView::new(&queued, args.json);
-        let watch = Request::WatchJobs {
-            project: Some(queued.project_id.clone()),
-            job_ids: ids,
-        };
-        let reply = control::request_stream(data_root, &watch, |line| {
-            if let Some(update) = line
-                .get("update")
-                .and_then(|u| serde_json::from_value::<JobUpdate>(u.clone()).ok())
-            {
-                view.update(&update);
-            }
-        })?
-        .context("the node stopped while rendering")?;
-        view.finish();
-        let jobs: Vec<Job> = serde_json::from_value(reply).context("the node's reply")?;
-        return summarize(out, &queued, &jobs);
+        return follow_through_node(out, data_root, &queued, args.json);
     }
     if args.queue {
         bail!(
@@ -169,39 +153,153 @@ pub fn render(
             data_root.display()
         );
     }
-    // No node: run one here, offline, for this command.
+    render_here(out, data_root, project, request, &args)
+}
+
+/// Follow the jobs a running node queued until they end (Ctrl-C stops following,
+/// not the jobs).
+fn follow_through_node(
+    out: &mut dyn Write,
+    data_root: &Path,
+    queued: &RenderQueued,
+    json: bool,
+) -> Result<()> {
+    let ids: Vec<String> = queued.queued.iter().map(|q| q.job_id.clone()).collect();
+    let mut view = ProgressView::new(queued, json);
+    let followed = view.followed();
+    on_ctrl_c(move || {
+        let left = followed.left();
+        format!(
+            "stopped following; {} go{} on in the node (`reelmesh jobs` shows {}, \
+             `reelmesh cancel JOB` stops one)",
+            jobs_word(left),
+            if left == 1 { "es" } else { "" },
+            if left == 1 { "it" } else { "them" }
+        )
+    });
+    let watch = Request::WatchJobs {
+        project: Some(queued.project_id.clone()),
+        job_ids: ids,
+    };
+    let reply = control::request_stream(data_root, &watch, |line| {
+        if let Some(update) = line
+            .get("update")
+            .and_then(|u| serde_json::from_value::<JobUpdate>(u.clone()).ok())
+        {
+            view.update(&update);
+        }
+    });
+    view.finish();
+    let reply = match reply {
+        Ok(Some(reply)) => reply,
+        Ok(None) => bail!("the node stopped before it could be asked to follow the jobs"),
+        Err(e) if e.is::<control::ClosedEarly>() => {
+            let left = view.followed().left();
+            bail!(
+                "the node stopped; {} stay{} queued and resume{} when a node runs \
+                 (`reelmesh jobs` shows {})",
+                jobs_word(left),
+                if left == 1 { "s" } else { "" },
+                if left == 1 { "s" } else { "" },
+                if left == 1 { "it" } else { "them" }
+            )
+        }
+        Err(e) => return Err(e),
+    };
+    let jobs: Vec<Job> = serde_json::from_value(reply).context("the node's reply")?;
+    summarize(out, queued, &jobs)
+}
+
+/// With no node running: start one here, without network, for this command; run
+/// the jobs and stop it. Ctrl-C stops it in order: what runs goes back to the
+/// queue, for the next render or node here.
+fn render_here(
+    out: &mut dyn Write,
+    data_root: &Path,
+    project: Option<String>,
+    request: RenderRequest,
+    args: &RenderArgs,
+) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("reelmesh-render")
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let json = args.json;
+    let comfy = args.comfy.clone();
     let (queued, jobs) = runtime.block_on(async move {
         let mut config = NodeConfig::offline(data_root.to_path_buf());
-        config.comfy_url = args.comfy.clone();
+        config.comfy_url = comfy;
         let node = Node::start(config).await?;
         let handle = node.handle();
         let result = async {
             let queued = crate::jobs::queue_on(&handle, project, request, false).await?;
             let ids: Vec<String> = queued.queued.iter().map(|q| q.job_id.clone()).collect();
-            let mut view = ProgressView::new(&queued, args.json);
-            let jobs = crate::jobs::follow::watch_jobs(
-                &handle,
-                Some(queued.project_id.clone()),
-                &ids,
-                control::WATCH_SILENCE,
-                |update| view.update(update),
-            )
-            .await;
+            let mut view = ProgressView::new(&queued, json);
+            let followed = view.followed();
+            let ended = tokio::select! {
+                ended = crate::jobs::follow::watch_jobs(
+                    &handle,
+                    Some(queued.project_id.clone()),
+                    &ids,
+                    control::WATCH_SILENCE,
+                    |update| view.update(update),
+                ) => Some(ended),
+                _ = tokio::signal::ctrl_c() => None,
+            };
             view.finish();
-            Ok::<_, anyhow::Error>((queued, jobs?))
+            match ended {
+                Some(jobs) => Ok::<_, anyhow::Error>(Some((queued, jobs?))),
+                None => {
+                    let left = followed.left();
+                    eprintln!(
+                        "stopping; {} stay{} queued: {} at the next `reelmesh render` here, \
+                         or on the mesh once `reelmesh node` runs",
+                        jobs_word(left),
+                        if left == 1 { "s" } else { "" },
+                        if left == 1 { "it runs" } else { "they run" }
+                    );
+                    Ok(None)
+                }
+            }
         }
         .await;
         node.stop().await?;
-        result
+        match result? {
+            Some(done) => Ok::<_, anyhow::Error>(done),
+            None => bail!("stopped by Ctrl-C"),
+        }
     })?;
     print_queued(out, &queued)?;
     summarize(out, &queued, &jobs)
+}
+
+/// "1 job", "3 jobs".
+fn jobs_word(n: usize) -> String {
+    format!("{n} job{}", if n == 1 { "" } else { "s" })
+}
+
+/// On Ctrl-C, print `message()` and leave (exit code 130, as a shell does). The
+/// jobs go on in the node; only following them stops.
+fn on_ctrl_c(message: impl Fn() -> String + Send + 'static) {
+    let spawned = std::thread::Builder::new()
+        .name("reelmesh-ctrl-c".into())
+        .spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            if runtime.block_on(tokio::signal::ctrl_c()).is_ok() {
+                eprintln!("\n{}", message());
+                std::process::exit(130);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::debug!("no Ctrl-C handler: {e}");
+    }
 }
 
 fn print_queued(out: &mut dyn Write, queued: &RenderQueued) -> Result<()> {
@@ -220,11 +318,34 @@ fn print_queued(out: &mut dyn Write, queued: &RenderQueued) -> Result<()> {
     Ok(())
 }
 
+/// Which of the followed jobs have ended (shared with the Ctrl-C handler).
+#[derive(Clone, Default)]
+struct Followed(std::sync::Arc<std::sync::Mutex<(usize, HashSet<String>)>>);
+
+impl Followed {
+    fn ended(&self, job_id: &str) {
+        if let Ok(mut inner) = self.0.lock() {
+            inner.1.insert(job_id.to_owned());
+        }
+    }
+
+    /// Jobs not ended yet.
+    fn left(&self) -> usize {
+        self.0
+            .lock()
+            .map_or(0, |inner| inner.0.saturating_sub(inner.1.len()))
+    }
+}
+
 /// A progress bar over all jobs (or JSON lines).
 struct ProgressView {
     bar: Option<ProgressBar>,
     codes: BTreeMap<String, String>,
     fractions: BTreeMap<String, f32>,
+    followed: Followed,
+    /// The last reason for waiting printed (jobs waiting for the same reason are
+    /// told once).
+    last_waiting: String,
     json: bool,
 }
 
@@ -242,6 +363,10 @@ impl ProgressView {
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
+        let followed = Followed::default();
+        if let Ok(mut inner) = followed.0.lock() {
+            inner.0 = queued.queued.len();
+        }
         ProgressView {
             bar,
             codes: queued
@@ -250,11 +375,20 @@ impl ProgressView {
                 .map(|q| (q.job_id.clone(), q.shot_code.clone()))
                 .collect(),
             fractions: BTreeMap::new(),
+            followed,
+            last_waiting: String::new(),
             json,
         }
     }
 
+    fn followed(&self) -> Followed {
+        self.followed.clone()
+    }
+
     fn update(&mut self, update: &JobUpdate) {
+        if !update.state.is_active() {
+            self.followed.ended(&update.job_id);
+        }
         if self.json {
             if let Ok(line) = serde_json::to_string(update) {
                 println!("{line}");
@@ -268,14 +402,19 @@ impl ProgressView {
         };
         self.fractions.insert(update.job_id.clone(), fraction);
         let code = self.codes.get(&update.job_id).cloned().unwrap_or_default();
-        if let Some(bar) = &self.bar {
-            let done: f32 = self.fractions.values().sum();
-            bar.set_position((done * 100.0) as u64);
-            bar.set_message(format!("{code} {}: {}", update.workflow, update.step));
-            if !update.state.is_active() {
-                let detail = update.error.clone().unwrap_or_default();
-                bar.println(format!("{code} {} {detail}", update.state));
-            }
+        let Some(bar) = &self.bar else { return };
+        let done: f32 = self.fractions.values().sum();
+        bar.set_position((done * 100.0) as u64);
+        bar.set_message(format!("{code} {}: {}", update.workflow, update.step));
+        if let Some(why) = &update.waiting
+            && *why != self.last_waiting
+        {
+            bar.println(format!("{code} waiting: {why}"));
+            self.last_waiting.clone_from(why);
+        }
+        if !update.state.is_active() {
+            let detail = update.error.clone().unwrap_or_default();
+            bar.println(format!("{code} {} {detail}", update.state));
         }
     }
 
@@ -286,33 +425,51 @@ impl ProgressView {
     }
 }
 
+/// The jobs as they ended: a table, then every error in full (wrapped to the
+/// terminal, one clause a line, the node and input first as ComfyUI gives them).
 fn summarize(out: &mut dyn Write, queued: &RenderQueued, jobs: &[Job]) -> Result<()> {
     let codes: BTreeMap<&str, &str> = queued
         .queued
         .iter()
         .map(|q| (q.job_id.as_str(), q.shot_code.as_str()))
         .collect();
+    let code = |job: &Job| codes.get(job.job_id.as_str()).copied().unwrap_or("?");
     let rows: Vec<Vec<String>> = jobs
         .iter()
         .map(|job| {
             vec![
-                codes
-                    .get(job.job_id.as_str())
-                    .copied()
-                    .unwrap_or("?")
-                    .to_owned(),
+                code(job).to_owned(),
                 job.workflow.clone(),
                 job.state.to_string(),
+                format!("{}/{}", job.attempts, job.max_attempts),
                 job.take_id.chars().take(8).collect(),
                 if job.error.is_empty() {
                     String::new()
                 } else {
-                    job.error.clone()
+                    "see below".into()
                 },
             ]
         })
         .collect();
-    print_table(out, &["SHOT", "WORKFLOW", "STATE", "TAKE", "ERROR"], &rows)?;
+    print_table(
+        out,
+        &["SHOT", "WORKFLOW", "STATE", "ATTEMPTS", "TAKE", "ERROR"],
+        &rows,
+    )?;
+    let width = super::terminal_width();
+    for job in jobs.iter().filter(|j| !j.error.is_empty()) {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{} {} (job {}):",
+            code(job),
+            job.state,
+            job.job_id.chars().take(8).collect::<String>()
+        )?;
+        for line in error_lines(&job.error, width) {
+            writeln!(out, "{line}")?;
+        }
+    }
     let failed = jobs
         .iter()
         .filter(|j| j.state != JobState::Succeeded)
@@ -321,6 +478,22 @@ fn summarize(out: &mut dyn Write, queued: &RenderQueued, jobs: &[Job]) -> Result
         bail!("{failed} of {} jobs did not succeed", jobs.len());
     }
     Ok(())
+}
+
+/// An error in full for a person: one clause (`; `-separated: the attempt, each
+/// node ComfyUI names, why it was not retried) a line, each wrapped.
+fn error_lines(error: &str, width: usize) -> Vec<String> {
+    error
+        .split("; ")
+        .filter(|clause| !clause.trim().is_empty())
+        .flat_map(|clause| {
+            let mut lines = super::wrap(clause, width, "    ");
+            if let Some(first) = lines.first_mut() {
+                first.replace_range(..2, "  ");
+            }
+            lines
+        })
+        .collect()
 }
 
 /// A project's jobs, takes, and shot codes by shot id.
@@ -372,7 +545,22 @@ fn jobs_with_live(data_root: &Path, project: Option<&str>) -> Result<(JobsAndTak
     Ok(((doc.jobs()?, doc.takes()?, shots), LiveJobs::default()))
 }
 
-/// `reelmesh jobs`.
+/// One job in `reelmesh jobs --json`: every field of the job, plus what the running
+/// node knows beyond the document (why a queued job waits, a running job's latest
+/// progress).
+#[derive(Serialize)]
+struct JobRow<'a> {
+    #[serde(flatten)]
+    job: &'a Job,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiting: Option<&'a String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    progress: Option<&'a JobUpdate>,
+}
+
+/// `reelmesh jobs`: a table whose long texts (why a job waits, its error) are
+/// numbered notes below it, printed in full and once each however many jobs share
+/// them.
 pub fn print_jobs(
     out: &mut dyn Write,
     data_root: &Path,
@@ -381,7 +569,18 @@ pub fn print_jobs(
 ) -> Result<()> {
     let ((jobs, _, shots), live) = jobs_with_live(data_root, project)?;
     if json {
-        serde_json::to_writer_pretty(&mut *out, &jobs)?;
+        let rows: Vec<JobRow<'_>> = jobs
+            .iter()
+            .map(|job| JobRow {
+                job,
+                waiting: live.waiting.get(&job.job_id),
+                progress: live
+                    .progress
+                    .get(&job.job_id)
+                    .filter(|_| job.state.is_active()),
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut *out, &rows)?;
         writeln!(out)?;
         return Ok(());
     }
@@ -394,9 +593,33 @@ pub fn print_jobs(
             .rev()
             .collect()
     };
+    let mut notes: Vec<String> = Vec::new();
+    let mut note = |text: String| -> String {
+        let index = notes.iter().position(|n| *n == text).unwrap_or_else(|| {
+            notes.push(text);
+            notes.len() - 1
+        });
+        format!("[{}]", index + 1)
+    };
     let rows: Vec<Vec<String>> = jobs
         .iter()
         .map(|j| {
+            let progress = match (j.state, live.progress.get(&j.job_id)) {
+                (JobState::Queued, _) => live
+                    .waiting
+                    .get(&j.job_id)
+                    .map(|why| format!("waiting {}", note(format!("waiting: {why}"))))
+                    .unwrap_or_default(),
+                (JobState::Claimed | JobState::Running, Some(u)) => {
+                    format!("{:>3.0}% {}", u.fraction * 100.0, u.step)
+                }
+                _ => String::new(),
+            };
+            let error = if j.error.is_empty() {
+                String::new()
+            } else {
+                note(j.error.clone())
+            };
             vec![
                 j.job_id.chars().take(8).collect(),
                 shots
@@ -408,16 +631,8 @@ pub fn print_jobs(
                 j.priority.to_string(),
                 format!("{}/{}", j.attempts, j.max_attempts),
                 short(&j.claimant),
-                match (j.state, live.progress.get(&j.job_id)) {
-                    (JobState::Queued, _) => {
-                        live.waiting.get(&j.job_id).cloned().unwrap_or_default()
-                    }
-                    (JobState::Claimed | JobState::Running, Some(u)) => {
-                        format!("{:>3.0}% {}", u.fraction * 100.0, u.step)
-                    }
-                    _ => String::new(),
-                },
-                j.error.clone(),
+                progress,
+                error,
             ]
         })
         .collect();
@@ -427,7 +642,22 @@ pub fn print_jobs(
             "JOB", "SHOT", "WORKFLOW", "STATE", "PRIO", "ATTEMPTS", "NODE", "PROGRESS", "ERROR",
         ],
         &rows,
-    )
+    )?;
+    if !notes.is_empty() {
+        writeln!(out)?;
+    }
+    let width = super::terminal_width();
+    for (index, text) in notes.iter().enumerate() {
+        let mark = format!("[{}]", index + 1);
+        for (line_no, line) in error_lines(text, width).into_iter().enumerate() {
+            if line_no == 0 {
+                writeln!(out, "{mark:<4}{}", line.trim_start())?;
+            } else {
+                writeln!(out, "{line}")?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `reelmesh takes`.

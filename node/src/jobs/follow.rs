@@ -2,16 +2,23 @@
 //!
 //! The document says where each job is (durable); [`NodeEvent::Job`] events say how
 //! far a running one got (ephemeral). Subscribing before the first read means no
-//! change falls between the two.
+//! change falls between the two. A queued job's reason for waiting comes from the
+//! offers of the nodes heard from (`placement::why_waiting`), looked at again on
+//! every change and every [`WAITING_EVERY`], and is told (as an update with
+//! `waiting` set) whenever it changes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use reelmesh_protocol::jobs::{Job, JobState};
+use reelmesh_protocol::placement;
 use tokio::sync::broadcast;
 
 use super::JobUpdate;
 use crate::node::{NodeError, NodeEvent, NodeHandle};
+
+/// How often the reasons queued jobs wait are looked at again, with no event.
+pub const WAITING_EVERY: Duration = Duration::from_secs(1);
 
 /// Follow these jobs of a project until every one has ended, calling `on_update`
 /// for each step (including each job's state when watching starts). Returns the
@@ -33,13 +40,28 @@ pub async fn watch_jobs(
             ended.insert(job.job_id.clone());
         }
     }
+    // The reason each queued job waits, as last told.
+    let mut told: BTreeMap<String, String> = BTreeMap::new();
+    let mut look = tokio::time::interval(WAITING_EVERY);
+    look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut quiet_since = tokio::time::Instant::now();
     loop {
         if jobs.values().all(|j| !j.state.is_active()) {
             return Ok(job_ids.iter().filter_map(|id| jobs.remove(id)).collect());
         }
-        let event = tokio::time::timeout(silence_timeout, events.recv())
-            .await
-            .map_err(|_| NodeError::Timeout(silence_timeout))?;
+        let event = tokio::select! {
+            event = events.recv() => {
+                quiet_since = tokio::time::Instant::now();
+                event
+            }
+            _ = look.tick() => {
+                if quiet_since.elapsed() >= silence_timeout {
+                    return Err(NodeError::Timeout(silence_timeout));
+                }
+                tell_waiting(handle, &project_id, &jobs, &mut told, &mut on_update).await?;
+                continue;
+            }
+        };
         match event {
             Ok(NodeEvent::Job(update)) if jobs.contains_key(&update.job_id) => {
                 if update.state.is_active() || ended.insert(update.job_id.clone()) {
@@ -72,6 +94,33 @@ pub async fn watch_jobs(
             Err(broadcast::error::RecvError::Closed) => return Err(NodeError::Stopped),
         }
     }
+}
+
+/// Tell the reason each queued job waits, when it changed since last told.
+async fn tell_waiting(
+    handle: &NodeHandle,
+    project_id: &str,
+    jobs: &BTreeMap<String, Job>,
+    told: &mut BTreeMap<String, String>,
+    on_update: &mut impl FnMut(&JobUpdate),
+) -> Result<(), NodeError> {
+    told.retain(|id, _| jobs.get(id).is_some_and(|j| j.state == JobState::Queued));
+    if !jobs.values().any(|j| j.state == JobState::Queued) {
+        return Ok(());
+    }
+    let offers = handle.offers().await?;
+    for job in jobs.values().filter(|j| j.state == JobState::Queued) {
+        let why = placement::why_waiting(job, &offers);
+        if told.get(&job.job_id) == Some(&why) {
+            continue;
+        }
+        let mut update = initial_update(project_id, job);
+        update.step = format!("waiting: {why}");
+        update.waiting = Some(why.clone());
+        on_update(&update);
+        told.insert(job.job_id.clone(), why);
+    }
+    Ok(())
 }
 
 async fn read_jobs(
