@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reelmesh_protocol::jobs::{
-    Attempt, Fault, Job, JobState, MAX_ERROR_LEN, TRANSIENT_LIMIT_PER_NODE, Take,
+    Attempt, Fault, Job, JobState, MAX_ERROR_LEN, TRANSIENT_LIMIT_PER_NODE, Take, TakeMedia,
 };
 use reelmesh_protocol::placement::{self, Offer};
 use reelmesh_protocol::wire::JobsGossip;
@@ -2208,9 +2208,11 @@ impl Runner {
                 job_id: job.job_id.clone(),
                 blob: blob.hash.to_hex(),
                 media: match produced.media {
-                    // A file that moves is an animation whatever its name says.
-                    reelmesh_protocol::jobs::TakeMedia::Image if info.frames > 1 => {
-                        reelmesh_protocol::jobs::TakeMedia::AnimatedImage
+                    // A file that moves is an animation whatever its name says, and
+                    // one that does not (an encoder merged identical frames) a still.
+                    TakeMedia::Image if info.frames > 1 => TakeMedia::AnimatedImage,
+                    TakeMedia::AnimatedImage if info.frames <= 1 && info.duration_ms == 0 => {
+                        TakeMedia::Image
                     }
                     media => media,
                 },

@@ -16,8 +16,9 @@
 //! cut short"). Every loop over chunks, segments or blocks advances by at least one
 //! byte per round and nothing is allocated in proportion to what a header claims.
 //!
-//! A single frame is a still whatever the container: `frames` 1, `fps` 0.0 and
-//! `duration_ms` 0. For an animation `duration_ms` is the sum of the frame delays
+//! A single frame without a delay is a still whatever the container: `frames` 1,
+//! `fps` 0.0 and `duration_ms` 0 (one frame with a delay plays that long: encoders
+//! merge identical frames). For an animation `duration_ms` is the sum of the frame delays
 //! and `fps` is `frames * 1000 / duration_ms` (0.0 when every delay is zero), rounded
 //! to three decimals.
 
@@ -251,9 +252,12 @@ fn still(width: u64, height: u64) -> MediaInfo {
     }
 }
 
-/// An animation of `frames` frames lasting `duration_ms`; one frame is a still.
+/// An animation of `frames` frames lasting `duration_ms`. One frame with no delay
+/// is a still; one frame with a delay plays for that long (an encoder merges
+/// identical frames: ComfyUI's SaveAnimatedWEBP of 12 equal frames at 6 fps is one
+/// frame of 2 s), and its rate says so (0.5 fps).
 fn animation(width: u64, height: u64, frames: u64, duration_ms: u64) -> MediaInfo {
-    if frames <= 1 {
+    if frames == 0 || (frames == 1 && duration_ms == 0) {
         return still(width, height);
     }
     let fps = if duration_ms == 0 {

@@ -228,7 +228,7 @@ fn render_here(
         .context("starting the async runtime")?;
     let json = args.json;
     let comfy = args.comfy.clone();
-    let (queued, jobs) = runtime.block_on(async move {
+    let Some((queued, jobs)) = runtime.block_on(async move {
         let mut config = NodeConfig::offline(data_root.to_path_buf());
         config.comfy_url = comfy;
         let node = Node::start(config).await?;
@@ -266,13 +266,23 @@ fn render_here(
         }
         .await;
         node.stop().await?;
-        match result? {
-            Some(done) => Ok::<_, anyhow::Error>(done),
-            None => bail!("stopped by Ctrl-C"),
-        }
-    })?;
+        result
+    })?
+    else {
+        // Ctrl-C: said above; the node has stopped and saved. A shell's code.
+        std::process::exit(130);
+    };
     print_queued(out, &queued)?;
     summarize(out, &queued, &jobs)
+}
+
+/// Why a job waits, as a sentence that starts with "waiting".
+fn waiting_text(why: &str) -> String {
+    if why.starts_with("waiting") {
+        why.to_owned()
+    } else {
+        format!("waiting: {why}")
+    }
 }
 
 /// "1 job", "3 jobs".
@@ -406,15 +416,31 @@ impl ProgressView {
         let done: f32 = self.fractions.values().sum();
         bar.set_position((done * 100.0) as u64);
         bar.set_message(format!("{code} {}: {}", update.workflow, update.step));
+        // Above the bar on a terminal; as plain lines on standard error otherwise
+        // (the bar hides itself there), so a log of the run still tells them.
+        let say = |line: String| {
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+        };
         if let Some(why) = &update.waiting
             && *why != self.last_waiting
         {
-            bar.println(format!("{code} waiting: {why}"));
+            say(format!("{code} {}", waiting_text(why)));
             self.last_waiting.clone_from(why);
+        }
+        if let (JobState::Queued, Some(error), None) =
+            (update.state, &update.error, &update.waiting)
+        {
+            // Back in the queue after a fault: the error says what happened to the
+            // run ("interrupted on vm (attempt 1 given back): ...").
+            say(format!("{code} {error}"));
         }
         if !update.state.is_active() {
             let detail = update.error.clone().unwrap_or_default();
-            bar.println(format!("{code} {} {detail}", update.state));
+            say(format!("{code} {} {detail}", update.state));
         }
     }
 
@@ -608,7 +634,7 @@ pub fn print_jobs(
                 (JobState::Queued, _) => live
                     .waiting
                     .get(&j.job_id)
-                    .map(|why| format!("waiting {}", note(format!("waiting: {why}"))))
+                    .map(|why| format!("waiting {}", note(waiting_text(why))))
                     .unwrap_or_default(),
                 (JobState::Claimed | JobState::Running, Some(u)) => {
                     format!("{:>3.0}% {}", u.fraction * 100.0, u.step)
