@@ -12,6 +12,7 @@ mod gpu_standin;
 mod blobs;
 mod cli;
 mod comfy;
+mod faults;
 mod import;
 mod jobs;
 mod kill;

@@ -441,6 +441,63 @@ async fn without_the_mesh_key_nothing_connects_and_nothing_is_read() {
     node.node.stop().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_with_different_mesh_keys_each_say_the_other_is_not_in_this_mesh() {
+    // A mistyped ticket: b holds another mesh's key and dials a. Neither connects,
+    // and both say why, naming the address, as an event and in their status.
+    let (a_dir, _) = data_dir([1; 32], Ok("a"));
+    let a = start(a_dir, vec![], |_| {}).await;
+    let mut a_events = a.handle.subscribe();
+    let (b_dir, _) = data_dir([2; 32], Ok("b"));
+    let b = start(b_dir, vec![a.addr.clone()], |_| {}).await;
+    let mut b_events = b.handle.subscribe();
+    let refused = |events: &mut tokio::sync::broadcast::Receiver<NodeEvent>| {
+        let mut events = events.resubscribe();
+        async move {
+            tokio::time::timeout(DEADLINE, async {
+                loop {
+                    if let Ok(NodeEvent::ConnectionFailed(row)) = events.recv().await
+                        && row.reason == "not in this mesh: another mesh key?"
+                    {
+                        return row;
+                    }
+                }
+            })
+            .await
+            .expect("a refusal by the private mesh layer")
+        }
+    };
+    let (a_row, b_row) = tokio::join!(refused(&mut a_events), refused(&mut b_events));
+    assert_eq!(a_row.direction, reelmesh_node::node::Direction::Incoming);
+    assert_eq!(a_row.address, "/ip4/127.0.0.1");
+    assert_eq!(b_row.direction, reelmesh_node::node::Direction::Outgoing);
+    let a_tcp = a.addr.to_string();
+    assert!(
+        a_tcp.starts_with(&b_row.address),
+        "b names the address it dialled: {b_row:?} ({a_tcp})"
+    );
+    assert_eq!(
+        b_row.peer_id.as_deref(),
+        Some(a.handle.peer_id().to_string().as_str())
+    );
+    for (node, row) in [(&a, &a_row), (&b, &b_row)] {
+        let status = node.handle.status().await.unwrap();
+        assert_eq!(status.peers.len(), 1, "only itself: {:?}", status.peers);
+        assert!(
+            status
+                .failing_peers
+                .iter()
+                .any(|f| f.address == row.address && f.kind == row.kind && f.failures >= 1),
+            "{:?}",
+            status.failing_peers
+        );
+    }
+    drop(a_events);
+    drop(b_events);
+    b.node.stop().await.unwrap();
+    a.node.stop().await.unwrap();
+}
+
 async fn connect(adversary: &mut Swarm<Behaviour>, to: &Multiaddr) -> PeerId {
     adversary.dial(to.clone()).unwrap();
     drive(adversary, |_, event| match event {

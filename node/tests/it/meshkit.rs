@@ -60,7 +60,13 @@ pub type Setup = Box<dyn FnOnce(&mut NodeConfig)>;
 /// setup, each holding the project, its first look at what it can run done, and
 /// every worker's offer known to every node.
 pub async fn mesh(shots: u64, workers_setup: Vec<Setup>) -> Mesh {
-    let mesh = mesh_just_joined(shots, workers_setup).await;
+    mesh_with_editor(shots, Box::new(|_| {}), workers_setup).await
+}
+
+/// Like [`mesh`], with the editor's config set up by the caller too (its own
+/// workflows folder, say).
+pub async fn mesh_with_editor(shots: u64, editor_setup: Setup, workers_setup: Vec<Setup>) -> Mesh {
+    let mesh = joined(shots, editor_setup, workers_setup).await;
     // Every worker's offer has reached every node (the rule is computed on the same
     // offers everywhere).
     let want: HashSet<String> = (0..mesh.workers.len()).map(|i| mesh.id(i)).collect();
@@ -76,6 +82,10 @@ pub async fn mesh(shots: u64, workers_setup: Vec<Setup>) -> Mesh {
 /// Like [`mesh`], without waiting for the workers' offers to reach each other: the
 /// moment after the last worker joined.
 pub async fn mesh_just_joined(shots: u64, workers_setup: Vec<Setup>) -> Mesh {
+    joined(shots, Box::new(|_| {}), workers_setup).await
+}
+
+async fn joined(shots: u64, editor_setup: Setup, workers_setup: Vec<Setup>) -> Mesh {
     crate::logs();
     let editor_dir = tempfile::tempdir().unwrap();
     keys::store_mesh_key(editor_dir.path(), KEY).unwrap();
@@ -94,6 +104,7 @@ pub async fn mesh_just_joined(shots: u64, workers_setup: Vec<Setup>) -> Mesh {
     drop(store);
     let mut editor_config = config(editor_dir.path(), vec![]);
     editor_config.run_jobs = false;
+    editor_setup(&mut editor_config);
     let editor = Node::start(editor_config).await.unwrap();
     let (_, _, heads) = editor.handle().project(None).await.unwrap();
     let mut workers: Vec<Node> = Vec::new();
