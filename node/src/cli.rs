@@ -617,6 +617,12 @@ pub(crate) fn wrap(text: &str, width: usize, indent: &str) -> Vec<String> {
     lines
 }
 
+/// [`display_width`], for the tests of other modules.
+#[cfg(test)]
+pub(crate) fn display_width_for_tests(text: &str) -> usize {
+    display_width(text)
+}
+
 /// Terminal columns of a string: Hangul and other wide characters take two.
 fn display_width(text: &str) -> usize {
     text.chars().map(|c| if is_wide(c) { 2 } else { 1 }).sum()

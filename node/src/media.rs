@@ -1008,7 +1008,7 @@ mod tests {
     }
 
     /// Every fixture with the format name its errors carry ("" for the videos).
-    fn fixtures() -> [(&'static str, &'static [u8], &'static str); 11] {
+    fn fixtures() -> [(&'static str, &'static [u8], &'static str); 12] {
         [
             ("still.png", fixture!("still.png"), "PNG"),
             ("still.jpg", fixture!("still.jpg"), "JPEG"),
@@ -1023,6 +1023,11 @@ mod tests {
             ("anim_comfyui.png", fixture!("anim_comfyui.png"), "PNG"),
             ("anim_ffmpeg.webp", fixture!("anim_ffmpeg.webp"), "WEBP"),
             ("anim_comfyui.webp", fixture!("anim_comfyui.webp"), "WEBP"),
+            (
+                "anim_comfyui_live.webp",
+                fixture!("anim_comfyui_live.webp"),
+                "WEBP",
+            ),
             // The video containers: their errors name no image format.
             ("clip.mp4", fixture!("clip.mp4"), ""),
             ("clip.webm", fixture!("clip.webm"), ""),
@@ -1098,6 +1103,16 @@ mod tests {
         assert_eq!(
             probe_bytes(fixture!("anim_comfyui.webp")).unwrap(),
             info(64, 48, 6, 6.024, 996)
+        );
+    }
+
+    #[test]
+    fn an_animated_webp_a_live_comfyui_wrote() {
+        // ComfyUI 0.33's SaveAnimatedWEBP on the live server (CPU): 12 frames of two
+        // colours alternating at 6 fps, 96x64; it writes int(1000/6) = 166 ms each.
+        assert_eq!(
+            probe_bytes(fixture!("anim_comfyui_live.webp")).unwrap(),
+            info(96, 64, 12, 6.024, 1992)
         );
     }
 

@@ -515,7 +515,7 @@ fn error_lines(error: &str, width: usize) -> Vec<String> {
         .flat_map(|clause| {
             let mut lines = super::wrap(clause, width, "    ");
             if let Some(first) = lines.first_mut() {
-                first.replace_range(..2, "  ");
+                first.replace_range(..2, "");
             }
             lines
         })
@@ -822,4 +822,116 @@ fn copy_takes(
     }
     writeln!(out, "copied {copied} take(s) to {}", folder.display())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::queue::Queued as QueuedJob;
+
+    #[test]
+    fn deadlines_read_like_people_write_them() {
+        assert_eq!(parse_wait("90"), Ok(90));
+        assert_eq!(parse_wait("90s"), Ok(90));
+        assert_eq!(parse_wait("45m"), Ok(2_700));
+        assert_eq!(parse_wait("12h"), Ok(43_200));
+        assert_eq!(parse_wait("3d"), Ok(259_200));
+        assert!(parse_wait("0s").unwrap_err().contains("above zero"));
+        assert!(parse_wait("2w").unwrap_err().contains("'w' is not a unit"));
+        assert!(parse_wait("soon").is_err());
+        assert!(parse_wait("99999999999999999999d").is_err());
+    }
+
+    fn queued(jobs: &[&Job]) -> RenderQueued {
+        RenderQueued {
+            project_id: "p".into(),
+            queued: jobs
+                .iter()
+                .enumerate()
+                .map(|(i, j)| QueuedJob {
+                    job_id: j.job_id.clone(),
+                    shot_code: format!("SHT-0000{}", i + 1),
+                })
+                .collect(),
+            runnable_here: true,
+        }
+    }
+
+    #[test]
+    fn the_summary_prints_every_error_whole_one_clause_a_line() {
+        // ComfyUI's refusal as the runner records it (the model name is far past
+        // any table column).
+        let mut failed = Job::new("s1", "flux_lora", 1, "me", 1);
+        failed.state = JobState::Failed;
+        failed.attempts = 1;
+        failed.error = "attempt 1 on vm: comfyui rejected the workflow: prompt outputs failed \
+            validation; node 11 (LoraLoader), input lora_name: value not in list: \
+            'minji_v2.safetensors' not in ['flux1-dev.safetensors', 't5xxl_fp16.safetensors']; \
+            not retried: every node that can run workflow flux_lora is ruled out: failed it: \
+            vm (a1b2c3) (attempt 1)"
+            .into();
+        let mut done = Job::new("s2", "flux_lora", 2, "me", 1);
+        done.state = JobState::Succeeded;
+        done.take_id = "t1234567890".into();
+        let mut out = Vec::new();
+        let err = summarize(
+            &mut out,
+            &queued(&[&failed, &done]),
+            &[failed.clone(), done],
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "1 of 2 jobs did not succeed");
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].starts_with("SHT-00001  flux_lora  failed     1/3"),
+            "{text}"
+        );
+        assert!(lines[1].ends_with("see below"), "{text}");
+        assert!(
+            lines[2].starts_with("SHT-00002  flux_lora  succeeded")
+                && lines[2].contains("t1234567"),
+            "{text}"
+        );
+        let job_line = format!("SHT-00001 failed (job {}):", &failed.job_id[..8]);
+        assert!(text.contains(&job_line), "{text}");
+        // Nothing cut: every word of the error is there, the model name on the line
+        // of its node.
+        let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let whole: String = failed.error.replace("; ", " ");
+        assert!(flat.contains(&whole), "{text}");
+        assert!(
+            text.lines().any(|l| l
+                .trim_start()
+                .starts_with("node 11 (LoraLoader), input lora_name")),
+            "{text}"
+        );
+        assert!(!text.contains('…'), "{text}");
+    }
+
+    #[test]
+    fn long_clauses_wrap_at_spaces_and_hangul_counts_double() {
+        let lines = error_lines(
+            "attempt 1 on 렌더-1: comfyui at http://127.0.0.1:8188: unreachable (connection refused (os error 111)); back in the queue",
+            40,
+        );
+        assert!(lines.len() >= 3, "{lines:?}");
+        for line in &lines {
+            assert!(crate::cli::display_width_for_tests(line) <= 40, "{line:?}");
+        }
+        assert!(lines[0].starts_with("  attempt 1 on 렌더-1:"), "{lines:?}");
+        assert!(
+            lines[1].starts_with("    "),
+            "continued lines are indented: {lines:?}"
+        );
+        assert_eq!(lines.last().unwrap(), "  back in the queue");
+        assert_eq!(
+            waiting_text("waiting for a free node"),
+            "waiting for a free node"
+        );
+        assert_eq!(
+            waiting_text("no node can run workflow x"),
+            "waiting: no node can run workflow x"
+        );
+    }
 }

@@ -393,6 +393,12 @@ async fn flux_renders_through_comfyui_with_progress_and_recorded_outputs() {
         assert_eq!(take.extension, "png");
         assert_eq!(take.workflow, "flux_lora");
         assert_eq!(blobs.read(&take.blob.parse().unwrap()).unwrap(), recorded);
+        // What the file is, read from it: the recorded PNG is 64x64, one frame.
+        assert_eq!(
+            (take.width, take.height, take.frames, take.duration_ms),
+            (64, 64, 1, 0),
+            "{take:?}"
+        );
     }
     node.stop().await.unwrap();
 }
@@ -711,5 +717,118 @@ async fn a_still_becomes_the_first_frame_of_a_clip() {
     .unwrap();
     let blobs = BlobStore::open(dir.path()).unwrap();
     assert_eq!(blobs.read(&clip.blob.parse().unwrap()).unwrap(), recorded);
+    // What the clip is, read by ffprobe from the stored file (what ffprobe itself
+    // prints for view_video.mp4: 64x64, 12 frames, 12/1 fps, 1.000000 s).
+    if ffprobe_or_say_why("a_still_becomes_the_first_frame_of_a_clip") {
+        assert_eq!(
+            (
+                clip.width,
+                clip.height,
+                clip.frames,
+                clip.fps,
+                clip.duration_ms
+            ),
+            (64, 64, 12, 12.0, 1000),
+            "{clip:?}"
+        );
+    }
+    node.stop().await.unwrap();
+}
+
+/// Whether ffprobe is here; without it a loud banner (the clip's frames are then
+/// unknown), and a failure where `REELMESH_REQUIRE_FFPROBE` is set, as in CI.
+fn ffprobe_or_say_why(test: &str) -> bool {
+    let found = std::process::Command::new("ffprobe")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!(
+            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+             !! {test}: the clip's frames NOT CHECKED: ffprobe is missing.\n\
+             !! Install ffmpeg (apt-get install ffmpeg); CI requires it.\n\
+             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+        );
+        assert!(
+            std::env::var_os("REELMESH_REQUIRE_FFPROBE").is_none(),
+            "REELMESH_REQUIRE_FFPROBE is set but ffprobe is missing"
+        );
+    }
+    found
+}
+
+#[tokio::test]
+async fn an_animated_webp_is_a_take_with_its_frames_size_and_length() {
+    // A user workflow ending in SaveAnimatedWEBP (ComfyUI's own node): the double
+    // answers with the recorded animated WEBP, and the take says what it is.
+    let dir = five_shot_project();
+    let workflows = dir.path().join("workflows");
+    std::fs::create_dir_all(&workflows).unwrap();
+    std::fs::write(
+        workflows.join("anim_test.json"),
+        r#"{
+  "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+  "2": {"class_type": "SaveAnimatedWEBP", "inputs": {"images": ["1", 0], "filename_prefix": "anim", "fps": 6.0, "lossless": false, "quality": 80, "method": "default"}}
+}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        workflows.join("anim_test.toml"),
+        r#"
+id = "anim_test"
+title = "Animated WEBP"
+kind = "utility"
+output = "video"
+vram_min_gb = 0
+vram_recommended_gb = 0
+description = "An animated WEBP from ComfyUI's SaveAnimatedWEBP."
+output_nodes = ["2"]
+
+[defaults]
+seed_max = 16777215
+
+[requires]
+node_classes = ["EmptyImage", "SaveAnimatedWEBP"]
+
+[bindings]
+seed = { node = "1", input = "color" }
+"#,
+    )
+    .unwrap();
+    // What a real ComfyUI 0.33 wrote for 12 frames (two colours alternating) at
+    // 6 fps: node/tests/fixtures/media/anim_comfyui_live.webp. (The recorded
+    // view_anim.webp is of equal frames, which the encoder merged into a still.)
+    let live = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/media/anim_comfyui_live.webp"
+    ))
+    .unwrap();
+    let double = ComfyDouble::start(DoubleOptions {
+        output_files: vec![("webp".into(), live)],
+        ..DoubleOptions::default()
+    })
+    .await;
+    let node = start_node(dir.path(), Some(double.url())).await;
+    let handle = node.handle();
+    handle.worker_settled(DEADLINE).await;
+    let (ended, _) = render(&handle, "SHT-00001", "anim_test").await;
+    assert_eq!(ended[0].state, JobState::Succeeded, "{:?}", ended[0]);
+    let (_, takes) = handle.read(None, |doc| doc.takes().unwrap()).await.unwrap();
+    let take = &takes[0];
+    // ComfyUI writes int(1000 / 6) = 166 ms a frame: 12 frames, 1992 ms (Pillow
+    // reads the same: n_frames 12, 96x64).
+    assert_eq!(take.media, TakeMedia::AnimatedImage, "{take:?}");
+    assert_eq!(take.extension, "webp");
+    assert_eq!(
+        (
+            take.width,
+            take.height,
+            take.frames,
+            take.fps,
+            take.duration_ms
+        ),
+        (96, 64, 12, 6.024, 1992),
+        "{take:?}"
+    );
     node.stop().await.unwrap();
 }

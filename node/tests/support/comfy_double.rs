@@ -99,6 +99,10 @@ pub struct DoubleOptions {
     pub node_delay: Duration,
     /// A preview frame per sampler step.
     pub previews: bool,
+    /// The bytes served for the files the double's save nodes write, by extension
+    /// (`webp` -> a file a real ComfyUI wrote); the recorded `view_*` files for the
+    /// others.
+    pub output_files: Vec<(String, Vec<u8>)>,
 }
 
 impl Default for DoubleOptions {
@@ -109,6 +113,7 @@ impl Default for DoubleOptions {
             step_delay: Duration::ZERO,
             node_delay: Duration::ZERO,
             previews: true,
+            output_files: Vec::new(),
         }
     }
 }
@@ -1175,7 +1180,7 @@ async fn view(
         if kind == "input" {
             state.uploads.get(&(subfolder, filename.clone())).cloned()
         } else if state.files.contains(&(kind, subfolder, filename.clone())) {
-            Some(file_bytes(filename))
+            Some(file_bytes(&shared.options, filename))
         } else {
             None
         }
@@ -1198,9 +1203,14 @@ fn extension(filename: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The recorded bytes served for a written file.
-fn file_bytes(filename: &str) -> Vec<u8> {
-    match extension(filename).as_str() {
+/// The bytes served for a written file: the options' for its extension, else the
+/// recorded ones.
+fn file_bytes(options: &DoubleOptions, filename: &str) -> Vec<u8> {
+    let ext = extension(filename);
+    if let Some((_, bytes)) = options.output_files.iter().find(|(e, _)| *e == ext) {
+        return bytes.clone();
+    }
+    match ext.as_str() {
         "mp4" | "webm" | "mkv" | "mov" => recorded("view_video.mp4"),
         "webp" => recorded("view_anim.webp"),
         _ => recorded("view_ok.png"),
