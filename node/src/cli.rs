@@ -453,7 +453,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Render(args) => render::render(out, &data_root, cli.project.clone(), args),
+        Command::Render(args) => render::render(out, &data_root, cli.project.clone(), &args),
         Command::Jobs { json } => render::print_jobs(out, &data_root, cli.project.as_deref(), json),
         Command::Takes { json, out: folder } => render::print_takes(
             out,

@@ -355,15 +355,7 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     while let Some(inner) = cause.source() {
         cause = inner;
     }
-    lowercase_first(&cause.to_string())
-}
-
-fn lowercase_first(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
+    crate::lowercase_first(&cause.to_string())
 }
 
 #[cfg(test)]

@@ -1915,16 +1915,7 @@ impl Runner {
                 self.next_pause = FIRST_PAUSE;
                 match timed("storing outputs", self.store_outputs(&job, &run)).await {
                     Ok(takes) => {
-                        job.record_attempt(Attempt {
-                            node_id: self.node_id.clone(),
-                            host: self.host.clone(),
-                            attempt: job.attempts,
-                            started_at_ms: job.started_at_ms,
-                            ended_at_ms: now_ms(),
-                            outcome: "succeeded".into(),
-                            fault: None,
-                            error: String::new(),
-                        });
+                        job.record_attempt(self.attempt(&job, "succeeded", None, String::new()));
                         // The job's error is its last attempt's: none now.
                         job.error.clear();
                         job.state = JobState::Succeeded;
@@ -1956,16 +1947,7 @@ impl Runner {
                 }
             }
             Err(failure) if failure.canceled || job.cancel_requested => {
-                job.record_attempt(Attempt {
-                    node_id: self.node_id.clone(),
-                    host: self.host.clone(),
-                    attempt: job.attempts,
-                    started_at_ms: job.started_at_ms,
-                    ended_at_ms: now_ms(),
-                    outcome: "canceled".into(),
-                    fault: None,
-                    error: String::new(),
-                });
+                job.record_attempt(self.attempt(&job, "succeeded", None, String::new()));
                 job.state = JobState::Canceled;
                 job.finished_at_ms = now_ms();
                 self.queue_write(&project_id, job);
@@ -2041,20 +2023,12 @@ impl Runner {
         } else {
             error.to_owned()
         };
-        job.record_attempt(Attempt {
-            node_id: self.node_id.clone(),
-            host: self.host.clone(),
-            attempt: job.attempts,
-            started_at_ms: job.started_at_ms,
-            ended_at_ms: now,
-            outcome: if fault == Fault::Transient {
-                "interrupted".into()
-            } else {
-                "failed".into()
-            },
-            fault: Some(fault),
-            error: error.clone(),
-        });
+        let outcome = if fault == Fault::Transient {
+            "interrupted"
+        } else {
+            "failed"
+        };
+        job.record_attempt(self.attempt(&job, outcome, Some(fault), error.clone()));
         if fault == Fault::Transient {
             // Not the job's fault: the attempt is given back, and the renderer is
             // looked at again before this node offers its workflows again.
@@ -2383,6 +2357,20 @@ impl Runner {
             self.queue_write(&project_id, job);
         }
         Ok(())
+    }
+
+    /// This node's run of `job`, ended now.
+    fn attempt(&self, job: &Job, outcome: &str, fault: Option<Fault>, error: String) -> Attempt {
+        Attempt {
+            node_id: self.node_id.clone(),
+            host: self.host.clone(),
+            attempt: job.attempts,
+            started_at_ms: job.started_at_ms,
+            ended_at_ms: now_ms(),
+            outcome: outcome.to_owned(),
+            fault,
+            error,
+        }
     }
 
     /// The node is stopping: the job it runs and those it holds go back to the

@@ -1,6 +1,7 @@
-//! reelmesh-node: the effects side of reelmesh (storage, import/export, CLI; later
-//! the mesh, sync, job runner, ComfyUI client). It builds the one binary `reelmesh`;
-//! the library form exists so benches and integration tests drive the same code.
+//! reelmesh-node: the effects side of reelmesh (storage, import/export, the mesh,
+//! sync, the job runner, the ComfyUI client, the CLI). It builds the one binary
+//! `reelmesh`; the library form exists so benches and integration tests drive the
+//! same code.
 
 pub mod card;
 pub mod cli;
@@ -16,3 +17,13 @@ pub mod mesh;
 pub mod node;
 pub mod store;
 pub mod workflows;
+
+/// `text` with its first letter in lower case (error messages are lowercase; the
+/// errors of other crates often start with a capital).
+pub(crate) fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}

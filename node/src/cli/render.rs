@@ -124,14 +124,14 @@ pub fn render(
     out: &mut dyn Write,
     data_root: &Path,
     project: Option<String>,
-    args: RenderArgs,
+    args: &RenderArgs,
 ) -> Result<()> {
     let request = RenderRequest {
         shots: args.shots.clone(),
         workflow: args.workflow.clone(),
         seed: args.seed,
         priority: args.priority,
-        inputs: resolve_inputs(data_root, &args)?,
+        inputs: resolve_inputs(data_root, args)?,
         deadline_secs: Some(args.deadline),
     };
     let queue_request = Request::Render {
@@ -153,7 +153,7 @@ pub fn render(
             data_root.display()
         );
     }
-    render_here(out, data_root, project, request, &args)
+    render_here(out, data_root, project, request, args)
 }
 
 /// Follow the jobs a running node queued until they end (Ctrl-C stops following,

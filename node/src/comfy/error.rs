@@ -219,14 +219,7 @@ fn body_suffix(body: &str) -> String {
     }
 }
 
-/// `text` with its first letter in lower case.
-pub(crate) fn lowercase_first(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
+pub(crate) use crate::lowercase_first;
 
 /// The start of an error body, as text.
 pub(crate) fn error_body(body: &[u8]) -> String {

@@ -84,7 +84,7 @@ pub fn dial_failures(error: &DialError) -> Vec<(Multiaddr, ConnectionFailure)> {
             address.clone(),
             ConnectionFailure {
                 kind: FailureKind::Other,
-                error: lowercase_first(&error.to_string()),
+                error: crate::lowercase_first(&error.to_string()),
             },
         )],
         _ => Vec::new(),
@@ -127,15 +127,7 @@ fn words(error: &(dyn Error + 'static)) -> String {
         }
         parts.push(text);
     }
-    lowercase_first(&parts.join(": "))
-}
-
-fn lowercase_first(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
+    crate::lowercase_first(&parts.join(": "))
 }
 
 #[cfg(test)]
