@@ -170,6 +170,52 @@ impl Lab {
         found.unwrap_or_else(|_| panic!("waited {DEADLINE:?} for {what}; last reason: {last}"))
     }
 
+    /// Queue a FLUX job for `shot` whose run hangs inside a's ComfyUI; returns the
+    /// job once it runs there.
+    async fn hanging_on_a(&self, shot: &str) -> String {
+        self.a.script_next(Script::HangAt {
+            node_id: "8".into(),
+        });
+        let ids = meshkit::queue(&self.editor(), shot, "flux_basic", 0).await;
+        let running = self
+            .until_job(&ids[0], "the job running on a", |j| {
+                j.state == JobState::Running
+            })
+            .await;
+        assert_eq!(running.claimant, self.a_id());
+        self.a
+            .wait_for("the prompt inside a's ComfyUI", |d| !d.queue().0.is_empty())
+            .await;
+        ids[0].clone()
+    }
+
+    /// The job once it ended: a success on its `attempts`-th attempt with no error
+    /// left, its runs (node, outcome) as given, its shot (`index`) completed.
+    async fn succeeded(
+        &self,
+        job_id: &str,
+        index: usize,
+        attempts: u64,
+        runs: &[(String, &str)],
+    ) -> Job {
+        let done = self
+            .until_job(job_id, "the job done", |j| !j.state.is_active())
+            .await;
+        assert_eq!(done.state, JobState::Succeeded, "{done:?}");
+        assert_eq!(done.attempts, attempts, "{done:?}");
+        assert!(
+            done.error.is_empty(),
+            "a success clears the error: {done:?}"
+        );
+        let want: Vec<(String, String)> = runs
+            .iter()
+            .map(|(node, outcome)| (node.clone(), (*outcome).to_owned()))
+            .collect();
+        assert_eq!(outcomes(&done), want, "{done:?}");
+        assert_eq!(self.shot_status(index).await, ShotStatus::Completed);
+        done
+    }
+
     async fn shot_status(&self, index: usize) -> ShotStatus {
         let (_, status) = self
             .editor()
@@ -199,21 +245,7 @@ fn outcomes(job: &Job) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn comfyui_killed_mid_run_the_job_waits_without_an_attempt_and_runs_when_it_is_back() {
     let lab = Lab::start(models_of("flux_basic"), models_of("flux_basic")).await;
-    let editor = lab.editor();
-    lab.a.script_next(Script::HangAt {
-        node_id: "8".into(),
-    });
-    let ids = meshkit::queue(&editor, "SHT-00001", "flux_basic", 0).await;
-    let id = ids[0].clone();
-    let running = lab
-        .until_job(&id, "the job running on a", |j| {
-            j.state == JobState::Running
-        })
-        .await;
-    assert_eq!(running.claimant, lab.a_id());
-    lab.a
-        .wait_for("the prompt inside a's ComfyUI", |d| !d.queue().0.is_empty())
-        .await;
+    let id = lab.hanging_on_a("SHT-00001").await;
     assert_eq!(lab.shot_status(0).await, ShotStatus::Generating);
 
     // a's ComfyUI dies: the run is interrupted, the attempt given back.
@@ -261,47 +293,20 @@ async fn comfyui_killed_mid_run_the_job_waits_without_an_attempt_and_runs_when_i
 
     // a's ComfyUI is back: the job runs there and completes, on its first attempt.
     lab.a.restart().await;
-    let done = lab
-        .until_job(&id, "the job done", |j| !j.state.is_active())
-        .await;
-    assert_eq!(done.state, JobState::Succeeded, "{done:?}");
-    assert_eq!((done.attempts, done.claimant.clone()), (1, lab.a_id()));
-    assert!(done.error.is_empty(), "{done:?}");
-    assert_eq!(
-        outcomes(&done),
-        [
-            (lab.a_id(), "interrupted".to_owned()),
-            (lab.a_id(), "succeeded".to_owned())
-        ]
-    );
-    assert_eq!(lab.shot_status(0).await, ShotStatus::Completed);
+    let runs = [(lab.a_id(), "interrupted"), (lab.a_id(), "succeeded")];
+    lab.succeeded(&id, 0, 1, &runs).await;
     lab.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_comfyui_restart_that_loses_the_prompt_requeues_the_job_and_it_finishes() {
     let lab = Lab::start(models_of("flux_basic"), models_of("flux_basic")).await;
-    let editor = lab.editor();
-    lab.a.script_next(Script::HangAt {
-        node_id: "8".into(),
-    });
-    let ids = meshkit::queue(&editor, "SHT-00002", "flux_basic", 0).await;
-    let id = ids[0].clone();
-    lab.until_job(&id, "the job running", |j| j.state == JobState::Running)
-        .await;
-    lab.a
-        .wait_for("the prompt inside a's ComfyUI", |d| !d.queue().0.is_empty())
-        .await;
-    // ComfyUI restarts (queue and history forgotten) and is back at once.
+    let id = lab.hanging_on_a("SHT-00002").await;
+    // ComfyUI restarts (queue and history forgotten) and is back at once: the lost
+    // run gives its attempt back.
     lab.a.restart().await;
-    let done = lab
-        .until_job(&id, "the job done", |j| !j.state.is_active())
-        .await;
-    assert_eq!(done.state, JobState::Succeeded, "{done:?}");
-    assert_eq!(
-        done.attempts, 1,
-        "the lost run gave its attempt back: {done:?}"
-    );
+    let runs = [(lab.a_id(), "interrupted"), (lab.a_id(), "succeeded")];
+    let done = lab.succeeded(&id, 1, 1, &runs).await;
     let lost = &done.history[0];
     assert_eq!(
         (lost.outcome.as_str(), lost.fault),
@@ -309,9 +314,9 @@ async fn a_comfyui_restart_that_loses_the_prompt_requeues_the_job_and_it_finishe
         "{done:?}"
     );
     assert!(lost.error.contains("lost prompt"), "{lost:?}");
-    assert_eq!(done.history.last().unwrap().outcome, "succeeded");
+
     assert_eq!(lab.a.prompts().len(), 2, "posted again after the restart");
-    assert_eq!(lab.shot_status(1).await, ShotStatus::Completed);
+
     lab.stop().await;
 }
 
@@ -375,20 +380,8 @@ async fn a_model_one_comfyui_lacks_rules_that_node_out_and_the_other_finishes_th
 
     // b's ComfyUI comes up: b runs it.
     lab.b.restart().await;
-    let done = lab
-        .until_job(&id, "the job done", |j| !j.state.is_active())
-        .await;
-    assert_eq!(done.state, JobState::Succeeded, "{done:?}");
-    assert_eq!((done.attempts, done.claimant.clone()), (2, lab.b_id()));
-    assert!(done.error.is_empty(), "{done:?}");
-    assert_eq!(
-        outcomes(&done),
-        [
-            (lab.a_id(), "failed".to_owned()),
-            (lab.b_id(), "succeeded".to_owned())
-        ]
-    );
-    assert_eq!(lab.shot_status(2).await, ShotStatus::Completed);
+    let runs = [(lab.a_id(), "failed"), (lab.b_id(), "succeeded")];
+    lab.succeeded(&id, 2, 2, &runs).await;
     lab.stop().await;
 }
 
@@ -418,13 +411,9 @@ async fn a_node_that_raises_is_ruled_out_and_the_other_runs_the_job() {
     );
     assert_eq!(lab.shot_status(3).await, ShotStatus::Pending);
     lab.b.restart().await;
-    let done = lab
-        .until_job(&id, "the job done", |j| !j.state.is_active())
-        .await;
-    assert_eq!(done.state, JobState::Succeeded, "{done:?}");
-    assert_eq!(done.claimant, lab.b_id());
+    let runs = [(lab.a_id(), "failed"), (lab.b_id(), "succeeded")];
+    lab.succeeded(&id, 3, 2, &runs).await;
     assert_eq!(lab.a.prompts().len(), 1, "a ran it once, and not again");
-    assert_eq!(lab.shot_status(3).await, ShotStatus::Completed);
     lab.stop().await;
 }
 
