@@ -57,21 +57,7 @@ pub use report::{
 /// Length of a new shot whose row gives neither Frame Count nor Duration, in seconds.
 pub const DEFAULT_SECONDS: f64 = 2.0;
 
-/// How to import.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImportOptions {
-    /// Understand and check the file, say what would change, write nothing.
-    pub dry_run: bool,
-    /// Refuse characters and looks that the shots name and nothing defines.
-    pub strict: bool,
-    /// In a three-way import, keep the project's value of a cell both sides changed.
-    pub keep_project: bool,
-    /// `HEADER=FIELD` mappings (`FIELD` may be `extra` or `skip`); remembered in the
-    /// project when the import writes.
-    pub maps: Vec<String>,
-    /// Import a file reelmesh exported as a plain file: every cell is the truth.
-    pub plain: bool,
-}
+pub use reelmesh_protocol::api::import::ImportOptions;
 
 /// The project version an export was made from, as the file remembers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -50,7 +50,6 @@ use reelmesh_protocol::jobs::{
 };
 use reelmesh_protocol::placement::{self, Offer};
 use reelmesh_protocol::wire::JobsGossip;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -2592,16 +2591,7 @@ pub fn user_workflows_dir(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("workflows")
 }
 
-/// Jobs queued by [`queue_on`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RenderQueued {
-    /// The project.
-    pub project_id: String,
-    /// One job per shot, in timeline order.
-    pub queued: Vec<queue::Queued>,
-    /// This node can run the workflow (else the jobs wait for another node).
-    pub runnable_here: bool,
-}
+pub use reelmesh_protocol::api::render::RenderQueued;
 
 /// Queue a render on a node. Unless `queue_only`, refuses (writing nothing) when this
 /// node cannot run the workflow, saying what is missing.

@@ -27,7 +27,6 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId};
 use reelmesh_protocol::document::ProjectDoc;
 use reelmesh_protocol::model::Project;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -230,33 +229,7 @@ pub enum NodeEvent {
     Offer(reelmesh_protocol::placement::Offer),
 }
 
-/// A snapshot of the node for `reelmesh status`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NodeStatusReport {
-    /// This node's peer id.
-    pub node_id: String,
-    /// Where it listens.
-    pub listen_addrs: Vec<String>,
-    /// Projects it holds: (id, name or "waiting for sync", shot count).
-    pub projects: Vec<ProjectSummary>,
-    /// This node first, then every peer heard from or connected.
-    pub peers: Vec<PeerRow>,
-    /// Addresses this node keeps failing to connect with, and why (absent from a
-    /// node older than this field).
-    #[serde(default)]
-    pub failing_peers: Vec<FailingPeer>,
-}
-
-/// One project in a status report.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ProjectSummary {
-    /// The project id.
-    pub project_id: String,
-    /// Its name, or `None` while a replica waits for its first sync.
-    pub name: Option<String>,
-    /// Live shots.
-    pub shots: usize,
-}
+pub use reelmesh_protocol::api::status::{NodeStatusReport, ProjectSummary};
 
 /// Live offers (by node id) and the latest progress per job.
 pub type JobsSnapshot = (

@@ -1,5 +1,7 @@
 //! reelmesh-protocol: everything every node must agree on, with no I/O.
 //!
+//! - [`api`]: the typed operations, results and status feed every client of a node
+//!   (CLI, control socket, editor) shares.
 //! - [`blobtree`]: checking a blob piece by piece against its BLAKE3 name.
 //! - [`model`]: the typed project (shots, characters, cinematic options, settings).
 //! - [`document`]: the one Automerge document per project and its typed read/write
@@ -11,6 +13,7 @@
 //! - [`catalog`]: option catalogs with their shipped defaults.
 //! - [`wire`]: messages between nodes (sync frames, presence) and their input checks.
 
+pub mod api;
 pub mod blobtree;
 pub mod catalog;
 pub mod document;

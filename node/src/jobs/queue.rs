@@ -5,40 +5,15 @@
 //! seed, the LoRAs of the shot's characters with their bible strengths, the clip's
 //! length (the shot's, up to the workflow's default) and the job's estimated work.
 
-use std::collections::BTreeMap;
-
 use reelmesh_protocol::document::ProjectDoc;
 use reelmesh_protocol::jobs::{Job, Take, TakeMedia};
 use reelmesh_protocol::model::{Project, Shot, ShotCode};
 use reelmesh_protocol::prompt::shot_prompt;
 use reelmesh_protocol::timecode::FrameRate;
-use serde::{Deserialize, Serialize};
 
 use crate::workflows::{Catalog, Manifest, OutputKind};
 
-/// What to render.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RenderRequest {
-    /// Which shots: `SHT-00001..SHT-00010`, `1..10`, `1,3,7`, `SHT-00004`, or `all`.
-    pub shots: String,
-    /// Workflow id.
-    pub workflow: String,
-    /// A fixed seed for every job (default: a fresh random seed per job).
-    #[serde(default)]
-    pub seed: Option<u64>,
-    /// Higher runs first.
-    #[serde(default)]
-    pub priority: i64,
-    /// Input files by role (`first_frame`, `last_frame`, `reference_image`,
-    /// `input_video`): a blob hash, or `take` for each shot's latest take of the
-    /// right kind (a still for images, a clip for videos).
-    #[serde(default)]
-    pub inputs: BTreeMap<String, String>,
-    /// How long the jobs may wait to run before they end failed, in seconds
-    /// (default: [`reelmesh_protocol::jobs::DEFAULT_DEADLINE_MS`], three days).
-    #[serde(default)]
-    pub deadline_secs: Option<u64>,
-}
+pub use reelmesh_protocol::api::render::{Queued, RenderRequest};
 
 /// The input roles a workflow can bind, with the CLI flag that fills each.
 pub const INPUT_ROLES: [(&str, &str); 4] = [
@@ -47,15 +22,6 @@ pub const INPUT_ROLES: [(&str, &str); 4] = [
     ("reference_image", "--reference"),
     ("input_video", "--input-video"),
 ];
-
-/// One queued job, for the reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Queued {
-    /// The job.
-    pub job_id: String,
-    /// Its shot's code.
-    pub shot_code: String,
-}
 
 /// The live shots a selection names, in timeline order. Errors name the part of the
 /// selection that is wrong.
@@ -310,6 +276,8 @@ fn random_seed() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use reelmesh_protocol::document::Position;
 

@@ -18,21 +18,10 @@ use std::error::Error;
 
 use libp2p::swarm::{DialError, ListenError};
 use libp2p::{Multiaddr, TransportError};
-use serde::{Deserialize, Serialize};
 
 use super::private;
 
-/// What kind of failure, as far as the node can tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureKind {
-    /// The private mesh layer refused the peer: it holds another mesh key (or
-    /// speaks another version of the layer).
-    NotInThisMesh,
-    /// Anything else: refused, unreachable, timed out, another node at the address.
-    #[serde(other)]
-    Other,
-}
+pub use reelmesh_protocol::api::status::FailureKind;
 
 /// One failed connection: its kind and the underlying error's words.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
-use serde::{Deserialize, Serialize};
 
-use crate::mesh::failure::{ConnectionFailure, FailureKind};
+use crate::mesh::failure::ConnectionFailure;
 
 /// One WARN per row this often at most (and the next failure after it).
 pub const WARN_EVERY: Duration = Duration::from_secs(60);
@@ -24,42 +23,7 @@ pub const FORGET_AFTER: Duration = Duration::from_secs(600);
 /// Most rows kept; the one that failed least recently goes first.
 pub const MAX_ROWS: usize = 64;
 
-/// Who opened the failing connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// This node dialled the address.
-    Outgoing,
-    /// Connections from the address to this node failed.
-    Incoming,
-}
-
-/// A peer this node keeps failing to connect with (`reelmesh status`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FailingPeer {
-    /// The address dialled (without `/p2p/..`), or for incoming connections the
-    /// remote IP alone (`/ip4/127.0.0.1`).
-    pub address: String,
-    /// The peer, when known (dialled by peer id).
-    #[serde(default)]
-    pub peer_id: Option<String>,
-    /// Who opened the connections.
-    pub direction: Direction,
-    /// Failures in a row.
-    pub failures: u64,
-    /// The first of them (Unix milliseconds).
-    pub since_ms: u64,
-    /// The latest (Unix milliseconds).
-    #[serde(default)]
-    pub last_ms: u64,
-    /// The latest failure's kind.
-    pub kind: FailureKind,
-    /// Why, short ("not in this mesh: another mesh key?", "connection refused").
-    pub reason: String,
-    /// The underlying error.
-    #[serde(default)]
-    pub error: String,
-}
+pub use reelmesh_protocol::api::status::{Direction, FailingPeer};
 
 struct Entry {
     row: FailingPeer,
@@ -192,6 +156,7 @@ fn key_address(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mesh::failure::FailureKind;
 
     fn not_in_mesh() -> ConnectionFailure {
         ConnectionFailure {

@@ -5,80 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
-use reelmesh_protocol::wire::{NodeStatus, Presence};
-use serde::{Deserialize, Serialize};
+use reelmesh_protocol::wire::Presence;
 
-/// One row of `reelmesh status` (the seed's worker table).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PeerRow {
-    /// Peer id.
-    pub node_id: String,
-    /// Host name (empty until its first heartbeat).
-    pub host_name: String,
-    /// GPU name, or "CPU only".
-    pub gpu: String,
-    /// Where the GPU figures come from ("nvml", "comfyui"), if any.
-    pub gpu_source: Option<String>,
-    /// Total VRAM, bytes.
-    pub vram_total: Option<u64>,
-    /// Used VRAM, bytes.
-    pub vram_used: Option<u64>,
-    /// GPU utilization, percent.
-    pub utilization: Option<u8>,
-    /// idle / busy / offline / error.
-    pub status: String,
-    /// Why, for error.
-    pub status_detail: Option<String>,
-    /// Job being run.
-    pub current_job: Option<String>,
-    /// ComfyUI address (local to that node).
-    pub comfy_url: Option<String>,
-    /// Capabilities.
-    pub capabilities: Vec<String>,
-    /// Seconds since its last heartbeat (`None`: never heard).
-    pub last_heartbeat_secs: Option<f64>,
-    /// Connected directly to this node.
-    pub connected: bool,
-    /// This row is this node.
-    pub this_node: bool,
-}
-
-impl PeerRow {
-    pub(super) fn from_presence(
-        presence: &Presence,
-        age: Option<Duration>,
-        connected: bool,
-        offline: bool,
-    ) -> PeerRow {
-        let gpu = presence.gpu.as_ref();
-        PeerRow {
-            node_id: presence.node_id.clone(),
-            host_name: presence.host_name.clone(),
-            gpu: gpu.map_or_else(|| "CPU only".to_owned(), |g| g.name.clone()),
-            gpu_source: gpu.map(|g| {
-                serde_json::to_value(g.source)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            }),
-            vram_total: gpu.map(|g| g.vram_total),
-            vram_used: gpu.map(|g| g.vram_used),
-            utilization: gpu.and_then(|g| g.utilization),
-            status: if offline {
-                NodeStatus::Offline.as_str().to_owned()
-            } else {
-                presence.status.as_str().to_owned()
-            },
-            status_detail: presence.status_detail.clone(),
-            current_job: presence.current_job.clone(),
-            comfy_url: presence.comfy_url.clone(),
-            capabilities: presence.capabilities.clone(),
-            last_heartbeat_secs: age.map(|a| a.as_secs_f64()),
-            connected,
-            this_node: false,
-        }
-    }
-}
+pub use reelmesh_protocol::api::status::PeerRow;
 
 #[derive(Debug, Default)]
 pub(super) struct PresenceTable {
