@@ -5,8 +5,10 @@
 //!
 //! - [`status`]: what a node says about itself and its peers;
 //! - [`render`]: a render asked for and the jobs it queued;
-//! - [`import`]: an import's options and its report.
+//! - [`import`]: an import's options and its report;
+//! - [`edit`]: edits of a project as clients ask for them, with their undo.
 
+pub mod edit;
 pub mod import;
 pub mod render;
 pub mod status;

@@ -786,15 +786,19 @@ impl ProjectDoc {
             shots.push((fields.str("order"), reader.shot(&shot_id, &fields)));
         }
         shots.sort_by(|a, b| (&a.0, &a.1.shot_id).cmp(&(&b.0, &b.1.shot_id)));
+        // Characters and looks in the trash are not part of the project (a shot that
+        // still links one shows nothing of it); they come back with `restore_*`.
         let mut characters: Vec<Character> = reader
             .table(&top("characters")?)
             .into_iter()
+            .filter(|(_, fields)| !fields.bool("deleted"))
             .map(|(id, fields)| reader.character(&id, &fields))
             .collect();
         characters.sort_by(|a, b| (&a.name, &a.character_id).cmp(&(&b.name, &b.character_id)));
         let mut cinematics: Vec<CinematicOption> = reader
             .table(&top("cinematics")?)
             .into_iter()
+            .filter(|(_, fields)| !fields.bool("deleted"))
             .map(|(id, fields)| reader.cinematic(&id, &fields))
             .collect();
         cinematics.sort_by(|a, b| (&a.name, &a.cinematic_id).cmp(&(&b.name, &b.cinematic_id)));
@@ -916,6 +920,21 @@ impl ProjectDoc {
         };
         self.doc.put(&list, value.trim(), true)?;
         self.commit("extend catalog");
+        Ok(())
+    }
+
+    /// Take a value this project added back out of a catalog (the shipped defaults
+    /// stay). Removing a value that is not there is harmless.
+    pub fn remove_catalog_value(
+        &mut self,
+        catalog_name: &str,
+        value: &str,
+    ) -> Result<(), DocError> {
+        let catalogs = self.obj(ROOT, "catalogs")?;
+        if let Some((automerge::Value::Object(_), list)) = self.doc.get(&catalogs, catalog_name)? {
+            self.doc.delete(&list, value.trim())?;
+            self.commit("shrink catalog");
+        }
         Ok(())
     }
 
@@ -1112,6 +1131,29 @@ impl ProjectDoc {
             &cinematic_fields(option),
             "edit cinematic option",
         )
+    }
+
+    /// Move a character or a look (`table`: `characters` or `cinematics`) to the
+    /// trash, or (`deleted` false) bring it back with any edit made meanwhile.
+    pub fn set_record_deleted(
+        &mut self,
+        table: &str,
+        record_id: &str,
+        deleted: bool,
+    ) -> Result<(), DocError> {
+        let kind = match table {
+            "characters" => "character",
+            "cinematics" => "cinematic option",
+            other => return Err(DocError::Invalid(format!("'{other}' has no trash"))),
+        };
+        let obj = self.record(table, kind, record_id)?;
+        self.doc.put(&obj, "deleted", deleted)?;
+        self.commit(if deleted {
+            "delete record"
+        } else {
+            "restore record"
+        });
+        Ok(())
     }
 
     fn put_record(
@@ -1338,6 +1380,8 @@ fn shot_fields(shot: &Shot) -> Vec<(&'static str, Field)> {
         ("status", Field::Str(shot.status.as_str().to_owned())),
         ("workflow", Field::Text(shot.workflow.clone())),
         ("notes", Field::Text(shot.notes.clone())),
+        ("selected_take", Field::Text(shot.selected_take.clone())),
+        ("review_note", Field::Text(shot.review_note.clone())),
         ("extra", dict(&shot.extra)),
     ];
     // The shot's own look values: one flat key each (no nested map to create on an

@@ -181,6 +181,12 @@ pub struct Shot {
     /// Free-form notes.
     #[serde(default)]
     pub notes: String,
+    /// The take chosen for the storyboard (a take id; empty: the latest).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub selected_take: String,
+    /// What the last review asked to change (set with `needs_revision`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub review_note: String,
     /// Columns from an imported sheet that have no field of their own, by header.
     #[serde(default)]
     pub extra: BTreeMap<String, String>,
@@ -204,6 +210,8 @@ impl Shot {
             status: ShotStatus::Pending,
             workflow: String::new(),
             notes: String::new(),
+            selected_take: String::new(),
+            review_note: String::new(),
             extra: BTreeMap::new(),
         }
     }

@@ -171,6 +171,8 @@ impl<'d> Reader<'d> {
             status: f.str("status").parse().unwrap_or(ShotStatus::Pending),
             workflow: f.str("workflow"),
             notes: f.str("notes"),
+            selected_take: f.str("selected_take"),
+            review_note: f.str("review_note"),
             extra: self.dict(f, "extra"),
         }
     }
