@@ -1182,8 +1182,8 @@ impl Runner {
                     warn!(project = %project_id, "job runner: reading jobs failed: {e}");
                     continue;
                 }
-                // A replica still waiting for its first sync.
-                Err(NodeError::Request(_)) => continue,
+                // A replica still waiting for its first sync (or a project gone).
+                Err(NodeError::Project(_)) => continue,
                 Err(e) => return Err(e),
             };
             let ended: Vec<Job> = jobs.iter().filter_map(|j| self.unstartable(j)).collect();

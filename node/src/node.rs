@@ -178,9 +178,29 @@ pub enum NodeError {
     /// A request failed inside the runtime.
     #[error("{0}")]
     Request(String),
+    /// A project could not be used as asked (see [`ProjectError`]).
+    #[error(transparent)]
+    Project(#[from] ProjectError),
     /// Waiting for something took too long.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+}
+
+/// Why a request about a project failed, as the runtime tells it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProjectError {
+    /// No such project here, none at all, or several and none current.
+    #[error("{0}")]
+    Missing(String),
+    /// A replica still waiting for its first sync.
+    #[error("project {0} has not arrived from the mesh yet")]
+    NotArrived(String),
+    /// The edit or read itself refused (its own words; nothing was written).
+    #[error("{0}")]
+    Refused(String),
+    /// Saving the project failed.
+    #[error("{0}")]
+    Disk(String),
 }
 
 /// Where a document change came from.
@@ -247,21 +267,21 @@ pub(crate) enum Command {
     Edit {
         project: Option<String>,
         edit: EditFn,
-        reply: oneshot::Sender<Result<String, String>>,
+        reply: oneshot::Sender<Result<String, ProjectError>>,
     },
     Read {
         project: Option<String>,
-        reply: oneshot::Sender<Result<ProjectRead, String>>,
+        reply: oneshot::Sender<Result<ProjectRead, ProjectError>>,
     },
     ReadWith {
         project: Option<String>,
         read: ReadFn,
-        reply: oneshot::Sender<Result<String, String>>,
+        reply: oneshot::Sender<Result<String, ProjectError>>,
     },
     WaitHeads {
         project: Option<String>,
         heads: Vec<String>,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), ProjectError>>,
     },
     Status {
         reply: oneshot::Sender<NodeStatusReport>,
@@ -368,8 +388,7 @@ impl NodeHandle {
                 edit,
                 reply,
             })
-            .await?
-            .map_err(NodeError::Request)?;
+            .await??;
         let value = rx.await.map_err(|_| NodeError::Stopped)?;
         Ok((project_id, value))
     }
@@ -410,8 +429,7 @@ impl NodeHandle {
                 read,
                 reply,
             })
-            .await?
-            .map_err(NodeError::Request)?;
+            .await??;
         let value = rx.await.map_err(|_| NodeError::Stopped)?;
         Ok((project_id, value))
     }
@@ -465,9 +483,7 @@ impl NodeHandle {
         &self,
         project: Option<String>,
     ) -> Result<(String, Project, Vec<String>), NodeError> {
-        self.ask(|reply| Command::Read { project, reply })
-            .await?
-            .map_err(NodeError::Request)
+        Ok(self.ask(|reply| Command::Read { project, reply }).await??)
     }
 
     /// Wait until the project holds every one of these heads, or time out.
@@ -484,8 +500,8 @@ impl NodeHandle {
         });
         tokio::time::timeout(timeout, wait)
             .await
-            .map_err(|_| NodeError::Timeout(timeout))??
-            .map_err(NodeError::Request)
+            .map_err(|_| NodeError::Timeout(timeout))???;
+        Ok(())
     }
 
     /// Status: listen addresses, projects, peers.

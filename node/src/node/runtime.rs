@@ -25,7 +25,8 @@ use super::failing::{Direction, FailingPeer, FailingPeers};
 use super::presence::{PeerRow, PresenceTable};
 use super::sync::{Outbox, Pushed, Sessions};
 use super::{
-    ChangeOrigin, Command, NodeConfig, NodeError, NodeEvent, NodeStatusReport, ProjectSummary,
+    ChangeOrigin, Command, NodeConfig, NodeError, NodeEvent, NodeStatusReport, ProjectError,
+    ProjectSummary,
 };
 use crate::gpu::{GpuProbe, GpuSample};
 use crate::jobs::WorkerState;
@@ -37,7 +38,7 @@ use crate::store::{DataDir, DataDirLock, ProjectStore};
 struct Waiter {
     project_id: String,
     heads: Vec<String>,
-    reply: oneshot::Sender<Result<(), String>>,
+    reply: oneshot::Sender<Result<(), ProjectError>>,
 }
 
 pub(super) struct Runtime {
@@ -391,7 +392,7 @@ impl Runtime {
 
     // ---- commands -------------------------------------------------------------
 
-    fn resolve(&self, wanted: Option<&str>) -> Result<String, String> {
+    fn resolve(&self, wanted: Option<&str>) -> Result<String, ProjectError> {
         match wanted {
             Some(w) if self.projects.contains_key(w) => Ok(w.to_owned()),
             Some(w) => self
@@ -399,7 +400,7 @@ impl Runtime {
                 .iter()
                 .find(|(_, s)| s.doc().project().is_ok_and(|p| p.settings.name == w))
                 .map(|(id, _)| id.clone())
-                .ok_or_else(|| format!("no project named '{w}' on this node")),
+                .ok_or_else(|| ProjectError::Missing(format!("no project named '{w}' on this node"))),
             None => {
                 if let Some(current) = self
                     .data
@@ -411,8 +412,8 @@ impl Runtime {
                 let mut ids = self.projects.keys();
                 match (ids.next(), ids.next()) {
                     (Some(only), None) => Ok(only.clone()),
-                    (None, _) => Err("no project on this node (run `reelmesh init NAME` or `reelmesh join TICKET`)".into()),
-                    _ => Err("several projects here and none is current: pass --project".into()),
+                    (None, _) => Err(ProjectError::Missing("no project on this node (run `reelmesh init NAME` or `reelmesh join TICKET`)".into())),
+                    _ => Err(ProjectError::Missing("several projects here and none is current: pass --project".into())),
                 }
             }
         }
@@ -436,7 +437,10 @@ impl Runtime {
                             {
                                 return Ok((project_id, project.clone(), heads));
                             }
-                            let project = store.doc().project().map_err(|e| e.to_string())?;
+                            let project = store
+                                .doc()
+                                .project()
+                                .map_err(|e| ProjectError::Disk(e.to_string()))?;
                             views.insert(project_id.clone(), (heads.clone(), project.clone()));
                             Ok((project_id, project, heads))
                         });
@@ -508,16 +512,14 @@ impl Runtime {
     fn ready_store(
         &mut self,
         project: Option<&str>,
-    ) -> Result<(String, &mut ProjectStore), String> {
+    ) -> Result<(String, &mut ProjectStore), ProjectError> {
         let project_id = self.resolve(project)?;
         let store = self
             .projects
             .get_mut(&project_id)
-            .ok_or("project vanished")?;
+            .ok_or_else(|| ProjectError::Missing(format!("project {project_id} vanished")))?;
         if !store.doc().is_ready() {
-            return Err(format!(
-                "project {project_id} has not arrived from the mesh yet"
-            ));
+            return Err(ProjectError::NotArrived(project_id));
         }
         Ok((project_id, store))
     }
@@ -535,7 +537,7 @@ impl Runtime {
         &mut self,
         project: Option<&str>,
         edit: super::EditFn,
-        reply: oneshot::Sender<Result<String, String>>,
+        reply: oneshot::Sender<Result<String, ProjectError>>,
     ) {
         let (project_id, store) = match self.ready_store(project) {
             Ok(found) => found,
@@ -548,13 +550,13 @@ impl Runtime {
         if let Err(e) = edit(store.doc_mut()) {
             // The edit may have written part of itself: go back to the saved copy.
             self.reload(&project_id);
-            let _ = reply.send(Err(e));
+            let _ = reply.send(Err(ProjectError::Refused(e)));
             return;
         }
         let durable = match store.append().and_then(|()| store.sync_handle()) {
             Ok(durable) => durable,
             Err(e) => {
-                let _ = reply.send(Err(format!("saving project {project_id}: {e}")));
+                let _ = reply.send(Err(ProjectError::Disk(format!("saving project {project_id}: {e}"))));
                 return;
             }
         };
@@ -581,7 +583,9 @@ impl Runtime {
             Err(e) => {
                 let error = format!("{}: {e}", path.display());
                 let _ = failed.send((project_id.clone(), error.clone()));
-                let _ = reply.send(Err(format!("saving project {project_id}: {error}")));
+                let _ = reply.send(Err(ProjectError::Disk(format!(
+                    "saving project {project_id}: {error}"
+                ))));
             }
         });
     }
