@@ -4,6 +4,7 @@
 //! one (its control socket), so an edit reaches the mesh at once; with no node
 //! running they open the data dir themselves, under its lock.
 
+mod edit;
 mod net;
 mod render;
 mod workflows;
@@ -19,6 +20,7 @@ use reelmesh_protocol::model::Project;
 use reelmesh_protocol::timecode::FrameRate;
 use reelmesh_ui::table::{ShotRow, shot_rows};
 
+use crate::api::{Client, Reply, Request};
 use crate::store::{DataDir, default_data_dir};
 use crate::{demo, export, import};
 
@@ -125,6 +127,56 @@ pub enum Command {
         #[command(subcommand)]
         command: workflows::WorkflowsCmd,
     },
+    /// Edit shots: add, set fields, delete, restore, move, duplicate.
+    Shot {
+        /// What to do.
+        #[command(subcommand)]
+        command: edit::ShotCmd,
+    },
+    /// Edit the character bible: add, set fields, delete.
+    #[command(after_help = format!("Fields: {}", reelmesh_protocol::api::edit::CHARACTER_FIELDS))]
+    Character {
+        /// What to do.
+        #[command(subcommand)]
+        command: edit::RecordCmd,
+    },
+    /// Edit the looks (cinematic options): add, set fields, delete.
+    #[command(after_help = format!("Fields: {}", reelmesh_protocol::api::edit::LOOK_FIELDS))]
+    Look {
+        /// What to do.
+        #[command(subcommand)]
+        command: edit::RecordCmd,
+    },
+    /// Set the project's prompt template.
+    Template {
+        /// What to do.
+        #[command(subcommand)]
+        command: edit::TemplateCmd,
+    },
+    /// Review a shot: approve it, ask for a revision with a note, or regenerate it.
+    Review {
+        /// The shot: SHT-00003, 3, or its id.
+        shot: String,
+        /// The verdict.
+        #[command(subcommand)]
+        verdict: edit::ReviewCmd,
+    },
+    /// Choose the take a shot shows on the storyboard.
+    Take {
+        /// What to do.
+        #[command(subcommand)]
+        command: edit::TakeCmd,
+    },
+    /// Extend the dropdown catalogs of look values for this project.
+    Catalog {
+        /// What to do.
+        #[command(subcommand)]
+        command: edit::CatalogCmd,
+    },
+    /// Undo the last edit made from the command line in this data dir.
+    Undo,
+    /// Redo what `undo` undid.
+    Redo,
     /// Build the demo project from the sample shot list and print it.
     Demo {
         /// Keep the demo data dir instead of removing it.
@@ -181,31 +233,23 @@ impl ImportArgs {
     }
 }
 
-/// Run `import`: through the node when one runs, else on the data dir.
+/// Run `import` through the node (the running one, else one started here).
 fn run_import(
     out: &mut dyn Write,
     data_root: &Path,
     project: Option<&str>,
     args: &ImportArgs,
 ) -> Result<()> {
-    let options = args.options();
-    let project = project.map(str::to_owned);
-    let report = match net::import_via_node(data_root, project.clone(), &args.file, &options)? {
-        Some(report) => report,
-        None => {
-            let data = DataDir::open(data_root)?;
-            let _lock = data.lock()?;
-            let mut store = data.open_project(project.as_deref())?;
-            let report = match import::import_file_with(store.doc_mut(), &args.file, &options) {
-                Ok(report) => report,
-                Err(import::ImportError::Invalid { report }) => *report,
-                Err(other) => return Err(other.into()),
-            };
-            if report.written {
-                store.save().context("saving the imported project")?;
-            }
-            report
-        }
+    let path =
+        std::path::absolute(&args.file).with_context(|| format!("{}", args.file.display()))?;
+    let request = Request::Import {
+        project: project.map(str::to_owned),
+        path,
+        options: args.options(),
+    };
+    let report = match ask(data_root, request)? {
+        Reply::Imported { report, .. } => report,
+        other => return Err(unexpected(&other)),
     };
     if let Some(path) = &args.errors_file {
         let mut text = String::new();
@@ -240,6 +284,31 @@ fn run_import(
         message.push_str(&format!("\n(every problem is in {})", path.display()));
     }
     Err(anyhow::anyhow!(message))
+}
+
+/// Send `request` to the node of `data_root` (the running one, else one started
+/// here for this command) and take its answer; the node's refusal is the error.
+pub(crate) fn ask(data_root: &Path, request: Request) -> Result<Reply> {
+    let client = Client::open(data_root)?;
+    let reply = client.call(request)??;
+    client.close()?;
+    Ok(reply)
+}
+
+/// Send `request` to the node running on `data_root`; `None` when none runs.
+pub(crate) fn via_node(data_root: &Path, request: &Request) -> Result<Option<Reply>> {
+    Ok(crate::control::call(data_root, request, |_| {})?.transpose()?)
+}
+
+/// A node's answer of another kind than the request's.
+pub(crate) fn unexpected(reply: &Reply) -> anyhow::Error {
+    let kind = serde_json::to_value(reply)
+        .ok()
+        .and_then(|v| v.get("reply").and_then(|k| k.as_str()).map(str::to_owned))
+        .unwrap_or_default();
+    anyhow::anyhow!(
+        "the node answered with '{kind}', not what was asked (another reelmesh version?)"
+    )
 }
 
 /// Print what an import did (or, `dry_run`, would do), as a person reads it.
@@ -473,6 +542,51 @@ pub fn run(cli: Cli) -> Result<()> {
             let user_dir = crate::jobs::user_workflows_dir(&data_root);
             runtime.block_on(workflows::run(command, Some(&user_dir)))
         }
+        Command::Shot { command } => {
+            let edit = edit::shot_edit(command)?;
+            edit::run_edit(out, &data_root, cli.project.as_deref(), edit)
+        }
+        Command::Character { command } => {
+            let edit = edit::character_edit(command)?;
+            edit::run_edit(out, &data_root, cli.project.as_deref(), edit)
+        }
+        Command::Look { command } => {
+            let edit = edit::look_edit(command)?;
+            edit::run_edit(out, &data_root, cli.project.as_deref(), edit)
+        }
+        Command::Template {
+            command: edit::TemplateCmd::Set { template },
+        } => edit::run_edit(
+            out,
+            &data_root,
+            cli.project.as_deref(),
+            reelmesh_protocol::api::edit::Edit::TemplateSet { template },
+        ),
+        Command::Review { shot, verdict } => {
+            edit::review(out, &data_root, cli.project.as_deref(), shot, verdict)
+        }
+        Command::Take { command } => {
+            edit::select_take(out, &data_root, cli.project.as_deref(), command)
+        }
+        Command::Catalog { command } => {
+            let edit = match command {
+                edit::CatalogCmd::Add { name, value } => {
+                    reelmesh_protocol::api::edit::Edit::CatalogAdd {
+                        catalog: name,
+                        value,
+                    }
+                }
+                edit::CatalogCmd::Remove { name, value } => {
+                    reelmesh_protocol::api::edit::Edit::CatalogRemove {
+                        catalog: name,
+                        value,
+                    }
+                }
+            };
+            edit::run_edit(out, &data_root, cli.project.as_deref(), edit)
+        }
+        Command::Undo => edit::undo(out, &data_root, cli.project.as_deref(), false),
+        Command::Redo => edit::undo(out, &data_root, cli.project.as_deref(), true),
         Command::WaitFor { heads, timeout } => {
             net::wait_for(&data_root, cli.project.clone(), heads, timeout)?;
             writeln!(out, "arrived")?;

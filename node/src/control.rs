@@ -1,102 +1,37 @@
-//! The local control socket: how CLI commands reach a running node.
+//! The local control socket: a transport for [`crate::api`], how the CLI of the same
+//! machine reaches a running node.
 //!
 //! `<data dir>/run/control.sock`, a Unix socket inside a 0700 folder and itself
-//! 0600, so only the owner of the data dir can drive the node. One JSON request per
-//! connection, one JSON reply, newline-terminated. A CLI command first tries the
-//! socket; if nothing answers it opens the data dir itself (taking its lock).
+//! 0600, so only the owner of the data dir can drive the node. One JSON
+//! [`Request`] line per connection; the answer is one line, `{"ok": Reply}` or
+//! `{"error": ApiError}` (the same types every client uses). `watch_jobs` first
+//! streams one `{"update": JobUpdate}` line per step.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+use reelmesh_protocol::api::{ApiError, Reply, Request};
+use reelmesh_protocol::jobs::JobUpdate;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, warn};
 
-use crate::import;
 use crate::node::NodeHandle;
 
-/// A request from the CLI.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "snake_case")]
-pub enum Request {
-    /// The node's status report.
-    Status,
-    /// A project as it is now.
-    Project {
-        /// Id or name; `None` = current.
-        project: Option<String>,
-    },
-    /// Import a file (an absolute path on this machine) into a project. A file with
-    /// problems (or a dry run) is answered with its report, `written: false`.
-    Import {
-        /// Id or name; `None` = current.
-        project: Option<String>,
-        /// The file.
-        path: PathBuf,
-        /// How.
-        #[serde(default)]
-        options: import::ImportOptions,
-    },
-    /// Wait until the project holds these heads.
-    WaitHeads {
-        /// Id or name; `None` = current.
-        project: Option<String>,
-        /// Heads (hex).
-        heads: Vec<String>,
-        /// How long to wait.
-        timeout_ms: u64,
-    },
-    /// Queue a render (see `reelmesh render`).
-    Render {
-        /// Id or name; `None` = current.
-        project: Option<String>,
-        /// What to render.
-        request: crate::jobs::queue::RenderRequest,
-        /// Queue even if this node cannot run the workflow.
-        queue_only: bool,
-    },
-    /// Stream job updates (one JSON line each, `{"update": ..}`) until every job
-    /// has ended; the last line is the reply with the ended jobs.
-    WatchJobs {
-        /// Id or name; `None` = current.
-        project: Option<String>,
-        /// The jobs.
-        job_ids: Vec<String>,
-    },
-    /// Every job and take of a project.
-    Jobs {
-        /// Id or name; `None` = current.
-        project: Option<String>,
-    },
-    /// Ask for jobs to be canceled.
-    Cancel {
-        /// Id or name; `None` = current.
-        project: Option<String>,
-        /// The jobs (ids or unique id prefixes).
-        job_ids: Vec<String>,
-    },
-    /// Make sure blobs are here, fetching them from peers by hash.
-    Fetch {
-        /// Hashes (hex).
-        hashes: Vec<String>,
-    },
-    /// Stop the node (it saves first).
-    Shutdown,
-}
+/// Longest request line taken (an import's path, a big edit).
+const MAX_REQUEST: u64 = 16 * 1024 * 1024;
 
-/// How long `WatchJobs` waits with no news before giving up.
-pub const WATCH_SILENCE: Duration = Duration::from_secs(3600);
-
-/// The reply.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One line the node sends back.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Reply {
-    /// Success, with a value depending on the request.
-    Ok(serde_json::Value),
-    /// Failure, with the reason.
-    Error(String),
+enum Line {
+    /// A step of a followed job (`watch_jobs` only).
+    Update(Box<JobUpdate>),
+    /// The answer.
+    Ok(Box<Reply>),
+    /// The request failed.
+    Error(ApiError),
 }
 
 /// The socket path of a data dir.
@@ -144,15 +79,26 @@ pub(crate) fn serve(data_dir: &Path, handle: NodeHandle) -> Result<(), (PathBuf,
     Ok(())
 }
 
+fn encode(line: &Line) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(line).unwrap_or_else(|e| {
+        serde_json::to_vec(&Line::Error(ApiError::Internal {
+            message: format!("cannot encode the reply: {e}"),
+        }))
+        .unwrap_or_default()
+    });
+    bytes.push(b'\n');
+    bytes
+}
+
 async fn serve_one(stream: tokio::net::UnixStream, handle: NodeHandle) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    let mut reader = tokio::io::BufReader::new(read).take(16 * 1024 * 1024);
+    let mut reader = tokio::io::BufReader::new(read).take(MAX_REQUEST);
     reader.read_line(&mut line).await?;
-    let reply = match serde_json::from_str::<Request>(&line) {
+    let answer = match serde_json::from_str::<Request>(&line) {
         Ok(Request::WatchJobs { project, job_ids }) => {
             // Bounded: a client that reads slowly loses progress lines, never the
-            // final reply (which carries every job's end).
+            // final answer (which carries every job's end).
             let (lines, mut lines_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1024);
             let writer = async {
                 while let Some(bytes) = lines_rx.recv().await {
@@ -161,179 +107,36 @@ async fn serve_one(stream: tokio::net::UnixStream, handle: NodeHandle) -> std::i
                 Ok::<_, std::io::Error>(())
             };
             let watcher = async {
-                let result = crate::jobs::follow::watch_jobs(
-                    &handle,
-                    project,
-                    &job_ids,
-                    WATCH_SILENCE,
-                    |update| {
-                        let mut bytes =
-                            serde_json::to_vec(&serde_json::json!({ "update": update }))
-                                .unwrap_or_default();
-                        bytes.push(b'\n');
-                        let _ = lines.try_send(bytes);
-                    },
-                )
+                let result = crate::api::watch(&handle, project, &job_ids, |update| {
+                    let _ = lines.try_send(encode(&Line::Update(Box::new(update.clone()))));
+                })
                 .await;
                 drop(lines);
-                match result {
-                    Ok(jobs) => ok(&jobs),
-                    Err(e) => Reply::Error(e.to_string()),
-                }
+                result
             };
-            let (written, reply) = tokio::join!(writer, watcher);
+            let (written, result) = tokio::join!(writer, watcher);
             written?;
-            reply
+            result
         }
-        Ok(request) => answer(request, &handle).await,
-        Err(e) => Reply::Error(format!("malformed control request: {e}")),
+        Ok(request) => crate::api::call(&handle, request).await,
+        Err(e) => Err(ApiError::Invalid {
+            message: format!("malformed control request: {e}"),
+        }),
     };
-    let mut bytes = serde_json::to_vec(&reply).unwrap_or_default();
-    bytes.push(b'\n');
-    write.write_all(&bytes).await?;
+    let line = match answer {
+        Ok(reply) => Line::Ok(Box::new(reply)),
+        Err(error) => Line::Error(error),
+    };
+    write.write_all(&encode(&line)).await?;
     write.shutdown().await
 }
 
-fn ok<T: Serialize>(value: &T) -> Reply {
-    match serde_json::to_value(value) {
-        Ok(v) => Reply::Ok(v),
-        Err(e) => Reply::Error(format!("cannot encode the reply: {e}")),
-    }
-}
+/// The node closed a request's connection before its answer: it stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("the node closed the connection before replying (it stopped)")]
+pub struct ClosedEarly;
 
-async fn answer(request: Request, handle: &NodeHandle) -> Reply {
-    match request {
-        Request::Status => match handle.status().await {
-            Ok(report) => ok(&report),
-            Err(e) => Reply::Error(e.to_string()),
-        },
-        Request::Project { project } => match handle.project(project).await {
-            Ok((project_id, project, heads)) => ok(&serde_json::json!({
-                "project_id": project_id,
-                "project": project,
-                "heads": heads,
-            })),
-            Err(e) => Reply::Error(e.to_string()),
-        },
-        Request::Import {
-            project,
-            path,
-            options,
-        } => {
-            let result = handle
-                .edit(project, move |doc| {
-                    match import::import_file_with(doc, &path, &options) {
-                        Ok(report) => Ok(report),
-                        Err(import::ImportError::Invalid { report }) => Ok(*report),
-                        Err(e) => Err(format!("{e:#}")),
-                    }
-                })
-                .await;
-            match result {
-                Ok((project_id, report)) => ok(&serde_json::json!({
-                    "project_id": project_id,
-                    "report": report,
-                })),
-                Err(e) => Reply::Error(e.to_string()),
-            }
-        }
-        Request::WaitHeads {
-            project,
-            heads,
-            timeout_ms,
-        } => match handle
-            .wait_for_heads(project, heads, Duration::from_millis(timeout_ms))
-            .await
-        {
-            Ok(()) => Reply::Ok(serde_json::Value::Null),
-            Err(e) => Reply::Error(e.to_string()),
-        },
-        Request::Render {
-            project,
-            request,
-            queue_only,
-        } => match crate::jobs::queue_on(handle, project, request, queue_only).await {
-            Ok(queued) => ok(&queued),
-            Err(e) => Reply::Error(e.to_string()),
-        },
-        Request::WatchJobs { .. } => {
-            Reply::Error("watch_jobs streams; it has no single reply".into())
-        }
-        Request::Jobs { project } => match handle
-            .read(project.clone(), |doc| {
-                Ok::<_, String>((
-                    doc.jobs().map_err(|e| e.to_string())?,
-                    doc.takes().map_err(|e| e.to_string())?,
-                    doc.all_shots().map_err(|e| e.to_string())?,
-                ))
-            })
-            .await
-        {
-            Ok((project_id, Ok((jobs, takes, shots)))) => {
-                // What gossip says: the latest progress of each job, and why queued
-                // jobs wait.
-                let (offers, progress) = handle.jobs_view().await.unwrap_or_default();
-                let progress: std::collections::BTreeMap<String, crate::jobs::JobUpdate> = progress
-                    .into_iter()
-                    .filter(|u| u.project_id == project_id)
-                    .map(|u| (u.job_id.clone(), u))
-                    .collect();
-                let waiting: std::collections::BTreeMap<String, String> = jobs
-                    .iter()
-                    .filter(|j| j.state == reelmesh_protocol::jobs::JobState::Queued)
-                    .map(|j| {
-                        (
-                            j.job_id.clone(),
-                            reelmesh_protocol::placement::why_waiting(j, &offers),
-                        )
-                    })
-                    .collect();
-                ok(&serde_json::json!({
-                    "project_id": project_id,
-                    "jobs": jobs,
-                    "takes": takes,
-                    "shots": shots.into_iter().map(|(s, _)| (s.shot_id, s.code)).collect::<std::collections::BTreeMap<_, _>>(),
-                    "progress": progress,
-                    "waiting": waiting,
-                }))
-            }
-            Ok((_, Err(e))) => Reply::Error(e),
-            Err(e) => Reply::Error(e.to_string()),
-        },
-        Request::Cancel { project, job_ids } => match handle
-            .edit(project, move |doc| crate::jobs::cancel_jobs(doc, &job_ids))
-            .await
-        {
-            Ok((_, canceled)) => ok(&canceled),
-            Err(e) => Reply::Error(e.to_string()),
-        },
-        Request::Fetch { hashes } => {
-            let mut fetched = Vec::new();
-            for text in hashes {
-                let hash = match text.parse::<crate::store::blobs::BlobHash>() {
-                    Ok(hash) => hash,
-                    Err(e) => return Reply::Error(e),
-                };
-                match handle.fetch_blob(hash).await {
-                    Ok(done) => fetched.push(serde_json::json!({
-                        "hash": text,
-                        "bytes": done.blob.size,
-                        "pieces_fetched": done.pieces_fetched,
-                        "holders": done.holders,
-                    })),
-                    Err(e) => return Reply::Error(e.to_string()),
-                }
-            }
-            ok(&fetched)
-        }
-        Request::Shutdown => {
-            handle.shutdown();
-            Reply::Ok(serde_json::Value::Null)
-        }
-    }
-}
-
-/// Connect to the socket at `path` and send `request`; `None` when no node listens.
+/// Connect to the node's socket and send `request`; `None` when no node listens.
 fn send(path: &Path, request: &Request) -> anyhow::Result<Option<std::os::unix::net::UnixStream>> {
     use anyhow::Context;
     let mut stream = match std::os::unix::net::UnixStream::connect(path) {
@@ -356,73 +159,48 @@ fn send(path: &Path, request: &Request) -> anyhow::Result<Option<std::os::unix::
     Ok(Some(stream))
 }
 
-/// Send a streaming request: `on_line` gets every intermediate line, the result is
-/// the final reply. `Ok(None)` when no node is running there.
-pub fn request_stream(
-    data_dir: &Path,
-    request: &Request,
-    mut on_line: impl FnMut(serde_json::Value),
-) -> anyhow::Result<Option<serde_json::Value>> {
-    use anyhow::Context;
-    let path = socket_path(data_dir);
-    let Some(stream) = send(&path, request)? else {
-        return Ok(None);
-    };
-    let reader = BufReader::new(stream);
-    for line in reader.lines() {
-        // A connection reset is the node going away too.
-        let Ok(line) = line else {
-            return Err(anyhow::Error::new(ClosedEarly));
-        };
-        if let Ok(reply) = serde_json::from_str::<Reply>(&line) {
-            return match reply {
-                Reply::Ok(value) => Ok(Some(value)),
-                Reply::Error(e) => Err(anyhow::anyhow!("{e}")),
-            };
-        }
-        let value: serde_json::Value = serde_json::from_str(&line)
-            .with_context(|| format!("the node sent a malformed line: {line:?}"))?;
-        on_line(value);
-    }
-    Err(anyhow::Error::new(ClosedEarly))
+/// Whether a node answers on this data dir's socket.
+#[must_use]
+pub fn node_running(data_dir: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(socket_path(data_dir)).is_ok()
 }
 
-/// The node closed a streamed request's connection before its reply: it stopped.
-#[derive(Debug, thiserror::Error)]
-#[error("the node closed the connection before replying (it stopped)")]
-pub struct ClosedEarly;
-
-/// Send one request and read its reply straight into `T` (no intermediate JSON
-/// value: a 10,000-shot project is megabytes). `Ok(None)` when no node runs there.
-pub fn request_as<T: serde::de::DeserializeOwned>(
+/// Send one request to the node running on `data_dir`: `on_update` gets each
+/// streamed step (`watch_jobs`), the result is the answer. `Ok(None)` when no node
+/// runs there. A transport failure is the outer error ([`ClosedEarly`] when the node
+/// went away mid-answer); the node's refusal is the inner one.
+///
+/// # Errors
+/// Connecting, writing, or a node that closed before answering.
+pub fn call(
     data_dir: &Path,
     request: &Request,
-) -> anyhow::Result<Option<T>> {
-    use anyhow::Context;
-    #[derive(Deserialize)]
-    #[serde(rename_all = "snake_case")]
-    enum Typed<T> {
-        Ok(T),
-        Error(String),
-    }
+    mut on_update: impl FnMut(&JobUpdate),
+) -> anyhow::Result<Option<Result<Reply, ApiError>>> {
     let path = socket_path(data_dir);
     let Some(stream) = send(&path, request)? else {
         return Ok(None);
     };
+    let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
-    BufReader::new(stream)
-        .read_until(b'\n', &mut line)
-        .with_context(|| format!("reading from {}", path.display()))?;
-    match serde_json::from_slice::<Typed<T>>(&line)
-        .with_context(|| format!("the node sent a malformed reply ({} bytes)", line.len()))?
-    {
-        Typed::Ok(value) => Ok(Some(value)),
-        Typed::Error(e) => Err(anyhow::anyhow!("{e}")),
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            // A connection reset is the node going away too.
+            Ok(0) | Err(_) => return Err(anyhow::Error::new(ClosedEarly)),
+            Ok(_) => {}
+        }
+        // Read straight into the types (a 10,000-shot project is megabytes).
+        match serde_json::from_slice::<Line>(&line) {
+            Ok(Line::Update(update)) => on_update(&update),
+            Ok(Line::Ok(reply)) => return Ok(Some(Ok(*reply))),
+            Ok(Line::Error(error)) => return Ok(Some(Err(error))),
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "the node sent a malformed line ({} bytes): {e}",
+                    line.len()
+                ));
+            }
+        }
     }
-}
-
-/// Send one request to the node owning `data_dir`. `Ok(None)` when no node is
-/// running there (no socket, or a stale one nobody listens on).
-pub fn request(data_dir: &Path, request: &Request) -> anyhow::Result<Option<serde_json::Value>> {
-    request_stream(data_dir, request, |_| {})
 }

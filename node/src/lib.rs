@@ -3,6 +3,7 @@
 //! `reelmesh`; the library form exists so benches and integration tests drive the
 //! same code.
 
+pub mod api;
 pub mod card;
 pub mod cli;
 pub mod comfy;

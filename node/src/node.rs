@@ -332,6 +332,8 @@ pub struct NodeHandle {
             >,
         >,
     >,
+    /// Every client's undo and redo stacks (see [`crate::api::undo`]).
+    undo: std::sync::Arc<tokio::sync::Mutex<crate::api::undo::Stacks>>,
 }
 
 impl NodeHandle {
@@ -582,6 +584,10 @@ impl NodeHandle {
             .map_err(|_| NodeError::Stopped)
     }
 
+    pub(crate) fn undo_stacks(&self) -> &tokio::sync::Mutex<crate::api::undo::Stacks> {
+        &self.undo
+    }
+
     pub(crate) fn cancel_token(&self) -> CancellationToken {
         self.cancel.clone()
     }
@@ -623,6 +629,7 @@ impl Node {
             jobs_setup.idle();
             None
         };
+        let data_root = config.data_dir.clone();
         let (runtime, listen_addrs) = runtime::Runtime::start(
             config,
             command_rx,
@@ -641,6 +648,9 @@ impl Node {
             worker: worker_rx,
             blobs,
             fetching: std::sync::Arc::default(),
+            undo: std::sync::Arc::new(tokio::sync::Mutex::new(crate::api::undo::Stacks::new(
+                &data_root,
+            ))),
         };
         if runtime.serves_control() {
             crate::control::serve(&runtime.data_dir_root(), handle.clone())

@@ -218,8 +218,8 @@ pub struct FetchedBlob {
     pub bytes: u64,
     /// Pieces that came from peers (0: it was here).
     pub pieces_fetched: u64,
-    /// The peers that sent pieces.
-    pub holders: Vec<String>,
+    /// How many peers held it.
+    pub holders: usize,
 }
 
 /// Why a request failed, by family, so a caller can tell a bad input from a lost

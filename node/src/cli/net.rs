@@ -11,8 +11,7 @@ use libp2p::Multiaddr;
 use reelmesh_protocol::model::Project;
 use serde::{Deserialize, Serialize};
 
-use crate::control::{self, Request};
-use crate::import::ImportReport;
+use crate::api::{Reply, Request};
 use crate::mesh::keys::{self, Ticket};
 use crate::node::{Node, NodeConfig, NodeStatusReport, PeerRow};
 use crate::store::{DataDir, write_atomic};
@@ -233,9 +232,11 @@ pub fn join(out: &mut dyn Write, root: &Path, ticket: &str) -> Result<()> {
 }
 
 fn status_via_node(root: &Path) -> Result<Option<NodeStatusReport>> {
-    control::request(root, &Request::Status)?
-        .map(|v| serde_json::from_value(v).context("the node sent a malformed status"))
-        .transpose()
+    match super::via_node(root, &Request::Status)? {
+        None => Ok(None),
+        Some(Reply::Status(report)) => Ok(Some(report)),
+        Some(other) => Err(super::unexpected(&other)),
+    }
 }
 
 /// The project from the running node, with its heads; `None` if no node runs.
@@ -243,41 +244,14 @@ pub fn project_via_node(
     root: &Path,
     project: Option<&str>,
 ) -> Result<Option<(Project, Vec<String>)>> {
-    #[derive(Deserialize)]
-    struct Answer {
-        project: Project,
-        heads: Vec<String>,
-    }
     let request = Request::Project {
         project: project.map(str::to_owned),
     };
-    Ok(control::request_as::<Answer>(root, &request)?.map(|a| (a.project, a.heads)))
-}
-
-/// Import through the running node; `None` if no node runs.
-pub fn import_via_node(
-    root: &Path,
-    project: Option<String>,
-    file: &Path,
-    options: &crate::import::ImportOptions,
-) -> Result<Option<ImportReport>> {
-    let path = std::path::absolute(file).with_context(|| format!("{}", file.display()))?;
-    #[derive(Deserialize)]
-    struct Answer {
-        report: ImportReport,
+    match super::via_node(root, &request)? {
+        None => Ok(None),
+        Some(Reply::Project(read)) => Ok(Some((read.project, read.heads))),
+        Some(other) => Err(super::unexpected(&other)),
     }
-    let request = Request::Import {
-        project,
-        path,
-        options: options.clone(),
-    };
-    control::request(root, &request)?
-        .map(|v| {
-            serde_json::from_value::<Answer>(v)
-                .map(|a| a.report)
-                .context("the node sent a malformed import report")
-        })
-        .transpose()
 }
 
 /// `projects`.
@@ -480,7 +454,8 @@ pub fn wait_for(
         heads,
         timeout_ms: timeout.saturating_mul(1000),
     };
-    control::request(root, &request)?
-        .map(|_| ())
-        .ok_or_else(|| anyhow!("no node is running on {}", root.display()))
+    match super::via_node(root, &request)? {
+        Some(_) => Ok(()),
+        None => Err(anyhow!("no node is running on {}", root.display())),
+    }
 }

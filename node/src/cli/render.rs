@@ -16,7 +16,8 @@ use reelmesh_protocol::model::ShotCode;
 use serde::Serialize;
 
 use super::print_table;
-use crate::control::{self, Request};
+use crate::api::{Reply, Request};
+use crate::control;
 use crate::jobs::queue::RenderRequest;
 use crate::jobs::{JobUpdate, RenderQueued};
 use crate::node::{Node, NodeConfig};
@@ -139,8 +140,10 @@ pub fn render(
         request: request.clone(),
         queue_only: args.queue,
     };
-    if let Some(reply) = control::request(data_root, &queue_request)? {
-        let queued: RenderQueued = serde_json::from_value(reply).context("the node's reply")?;
+    if let Some(reply) = super::via_node(data_root, &queue_request)? {
+        let Reply::Queued(queued) = reply else {
+            return Err(super::unexpected(&reply));
+        };
         print_queued(out, &queued)?;
         if args.queue {
             return Ok(());
@@ -181,17 +184,10 @@ fn follow_through_node(
         project: Some(queued.project_id.clone()),
         job_ids: ids,
     };
-    let reply = control::request_stream(data_root, &watch, |line| {
-        if let Some(update) = line
-            .get("update")
-            .and_then(|u| serde_json::from_value::<JobUpdate>(u.clone()).ok())
-        {
-            view.update(&update);
-        }
-    });
+    let reply = control::call(data_root, &watch, |update| view.update(update));
     view.finish();
     let reply = match reply {
-        Ok(Some(reply)) => reply,
+        Ok(Some(reply)) => reply?,
         Ok(None) => bail!("the node stopped before it could be asked to follow the jobs"),
         Err(e) if e.is::<control::ClosedEarly>() => {
             let left = view.followed().left();
@@ -206,7 +202,9 @@ fn follow_through_node(
         }
         Err(e) => return Err(e),
     };
-    let jobs: Vec<Job> = serde_json::from_value(reply).context("the node's reply")?;
+    let Reply::Ended { jobs } = reply else {
+        return Err(super::unexpected(&reply));
+    };
     summarize(out, queued, &jobs)
 }
 
@@ -243,7 +241,7 @@ fn render_here(
                     &handle,
                     Some(queued.project_id.clone()),
                     &ids,
-                    control::WATCH_SILENCE,
+                    crate::api::WATCH_SILENCE,
                     |update| view.update(update),
                 ) => Some(ended),
                 _ = tokio::signal::ctrl_c() => None,
@@ -535,40 +533,26 @@ pub struct LiveJobs {
     pub waiting: BTreeMap<String, String>,
 }
 
-/// The jobs and takes of a project, from the node or from disk.
+/// The jobs and takes of a project, from its node.
 pub fn jobs_and_takes(data_root: &Path, project: Option<&str>) -> Result<JobsAndTakes> {
     Ok(jobs_with_live(data_root, project)?.0)
 }
 
-/// The jobs and takes, plus what the running node knows beyond the document (one
-/// request; nothing live without a running node).
+/// The jobs and takes, plus what the node knows beyond the document (gossiped
+/// progress and why queued jobs wait: a node started for this command has heard
+/// no peer, so it says no render node is online).
 fn jobs_with_live(data_root: &Path, project: Option<&str>) -> Result<(JobsAndTakes, LiveJobs)> {
-    if let Some(reply) = control::request(
-        data_root,
-        &Request::Jobs {
-            project: project.map(str::to_owned),
-        },
-    )? {
-        let field = |name: &str| reply.get(name).cloned().unwrap_or_default();
-        let jobs = serde_json::from_value(field("jobs"))?;
-        let takes = serde_json::from_value(field("takes"))?;
-        let shots = serde_json::from_value(field("shots"))?;
-        let live = LiveJobs {
-            progress: serde_json::from_value(field("progress")).unwrap_or_default(),
-            waiting: serde_json::from_value(field("waiting")).unwrap_or_default(),
-        };
-        return Ok(((jobs, takes, shots), live));
-    }
-    let data = crate::store::DataDir::open(data_root)?;
-    let _lock = data.lock()?;
-    let store = data.open_project(project)?;
-    let doc = store.doc();
-    let shots = doc
-        .all_shots()?
-        .into_iter()
-        .map(|(s, _)| (s.shot_id, s.code))
-        .collect();
-    Ok(((doc.jobs()?, doc.takes()?, shots), LiveJobs::default()))
+    let request = Request::Jobs {
+        project: project.map(str::to_owned),
+    };
+    let Reply::Jobs(read) = super::ask(data_root, request)? else {
+        bail!("the node answered something else than its jobs");
+    };
+    let live = LiveJobs {
+        progress: read.progress,
+        waiting: read.waiting,
+    };
+    Ok(((read.jobs, read.takes, read.shots), live))
 }
 
 /// One job in `reelmesh jobs --json`: every field of the job, plus what the running
@@ -748,17 +732,9 @@ pub fn cancel(
         project: project.map(str::to_owned),
         job_ids: job_ids.to_vec(),
     };
-    let canceled: Vec<String> = match control::request(data_root, &request)? {
-        Some(reply) => serde_json::from_value(reply)?,
-        None => {
-            let data = crate::store::DataDir::open(data_root)?;
-            let _lock = data.lock()?;
-            let mut store = data.open_project(project)?;
-            let ids =
-                crate::jobs::cancel_jobs(store.doc_mut(), job_ids).map_err(anyhow::Error::msg)?;
-            store.save()?;
-            ids
-        }
+    let canceled = match super::ask(data_root, request)? {
+        Reply::Canceled { job_ids } => job_ids,
+        other => return Err(super::unexpected(&other)),
     };
     for id in canceled {
         writeln!(out, "cancel requested: {id}")?;
@@ -786,7 +762,7 @@ fn copy_takes(
             let request = Request::Fetch {
                 hashes: vec![take.blob.clone()],
             };
-            match control::request(data_root, &request) {
+            match super::via_node(data_root, &request) {
                 Ok(Some(_)) => {}
                 Ok(None) => {
                     writeln!(

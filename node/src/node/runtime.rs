@@ -400,7 +400,9 @@ impl Runtime {
                 .iter()
                 .find(|(_, s)| s.doc().project().is_ok_and(|p| p.settings.name == w))
                 .map(|(id, _)| id.clone())
-                .ok_or_else(|| ProjectError::Missing(format!("no project named '{w}' on this node"))),
+                .ok_or_else(|| {
+                    ProjectError::Missing(format!("no project named '{w}' on this node"))
+                }),
             None => {
                 if let Some(current) = self
                     .data
@@ -556,7 +558,9 @@ impl Runtime {
         let durable = match store.append().and_then(|()| store.sync_handle()) {
             Ok(durable) => durable,
             Err(e) => {
-                let _ = reply.send(Err(ProjectError::Disk(format!("saving project {project_id}: {e}"))));
+                let _ = reply.send(Err(ProjectError::Disk(format!(
+                    "saving project {project_id}: {e}"
+                ))));
                 return;
             }
         };

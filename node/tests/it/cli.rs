@@ -360,3 +360,175 @@ fn workflows_check_against_the_recorded_comfyui_passes_for_core_nodes() {
     let report = String::from_utf8_lossy(&strict.stdout);
     assert!(report.contains(".safetensors"), "{report}");
 }
+
+/// Start `reelmesh node` on a data dir; returns once it listens.
+fn start_node(data: &Path) -> std::process::Child {
+    let mut node = Command::new(env!("CARGO_BIN_EXE_reelmesh"))
+        .args([
+            "node",
+            "--headless",
+            "--no-mdns",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ])
+        .env("REELMESH_DATA_DIR", data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start node");
+    let out = node.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if line.starts_with("listening on") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("node started");
+    node
+}
+
+fn stop_node(mut node: std::process::Child) {
+    let pid = node.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    assert!(node.wait().expect("wait").success());
+}
+
+fn shot_json(data: &Path, code: &str) -> serde_json::Value {
+    let rows: serde_json::Value =
+        serde_json::from_str(&stdout(&reelmesh(data, &["shots", "--json"]))).expect("json");
+    rows.as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["code"] == code)
+        .unwrap_or_else(|| panic!("no {code} in {rows}"))
+        .clone()
+}
+
+#[test]
+fn every_editing_action_has_a_cli_form_with_and_without_a_node_and_undo_spans_both() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    stdout(&reelmesh(&data, &["mesh", "init"]));
+    stdout(&reelmesh(&data, &["init", "편집"]));
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo_shotlist.xlsx");
+    stdout(&reelmesh(
+        &data,
+        &["import", sample.to_str().expect("path")],
+    ));
+
+    // No node running: the command starts one here, without network.
+    let said = stdout(&reelmesh(
+        &data,
+        &[
+            "shot",
+            "set",
+            "SHT-00002",
+            "action=준이 우산을 편다",
+            "seconds=3.5",
+            "characters=민아, 준",
+        ],
+    ));
+    assert_eq!(said.trim(), "set action, seconds, characters of SHT-00002");
+    let shot = shot_json(&data, "SHT-00002");
+    assert_eq!(shot["action"], "준이 우산을 편다");
+    assert_eq!(shot["frames"], 84);
+    assert_eq!(shot["characters"], serde_json::json!(["민아", "준"]));
+    // A bad value names the shot, the field and why; nothing is written.
+    let heads = stdout(&reelmesh(&data, &["heads"]));
+    let refused = reelmesh(&data, &["shot", "set", "2", "action=x", "frames=abc"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("SHT-00002, frames: \"abc\" is not a whole number of frames"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stdout(&reelmesh(&data, &["heads"])),
+        heads,
+        "nothing written"
+    );
+    let unknown = reelmesh(&data, &["shot", "set", "2", "colour=red"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("a shot has no field 'colour'"));
+    let added = stdout(&reelmesh(
+        &data,
+        &["shot", "add", "--after", "1", "action=새 장면"],
+    ));
+    assert_eq!(added.trim(), "added SHT-00006");
+    stdout(&reelmesh(&data, &["shot", "move", "SHT-00006", "--end"]));
+    stdout(&reelmesh(
+        &data,
+        &["review", "2", "revise", "--note", "조명을 더 어둡게"],
+    ));
+    assert_eq!(shot_json(&data, "SHT-00002")["status"], "needs_revision");
+
+    // With a node running, the same commands go through it.
+    let node = start_node(&data);
+    stdout(&reelmesh(
+        &data,
+        &[
+            "character",
+            "add",
+            "수아",
+            "appearance=긴 머리",
+            "lora=sua.safetensors",
+            "lora_strength=0.7",
+        ],
+    ));
+    stdout(&reelmesh(
+        &data,
+        &["shot", "set", "SHT-00003", "characters=수아"],
+    ));
+    stdout(&reelmesh(
+        &data,
+        &["look", "set", "네온 누아르", "aspect_ratio=2.39:1"],
+    ));
+    stdout(&reelmesh(
+        &data,
+        &["catalog", "add", "camera_body", "Blackmagic URSA"],
+    ));
+    stdout(&reelmesh(
+        &data,
+        &["template", "set", "{style} image of {subject}, {action}"],
+    ));
+    assert_eq!(
+        shot_json(&data, "SHT-00003")["characters"],
+        serde_json::json!(["수아"])
+    );
+    // Undo through the node: the template, the catalog value, the look, the link.
+    for _ in 0..4 {
+        stdout(&reelmesh(&data, &["undo"]));
+    }
+    assert_eq!(
+        shot_json(&data, "SHT-00003")["characters"],
+        serde_json::json!(["민아", "준"])
+    );
+    stop_node(node);
+
+    // The stacks outlive the node: undo without it goes on where it left off.
+    let undone = stdout(&reelmesh(&data, &["undo"]));
+    assert!(
+        undone.starts_with("undid: added character '수아'"),
+        "{undone}"
+    );
+    let undone = stdout(&reelmesh(&data, &["undo"]));
+    assert!(
+        undone.starts_with("undid: SHT-00002 needs revision"),
+        "{undone}"
+    );
+    assert_eq!(shot_json(&data, "SHT-00002")["status"], "pending");
+    let redone = stdout(&reelmesh(&data, &["redo"]));
+    assert!(
+        redone.starts_with("redid: SHT-00002 needs revision"),
+        "{redone}"
+    );
+    assert_eq!(shot_json(&data, "SHT-00002")["status"], "needs_revision");
+}

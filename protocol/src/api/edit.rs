@@ -549,8 +549,9 @@ fn set_shot_value(
             shot.characters = ids;
         }
         "look" | "cinematic" => {
+            // "none", "-", "없음" unlink it, as they blank a look value.
             let name = value.trim();
-            shot.cinematic = if name.is_empty() {
+            shot.cinematic = if crate::prompt::is_blank(name) {
                 None
             } else {
                 Some(find_look(project, name)?.cinematic_id.clone())

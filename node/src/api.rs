@@ -1,0 +1,263 @@
+//! The one way into a node: every [`Request`] of `reelmesh_protocol::api` is
+//! answered here, by [`call`], whoever asks. The control socket is a transport over
+//! it (one JSON request line, one JSON reply line); the CLI talks to it through a
+//! [`Client`], which is that socket when a node runs on the data dir and otherwise
+//! a node started in this process without network: the same code path, never a
+//! second implementation. The editor calls it in process.
+//!
+//! Adding an operation is a variant of `Request` (and of `Reply` when it answers
+//! something new) and its arm in [`call`].
+//!
+//! Edits carry the client's name (`cli`, `editor`): each client of each project has
+//! its own undo and redo stacks ([`undo`]), kept on disk so `reelmesh undo` undoes
+//! what the last `reelmesh shot set` did whether or not a node ran in between.
+
+pub mod client;
+pub mod undo;
+
+pub use client::Client;
+pub use reelmesh_protocol::api::{
+    ApiError, FetchedBlob, JobsRead, ProjectRead, Reply, Request, edit,
+};
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reelmesh_protocol::api::render::RenderRequest;
+use reelmesh_protocol::jobs::{JobState, JobUpdate};
+use reelmesh_protocol::placement;
+
+use crate::jobs::follow;
+use crate::node::{NodeError, NodeHandle, ProjectError};
+
+/// How long a followed render may go without any news before `watch_jobs` gives up.
+pub const WATCH_SILENCE: Duration = Duration::from_secs(3600);
+
+impl From<NodeError> for ApiError {
+    fn from(error: NodeError) -> ApiError {
+        match error {
+            NodeError::Stopped => ApiError::Stopped,
+            NodeError::Timeout(after) => ApiError::Timeout {
+                message: format!("timed out after {} s", after.as_secs_f64()),
+            },
+            NodeError::Project(ProjectError::Missing(message)) => ApiError::NoProject { message },
+            NodeError::Project(e @ ProjectError::NotArrived(_)) => ApiError::NoProject {
+                message: e.to_string(),
+            },
+            NodeError::Project(ProjectError::Refused(message)) | NodeError::Request(message) => {
+                ApiError::Invalid { message }
+            }
+            other => ApiError::Internal {
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Answer one request. [`Request::WatchJobs`] streams: use [`watch`].
+///
+/// # Errors
+/// [`ApiError`], by family: a bad input, something not found, no such project,
+/// a file, peers, a timeout, a stopped node.
+pub async fn call(handle: &NodeHandle, request: Request) -> Result<Reply, ApiError> {
+    match request {
+        Request::Status => Ok(Reply::Status(handle.status().await?)),
+        Request::Project { project } => {
+            let (project_id, project, heads) = handle.project(project).await?;
+            Ok(Reply::Project(ProjectRead {
+                project_id,
+                project,
+                heads,
+            }))
+        }
+        Request::Import {
+            project,
+            path,
+            options,
+        } => import(handle, project, path, options).await,
+        Request::WaitHeads {
+            project,
+            heads,
+            timeout_ms,
+        } => {
+            handle
+                .wait_for_heads(project, heads, Duration::from_millis(timeout_ms))
+                .await?;
+            Ok(Reply::Done)
+        }
+        Request::Edit {
+            project,
+            client,
+            edit,
+        } => undo::edit(handle, project, &client, edit).await,
+        Request::Undo { project, client } => undo::undo(handle, project, &client, false).await,
+        Request::Redo { project, client } => undo::undo(handle, project, &client, true).await,
+        Request::Render {
+            project,
+            request,
+            queue_only,
+        } => Ok(Reply::Queued(
+            crate::jobs::queue_on(handle, project, request, queue_only).await?,
+        )),
+        Request::Regenerate { project, shot } => regenerate(handle, project, &shot).await,
+        Request::WatchJobs { project, job_ids } => watch(handle, project, &job_ids, |_| {}).await,
+        Request::Jobs { project } => jobs(handle, project).await,
+        Request::Cancel { project, job_ids } => {
+            let (_, job_ids) = handle
+                .edit(project, move |doc| crate::jobs::cancel_jobs(doc, &job_ids))
+                .await?;
+            Ok(Reply::Canceled { job_ids })
+        }
+        Request::Fetch { hashes } => fetch(handle, hashes).await,
+        Request::Shutdown => {
+            handle.shutdown();
+            Ok(Reply::Done)
+        }
+        // A request a newer client sent that this node does not know.
+        #[allow(unreachable_patterns)]
+        _ => Err(ApiError::Invalid {
+            message: "this node does not know that request (an older reelmesh?)".into(),
+        }),
+    }
+}
+
+/// Follow jobs to their end, `on_update` getting every step (and why queued ones
+/// wait); the reply holds the jobs as they ended.
+///
+/// # Errors
+/// As [`call`].
+pub async fn watch(
+    handle: &NodeHandle,
+    project: Option<String>,
+    job_ids: &[String],
+    on_update: impl FnMut(&JobUpdate),
+) -> Result<Reply, ApiError> {
+    let jobs = follow::watch_jobs(handle, project, job_ids, WATCH_SILENCE, on_update).await?;
+    Ok(Reply::Ended { jobs })
+}
+
+async fn import(
+    handle: &NodeHandle,
+    project: Option<String>,
+    path: std::path::PathBuf,
+    options: crate::import::ImportOptions,
+) -> Result<Reply, ApiError> {
+    let (project_id, report) = handle
+        .edit(project, move |doc| {
+            Ok(
+                match crate::import::import_file_with(doc, &path, &options) {
+                    Ok(report) => Ok(report),
+                    Err(crate::import::ImportError::Invalid { report }) => Ok(*report),
+                    Err(e) => Err(e),
+                },
+            )
+        })
+        .await?;
+    match report {
+        Ok(report) => Ok(Reply::Imported { project_id, report }),
+        Err(crate::import::ImportError::Usage(message)) => Err(ApiError::Invalid { message }),
+        Err(e) => Err(ApiError::File {
+            message: format!("{e:#}"),
+        }),
+    }
+}
+
+async fn jobs(handle: &NodeHandle, project: Option<String>) -> Result<Reply, ApiError> {
+    let (project_id, read) = handle
+        .read(project, |doc| {
+            Ok::<_, String>((
+                doc.jobs().map_err(|e| e.to_string())?,
+                doc.takes().map_err(|e| e.to_string())?,
+                doc.all_shots().map_err(|e| e.to_string())?,
+            ))
+        })
+        .await?;
+    let (jobs, takes, shots) = read.map_err(|message| ApiError::Internal { message })?;
+    // What gossip says: the latest progress of each job, and why queued jobs wait.
+    let (offers, progress) = handle.jobs_view().await.unwrap_or_default();
+    let progress: BTreeMap<String, JobUpdate> = progress
+        .into_iter()
+        .filter(|u| u.project_id == project_id)
+        .map(|u| (u.job_id.clone(), u))
+        .collect();
+    let waiting: BTreeMap<String, String> = jobs
+        .iter()
+        .filter(|j| j.state == JobState::Queued)
+        .map(|j| (j.job_id.clone(), placement::why_waiting(j, &offers)))
+        .collect();
+    Ok(Reply::Jobs(JobsRead {
+        project_id,
+        jobs,
+        takes,
+        shots: shots
+            .into_iter()
+            .map(|(s, _)| (s.shot_id, s.code))
+            .collect(),
+        progress,
+        waiting,
+    }))
+}
+
+/// A new take of a shot: the shot's latest job again (its workflow, priority and
+/// inputs) with a fresh seed.
+async fn regenerate(
+    handle: &NodeHandle,
+    project: Option<String>,
+    shot: &str,
+) -> Result<Reply, ApiError> {
+    let wanted = shot.to_owned();
+    let (project_id, found) = handle
+        .read(project.clone(), move |doc| {
+            let project = doc.project().map_err(|e| ApiError::Internal {
+                message: e.to_string(),
+            })?;
+            let shot = edit::find_shot(&project, &wanted)?.clone();
+            let jobs = doc.jobs().map_err(|e| ApiError::Internal {
+                message: e.to_string(),
+            })?;
+            let last = jobs
+                .into_iter()
+                .filter(|j| j.shot_id == shot.shot_id)
+                .max_by_key(|j| j.created_at_ms);
+            Ok::<_, ApiError>((shot, last))
+        })
+        .await?;
+    let (shot, last) = found?;
+    let Some(last) = last else {
+        return Err(ApiError::Invalid {
+            message: format!(
+                "{} has not been rendered yet: render it first (`reelmesh render --shots {} --workflow ID`)",
+                shot.code, shot.code
+            ),
+        });
+    };
+    let request = RenderRequest {
+        shots: shot.code.to_string(),
+        workflow: last.workflow.clone(),
+        seed: None,
+        priority: last.priority,
+        inputs: last.inputs.clone(),
+        deadline_secs: None,
+    };
+    let queued = crate::jobs::queue_on(handle, Some(project_id), request, true).await?;
+    Ok(Reply::Queued(queued))
+}
+
+async fn fetch(handle: &NodeHandle, hashes: Vec<String>) -> Result<Reply, ApiError> {
+    let mut blobs = Vec::new();
+    for text in hashes {
+        let hash = text
+            .parse::<crate::store::blobs::BlobHash>()
+            .map_err(|message| ApiError::Invalid { message })?;
+        let done = handle.fetch_blob(hash).await.map_err(|e| ApiError::Peers {
+            message: e.to_string(),
+        })?;
+        blobs.push(FetchedBlob {
+            hash: text,
+            bytes: done.blob.size,
+            pieces_fetched: done.pieces_fetched,
+            holders: done.holders,
+        });
+    }
+    Ok(Reply::Fetched { blobs })
+}
