@@ -249,6 +249,45 @@ pub enum NodeEvent {
     Offer(reelmesh_protocol::placement::Offer),
 }
 
+impl From<&NodeEvent> for reelmesh_protocol::api::status::Event {
+    fn from(event: &NodeEvent) -> Self {
+        use reelmesh_protocol::api::status::Event;
+        match event {
+            NodeEvent::Listening(addr) => Event::Listening {
+                address: addr.to_string(),
+            },
+            NodeEvent::PeerConnected(peer) => Event::PeerConnected {
+                peer_id: peer.to_string(),
+            },
+            NodeEvent::PeerDisconnected(peer) => Event::PeerDisconnected {
+                peer_id: peer.to_string(),
+            },
+            NodeEvent::DocChanged {
+                project_id,
+                heads,
+                origin,
+            } => Event::DocChanged {
+                project_id: project_id.clone(),
+                heads: heads.clone(),
+                from_peer: match origin {
+                    ChangeOrigin::Local => None,
+                    ChangeOrigin::Peer(peer) => Some(peer.to_string()),
+                },
+            },
+            NodeEvent::Presence(peer) => Event::Presence {
+                peer_id: peer.to_string(),
+            },
+            NodeEvent::PeerRejected { peer, reason } => Event::PeerRejected {
+                peer_id: peer.to_string(),
+                reason: reason.clone(),
+            },
+            NodeEvent::ConnectionFailed(row) => Event::ConnectionFailed(row.clone()),
+            NodeEvent::Job(update) => Event::Job(update.clone()),
+            NodeEvent::Offer(offer) => Event::Offer(offer.clone()),
+        }
+    }
+}
+
 pub use reelmesh_protocol::api::status::{NodeStatusReport, ProjectSummary};
 
 /// Live offers (by node id) and the latest progress per job.
@@ -347,6 +386,43 @@ impl NodeHandle {
     #[must_use]
     pub fn has_blob(&self, hash: &crate::store::blobs::BlobHash) -> bool {
         self.blobs.has(hash)
+    }
+
+    /// The status feed: every event as plain data with no libp2p type (what the
+    /// editor reads), on a bounded channel of `capacity`. A follower too slow to keep
+    /// up gets [`reelmesh_protocol::api::status::Event::Lagged`] and reads the state
+    /// again; the feed ends when the node stops.
+    #[must_use]
+    pub fn feed(&self, capacity: usize) -> mpsc::Receiver<reelmesh_protocol::api::status::Event> {
+        use reelmesh_protocol::api::status::Event;
+        let (tx, rx) = mpsc::channel(capacity.max(2));
+        let mut events = self.subscribe();
+        tokio::spawn(async move {
+            let mut missed = 0_u64;
+            loop {
+                let event = match events.recv().await {
+                    Ok(event) => event,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        missed += n;
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if missed > 0 {
+                    match tx.try_send(Event::Lagged { missed }) {
+                        Ok(()) => missed = 0,
+                        Err(mpsc::error::TrySendError::Full(_)) => {}
+                        Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    }
+                }
+                match tx.try_send(Event::from(&event)) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => missed += 1,
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                }
+            }
+        });
+        rx
     }
 
     /// Events from now on.

@@ -675,3 +675,76 @@ async fn presence_fills_the_peers_table_and_a_stopped_peer_goes_offline() {
     assert_eq!(b_row.status, "offline", "{b_row:?}");
     a.node.stop().await.unwrap();
 }
+
+/// The next event on a feed that `want` accepts (others are skipped).
+async fn next_on_feed(
+    feed: &mut mpsc::Receiver<reelmesh_protocol::api::status::Event>,
+    what: &str,
+    want: impl Fn(&reelmesh_protocol::api::status::Event) -> bool,
+) -> reelmesh_protocol::api::status::Event {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            let event = feed
+                .recv()
+                .await
+                .expect("the feed runs while the node does");
+            if want(&event) {
+                return event;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {what} on the feed"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_feed_tells_peers_and_changes_as_plain_data() {
+    use reelmesh_protocol::api::status::Event;
+    let key = [17; 32];
+    let (dir, project_id) = data_dir(key, Ok("피드"));
+    let a = start(dir, vec![], |_| {}).await;
+    let mut feed = a.handle.feed(64);
+    let (dir, _) = data_dir(key, Err(&project_id));
+    let b = start(dir, vec![a.addr.clone()], |_| {}).await;
+    let b_id = b.handle.peer_id().to_string();
+    next_on_feed(
+        &mut feed,
+        "PeerConnected",
+        |e| matches!(e, Event::PeerConnected { peer_id } if *peer_id == b_id),
+    )
+    .await;
+    // b receives the project, then edits it: a's feed says so, naming b.
+    let mut b_events = b.handle.subscribe();
+    tokio::time::timeout(DEADLINE, async {
+        while b.handle.project(None).await.is_err() {
+            let _ = b_events.recv().await;
+        }
+    })
+    .await
+    .expect("b got the project");
+    let heads = add_shot(&b.handle, "피드에서 본 편집").await;
+    let event = next_on_feed(
+        &mut feed,
+        "DocChanged from b",
+        |e| matches!(e, Event::DocChanged { from_peer: Some(peer), .. } if *peer == b_id),
+    )
+    .await;
+    let Event::DocChanged {
+        project_id: changed,
+        ..
+    } = &event
+    else {
+        unreachable!()
+    };
+    assert_eq!(*changed, project_id);
+    // The feed is JSON a client in any language reads.
+    let json = serde_json::to_value(&event).unwrap();
+    assert_eq!(json["event"], "doc_changed");
+    assert_eq!(json["from_peer"], b_id);
+    a.handle
+        .wait_for_heads(None, heads, DEADLINE)
+        .await
+        .unwrap();
+    b.node.stop().await.unwrap();
+    a.node.stop().await.unwrap();
+}

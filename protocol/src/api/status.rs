@@ -157,3 +157,58 @@ impl PeerRow {
         }
     }
 }
+
+/// What a node tells those who follow it (the editor's status feed): plain data,
+/// peer ids and addresses as strings. Ephemeral: nothing here is in the document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// The node listens on an address.
+    Listening {
+        /// The address.
+        address: String,
+    },
+    /// First connection to a peer.
+    PeerConnected {
+        /// The peer.
+        peer_id: String,
+    },
+    /// Last connection to a peer closed.
+    PeerDisconnected {
+        /// The peer.
+        peer_id: String,
+    },
+    /// A project changed and was saved.
+    DocChanged {
+        /// The project.
+        project_id: String,
+        /// Its new heads.
+        heads: Vec<String>,
+        /// The peer the change came from; `None`: an edit on this node.
+        from_peer: Option<String>,
+    },
+    /// A peer's presence (GPU, status, job) arrived or changed.
+    Presence {
+        /// The peer.
+        peer_id: String,
+    },
+    /// A peer sent something malformed and was dropped.
+    PeerRejected {
+        /// The peer.
+        peer_id: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A connection failed (a mesh key mismatch, a peer away).
+    ConnectionFailed(FailingPeer),
+    /// A render job moved or made progress (here or, by gossip, elsewhere).
+    Job(crate::jobs::JobUpdate),
+    /// A node's standing offer to run jobs arrived or changed.
+    Offer(crate::placement::Offer),
+    /// The follower fell behind and missed events: read the state again.
+    Lagged {
+        /// How many were missed.
+        missed: u64,
+    },
+}
