@@ -1,0 +1,318 @@
+//! This node's standing offer to run jobs (see `placement::Offer`): what it can run,
+//! how busy it is and for how long, how many more jobs it wants, and when a changed
+//! offer goes out on gossip (at once when it opens or closes slots or announces
+//! claims; within [`super::OFFER_COALESCE`] when only what it holds moved).
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+impl Runner {
+    /// How long a job of `workflow` with `work` should run here: the work × this
+    /// node's time per unit for the workflow, else its mean run time (`None` before
+    /// its first run).
+    pub(super) fn estimate(&self, workflow: &str, work: f64) -> Option<Duration> {
+        let overhead = self.overhead.unwrap_or_default();
+        if work > 0.0
+            && let Some(ms_per_unit) = self.rates.get(workflow)
+        {
+            return Some(
+                overhead + Duration::from_secs_f64((work * ms_per_unit / 1000.0).clamp(0.0, 1e9)),
+            );
+        }
+        self.mean_run.map(|m| m + overhead)
+    }
+
+    /// Each node's even share of the queued jobs (every project's), in time: how
+    /// long the mesh would take to run them all with every node that can run a
+    /// workflow busy on it, by the speeds the offers announce (a node whose speed
+    /// is not known yet counts as fast as this one).
+    pub(super) fn even_share(&self) -> Duration {
+        let overhead = self.overhead.unwrap_or_default().as_secs_f64() * 1000.0;
+        let mean = self.mean_run.unwrap_or_default().as_secs_f64() * 1000.0;
+        let mut total_ms = 0.0_f64;
+        for project in self.index.values() {
+            for (workflow, (count, work)) in &project.queued_work {
+                let mine = self.rates.get(workflow).copied();
+                let mut nodes = 0_u32;
+                // Units of work per ms, all capable nodes together.
+                let mut capacity = 0.0_f64;
+                for offer in self
+                    .offers
+                    .iter()
+                    .filter(|o| o.paused.is_none() && o.workflows.iter().any(|w| w == workflow))
+                {
+                    nodes += 1;
+                    let rate = if offer.node_id == self.node_id {
+                        mine
+                    } else {
+                        offer
+                            .rates
+                            .iter()
+                            .find(|(w, _)| w == workflow)
+                            .map(|(_, us)| *us as f64 / 1000.0)
+                            .or(mine)
+                    };
+                    if let Some(rate) = rate.filter(|r| *r > 0.0) {
+                        capacity += 1.0 / rate;
+                    }
+                }
+                let nodes = f64::from(nodes.max(1));
+                let jobs = *count as f64;
+                total_ms += if capacity > 0.0 && *work > 0.0 {
+                    work / capacity
+                } else {
+                    jobs * mean / nodes
+                } + jobs * overhead / nodes;
+            }
+        }
+        Duration::from_secs_f64((total_ms / 1000.0).clamp(0.0, 1e9))
+    }
+
+    /// How long the jobs this node holds (running, claimed, announced) keep its GPU
+    /// busy, by [`estimate`](Self::estimate); `None` while nothing is known.
+    pub(super) fn busy(&self) -> Option<Duration> {
+        let mut total: Option<Duration> = None;
+        let mut add = |d: Duration| total = Some(total.unwrap_or_default() + d);
+        if let Some(running) = &self.running
+            && let Some(e) = self.estimate(&running.held.workflow, running.held.work)
+        {
+            add(e.saturating_sub(running.started.elapsed()));
+        }
+        for held in &self.held {
+            if let Some(e) = self.estimate(&held.workflow, held.work) {
+                add(e);
+            }
+        }
+        for intent in &self.intents {
+            let job = self
+                .index
+                .get(&intent.project_id)
+                .and_then(|p| p.jobs.get(&intent.job_id));
+            if let Some(e) = job.and_then(|j| self.estimate(&j.workflow, j.work)) {
+                add(e);
+            }
+        }
+        total
+    }
+
+    /// How far ahead this node claims (see [`LOOKAHEAD`]).
+    pub(super) fn horizon(&self) -> Duration {
+        (self.claim_time() * 2).max(LOOKAHEAD)
+    }
+
+    /// How long a claim takes from look to hold: intent window, offer settle, the
+    /// write.
+    pub(super) fn claim_time(&self) -> Duration {
+        self.delay.window() + OFFER_SETTLE + self.claim_write
+    }
+
+    /// How many jobs this node wants to hold now: the running one plus those it
+    /// expects to start within its [`horizon`](Self::horizon), from its mean run
+    /// time; at most [`MAX_LOCAL_QUEUE`].
+    pub(super) fn wanted(&self) -> u32 {
+        if self.pause.is_some() || self.capabilities.borrow().runnable.is_empty() {
+            return 0;
+        }
+        let mut want = 1_u32;
+        let horizon = self.horizon();
+        if let Some(mean) = self.mean_run {
+            // No more than an even share of what is left: near the end of a queue
+            // the work held here is work that other nodes, freed sooner, cannot
+            // take (and once the share is under one job, none is held ahead).
+            // It still holds what a claim takes to arrive, so its GPU does not wait
+            // on claims (jobs of no length: the claim is all their cost).
+            let share = self.even_share().max(self.claim_time() * 2);
+            let ahead = horizon.min(share).as_secs_f64() / mean.as_secs_f64().max(1e-4);
+            let ahead = ahead.floor().min(f64::from(MAX_LOCAL_QUEUE));
+            // In 0..=MAX_LOCAL_QUEUE: whole jobs.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            {
+                want += ahead as u32;
+            }
+            // A long job near its end: claim the next one now.
+            if let Some(running) = &self.running
+                && running.started.elapsed() + horizon
+                    >= self
+                        .estimate(&running.held.workflow, running.held.work)
+                        .unwrap_or(mean)
+            {
+                want = want.max(2);
+            }
+        } else if self.running.is_some() {
+            // The first run: its length is not known yet, so the next job is
+            // claimed while it runs (the GPU would wait on a claim otherwise).
+            want = 2;
+        }
+        want.min(MAX_LOCAL_QUEUE)
+    }
+
+    /// How many more jobs this node takes now. A node that holds some takes more
+    /// only once half its want is free, so short jobs are claimed in batches (one
+    /// change for many) rather than one at a time as each ends; the offer says 0
+    /// meanwhile, so no other node leaves jobs for it.
+    pub(super) fn free_slots(&self) -> u32 {
+        let wanted = self.wanted();
+        let holding = self.holding();
+        let free = wanted.saturating_sub(holding);
+        if holding > 0 && free < wanted.div_ceil(2) {
+            0
+        } else {
+            free
+        }
+    }
+
+    /// Jobs held, running or announced.
+    pub(super) fn holding(&self) -> u32 {
+        u32::try_from(self.held.len() + self.intents.len()).unwrap_or(u32::MAX)
+            + u32::from(self.running.is_some())
+    }
+
+    /// Publish this node's offer when it changed (and every tick, so peers know it
+    /// is still there). Returns whether it changed.
+    pub(super) async fn publish_offer(&mut self) -> Result<bool, NodeError> {
+        let caps = self.capabilities.borrow().clone();
+        let declared = self.executor.declared();
+        let utilization = declared.as_ref().map_or_else(
+            || {
+                self.gpu
+                    .borrow()
+                    .gpu
+                    .as_ref()
+                    .and_then(|g| g.utilization)
+                    .unwrap_or(100)
+            },
+            |d| d.utilization,
+        );
+        let holding = self.holding();
+        // After a run lost ComfyUI, its workflows wait for a fresh look at it.
+        let suspect = self
+            .renderer_suspect
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < RENDERER_RECHECK)
+            .map(|(_, why)| format!("its last run lost ComfyUI ({why}); looking at it again"));
+        let renderer_down = caps
+            .problem
+            .as_ref()
+            .map(|problem| match caps.down_since_ms {
+                Some(since) => format!("{problem}, since {}", clock_time(since)),
+                None => problem.clone(),
+            })
+            .or(suspect.clone());
+        let workflows: Vec<String> = if suspect.is_some() {
+            caps.runnable
+                .iter()
+                .filter(|w| {
+                    self.catalog
+                        .get(w)
+                        .is_none_or(|wf| wf.engine != crate::workflows::Engine::ComfyUi)
+                })
+                .cloned()
+                .collect()
+        } else {
+            caps.runnable.clone()
+        };
+        let mut offer = Offer {
+            node_id: self.node_id.clone(),
+            host: self.host.clone(),
+            seq: self.offer_seq,
+            workflows,
+            utilization,
+            queue_len: holding,
+            slots: self.free_slots(),
+            paused: self.pause.as_ref().map(|(_, why)| clip(why, 500)),
+            holding: self
+                .held
+                .iter()
+                .map(|h| (h.job_id.clone(), h.attempt))
+                .chain(
+                    self.running
+                        .iter()
+                        .map(|r| (r.held.job_id.clone(), r.held.attempt)),
+                )
+                .collect(),
+            unavailable: declared
+                .map_or_else(|| caps.unavailable(), |d| d.unavailable)
+                .into_iter()
+                .map(|(w, why)| (w, clip(&why, 1500)))
+                .collect(),
+            mean_run_ms: self
+                .mean_run
+                .map(|m| u64::try_from(m.as_millis()).unwrap_or(u64::MAX)),
+            intents: self
+                .intents
+                .iter()
+                .map(|i| (i.job_id.clone(), i.attempt))
+                .collect(),
+            sent_ms: 0,
+            busy_ms: self
+                .busy()
+                .map(|b| u64::try_from(b.as_millis()).unwrap_or(u64::MAX)),
+            rates: {
+                let mut rates: Vec<(String, u64)> = self
+                    .rates
+                    .iter()
+                    .filter(|(w, _)| caps.runnable.contains(w))
+                    .map(|(w, ms)| {
+                        // µs per unit, a finite non-negative mean.
+                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                        let us = (ms * 1000.0).round().clamp(0.0, 1e15) as u64;
+                        (w.clone(), us)
+                    })
+                    .collect();
+                rates.sort();
+                rates
+            },
+            overhead_ms: self
+                .overhead
+                .map_or(0, |o| u64::try_from(o.as_millis()).unwrap_or(u64::MAX)),
+            renderer_down: renderer_down.map(|d| clip(&d, 1000)),
+        };
+        // The busy time shrinks as the GPU works: it goes out with the offers that
+        // other changes (a job started, ended or claimed) and the tick send, not as
+        // a change of its own.
+        let changed = self.last_offer.as_ref().is_none_or(|last| {
+            let mut same = last.clone();
+            same.seq = offer.seq;
+            same.sent_ms = offer.sent_ms;
+            same.busy_ms = offer.busy_ms;
+            same != offer
+        });
+        let refresh = self.offer_sent_at.is_none_or(|at| at.elapsed() >= TICK);
+        let urgent = self.last_offer.as_ref().is_none_or(|last| {
+            offer.slots != last.slots
+                || offer.paused != last.paused
+                || offer.workflows != last.workflows
+                || offer.unavailable != last.unavailable
+                || offer.utilization != last.utilization
+                || offer.intents.iter().any(|i| !last.intents.contains(i))
+                || offer
+                    .holding
+                    .iter()
+                    .any(|h| !last.holding.contains(h) && !last.intents.contains(h))
+        });
+        let coalesced = self
+            .offer_sent_at
+            .is_none_or(|at| at.elapsed() >= OFFER_COALESCE);
+        if !refresh && !(changed && (urgent || coalesced)) {
+            self.offer_deferred |= changed;
+            return Ok(false);
+        }
+        self.offer_deferred = false;
+        let opened = self
+            .last_offer
+            .as_ref()
+            .is_some_and(|last| offer.slots > last.slots && !self.alone);
+        if opened && self.claim_not_before.is_none() {
+            self.claim_not_before = Some(Instant::now() + OFFER_SETTLE);
+        }
+        self.offer_seq += 1;
+        offer.seq = self.offer_seq;
+        offer.sent_ms = now_ms();
+        self.handle
+            .publish_jobs(JobsGossip::Offer(offer.clone()))
+            .await?;
+        self.last_offer = Some(offer);
+        self.offer_sent_at = Some(Instant::now());
+        Ok(changed)
+    }
+}
