@@ -39,6 +39,7 @@ mod claims;
 mod execute;
 mod faults;
 pub mod follow;
+mod health;
 mod index;
 mod intents;
 mod leases;
@@ -310,11 +311,7 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) -> tokio::task::JoinHandle<()
         rates: HashMap::new(),
         overhead: None,
         back_to_back: None,
-        streak: 0,
-        renderer_suspect: None,
-        last_failure: String::new(),
-        pause: None,
-        next_pause: FIRST_PAUSE,
+        health: health::Health::new(),
         alone: true,
         peers: HashMap::new(),
         unheld: HashMap::new(),
@@ -427,17 +424,8 @@ struct Runner {
     /// The run that just ended while another job was held: when it started and its
     /// render time, until the next run starts and the overhead can be measured.
     back_to_back: Option<(Instant, Duration)>,
-    /// Failed runs in a row.
-    streak: u32,
-    /// A run here just ended in a transient fault (the renderer went away), with
-    /// when and why: the renderer's workflows stay out of this node's offer until
-    /// the renderer has been looked at again (see [`RENDERER_RECHECK`]), so the
-    /// job it gave back is not claimed here again at once.
-    renderer_suspect: Option<(Instant, String)>,
-    last_failure: String,
-    /// Paused until then, with the reason.
-    pause: Option<(Instant, String)>,
-    next_pause: Duration,
+    /// Failures in a row, the pause, a renderer a run just lost (see [`health`]).
+    health: health::Health,
     /// No other node offers to run jobs, and every connected peer has had the time
     /// to say so (claims need no settling then).
     alone: bool,
@@ -591,8 +579,8 @@ impl Runner {
         if let Some(since) = self.pending_since {
             at(since + self.write_delay());
         }
-        if let Some((until, _)) = &self.pause {
-            at(*until);
+        if let Some(until) = self.health.pause_ends() {
+            at(until);
         }
         if let Some(not_before) = self.claim_not_before {
             at(not_before);
@@ -628,13 +616,8 @@ impl Runner {
     async fn step(&mut self, offers_dirty: bool) -> Result<(), NodeError> {
         timed("reading the jobs", self.refresh_index()).await?;
         self.check_running();
-        if let Some((until, _)) = &self.pause
-            && Instant::now() >= *until
-        {
-            info!("job runner: pause over, offering again");
-            self.pause = None;
-            // On probation: one more failure pauses again, for longer.
-            self.streak = PAUSE_AFTER_FAILURES - 1;
+        if self.health.resume_if_over(Instant::now()) {
+            info!("job runner: pause over, offering again (one more failure pauses it again)");
         }
         let offer_changed = timed("publishing the offer", self.publish_offer()).await?;
         if offers_dirty || offer_changed {
@@ -666,7 +649,7 @@ impl Runner {
         let caps = self.capabilities.borrow().clone();
         let declared = self.executor.declared();
         let current_job = self.running.as_ref().map(|r| r.held.job_id.clone());
-        let paused = self.pause.as_ref().map(|(_, why)| why.clone());
+        let paused = self.health.paused().map(str::to_owned);
         self.worker.send_if_modified(|state| {
             let next = WorkerState {
                 capabilities: caps.runnable.clone(),

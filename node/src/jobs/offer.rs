@@ -110,7 +110,7 @@ impl Runner {
     /// expects to start within its [`horizon`](Self::horizon), from its mean run
     /// time; at most [`MAX_LOCAL_QUEUE`].
     pub(super) fn wanted(&self) -> u32 {
-        if self.pause.is_some() || self.capabilities.borrow().runnable.is_empty() {
+        if self.health.paused().is_some() || self.capabilities.borrow().runnable.is_empty() {
             return 0;
         }
         let mut want = 1_u32;
@@ -186,10 +186,9 @@ impl Runner {
         let holding = self.holding();
         // After a run lost ComfyUI, its workflows wait for a fresh look at it.
         let suspect = self
-            .renderer_suspect
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < RENDERER_RECHECK)
-            .map(|(_, why)| format!("its last run lost ComfyUI ({why}); looking at it again"));
+            .health
+            .renderer_suspect(Instant::now())
+            .map(|why| format!("its last run lost ComfyUI ({why}); looking at it again"));
         let renderer_down = caps
             .problem
             .as_ref()
@@ -219,7 +218,7 @@ impl Runner {
             utilization,
             queue_len: holding,
             slots: self.free_slots(),
-            paused: self.pause.as_ref().map(|(_, why)| clip(why, 500)),
+            paused: self.health.paused().map(|why| clip(why, 500)),
             holding: self
                 .held
                 .iter()

@@ -371,8 +371,7 @@ impl Runner {
                 // stored (a blob write and fsync per output).
                 self.running = None;
                 self.start_next().await;
-                self.streak = 0;
-                self.next_pause = FIRST_PAUSE;
+                self.health.succeeded();
                 match timed("storing outputs", self.store_outputs(&job, &run)).await {
                     Ok(takes) => {
                         job.record_attempt(self.attempt(&job, "succeeded", None, String::new()));
