@@ -46,6 +46,7 @@ mod leases;
 mod offer;
 pub mod queue;
 mod run;
+mod speed;
 mod writes;
 
 use claims::Rivals;
@@ -292,9 +293,7 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) -> tokio::task::JoinHandle<()
         done_rx,
         steps_tx,
         steps_rx,
-        pending: BTreeMap::new(),
-        pending_takes: Vec::new(),
-        pending_since: None,
+        writes: writes::Writes::default(),
         offer_seq: now_ms(),
         last_offer: None,
         offer_sent_at: None,
@@ -307,10 +306,8 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) -> tokio::task::JoinHandle<()
         contended_until: None,
         prefetched: HashSet::new(),
         delay: intents::GossipDelay::default(),
-        mean_run: None,
-        rates: HashMap::new(),
-        overhead: None,
-        back_to_back: None,
+        speed: speed::Speed::default(),
+
         health: health::Health::new(),
         alone: true,
         peers: HashMap::new(),
@@ -384,10 +381,8 @@ struct Runner {
     done_rx: mpsc::Receiver<Done>,
     steps_tx: mpsc::Sender<Step>,
     steps_rx: mpsc::Receiver<Step>,
-    /// Job states to write, by project → job id (coalesced, written together).
-    pending: BTreeMap<String, BTreeMap<String, Job>>,
-    pending_takes: Vec<(String, Take)>,
-    pending_since: Option<Instant>,
+    /// Job states and takes waiting to be written (see [`writes`]).
+    writes: writes::Writes,
     offer_seq: u64,
     last_offer: Option<Offer>,
     offer_sent_at: Option<Instant>,
@@ -411,19 +406,8 @@ struct Runner {
     intents: Vec<intents::Intent>,
     /// How late other nodes' offers arrive lately: sets the intent window.
     delay: intents::GossipDelay,
-    /// Running mean of this node's run times.
-    mean_run: Option<Duration>,
-    /// Run time per unit of work, per workflow, in ms (running means).
-    rates: HashMap<String, f64>,
-    /// What each job costs this node besides its render time (running mean):
-    /// submitting, storing the output, starting the next. Measured from one run's
-    /// start to the next one's when a held job was waiting, so it holds every
-    /// delay the GPU sat through; a GPU that runs many short jobs loses it each
-    /// time, and placement counts it.
-    overhead: Option<Duration>,
-    /// The run that just ended while another job was held: when it started and its
-    /// render time, until the next run starts and the overhead can be measured.
-    back_to_back: Option<(Instant, Duration)>,
+    /// How fast this node renders, measured (see [`speed`]).
+    speed: speed::Speed,
     /// Failures in a row, the pause, a renderer a run just lost (see [`health`]).
     health: health::Health,
     /// No other node offers to run jobs, and every connected peer has had the time
@@ -576,7 +560,7 @@ impl Runner {
         {
             at(first);
         }
-        if let Some(since) = self.pending_since {
+        if let Some(since) = self.writes.since() {
             at(since + self.write_delay());
         }
         if let Some(until) = self.health.pause_ends() {
@@ -635,10 +619,7 @@ impl Runner {
         timed("starting", self.start_next()).await;
         timed("announcing", self.announce_run()).await;
         self.prefetch_inputs();
-        let due = self
-            .pending_since
-            .is_some_and(|since| since.elapsed() >= self.write_delay());
-        if due {
+        if self.writes.due(self.write_delay(), Instant::now()) {
             timed("writing results", self.flush()).await?;
         }
         self.publish_worker();

@@ -85,7 +85,7 @@ impl Runner {
             return Ok(());
         }
         let me = self.node_id.clone();
-        let pending = &self.pending;
+        let writes = &self.writes;
         let announced: HashSet<&str> = self.intents.iter().map(|i| i.job_id.as_str()).collect();
         let now = Instant::now();
         let mut fresh = Vec::new();
@@ -98,9 +98,7 @@ impl Runner {
                 .filter(|j| {
                     !j.cancel_requested
                         && !announced.contains(j.job_id.as_str())
-                        && !pending
-                            .get(project_id)
-                            .is_some_and(|p| p.contains_key(&j.job_id))
+                        && !writes.has_job(project_id, &j.job_id)
                 });
             let assigned = placement::assign(queued, &self.offers);
             handed_out += assigned.len();
@@ -196,7 +194,7 @@ impl Runner {
         for (project_id, ids) in by_project {
             let node_id = self.node_id.clone();
             // Job states waiting to be written go in the same change.
-            let (states, takes) = self.take_pending(&project_id);
+            let (states, takes) = self.writes.take_project(&project_id);
             let (kept_states, kept_takes) = (states.clone(), takes.clone());
             let write_started = Instant::now();
             let claimed = self
@@ -248,8 +246,9 @@ impl Runner {
                     for job in kept_states {
                         self.queue_write(&project_id, job);
                     }
-                    self.pending_takes
-                        .extend(kept_takes.into_iter().map(|t| (project_id.clone(), t)));
+                    for take in kept_takes {
+                        self.writes.take(&project_id, take, Instant::now());
+                    }
                     continue;
                 }
             };

@@ -50,10 +50,7 @@ impl Runner {
                     continue;
                 }
                 let why = if job.claimant == self.node_id {
-                    let pending = self
-                        .pending
-                        .get(project_id)
-                        .is_some_and(|p| p.contains_key(&job.job_id));
+                    let pending = self.writes.has_job(project_id, &job.job_id);
                     if mine.contains(job.job_id.as_str()) || pending {
                         continue;
                     }
@@ -119,10 +116,7 @@ impl Runner {
                 .iter()
                 .filter_map(|key| project.jobs.get(&key.3))
             {
-                let pending = self
-                    .pending
-                    .get(project_id)
-                    .is_some_and(|p| p.contains_key(&job.job_id));
+                let pending = self.writes.has_job(project_id, &job.job_id);
                 if job.past_deadline(now) && !pending {
                     overdue.push((project_id.clone(), job.clone()));
                 }

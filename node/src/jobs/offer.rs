@@ -11,15 +11,7 @@ impl Runner {
     /// node's time per unit for the workflow, else its mean run time (`None` before
     /// its first run).
     pub(super) fn estimate(&self, workflow: &str, work: f64) -> Option<Duration> {
-        let overhead = self.overhead.unwrap_or_default();
-        if work > 0.0
-            && let Some(ms_per_unit) = self.rates.get(workflow)
-        {
-            return Some(
-                overhead + Duration::from_secs_f64((work * ms_per_unit / 1000.0).clamp(0.0, 1e9)),
-            );
-        }
-        self.mean_run.map(|m| m + overhead)
+        self.speed.estimate(workflow, work)
     }
 
     /// Each node's even share of the queued jobs (every project's), in time: how
@@ -27,12 +19,12 @@ impl Runner {
     /// workflow busy on it, by the speeds the offers announce (a node whose speed
     /// is not known yet counts as fast as this one).
     pub(super) fn even_share(&self) -> Duration {
-        let overhead = self.overhead.unwrap_or_default().as_secs_f64() * 1000.0;
-        let mean = self.mean_run.unwrap_or_default().as_secs_f64() * 1000.0;
+        let overhead = self.speed.overhead().as_secs_f64() * 1000.0;
+        let mean = self.speed.mean_run().unwrap_or_default().as_secs_f64() * 1000.0;
         let mut total_ms = 0.0_f64;
         for project in self.index.values() {
             for (workflow, (count, work)) in &project.queued_work {
-                let mine = self.rates.get(workflow).copied();
+                let mine = self.speed.rate(workflow);
                 let mut nodes = 0_u32;
                 // Units of work per ms, all capable nodes together.
                 let mut capacity = 0.0_f64;
@@ -115,7 +107,7 @@ impl Runner {
         }
         let mut want = 1_u32;
         let horizon = self.horizon();
-        if let Some(mean) = self.mean_run {
+        if let Some(mean) = self.speed.mean_run() {
             // No more than an even share of what is left: near the end of a queue
             // the work held here is work that other nodes, freed sooner, cannot
             // take (and once the share is under one job, none is held ahead).
@@ -235,7 +227,8 @@ impl Runner {
                 .map(|(w, why)| (w, clip(&why, 1500)))
                 .collect(),
             mean_run_ms: self
-                .mean_run
+                .speed
+                .mean_run()
                 .map(|m| u64::try_from(m.as_millis()).unwrap_or(u64::MAX)),
             intents: self
                 .intents
@@ -246,24 +239,8 @@ impl Runner {
             busy_ms: self
                 .busy()
                 .map(|b| u64::try_from(b.as_millis()).unwrap_or(u64::MAX)),
-            rates: {
-                let mut rates: Vec<(String, u64)> = self
-                    .rates
-                    .iter()
-                    .filter(|(w, _)| caps.runnable.contains(w))
-                    .map(|(w, ms)| {
-                        // µs per unit, a finite non-negative mean.
-                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                        let us = (ms * 1000.0).round().clamp(0.0, 1e15) as u64;
-                        (w.clone(), us)
-                    })
-                    .collect();
-                rates.sort();
-                rates
-            },
-            overhead_ms: self
-                .overhead
-                .map_or(0, |o| u64::try_from(o.as_millis()).unwrap_or(u64::MAX)),
+            rates: self.speed.announced_rates(&caps.runnable),
+            overhead_ms: u64::try_from(self.speed.overhead().as_millis()).unwrap_or(u64::MAX),
             renderer_down: renderer_down.map(|d| clip(&d, 1000)),
         };
         // The busy time shrinks as the GPU works: it goes out with the offers that

@@ -130,13 +130,7 @@ impl Runner {
             let outcome = executor.run(ctx).await;
             let _ = done.send(Done { job_id, outcome }).await;
         });
-        if let Some((previous, render)) = self.back_to_back.take() {
-            let spent = previous.elapsed().saturating_sub(render);
-            self.overhead = Some(match self.overhead {
-                Some(mean) => mean.mul_f64(0.7) + spent.mul_f64(0.3),
-                None => spent,
-            });
-        }
+        self.speed.next_started(Instant::now());
         self.running = Some(Running {
             held,
             job: running_job,
@@ -327,7 +321,7 @@ impl Runner {
                             takes.first().map(|t| t.take_id.clone()).unwrap_or_default();
                         ended.finished_at_ms = now_ms();
                         for take in takes {
-                            self.pending_takes.push((project_id.clone(), take));
+                            self.writes.take(&project_id, take, Instant::now());
                         }
                         self.queue_write(&project_id, ended);
                     }
@@ -354,19 +348,14 @@ impl Runner {
                 // The renderer's own time (the runner may see the end late under
                 // load, which is not the GPU's time).
                 let took = Duration::from_millis(run.render_ms).min(elapsed);
-                self.mean_run = Some(match self.mean_run {
-                    Some(mean) => mean.mul_f64(0.7) + took.mul_f64(0.3),
-                    None => took,
-                });
-                if job.work > 0.0 {
-                    let per_unit = took.as_secs_f64() * 1000.0 / job.work;
-                    self.rates
-                        .entry(job.workflow.clone())
-                        .and_modify(|r| *r = *r * 0.7 + per_unit * 0.3)
-                        .or_insert(per_unit);
-                }
                 // A job already waits here: the time until it starts is overhead.
-                self.back_to_back = (!self.held.is_empty()).then_some((started, took));
+                self.speed.ran(
+                    &job.workflow,
+                    job.work,
+                    took,
+                    started,
+                    !self.held.is_empty(),
+                );
                 // The GPU goes on with the next held job while this one's output is
                 // stored (a blob write and fsync per output).
                 self.running = None;
@@ -382,7 +371,7 @@ impl Runner {
                         job.finished_at_ms = now_ms();
                         let first = job.take_id.clone();
                         for take in takes {
-                            self.pending_takes.push((project_id.clone(), take));
+                            self.writes.take(&project_id, take, Instant::now());
                         }
                         self.queue_write(&project_id, job.clone());
                         let overhead = Overhead {
