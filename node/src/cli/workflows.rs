@@ -217,37 +217,29 @@ fn causes(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// VRAM of the first device in `/system_stats`, in whole GB (a "16 GB" card reports
-/// a little less), and how it was found. A CPU device has none.
+/// VRAM of the first device in `/system_stats`, read as the node reads it
+/// ([`crate::gpu::parse_system_stats`]), in whole GB (a "16 GB" card reports a
+/// little less), and how it was found. A ComfyUI on the CPU has no VRAM figure.
 async fn system_vram(client: &reqwest::Client, base: &str) -> Result<(f64, String)> {
     let url = format!("{base}/system_stats");
     let bytes = fetch(client, &url).await?;
-    let stats: Value = serde_json::from_slice(&bytes)
-        .map_err(|error| anyhow!("{url} did not answer JSON: {error}"))?;
-    let device = stats
-        .get("devices")
-        .and_then(|devices| devices.get(0))
-        .ok_or_else(|| anyhow!("{url} lists no device"))?;
-    let name = device.get("name").and_then(Value::as_str).unwrap_or("?");
-    if device.get("type").and_then(Value::as_str) == Some("cpu") {
-        // As the node does (`gpu::parse_system_stats`): a ComfyUI on the CPU has
-        // no VRAM figure, and none is held against a workflow.
+    let gpu = crate::gpu::parse_system_stats(&bytes).map_err(|error| anyhow!("{url}: {error}"))?;
+    let Some(gpu) = gpu else {
+        // As the node does: no VRAM figure, and none is held against a workflow.
         bail!(
-            "ComfyUI runs on the CPU (device '{name}'), which has no VRAM figure; give \
+            "ComfyUI runs on the CPU (device 'cpu'), which has no VRAM figure; give \
              --vram GB to check against one"
         );
-    }
-    let bytes = device
-        .get("vram_total")
-        .and_then(Value::as_f64)
-        .ok_or_else(|| anyhow!("{url}: devices[0] has no vram_total"))?;
-    let gib = bytes / GIB;
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let gib = gpu.vram_total as f64 / GIB;
     let gb = gib.round();
     Ok((
         gb,
         format!(
-            "VRAM from system stats: {} GB ({gib:.2} GiB on '{name}')",
-            gb_text(gb)
+            "VRAM from system stats: {} GB ({gib:.2} GiB on '{}')",
+            gb_text(gb),
+            gpu.name
         ),
     ))
 }

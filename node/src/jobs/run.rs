@@ -86,7 +86,7 @@ impl Runner {
         }
         if states
             .iter()
-            .any(|s| s == "failed" || s == "canceled" || s == "succeeded")
+            .any(|s| s.parse::<JobState>().is_ok_and(|state| !state.is_active()))
         {
             info!(job = %job.job_id, ?states, "another node ended this job meanwhile; not running it");
             self.held.remove(pos);

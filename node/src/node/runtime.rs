@@ -5,7 +5,7 @@ mod blobs;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::request_response::{self, ResponseChannel};
@@ -29,7 +29,7 @@ use super::{
     ProjectSummary,
 };
 use crate::gpu::{GpuProbe, GpuSample};
-use crate::jobs::WorkerState;
+use crate::jobs::{WorkerState, now_ms};
 use crate::mesh::codec::Frame;
 use crate::mesh::failure::{self, ConnectionFailure, FailureKind};
 use crate::mesh::{self, Behaviour, BehaviourEvent, keys};
@@ -77,8 +77,8 @@ pub(super) struct Runtime {
     unsynced: HashSet<String>,
     disk_sync_due: Option<Instant>,
     /// Projects whose fsync (received changes, or a local edit) failed on the blocking pool.
-    disk_failed_tx: mpsc::UnboundedSender<(String, String)>,
-    disk_failed_rx: mpsc::UnboundedReceiver<(String, String)>,
+    disk_failed_tx: mpsc::Sender<(String, String)>,
+    disk_failed_rx: mpsc::Receiver<(String, String)>,
     /// Each project's local changes not yet pushed to every peer.
     outboxes: HashMap<String, Outbox>,
     /// Changes that pushed changes wait on: when to look again, the peer that
@@ -181,12 +181,6 @@ impl JobsView {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 impl Runtime {
     pub async fn start(
         config: NodeConfig,
@@ -241,7 +235,10 @@ impl Runtime {
         let dial_targets = config.peers.clone();
         let blob_store = crate::store::blobs::BlobStore::open(data.root())?;
         let (blob_served_tx, blob_served_rx) = mpsc::channel(blobs::MAX_SERVING * 2);
-        let (disk_failed_tx, disk_failed_rx) = mpsc::unbounded_channel();
+        // One report per failed fsync, and each makes the project reload: a few at
+        // a time is plenty (a full channel drops the report, not the reload: the
+        // failed project is also re-read by the next sync).
+        let (disk_failed_tx, disk_failed_rx) = mpsc::channel(64);
         let runtime = Runtime {
             disk_failed_tx,
             disk_failed_rx,
@@ -363,7 +360,8 @@ impl Runtime {
                     let failed = self.disk_failed_tx.clone();
                     tokio::task::spawn_blocking(move || {
                         if let Err(e) = file.sync_data() {
-                            let _ = failed.send((project_id, format!("{}: {e}", path.display())));
+                            let _ =
+                                failed.try_send((project_id, format!("{}: {e}", path.display())));
                         }
                     });
                 }
@@ -586,7 +584,7 @@ impl Runtime {
             }
             Err(e) => {
                 let error = format!("{}: {e}", path.display());
-                let _ = failed.send((project_id.clone(), error.clone()));
+                let _ = failed.try_send((project_id.clone(), error.clone()));
                 let _ = reply.send(Err(ProjectError::Disk(format!(
                     "saving project {project_id}: {error}"
                 ))));

@@ -52,23 +52,12 @@ fn data_dir(key: [u8; 32], project: Result<&str, &str>) -> (tempfile::TempDir, S
     (dir, project_id)
 }
 
-/// Node logs go to the test's output (shown for failing tests); RUST_LOG filters.
-fn init_logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "reelmesh_node=info".into()),
-        )
-        .with_test_writer()
-        .try_init();
-}
-
 async fn start(
     dir: tempfile::TempDir,
     peers: Vec<Multiaddr>,
     tweak: impl FnOnce(&mut NodeConfig),
 ) -> TestNode {
-    init_logs();
+    crate::logs();
     let mut config = config(dir.path(), peers);
     tweak(&mut config);
     let node = Node::start(config).await.unwrap();

@@ -61,13 +61,7 @@ pub fn five_shot_project() -> tempfile::TempDir {
 }
 
 pub async fn start_node(dir: &std::path::Path, comfy: Option<String>) -> Node {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "reelmesh_node=info".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    crate::logs();
     let mut config = NodeConfig::offline(dir.to_owned());
     config.comfy_url = comfy;
     Node::start(config).await.unwrap()
