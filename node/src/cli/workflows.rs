@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::workflows::{Catalog, Check, CheckOptions, Missing, ObjectInfo, Workflow, check};
 
@@ -433,7 +432,7 @@ fn list(out: &mut dyn Write, catalog: &Catalog, json: bool) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 

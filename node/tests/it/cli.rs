@@ -126,31 +126,7 @@ fn commands_go_through_a_running_node_which_saves_everything_on_sigterm() {
     let data = tmp.path().join("data");
     stdout(&reelmesh(&data, &["mesh", "init"]));
     stdout(&reelmesh(&data, &["init", "노드"]));
-    let mut node = Command::new(env!("CARGO_BIN_EXE_reelmesh"))
-        .args([
-            "node",
-            "--headless",
-            "--no-mdns",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-        ])
-        .env("REELMESH_DATA_DIR", &data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start node");
-    // Ready once it prints where it listens (read in a thread, waited with a deadline).
-    let out = node.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if line.starts_with("listening on") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("node started");
+    let mut node = start_node(&data);
 
     // The node owns the data dir: a second node is refused with a clear message...
     let second = reelmesh(
@@ -361,7 +337,8 @@ fn workflows_check_against_the_recorded_comfyui_passes_for_core_nodes() {
     assert!(report.contains(".safetensors"), "{report}");
 }
 
-/// Start `reelmesh node` on a data dir; returns once it listens.
+/// Start `reelmesh node` on a data dir; returns once it listens (it prints where:
+/// read in a thread, waited for with a deadline).
 fn start_node(data: &Path) -> std::process::Child {
     let mut node = Command::new(env!("CARGO_BIN_EXE_reelmesh"))
         .args([
