@@ -19,7 +19,6 @@ mod failing;
 pub mod fetch;
 mod presence;
 mod runtime;
-mod sync;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -17,7 +17,7 @@ use reelmesh_protocol::document::{Changes, SyncState};
 
 /// One peer, one project.
 #[derive(Debug, Default)]
-pub(super) struct Session {
+pub(crate) struct Session {
     pub state: SyncState,
     pub in_flight: Option<OutboundRequestId>,
     /// The peer said it does not take this project; ask again after this.
@@ -41,10 +41,10 @@ pub(super) struct Session {
 /// does not show yet (it is on its way by push), so Automerge's exchange would go
 /// on for as long as the load lasts. What it leaves behind is found by the next
 /// heartbeat's heads.
-pub(super) const EXCHANGE_REPLIES: u32 = 4;
+pub(crate) const EXCHANGE_REPLIES: u32 = 4;
 /// A sync message after this long without one opens a new exchange (the peer
 /// started it); one that comes sooner belongs to the exchange under way.
-pub(super) const EXCHANGE_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const EXCHANGE_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Session {
     /// This side opens an exchange.
@@ -78,7 +78,7 @@ impl Session {
 /// pushed them. A peer that falls more than [`Outbox::MAX_ENTRIES`] behind gets the
 /// rest by sync instead.
 #[derive(Debug, Default)]
-pub(super) struct Outbox {
+pub(crate) struct Outbox {
     first: u64,
     entries: VecDeque<Changes>,
 }
@@ -132,7 +132,7 @@ impl Outbox {
 /// A push in flight: to whom, the project, the outbox entry after what it carries,
 /// and what it carries (hashes only).
 #[derive(Debug)]
-pub(super) struct Pushed {
+pub(crate) struct Pushed {
     pub peer: PeerId,
     pub project_id: String,
     pub upto: u64,
@@ -140,7 +140,7 @@ pub(super) struct Pushed {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct Sessions {
+pub(crate) struct Sessions {
     live: HashMap<PeerId, HashMap<String, Session>>,
     saved: HashMap<(PeerId, String), Vec<u8>>,
     requests: HashMap<OutboundRequestId, (PeerId, String)>,
