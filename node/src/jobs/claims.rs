@@ -200,35 +200,8 @@ impl Runner {
             let claimed = self
                 .handle
                 .edit(Some(project_id.clone()), move |doc| {
-                    doc.in_one_change(|doc| -> Result<_, EditError> {
-                        write_batch(doc, &states, &takes)?;
-                        let mut claimed = Vec::new();
-                        for id in &ids {
-                            let mut job = doc.job(id)?;
-                            if job.state != JobState::Queued || job.cancel_requested {
-                                continue;
-                            }
-                            job.state = JobState::Claimed;
-                            job.claimant.clone_from(&node_id);
-                            job.attempts += 1;
-                            job.started_at_ms = now_ms();
-                            claimed.push(job);
-                        }
-                        if claimed.is_empty() {
-                            return Ok((Vec::new(), Vec::new()));
-                        }
-                        doc.update_jobs(&claimed)?;
-                        let codes = claimed
-                            .iter()
-                            .map(|j| {
-                                doc.shot_code(&j.shot_id)
-                                    .map(|c| c.to_string())
-                                    .unwrap_or_default()
-                            })
-                            .collect::<Vec<String>>();
-                        Ok((claimed, codes))
-                    })
-                    .map_err(|e| e.to_string())
+                    doc.in_one_change(|doc| write_claims(doc, &states, &takes, &ids, &node_id))
+                        .map_err(|e| e.to_string())
                 })
                 .await;
             self.claim_write = self
@@ -275,6 +248,44 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// One change: the job states and takes waiting to be written, and the claims of
+/// `ids` by `node_id` (those still queued and not canceled). Returns the claimed
+/// jobs with their shots' codes.
+fn write_claims(
+    doc: &mut reelmesh_protocol::document::ProjectDoc,
+    states: &[Job],
+    takes: &[Take],
+    ids: &[String],
+    node_id: &str,
+) -> Result<(Vec<Job>, Vec<String>), EditError> {
+    write_batch(doc, states, takes)?;
+    let mut claimed = Vec::new();
+    for id in ids {
+        let mut job = doc.job(id)?;
+        if job.state != JobState::Queued || job.cancel_requested {
+            continue;
+        }
+        job.state = JobState::Claimed;
+        node_id.clone_into(&mut job.claimant);
+        job.attempts += 1;
+        job.started_at_ms = now_ms();
+        claimed.push(job);
+    }
+    if claimed.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    doc.update_jobs(&claimed)?;
+    let codes = claimed
+        .iter()
+        .map(|j| {
+            doc.shot_code(&j.shot_id)
+                .map(|c| c.to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    Ok((claimed, codes))
 }
 
 /// Other nodes seen on gossip holding one attempt of a job.

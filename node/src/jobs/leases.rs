@@ -107,7 +107,12 @@ impl Runner {
             let job = interrupted(job, &why, "", Interruption::Lost);
             self.queue_write(&project_id, job);
         }
-        // Queued jobs past their deadline end, saying what they waited for.
+        self.end_overdue();
+        Ok(())
+    }
+
+    /// Queued jobs past their deadline end, saying what they waited for.
+    fn end_overdue(&mut self) {
         let now = now_ms();
         let mut overdue = Vec::new();
         for (project_id, project) in &self.index {
@@ -145,7 +150,6 @@ impl Runner {
             warn!(job = %job.job_id, "{}", job.error);
             self.queue_write(&project_id, job);
         }
-        Ok(())
     }
 
     /// Put every held (not yet running) claim back in the queue.

@@ -159,9 +159,9 @@ impl Runner {
             + u32::from(self.running.is_some())
     }
 
-    /// Publish this node's offer when it changed (and every tick, so peers know it
-    /// is still there). Returns whether it changed.
-    pub(super) async fn publish_offer(&mut self) -> Result<bool, NodeError> {
+    /// This node's offer as it stands now (sequence and send time left to
+    /// `publish_offer`).
+    fn current_offer(&self) -> Offer {
         let caps = self.capabilities.borrow().clone();
         let declared = self.executor.declared();
         let utilization = declared.as_ref().map_or_else(
@@ -202,7 +202,7 @@ impl Runner {
         } else {
             caps.runnable.clone()
         };
-        let mut offer = Offer {
+        Offer {
             node_id: self.node_id.clone(),
             host: self.host.clone(),
             seq: self.offer_seq,
@@ -242,7 +242,13 @@ impl Runner {
             rates: self.speed.announced_rates(&caps.runnable),
             overhead_ms: u64::try_from(self.speed.overhead().as_millis()).unwrap_or(u64::MAX),
             renderer_down: renderer_down.map(|d| clip(&d, 1000)),
-        };
+        }
+    }
+
+    /// Publish this node's offer when it changed (and every tick, so peers know it
+    /// is still there). Returns whether it changed.
+    pub(super) async fn publish_offer(&mut self) -> Result<bool, NodeError> {
+        let mut offer = self.current_offer();
         // The busy time shrinks as the GPU works: it goes out with the offers that
         // other changes (a job started, ended or claimed) and the tick send, not as
         // a change of its own.

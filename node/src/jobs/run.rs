@@ -109,6 +109,12 @@ impl Runner {
                 return;
             }
         }
+        self.launch(pos, &job);
+    }
+
+    /// Run the held job at `pos` (its claim checked): mark it running, hand it to
+    /// the executor, and tell it.
+    fn launch(&mut self, pos: usize, job: &Job) {
         let held = self.held.remove(pos);
         let mut running_job = job.clone();
         running_job.state = JobState::Running;
@@ -305,33 +311,8 @@ impl Runner {
         let still_ours = current.as_ref().is_some_and(|j| j.claimant == self.node_id);
         if lost || !still_ours {
             self.running = None;
-            // The run finished before the stop reached it: the work is done and the
-            // take is real. Record it, and the job as ours and succeeded unless it
-            // ended meanwhile, so the winner of the merge (which waits while our
-            // progress says we ran it) does not run it again.
-            let open = current.as_ref().is_some_and(|j| is_held(j.state));
-            if let (Ok(run), true) = (&done.outcome, open) {
-                match self.store_outputs(&job, run).await {
-                    Ok(takes) => {
-                        warn!(job = %job.job_id, "another node's claim won the merge, but our run had finished: its take is kept and the job recorded as ours");
-                        let mut ended = current.unwrap_or(job);
-                        ended.state = JobState::Succeeded;
-                        ended.claimant.clone_from(&self.node_id);
-                        ended.take_id =
-                            takes.first().map(|t| t.take_id.clone()).unwrap_or_default();
-                        ended.finished_at_ms = now_ms();
-                        for take in takes {
-                            self.writes.take(&project_id, take, Instant::now());
-                        }
-                        self.queue_write(&project_id, ended);
-                    }
-                    Err(e) => {
-                        warn!(job = %job.job_id, "another node's claim won the merge; storing our finished run failed: {}", e.message);
-                    }
-                }
-            } else {
-                warn!(job = %job.job_id, "another node's claim won the merge while we ran; our result is not recorded");
-            }
+            self.keep_a_lost_run(&project_id, job, current, &done.outcome)
+                .await;
             return;
         }
         if let Some(current) = current {
@@ -361,41 +342,11 @@ impl Runner {
                 self.running = None;
                 self.start_next().await;
                 self.health.succeeded();
-                match timed("storing outputs", self.store_outputs(&job, &run)).await {
-                    Ok(takes) => {
-                        job.record_attempt(self.attempt(&job, "succeeded", None, String::new()));
-                        // The job's error is its last attempt's: none now.
-                        job.error.clear();
-                        job.state = JobState::Succeeded;
-                        job.take_id = takes.first().map(|t| t.take_id.clone()).unwrap_or_default();
-                        job.finished_at_ms = now_ms();
-                        let first = job.take_id.clone();
-                        for take in takes {
-                            self.writes.take(&project_id, take, Instant::now());
-                        }
-                        self.queue_write(&project_id, job.clone());
-                        let overhead = Overhead {
-                            submit_to_first_event_ms: run.submit_to_first_event.as_secs_f64()
-                                * 1000.0,
-                            output_to_take_ms: output_at.elapsed().as_secs_f64() * 1000.0,
-                        };
-                        info!(job = %job.job_id, render_ms = run.render_ms, "job succeeded");
-                        let step = if run.cached {
-                            "done (cached by comfyui)"
-                        } else {
-                            "done"
-                        };
-                        let mut update = finished;
-                        update.state = JobState::Succeeded;
-                        step.clone_into(&mut update.step);
-                        self.send_update(update, None, Some((first, overhead)))
-                            .await;
-                    }
-                    Err(why) => self.fail(&project_id, job, &why, finished).await,
-                }
+                self.record_success(&project_id, job, &run, output_at, finished)
+                    .await;
             }
             Err(failure) if failure.canceled || job.cancel_requested => {
-                job.record_attempt(self.attempt(&job, "succeeded", None, String::new()));
+                job.record_attempt(self.attempt(&job, "canceled", None, String::new()));
                 job.state = JobState::Canceled;
                 job.finished_at_ms = now_ms();
                 self.queue_write(&project_id, job);
@@ -430,6 +381,84 @@ impl Runner {
         // Write the result now when nothing else is running soon.
         if self.held.is_empty() {
             let _ = timed("writing results after a run", self.flush()).await;
+        }
+    }
+
+    /// A run ended well: its outputs become takes and the job succeeded (or, if
+    /// storing them fails, the run failed: see `fail`).
+    async fn record_success(
+        &mut self,
+        project_id: &str,
+        mut job: Job,
+        run: &Run,
+        output_at: Instant,
+        finished: JobUpdate,
+    ) {
+        let takes = match timed("storing outputs", self.store_outputs(&job, run)).await {
+            Ok(takes) => takes,
+            Err(why) => return self.fail(project_id, job, &why, finished).await,
+        };
+        job.record_attempt(self.attempt(&job, "succeeded", None, String::new()));
+        // The job's error is its last attempt's: none now.
+        job.error.clear();
+        job.state = JobState::Succeeded;
+        job.take_id = takes.first().map(|t| t.take_id.clone()).unwrap_or_default();
+        job.finished_at_ms = now_ms();
+        let first = job.take_id.clone();
+        for take in takes {
+            self.writes.take(project_id, take, Instant::now());
+        }
+        self.queue_write(project_id, job.clone());
+        let overhead = Overhead {
+            submit_to_first_event_ms: run.submit_to_first_event.as_secs_f64() * 1000.0,
+            output_to_take_ms: output_at.elapsed().as_secs_f64() * 1000.0,
+        };
+        info!(job = %job.job_id, render_ms = run.render_ms, "job succeeded");
+        let step = if run.cached {
+            "done (cached by comfyui)"
+        } else {
+            "done"
+        };
+        let mut update = finished;
+        update.state = JobState::Succeeded;
+        step.clone_into(&mut update.step);
+        self.send_update(update, None, Some((first, overhead)))
+            .await;
+    }
+
+    /// Another node's claim won the merge while this run went on. If the run had
+    /// finished before the stop reached it, the work is done and the take is real:
+    /// record it, and the job as ours and succeeded unless it ended meanwhile, so
+    /// the winner of the merge (which waits while our progress says we ran it) does
+    /// not run it again. Otherwise record nothing.
+    async fn keep_a_lost_run(
+        &mut self,
+        project_id: &str,
+        job: Job,
+        current: Option<Job>,
+        outcome: &Result<Run, RunFailure>,
+    ) {
+        let open = current.as_ref().is_some_and(|j| is_held(j.state));
+        let (Ok(run), true) = (outcome, open) else {
+            warn!(job = %job.job_id, "another node's claim won the merge while we ran; our result is not recorded");
+            return;
+        };
+        match self.store_outputs(&job, run).await {
+            Ok(takes) => {
+                warn!(job = %job.job_id, "another node's claim won the merge, but our run had finished: its take is kept and the job recorded as ours");
+                let mut ended = current.unwrap_or(job);
+                ended.state = JobState::Succeeded;
+                ended.claimant.clone_from(&self.node_id);
+                ended.take_id = takes.first().map(|t| t.take_id.clone()).unwrap_or_default();
+                ended.finished_at_ms = now_ms();
+                for take in takes {
+                    self.writes.take(project_id, take, Instant::now());
+                }
+                self.queue_write(project_id, ended);
+            }
+            Err(e) => {
+                warn!(job = %job.job_id, "another node's claim won the merge; storing our finished run failed: {}", e.message);
+            }
         }
     }
 

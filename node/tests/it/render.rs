@@ -556,6 +556,12 @@ async fn a_running_comfyui_job_is_canceled_from_the_document() {
         .unwrap();
     let ended = follow(&handle, id).await;
     assert_eq!(ended[0].state, JobState::Canceled, "{:?}", ended[0]);
+    assert_eq!(
+        ended[0].history.last().map(|a| a.outcome.as_str()),
+        Some("canceled"),
+        "{:?}",
+        ended[0]
+    );
     assert!(
         !double.requests_to("POST", "/interrupt").is_empty(),
         "comfyui was told to stop"
