@@ -309,6 +309,7 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) -> tokio::task::JoinHandle<()
         speed: speed::Speed::default(),
 
         health: health::Health::new(),
+        stopping: false,
         alone: true,
         peers: HashMap::new(),
         unheld: HashMap::new(),
@@ -410,6 +411,8 @@ struct Runner {
     speed: speed::Speed,
     /// Failures in a row, the pause, a renderer a run just lost (see [`health`]).
     health: health::Health,
+    /// The node is stopping: record what ended, start nothing.
+    stopping: bool,
     /// No other node offers to run jobs, and every connected peer has had the time
     /// to say so (claims need no settling then).
     alone: bool,
@@ -505,7 +508,9 @@ impl Runner {
                 due |= self.on_event(event, &mut offers_dirty);
             }
         }
-        // Runs that ended before the stop are recorded as they ended.
+        // Runs that ended before the stop are recorded as they ended; nothing new
+        // starts.
+        self.stopping = true;
         while let Ok(done) = self.done_rx.try_recv() {
             timed("finishing a run", self.finish(done)).await;
         }

@@ -7,7 +7,7 @@ use super::*;
 impl Runner {
     /// Start the first held job whose claim still names us.
     pub(super) async fn start_next(&mut self) {
-        if self.running.is_some() {
+        if self.running.is_some() || self.stopping {
             return;
         }
         // No other node says (on gossip) that it holds the job too: a
@@ -345,6 +345,9 @@ impl Runner {
                 self.record_success(&project_id, job, &run, output_at, finished)
                     .await;
             }
+            // Stopped by the node's own stop, not by anyone's cancel: it goes back
+            // to the queue with the others (`give_back_on_stop`).
+            Err(failure) if failure.canceled && self.stopping && !job.cancel_requested => return,
             Err(failure) if failure.canceled || job.cancel_requested => {
                 job.record_attempt(self.attempt(&job, "canceled", None, String::new()));
                 job.state = JobState::Canceled;

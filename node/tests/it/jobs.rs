@@ -195,3 +195,95 @@ async fn a_claimant_that_stops_gives_its_job_back_and_another_node_runs_it() {
     worker.stop().await.unwrap();
     mesh.editor.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_jobs_finish_records_every_finished_run_once_and_gives_back_the_rest() {
+    use crate::gpu_standin::{GpuStandIn, Ledger};
+    use reelmesh_node::store::DataDir;
+    use reelmesh_protocol::document::Position;
+    use reelmesh_protocol::model::{Shot, ShotCode};
+
+    crate::logs();
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::open(dir.path()).unwrap();
+    let mut store = data.create_project("정지").unwrap();
+    let shots: Vec<Shot> = (1..=40).map(|i| Shot::new(ShotCode(i), 24)).collect();
+    store.doc_mut().add_shots(&shots, &Position::End).unwrap();
+    store.save().unwrap();
+    drop(store);
+    drop(data);
+    let ledger = Ledger::default();
+    let start = |ledger: &Ledger| {
+        let gpu = GpuStandIn::new("RTX 4090", 24.0, &["flux_basic"], 0, ledger)
+            .durations(std::sync::Arc::new(|_| Duration::from_millis(40)));
+        let mut config = NodeConfig::offline(dir.path().to_owned());
+        config.executor = Some(gpu.slot());
+        Node::start(config)
+    };
+    let node = start(&ledger).await.unwrap();
+    let handle = node.handle();
+    handle.worker_settled(DEADLINE).await;
+    let mut events = handle.subscribe();
+    let ids = queue(&handle, "all", "flux_basic", 0).await;
+    // Stop while runs keep finishing: after the 10th success.
+    tokio::time::timeout(DEADLINE, async {
+        let mut done = 0;
+        while done < 10 {
+            if let Ok(reelmesh_node::node::NodeEvent::Job(u)) = events.recv().await
+                && u.state == JobState::Succeeded
+            {
+                done += 1;
+            }
+        }
+    })
+    .await
+    .expect("ten runs finished");
+    node.stop().await.unwrap();
+
+    // What was saved: every run that finished has its take and its job succeeded,
+    // once; the rest are back in the queue with no attempt used; nothing is left
+    // claimed or running.
+    let finished: HashSet<String> = ledger
+        .all()
+        .iter()
+        .filter(|e| e.ended.is_some() && !e.failed)
+        .map(|e| e.job_id.clone())
+        .collect();
+    assert!(finished.len() >= 10, "{}", finished.len());
+    let data = DataDir::open(dir.path()).unwrap();
+    let store = data.open_project(None).unwrap();
+    let jobs = store.doc().jobs().unwrap();
+    let takes = store.doc().takes().unwrap();
+    for job in &jobs {
+        let its_takes = takes.iter().filter(|t| t.job_id == job.job_id).count();
+        if finished.contains(&job.job_id) {
+            assert_eq!((job.state, its_takes), (JobState::Succeeded, 1), "{job:?}");
+        } else {
+            assert_eq!(
+                (job.state, job.attempts, its_takes),
+                (JobState::Queued, 0, 0),
+                "{job:?}"
+            );
+        }
+    }
+    drop(store);
+    drop(data);
+
+    // Started again, it runs the rest, each job once in all.
+    let node = start(&ledger).await.unwrap();
+    let ended = ended(&node.handle(), &ids).await;
+    assert!(
+        ended.iter().all(|j| j.state == JobState::Succeeded),
+        "{ended:?}"
+    );
+    let completed: Vec<String> = ledger
+        .all()
+        .into_iter()
+        .filter(|e| e.ended.is_some() && !e.failed)
+        .map(|e| e.job_id)
+        .collect();
+    let unique: HashSet<&String> = completed.iter().collect();
+    assert_eq!(unique.len(), 40);
+    assert_eq!(completed.len(), 40, "no run recorded or made twice");
+    node.stop().await.unwrap();
+}
