@@ -142,10 +142,20 @@ async fn import(
     path: std::path::PathBuf,
     options: crate::import::ImportOptions,
 ) -> Result<Reply, ApiError> {
+    // The file is read and parsed on a blocking thread; only the rows meeting the
+    // project run on the node's task.
+    let parsed = tokio::task::spawn_blocking(move || crate::import::parse_file(&path))
+        .await
+        .map_err(|e| ApiError::Internal {
+            message: format!("reading the file: {e}"),
+        })?
+        .map_err(|e| ApiError::File {
+            message: format!("{e:#}"),
+        })?;
     let (project_id, report) = handle
         .edit(project, move |doc| {
             Ok(
-                match crate::import::import_file_with(doc, &path, &options) {
+                match crate::import::import_parsed_with(doc, parsed, &options) {
                     Ok(report) => Ok(report),
                     Err(crate::import::ImportError::Invalid { report }) => Ok(*report),
                     Err(e) => Err(e),

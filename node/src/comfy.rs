@@ -68,7 +68,7 @@ mod upload;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use error::{ComfyError, NodeError};
+pub use error::{ComfyError, GraphNodeError};
 use serde_json::Value;
 
 /// Bounds and pacing of a [`ComfyClient`]; [`ComfyLimits::default`] suits a local

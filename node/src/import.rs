@@ -170,13 +170,41 @@ pub fn import_bytes_with(
     file_name: &str,
     options: &ImportOptions,
 ) -> Result<ImportReport, ImportError> {
+    let parsed = parse(bytes, file_name)?;
+    import_parsed_with(doc, parsed, options)
+}
+
+/// A file read into tables (or reelmesh's own JSON), before it meets a project:
+/// the slow part of an import (a workbook's XML, 10,000 rows), done away from the
+/// node's task that serves peers (see [`parse_file`]).
+pub struct Parsed {
+    file: String,
+    extension: String,
+    source: json::Source,
+    mark: Option<ExportMark>,
+}
+
+/// Read and parse a file (on a blocking thread: it may be large).
+///
+/// # Errors
+/// [`ImportError::Unreadable`] naming the file.
+pub fn parse_file(path: &Path) -> Result<Parsed, ImportError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ImportError::Unreadable {
+        file: file.clone(),
+        reason: format!("cannot be read ({e})"),
+    })?;
+    parse(&bytes, &file)
+}
+
+/// Parse bytes named `file_name` (its extension picks the format).
+///
+/// # Errors
+/// [`ImportError::Unreadable`] naming the file.
+pub fn parse(bytes: &[u8], file_name: &str) -> Result<Parsed, ImportError> {
     let unreadable = |reason: String| ImportError::Unreadable {
         file: file_name.to_owned(),
         reason,
-    };
-    let document = |source: DocError| ImportError::Document {
-        file: file_name.to_owned(),
-        source: Box::new(source),
     };
     let extension = Path::new(file_name)
         .extension()
@@ -194,8 +222,6 @@ pub fn import_bytes_with(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(unreadable("the file is empty".to_owned()));
     }
-    let state = DocState::read(doc).map_err(document)?;
-    let mappings = mappings(options, &state.project)?;
     let (source, mark) = match extension.as_str() {
         "json" => json::read(bytes).map_err(&unreadable)?,
         "csv" => (
@@ -212,6 +238,42 @@ pub fn import_bytes_with(
             (json::Source::Tables(tables), mark)
         }
     };
+    Ok(Parsed {
+        file: file_name.to_owned(),
+        extension,
+        source,
+        mark,
+    })
+}
+
+/// Import a parsed file into a project. Nothing is written unless the whole file
+/// is valid, nor with `dry_run`; a file with problems is an
+/// [`ImportError::Invalid`] (a dry run returns its report, problems included).
+///
+/// # Errors
+/// As [`import_bytes_with`].
+pub fn import_parsed_with(
+    doc: &mut ProjectDoc,
+    parsed: Parsed,
+    options: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
+    let Parsed {
+        file,
+        extension,
+        source,
+        mark,
+    } = parsed;
+    let file_name = file.as_str();
+    let unreadable = |reason: String| ImportError::Unreadable {
+        file: file_name.to_owned(),
+        reason,
+    };
+    let document = |source: DocError| ImportError::Document {
+        file: file_name.to_owned(),
+        source: Box::new(source),
+    };
+    let state = DocState::read(doc).map_err(document)?;
+    let mappings = mappings(options, &state.project)?;
     let mut notes = Vec::new();
     let base = match &mark {
         Some(_) if options.plain => {

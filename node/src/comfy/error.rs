@@ -43,7 +43,7 @@ pub enum ComfyError {
         /// The error's message ("prompt outputs failed validation").
         message: String,
         /// The nodes at fault.
-        node_errors: Vec<NodeError>,
+        node_errors: Vec<GraphNodeError>,
     },
     /// A node failed while running (`execution_error`).
     #[error("comfyui failed at node {node_id} ({node_type}): {exception_type}: {message}")]
@@ -154,7 +154,7 @@ impl ComfyError {
 
 /// One node's validation error.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeError {
+pub struct GraphNodeError {
     /// The node's id in the graph.
     pub node_id: String,
     /// Its class (`CheckpointLoaderSimple`).
@@ -172,7 +172,7 @@ pub struct NodeError {
 /// the same graph with the same values is refused by every ComfyUI.
 const OUT_OF_RANGE: [&str; 2] = ["value_bigger_than_max", "value_smaller_than_min"];
 
-impl fmt::Display for NodeError {
+impl fmt::Display for GraphNodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "node {}", self.node_id)?;
         if !self.class_type.is_empty() {
@@ -185,7 +185,7 @@ impl fmt::Display for NodeError {
     }
 }
 
-fn list_node_errors(errors: &[NodeError]) -> String {
+fn list_node_errors(errors: &[GraphNodeError]) -> String {
     let mut text = String::new();
     for error in errors.iter().take(NODE_ERRORS_SHOWN) {
         text.push_str("; ");
@@ -252,7 +252,7 @@ pub(crate) fn parse_rejection(body: &[u8]) -> Option<ComfyError> {
         let node_id = text_of(extra.and_then(|extra| extra.get("node_id")));
         if !node_id.is_empty() {
             // missing_node_type: the node is only named in extra_info.
-            node_errors.push(NodeError {
+            node_errors.push(GraphNodeError {
                 node_id,
                 class_type: text_of(extra.and_then(|extra| extra.get("class_type"))),
                 input: None,
@@ -272,7 +272,7 @@ pub(crate) fn parse_rejection(body: &[u8]) -> Option<ComfyError> {
 /// One entry of `node_errors[<id>].errors` in words: the input from
 /// `extra_info.input_name`, the message followed by the details (without the input
 /// name ComfyUI repeats at their start).
-fn node_error(node_id: &str, class_type: &str, entry: &Value) -> NodeError {
+fn node_error(node_id: &str, class_type: &str, entry: &Value) -> GraphNodeError {
     let input = entry
         .get("extra_info")
         .and_then(|extra| extra.get("input_name"))
@@ -297,7 +297,7 @@ fn node_error(node_id: &str, class_type: &str, entry: &Value) -> NodeError {
     if !details.is_empty() {
         message = format!("{message}: {details}");
     }
-    NodeError {
+    GraphNodeError {
         node_id: node_id.to_owned(),
         class_type: class_type.to_owned(),
         input,
@@ -334,7 +334,7 @@ mod tests {
         std::fs::read(&path).unwrap_or_else(|err| panic!("{path}: {err}"))
     }
 
-    fn rejected(name: &str) -> (String, Vec<NodeError>) {
+    fn rejected(name: &str) -> (String, Vec<GraphNodeError>) {
         match parse_rejection(&recorded(name)) {
             Some(ComfyError::Rejected {
                 message,
@@ -350,7 +350,7 @@ mod tests {
         assert_eq!(message, "prompt outputs failed validation");
         assert_eq!(
             errors,
-            vec![NodeError {
+            vec![GraphNodeError {
                 node_id: "4".into(),
                 class_type: "CheckpointLoaderSimple".into(),
                 input: Some("ckpt_name".into()),
@@ -459,7 +459,7 @@ mod tests {
             let (_, errors) = rejected(file);
             assert_eq!(
                 errors,
-                vec![NodeError {
+                vec![GraphNodeError {
                     node_id: node.into(),
                     class_type: class.into(),
                     input: Some(input.into()),

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use reelmesh_node::comfy::{
-    ComfyClient, ComfyError, ComfyLimits, ImageFormat, MediaKind, NodeError, RunEvent, RunRequest,
-    RunResult,
+    ComfyClient, ComfyError, ComfyLimits, GraphNodeError, ImageFormat, MediaKind, RunEvent,
+    RunRequest, RunResult,
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -253,7 +253,7 @@ async fn an_identical_prompt_is_cached_and_points_at_the_earlier_file() {
     assert_eq!(double.sockets().len(), 1);
 }
 
-fn rejected(result: Result<RunResult, ComfyError>) -> (String, Vec<NodeError>, String) {
+fn rejected(result: Result<RunResult, ComfyError>) -> (String, Vec<GraphNodeError>, String) {
     match result {
         Err(err @ ComfyError::Rejected { .. }) => {
             let text = err.to_string();
@@ -288,7 +288,7 @@ async fn rejected_workflows_name_the_node_and_input() {
     );
     assert_eq!(
         errors,
-        [NodeError {
+        [GraphNodeError {
             node_id: "4".into(),
             class_type: "CheckpointLoaderSimple".into(),
             input: Some("ckpt_name".into()),
