@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use reelmesh_protocol::catalog;
-use reelmesh_protocol::model::{Character, CinematicOption, LookField, ShotCode, ShotStatus};
+use reelmesh_protocol::model::{Character, CinematicOption, LookField, Shot, ShotCode, ShotStatus};
 use reelmesh_protocol::prompt::check_template;
 use reelmesh_protocol::timecode::FrameRate;
 
@@ -601,33 +601,7 @@ impl Planner<'_> {
             },
             _ => None,
         };
-        let link_characters = layout.cell(cells, Column::Characters).map(|(index, cell)| {
-            let mut ids = Vec::new();
-            for name in split_list(cell) {
-                match self.link(SheetKind::Characters, &name, &context.characters) {
-                    Ok(id) => {
-                        if !ids.contains(&id) {
-                            ids.push(id);
-                        }
-                    }
-                    Err(message) => self.error(table, row, index, message),
-                }
-            }
-            ids
-        });
-        let look = layout.cell(cells, Column::Cinematic).map(|(index, cell)| {
-            let name = cell.trim();
-            if name.is_empty() {
-                return None;
-            }
-            match self.link(SheetKind::Cinematics, name, &context.looks) {
-                Ok(id) => Some(id),
-                Err(message) => {
-                    self.error(table, row, index, message);
-                    None
-                }
-            }
-        });
+        let (link_characters, look) = self.link_cells(table, row, cells, layout, context);
         let frames = match layout.cell(cells, Column::FrameCount) {
             Some((index, cell)) if !cell.trim().is_empty() => match parse_whole(cell) {
                 Ok(frames) => Some(frames),
@@ -701,9 +675,81 @@ impl Planner<'_> {
             ShotTarget::Create(shot) => (shot, true, false),
             ShotTarget::Trashed(shot) => (shot, false, true),
         };
-        // Frame Count and Duration both given and apart: one of them was edited and
-        // the other still says the length the shot had (at the export, or now).
-        let length = match (frames, from_duration) {
+        let length = self.resolve_length(table, row, &shot, is_new, frames, from_duration, context);
+        if self.out.problems.len() > errors_before {
+            return;
+        }
+        let values = RowValues {
+            characters: link_characters,
+            look,
+            length,
+            status,
+        };
+        fill_shot(&mut shot, layout, cells, values, is_new, context);
+        if is_new {
+            self.out.plan.new_shots.push(shot);
+        } else if trashed {
+            self.out.plan.trashed_shots.push(shot);
+        } else {
+            self.out.plan.updated_shots.push(shot);
+        }
+    }
+
+    /// A shot row's characters and look, linked by name (or id); a name that links
+    /// to nothing is a problem of that cell.
+    fn link_cells(
+        &mut self,
+        table: &Table,
+        row: usize,
+        cells: &[String],
+        layout: &Layout,
+        context: &ShotContext,
+    ) -> (Option<Vec<String>>, Option<Option<String>>) {
+        let characters = layout.cell(cells, Column::Characters).map(|(index, cell)| {
+            let mut ids = Vec::new();
+            for name in split_list(cell) {
+                match self.link(SheetKind::Characters, &name, &context.characters) {
+                    Ok(id) => {
+                        if !ids.contains(&id) {
+                            ids.push(id);
+                        }
+                    }
+                    Err(message) => self.error(table, row, index, message),
+                }
+            }
+            ids
+        });
+        let look = layout.cell(cells, Column::Cinematic).map(|(index, cell)| {
+            let name = cell.trim();
+            if name.is_empty() {
+                return None;
+            }
+            match self.link(SheetKind::Cinematics, name, &context.looks) {
+                Ok(id) => Some(id),
+                Err(message) => {
+                    self.error(table, row, index, message);
+                    None
+                }
+            }
+        });
+        (characters, look)
+    }
+
+    /// Frame Count and Duration both given and apart: one of them was edited and the
+    /// other still says the length the shot had (at the export, or now); the
+    /// edited one wins. Apart with neither the old length: a problem.
+    #[allow(clippy::too_many_arguments)]
+    fn resolve_length(
+        &mut self,
+        table: &Table,
+        row: usize,
+        shot: &Shot,
+        is_new: bool,
+        frames: Option<u64>,
+        from_duration: Option<(u64, usize, &str)>,
+        context: &ShotContext,
+    ) -> Option<u64> {
+        match (frames, from_duration) {
             (Some(frames), Some((duration_frames, index, cell)))
                 if frames.abs_diff(duration_frames) > 1 =>
             {
@@ -729,58 +775,6 @@ impl Planner<'_> {
             }
             (Some(frames), _) => Some(frames),
             (None, duration) => duration.map(|(frames, _, _)| frames),
-        };
-        if self.out.problems.len() > errors_before {
-            return;
-        }
-        let text = |column: Column| layout.cell(cells, column).map(|(_, c)| c.trim().to_owned());
-        if let Some(scene) = text(Column::Scene) {
-            shot.scene = scene;
-        }
-        if let Some(action) = text(Column::Action) {
-            shot.action = action;
-        }
-        if let Some(ids) = link_characters {
-            shot.characters = ids;
-        }
-        if let Some(look) = look {
-            shot.cinematic = look;
-        }
-        for field in LookField::ALL {
-            if let Some(value) = text(Column::Look(field)) {
-                *shot.look.get_mut(field) = value;
-            }
-        }
-        if let Some(prompt) = text(Column::PromptOverride) {
-            shot.prompt_override = (!prompt.is_empty()).then_some(prompt);
-        }
-        if let Some((_, cell)) = layout.cell(cells, Column::ReferenceImages) {
-            shot.reference_images = split_references(cell);
-        }
-        if let Some(frames) = length {
-            shot.frame_count = frames;
-        } else if is_new {
-            shot.frame_count = context
-                .rate
-                .seconds_to_frames(DEFAULT_SECONDS)
-                .unwrap_or_default();
-        }
-        if let Some(status) = status {
-            shot.status = status;
-        }
-        if let Some(workflow) = text(Column::Workflow) {
-            shot.workflow = workflow;
-        }
-        if let Some(notes) = text(Column::Notes) {
-            shot.notes = notes;
-        }
-        Self::extras(layout, cells, &mut shot.extra);
-        if is_new {
-            self.out.plan.new_shots.push(shot);
-        } else if trashed {
-            self.out.plan.trashed_shots.push(shot);
-        } else {
-            self.out.plan.updated_shots.push(shot);
         }
     }
 
@@ -809,6 +803,67 @@ impl Planner<'_> {
 }
 
 /// Names and ids of every character (or cinematic option) after this import.
+/// What a shot row's linked and parsed cells say (`None`: absent or empty).
+struct RowValues {
+    characters: Option<Vec<String>>,
+    look: Option<Option<String>>,
+    length: Option<u64>,
+    status: Option<ShotStatus>,
+}
+
+/// Write a row's cells into its shot (a new shot without a length gets the default).
+fn fill_shot(
+    shot: &mut Shot,
+    layout: &Layout,
+    cells: &[String],
+    values: RowValues,
+    is_new: bool,
+    context: &ShotContext,
+) {
+    let text = |column: Column| layout.cell(cells, column).map(|(_, c)| c.trim().to_owned());
+    if let Some(scene) = text(Column::Scene) {
+        shot.scene = scene;
+    }
+    if let Some(action) = text(Column::Action) {
+        shot.action = action;
+    }
+    if let Some(ids) = values.characters {
+        shot.characters = ids;
+    }
+    if let Some(look) = values.look {
+        shot.cinematic = look;
+    }
+    for field in LookField::ALL {
+        if let Some(value) = text(Column::Look(field)) {
+            *shot.look.get_mut(field) = value;
+        }
+    }
+    if let Some(prompt) = text(Column::PromptOverride) {
+        shot.prompt_override = (!prompt.is_empty()).then_some(prompt);
+    }
+    if let Some((_, cell)) = layout.cell(cells, Column::ReferenceImages) {
+        shot.reference_images = split_references(cell);
+    }
+    if let Some(frames) = values.length {
+        shot.frame_count = frames;
+    } else if is_new {
+        shot.frame_count = context
+            .rate
+            .seconds_to_frames(DEFAULT_SECONDS)
+            .unwrap_or_default();
+    }
+    if let Some(status) = values.status {
+        shot.status = status;
+    }
+    if let Some(workflow) = text(Column::Workflow) {
+        shot.workflow = workflow;
+    }
+    if let Some(notes) = text(Column::Notes) {
+        shot.notes = notes;
+    }
+    Planner::extras(layout, cells, &mut shot.extra);
+}
+
 struct NameIndex {
     /// Lowercase name → id; `Err(n)` when n records share the name.
     by_name: HashMap<String, Result<String, usize>>,
