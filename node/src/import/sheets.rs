@@ -336,7 +336,6 @@ impl Planner<'_> {
             } else {
                 match_header(kind, raw, self.reading.mappings)
             };
-            let mut note = None;
             match target {
                 Target::Field(column) => {
                     if let Some(first) = layout.at.get(&column) {
@@ -360,69 +359,7 @@ impl Planner<'_> {
                 }
                 Target::Skip => {}
             }
-            match (&how, target) {
-                (How::Fuzzy(name), Target::Field(column)) => {
-                    let text = format!(
-                        "{}: '{header}' read as {} (close to '{name}'); --map '{header}=FIELD' if it is not",
-                        table.name,
-                        column.key()
-                    );
-                    note = Some(format!("close to '{name}'"));
-                    self.out.notes.push(text);
-                }
-                // A file reelmesh exported holds extra fields under their own headers.
-                (How::Unknown(nearest), Target::Extra)
-                    if kind != SheetKind::Project && !self.reading.from_reelmesh =>
-                {
-                    let hint = match nearest {
-                        Some(column) => format!(
-                            "; did you mean {}? --map '{header}={}'",
-                            column.key(),
-                            column.key()
-                        ),
-                        None => String::new(),
-                    };
-                    self.out.notes.push(format!(
-                        "{}: '{header}' kept as an extra field{hint}",
-                        table.name
-                    ));
-                    note = nearest.map(|c| format!("did you mean {}?", c.key()));
-                }
-                _ => {}
-            }
-            let formulas = table.formulas.get(&index).map_or(0, |f| f.cells);
-            if let Target::Field(Column::AssembledPrompt) = target
-                && formulas > 0
-            {
-                self.out.notes.push(format!(
-                    "{}: '{header}' holds the sheet's own prompt formula: not imported (reelmesh assembles the prompt from the same columns)",
-                    table.name
-                ));
-                note = Some("the sheet's formula: not imported".to_owned());
-            } else if let Target::Field(Column::AssembledPrompt) = target
-                && !self.reading.from_reelmesh
-                && has_data()
-                && !matches!(how, How::Mapped | How::Remembered)
-            {
-                self.out.notes.push(format!(
-                    "{}: '{header}' read as the assembled prompt and not imported (reelmesh assembles it from the same columns); --map '{header}=prompt_override' to keep it as each shot's manual prompt",
-                    table.name
-                ));
-                note = Some("derived: not imported".to_owned());
-            }
-            if let Some(formulas) = table.formulas.get(&index)
-                && !matches!(
-                    target,
-                    Target::Skip | Target::Field(Column::AssembledPrompt)
-                )
-                && formulas.uncached > 0
-            {
-                let message = format!(
-                    "{} formula cells were saved without their value (the program that wrote the file does not calculate formulas, as openpyxl does not): open and save the file in Excel or LibreOffice, or --map '{header}=skip'",
-                    formulas.uncached
-                );
-                self.error(table, formulas.first_uncached_row, index, message);
-            }
+            let note = self.column_notes(table, index, &header, kind, target, &how, &has_data);
             columns.push(ColumnReport {
                 header,
                 reads_as: target_label(target),
@@ -449,6 +386,86 @@ impl Planner<'_> {
             columns,
         });
         layout
+    }
+
+    /// What the report says of a column (a close match, an unknown header, the
+    /// sheet's own prompt), and the problem of formulas saved without their values.
+    #[allow(clippy::too_many_arguments)]
+    fn column_notes(
+        &mut self,
+        table: &Table,
+        index: usize,
+        header: &str,
+        kind: SheetKind,
+        target: Target,
+        how: &How,
+        has_data: &dyn Fn() -> bool,
+    ) -> Option<String> {
+        let mut note = None;
+        match (how, target) {
+            (How::Fuzzy(name), Target::Field(column)) => {
+                let text = format!(
+                    "{}: '{header}' read as {} (close to '{name}'); --map '{header}=FIELD' if it is not",
+                    table.name,
+                    column.key()
+                );
+                note = Some(format!("close to '{name}'"));
+                self.out.notes.push(text);
+            }
+            // A file reelmesh exported holds extra fields under their own headers.
+            (How::Unknown(nearest), Target::Extra)
+                if kind != SheetKind::Project && !self.reading.from_reelmesh =>
+            {
+                let hint = match nearest {
+                    Some(column) => format!(
+                        "; did you mean {}? --map '{header}={}'",
+                        column.key(),
+                        column.key()
+                    ),
+                    None => String::new(),
+                };
+                self.out.notes.push(format!(
+                    "{}: '{header}' kept as an extra field{hint}",
+                    table.name
+                ));
+                note = nearest.map(|c| format!("did you mean {}?", c.key()));
+            }
+            _ => {}
+        }
+        let formulas = table.formulas.get(&index).map_or(0, |f| f.cells);
+        if let Target::Field(Column::AssembledPrompt) = target
+            && formulas > 0
+        {
+            self.out.notes.push(format!(
+                "{}: '{header}' holds the sheet's own prompt formula: not imported (reelmesh assembles the prompt from the same columns)",
+                table.name
+            ));
+            note = Some("the sheet's formula: not imported".to_owned());
+        } else if let Target::Field(Column::AssembledPrompt) = target
+            && !self.reading.from_reelmesh
+            && has_data()
+            && !matches!(how, How::Mapped | How::Remembered)
+        {
+            self.out.notes.push(format!(
+                "{}: '{header}' read as the assembled prompt and not imported (reelmesh assembles it from the same columns); --map '{header}=prompt_override' to keep it as each shot's manual prompt",
+                table.name
+            ));
+            note = Some("derived: not imported".to_owned());
+        }
+        if let Some(formulas) = table.formulas.get(&index)
+            && !matches!(
+                target,
+                Target::Skip | Target::Field(Column::AssembledPrompt)
+            )
+            && formulas.uncached > 0
+        {
+            let message = format!(
+                "{} formula cells were saved without their value (the program that wrote the file does not calculate formulas, as openpyxl does not): open and save the file in Excel or LibreOffice, or --map '{header}=skip'",
+                formulas.uncached
+            );
+            self.error(table, formulas.first_uncached_row, index, message);
+        }
+        note
     }
 
     /// The extra fields of a row: every column kept as extra, by header.
