@@ -296,46 +296,211 @@ struct Regions {
     action: PxRect,
 }
 
-/// Lays out and rasterizes `spec` on a `width` × `height` canvas.
-///
-/// From the top: the label band (with the project name at the right), the shot
-/// code, the scene, a rule, then the action filling the middle; from the bottom:
-/// the prompt (up to three small lines) under a rule, above it timing, camera and
-/// cast. Text that does not fit is cut with `…`; on tiny canvases blocks overlap or
-/// vanish rather than fail.
-fn paint(font: &FontRef<'_>, spec: &CardSpec, width: u32, height: u32) -> (Canvas, Regions) {
-    let colors = palette(spec.seed);
-    let mut canvas = Canvas::new(width, height, colors.background);
-    let (w, h) = (width as f32, height as f32);
-    let short = w.min(h);
-    let unit = ((w * h).sqrt() / 36.0).max(1.0);
-    let small = unit * 0.6;
-    let meta = unit * 0.8;
-    let body = unit * 1.2;
-    let big = unit * 2.2;
-    let line = |px: f32| px * 1.3;
+/// Type sizes and spacing of one card, all derived from its size.
+struct Metrics {
+    /// Label band, row names and the prompt.
+    small: f32,
+    /// Scene and row values.
+    meta: f32,
+    /// The action.
+    body: f32,
+    /// The shot code.
+    big: f32,
+    /// Frame and rule thickness.
+    thickness: f32,
+    /// Space above and below a rule.
+    rule_gap: f32,
+}
 
-    // Frame.
-    let inset = (short * 0.02).round();
-    let thickness = (short / 320.0).round().max(1.0);
+impl Metrics {
+    fn of(w: f32, h: f32) -> Self {
+        let unit = ((w * h).sqrt() / 36.0).max(1.0);
+        Self {
+            small: unit * 0.6,
+            meta: unit * 0.8,
+            body: unit * 1.2,
+            big: unit * 2.2,
+            thickness: (w.min(h) / 320.0).round().max(1.0),
+            rule_gap: (unit * 0.45).round().max(1.0),
+        }
+    }
+}
+
+/// The height of one line of `px` text.
+fn line(px: f32) -> f32 {
+    px * 1.3
+}
+
+/// A card being drawn: the canvas, its colours and sizes, and the content box.
+struct Painter<'f> {
+    font: &'f FontRef<'f>,
+    canvas: Canvas,
+    colors: Palette,
+    sizes: Metrics,
+    /// Left and right edge of the content.
+    x0: f32,
+    x1: f32,
+    /// Where text may be drawn: everything inside the frame below the band.
+    clip: PxRect,
+}
+
+impl Painter<'_> {
+    fn width(&self) -> f32 {
+        (self.x1 - self.x0).max(0.0)
+    }
+
+    /// Draws `text` in `px` with its top at `top`, from `x`, clipped to the content.
+    fn text(&mut self, px: f32, (x, top): (f32, f32), text: &str, color: Rgb) {
+        let baseline = top + text::ascent(self.font, px);
+        text::draw_text(
+            &mut self.canvas,
+            self.font,
+            px,
+            (x, baseline),
+            text,
+            color,
+            self.clip,
+        );
+    }
+
+    /// A rule across the content from `y` down.
+    fn rule(&mut self, y: f32) {
+        let rect = PxRect::from_f32(self.x0, y, self.x1, y + self.sizes.thickness);
+        self.canvas.fill(rect, self.colors.rule);
+    }
+
+    /// The shot code and the scene under it, then a rule; returns where the code is
+    /// and the first y below the rule.
+    fn header(&mut self, spec: &CardSpec, top: f32) -> (PxRect, f32) {
+        let (big, meta, x0) = (self.sizes.big, self.sizes.meta, self.x0);
+        let mut y = top;
+        let code = text::fit_line(self.font, big, spec.code.trim(), self.width());
+        self.text(big, (x0, y), &code, self.colors.ink);
+        let code_region = PxRect::from_f32(x0, y, self.x1, y + big * 1.15);
+        y += big * 1.15;
+        if !spec.scene.trim().is_empty() {
+            let scene = text::fit_line(self.font, meta, spec.scene.trim(), self.width());
+            self.text(meta, (x0, y), &scene, self.colors.muted);
+            y += line(meta);
+        }
+        y += self.sizes.rule_gap;
+        self.rule(y);
+        (code_region, y + self.sizes.thickness + self.sizes.rule_gap)
+    }
+
+    /// The prompt (up to three small lines) ending at `bottom`, with a rule above it;
+    /// returns the y above the rule (`bottom` when there is no prompt).
+    fn prompt(&mut self, spec: &CardSpec, bottom: f32) -> f32 {
+        let small = self.sizes.small;
+        let prompt = text::clean(spec.prompt.trim(), false);
+        let lines = text::wrap(self.font, small, &prompt, self.width(), 3);
+        if lines.is_empty() {
+            return bottom;
+        }
+        let mut y = bottom - line(small) * lines.len() as f32;
+        for (index, prompt_line) in lines.iter().enumerate() {
+            let top = y + line(small) * index as f32;
+            self.text(small, (self.x0, top), prompt_line, self.colors.muted);
+        }
+        y -= self.sizes.rule_gap + self.sizes.thickness;
+        self.rule(y);
+        y - self.sizes.rule_gap
+    }
+
+    /// Timing, camera and cast rows, drawn bottom up from `bottom`; returns the top
+    /// of the cast row.
+    fn rows(&mut self, spec: &CardSpec, bottom: f32) -> f32 {
+        let (small, meta) = (self.sizes.small, self.sizes.meta);
+        let cast = spec
+            .characters
+            .iter()
+            .map(|name| name.trim())
+            .filter(|name| !name.is_empty())
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Cast and camera may take two lines; timing is short.
+        let rows = [
+            ("TIMING", spec.timing.trim(), 1),
+            ("CAMERA", spec.camera.trim(), 2),
+            ("CAST", cast.as_str(), 2),
+        ];
+        let label_column = rows
+            .iter()
+            .map(|(name, _, _)| text::text_width(self.font, small, name))
+            .fold(0.0_f32, f32::max)
+            + meta * 0.8;
+        let value_width = (self.width() - label_column).max(0.0);
+        let mut y = bottom;
+        for (name, value, max_lines) in rows {
+            let value = text::clean(if value.is_empty() { "—" } else { value }, false);
+            let value_lines = text::wrap(self.font, meta, &value, value_width, max_lines);
+            y -= line(meta) * value_lines.len().max(1) as f32;
+            // The name sits on the first value line's baseline.
+            let baseline = y + text::ascent(self.font, meta);
+            let name_top = baseline - text::ascent(self.font, small);
+            self.text(small, (self.x0, name_top), name, self.colors.muted);
+            for (index, value_line) in value_lines.iter().enumerate() {
+                let top = y + line(meta) * index as f32;
+                self.text(
+                    meta,
+                    (self.x0 + label_column, top),
+                    value_line,
+                    self.colors.ink,
+                );
+            }
+        }
+        y
+    }
+
+    /// The action between `top` and `bottom`, as many lines as fit; returns its box.
+    fn action(&mut self, spec: &CardSpec, top: f32, bottom: f32) -> PxRect {
+        let body = self.sizes.body;
+        let room = (bottom - top).max(0.0);
+        let max_lines = (room / line(body)).floor() as usize;
+        let action = text::clean(spec.action.trim(), true);
+        let lines = text::wrap(self.font, body, &action, self.width(), max_lines);
+        for (index, action_line) in lines.iter().enumerate() {
+            let line_top = top + line(body) * index as f32;
+            self.text(body, (self.x0, line_top), action_line, self.colors.ink);
+        }
+        PxRect::from_f32(self.x0, top, self.x1, bottom.max(top))
+    }
+}
+
+/// Draws the frame and the label band (with the project name at the right) on a
+/// fresh canvas; returns the canvas, the inner frame and the band height.
+fn frame_and_band(
+    font: &FontRef<'_>,
+    spec: &CardSpec,
+    colors: &Palette,
+    sizes: &Metrics,
+    (w, h): (f32, f32),
+) -> (Canvas, PxRectF, f32) {
+    let mut canvas = Canvas::new(w as u32, h as u32, colors.background);
+    let inset = (w.min(h) * 0.02).round();
+    let thickness = sizes.thickness;
     let frame = PxRect::from_f32(inset, inset, w - inset, h - inset);
     canvas.stroke(frame, thickness as i32, colors.ink);
-    let (inner_x0, inner_y0) = (inset + thickness, inset + thickness);
-    let (inner_x1, inner_y1) = (w - inset - thickness, h - inset - thickness);
+    let inner = PxRectF {
+        x0: inset + thickness,
+        y0: inset + thickness,
+        x1: w - inset - thickness,
+        y1: h - inset - thickness,
+    };
 
-    // Label band.
+    let small = sizes.small;
     let band_height = small * 1.9;
-    let band = PxRect::from_f32(inner_x0, inner_y0, inner_x1, inner_y0 + band_height);
+    let band = PxRect::from_f32(inner.x0, inner.y0, inner.x1, inner.y0 + band_height);
     canvas.fill(band, colors.band);
     let band_pad = small * 0.8;
-    let band_baseline = inner_y0 + (band_height - small) / 2.0 + text::ascent(font, small);
-    let band_text_width = (inner_x1 - inner_x0 - 2.0 * band_pad).max(0.0);
+    let baseline = inner.y0 + (band_height - small) / 2.0 + text::ascent(font, small);
+    let band_text_width = (inner.x1 - inner.x0 - 2.0 * band_pad).max(0.0);
     let label = text::fit_line(font, small, LABEL, band_text_width);
     let label_width = text::draw_text(
         &mut canvas,
         font,
         small,
-        (inner_x0 + band_pad, band_baseline),
+        (inner.x0 + band_pad, baseline),
         &label,
         colors.band_ink,
         band,
@@ -348,150 +513,53 @@ fn paint(font: &FontRef<'_>, spec: &CardSpec, width: u32, height: u32) -> (Canva
             &mut canvas,
             font,
             small,
-            (inner_x1 - band_pad - project_width, band_baseline),
+            (inner.x1 - band_pad - project_width, baseline),
             &project,
             colors.band_ink,
             band,
         );
     }
+    (canvas, inner, band_height)
+}
 
-    // Content box.
-    let pad = (short * 0.035).max(1.0);
-    let (x0, x1) = (inner_x0 + pad, inner_x1 - pad);
-    let (top, bottom) = (inner_y0 + band_height + pad * 0.8, inner_y1 - pad);
-    let content_width = (x1 - x0).max(0.0);
-    let clip = PxRect::from_f32(inner_x0, inner_y0 + band_height, inner_x1, inner_y1);
-    let rule_gap = (unit * 0.45).round().max(1.0);
+/// A rectangle in fractional pixels.
+#[derive(Debug, Clone, Copy)]
+struct PxRectF {
+    x0: f32,
+    y0: f32,
+    x1: f32,
+    y1: f32,
+}
 
-    // Top: code and scene.
-    let mut y = top;
-    let code_text = text::fit_line(font, big, spec.code.trim(), content_width);
-    text::draw_text(
-        &mut canvas,
+/// Lays out and rasterizes `spec` on a `width` × `height` canvas.
+///
+/// From the top: the label band (with the project name at the right), the shot
+/// code, the scene, a rule, then the action filling the middle; from the bottom:
+/// the prompt (up to three small lines) under a rule, above it timing, camera and
+/// cast. Text that does not fit is cut with `…`; on tiny canvases blocks overlap or
+/// vanish rather than fail.
+fn paint(font: &FontRef<'_>, spec: &CardSpec, width: u32, height: u32) -> (Canvas, Regions) {
+    let colors = palette(spec.seed);
+    let (w, h) = (width as f32, height as f32);
+    let sizes = Metrics::of(w, h);
+    let (canvas, inner, band_height) = frame_and_band(font, spec, &colors, &sizes, (w, h));
+    let pad = (w.min(h) * 0.035).max(1.0);
+    let (top, bottom) = (inner.y0 + band_height + pad * 0.8, inner.y1 - pad);
+    let rule_gap = sizes.rule_gap;
+    let mut painter = Painter {
         font,
-        big,
-        (x0, y + text::ascent(font, big)),
-        &code_text,
-        colors.ink,
-        clip,
-    );
-    let code_region = PxRect::from_f32(x0, y, x1, y + big * 1.15);
-    y += big * 1.15;
-    if !spec.scene.trim().is_empty() {
-        let scene = text::fit_line(font, meta, spec.scene.trim(), content_width);
-        text::draw_text(
-            &mut canvas,
-            font,
-            meta,
-            (x0, y + text::ascent(font, meta)),
-            &scene,
-            colors.muted,
-            clip,
-        );
-        y += line(meta);
-    }
-    y += rule_gap;
-    canvas.fill(PxRect::from_f32(x0, y, x1, y + thickness), colors.rule);
-    y += thickness + rule_gap;
-    let action_top = y;
-
-    // Bottom: prompt.
-    let mut y = bottom;
-    let prompt = text::clean(spec.prompt.trim(), false);
-    let prompt_lines = text::wrap(font, small, &prompt, content_width, 3);
-    if !prompt_lines.is_empty() {
-        y -= line(small) * prompt_lines.len() as f32;
-        for (index, prompt_line) in prompt_lines.iter().enumerate() {
-            let line_top = y + line(small) * index as f32;
-            text::draw_text(
-                &mut canvas,
-                font,
-                small,
-                (x0, line_top + text::ascent(font, small)),
-                prompt_line,
-                colors.muted,
-                clip,
-            );
-        }
-        y -= rule_gap;
-        canvas.fill(PxRect::from_f32(x0, y - thickness, x1, y), colors.rule);
-        y -= thickness + rule_gap;
-    }
-
-    // Above it: cast, camera, timing (drawn bottom up).
-    let cast = spec
-        .characters
-        .iter()
-        .map(|name| name.trim())
-        .filter(|name| !name.is_empty())
-        .collect::<Vec<_>>()
-        .join(", ");
-    // Cast and camera may take two lines; timing is short.
-    let rows = [
-        ("TIMING", spec.timing.trim(), 1),
-        ("CAMERA", spec.camera.trim(), 2),
-        ("CAST", cast.as_str(), 2),
-    ];
-    let label_column = rows
-        .iter()
-        .map(|(name, _, _)| text::text_width(font, small, name))
-        .fold(0.0_f32, f32::max)
-        + meta * 0.8;
-    let value_width = (content_width - label_column).max(0.0);
-    for (name, value, max_lines) in rows {
-        let value = text::clean(if value.is_empty() { "—" } else { value }, false);
-        let value_lines = text::wrap(font, meta, &value, value_width, max_lines);
-        y -= line(meta) * value_lines.len().max(1) as f32;
-        let baseline = y + text::ascent(font, meta);
-        text::draw_text(
-            &mut canvas,
-            font,
-            small,
-            (x0, baseline),
-            name,
-            colors.muted,
-            clip,
-        );
-        for (index, value_line) in value_lines.iter().enumerate() {
-            text::draw_text(
-                &mut canvas,
-                font,
-                meta,
-                (x0 + label_column, baseline + line(meta) * index as f32),
-                value_line,
-                colors.ink,
-                clip,
-            );
-        }
-    }
-    let action_bottom = y - rule_gap;
-
-    // Middle: the action, as many lines as fit.
-    let room = (action_bottom - action_top).max(0.0);
-    let max_lines = (room / line(body)).floor() as usize;
-    let action = text::clean(spec.action.trim(), true);
-    let action_lines = text::wrap(font, body, &action, content_width, max_lines);
-    for (index, action_line) in action_lines.iter().enumerate() {
-        let line_top = action_top + line(body) * index as f32;
-        text::draw_text(
-            &mut canvas,
-            font,
-            body,
-            (x0, line_top + text::ascent(font, body)),
-            action_line,
-            colors.ink,
-            clip,
-        );
-    }
-    let action_region = PxRect::from_f32(x0, action_top, x1, action_bottom.max(action_top));
-
-    (
         canvas,
-        Regions {
-            code: code_region,
-            action: action_region,
-        },
-    )
+        colors,
+        sizes,
+        x0: inner.x0 + pad,
+        x1: inner.x1 - pad,
+        clip: PxRect::from_f32(inner.x0, inner.y0 + band_height, inner.x1, inner.y1),
+    };
+    let (code, action_top) = painter.header(spec, top);
+    let above_prompt = painter.prompt(spec, bottom);
+    let above_rows = painter.rows(spec, above_prompt);
+    let action = painter.action(spec, action_top, above_rows - rule_gap);
+    (painter.canvas, Regions { code, action })
 }
 
 /// Encodes `canvas` as an 8-bit RGB PNG with the card's text chunks.
