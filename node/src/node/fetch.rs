@@ -12,7 +12,9 @@
 //! 4. When every piece is there the file is fsynced and renamed into the store: it
 //!    is visible only whole and verified.
 
-use std::collections::{HashMap, VecDeque};
+mod holders;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +28,7 @@ use tracing::{debug, info, warn};
 use super::{NodeError, NodeHandle};
 use crate::store::blobs::{BlobHash, BlobRef, BlobStore};
 use crate::store::direct::PieceFile;
+use holders::{Holders, Pieces};
 
 /// Pieces requested at once, over all holders.
 pub const IN_FLIGHT: usize = 32;
@@ -102,11 +105,7 @@ pub struct Fetched {
 /// What the fetch loop got next: a holder's answer, or a piece checked and written.
 enum Next<A> {
     Answer(PeerId, u64, A),
-    Stored(
-        PeerId,
-        u64,
-        Result<std::io::Result<bool>, tokio::task::JoinError>,
-    ),
+    Stored(PeerId, u64, StoreOutcome),
 }
 
 impl NodeHandle {
@@ -152,7 +151,7 @@ impl NodeHandle {
             .filter(|p| p.connected && !p.this_node)
             .filter_map(|p| p.node_id.parse().ok())
             .collect();
-        let (len, cvs, mut holders) = self.find_holders(hash, &peers).await?;
+        let (len, cvs, holders) = self.find_holders(hash, &peers).await?;
         if len > MAX_BLOB_BYTES {
             return Err(FetchError::TooLarge {
                 hash: hash.to_hex(),
@@ -160,56 +159,55 @@ impl NodeHandle {
                 max: MAX_BLOB_BYTES,
             });
         }
-        let total = blobtree::chunk_count(len);
-        let store_error = |why: String| FetchError::Store {
-            hash: hash.to_hex(),
-            why,
-        };
-        let partial = store.partial_path(&hash);
-        let have_path = partial.with_extension("have");
-        let file = PieceFile::open(&partial, len)
-            .map_err(|e| store_error(format!("{}: {e}", partial.display())))?;
-        let file = Arc::new(file);
-        let mut have = load_have(&have_path, total);
-        let mut missing: VecDeque<u64> = (0..total)
-            .filter(|i| !have[usize::try_from(*i).unwrap_or(usize::MAX)])
-            .collect();
         let holder_count = holders.len();
-        let mut failures: HashMap<PeerId, u32> = HashMap::new();
-        let mut busy: HashMap<PeerId, u32> = HashMap::new();
-        let mut load: HashMap<PeerId, usize> = HashMap::new();
+        let partial = store.partial_path(&hash);
+        let file = PieceFile::open(&partial, len)
+            .map_err(|e| store_error(hash, format!("{}: {e}", partial.display())))?;
+        let record = partial.with_extension("have");
+        let mut fetch = Fetch {
+            hash,
+            len,
+            cvs: Arc::new(cvs),
+            file: Arc::new(file),
+            pieces: Pieces::load(&record, blobtree::chunk_count(len)),
+            record,
+            partial,
+            holders: Holders::new(holders),
+        };
+        self.fetch_pieces(&mut fetch).await?;
+        let Fetch {
+            file, cvs, pieces, ..
+        } = fetch;
+        drop(file);
+        let blob = store
+            .adopt_partial(&hash, &cvs)
+            .map_err(|e| store_error(hash, e.to_string()))?;
+        info!(%hash, bytes = len, pieces = pieces.fetched(), holders = holder_count, "blob fetched and verified");
+        Ok(Fetched {
+            blob,
+            pieces_fetched: pieces.fetched(),
+            holders: holder_count,
+        })
+    }
+
+    /// Fetches every missing piece of `fetch` from its holders, [`IN_FLIGHT`] at a
+    /// time, checking and writing [`STORING`] at a time on the blocking pool.
+    async fn fetch_pieces(&self, fetch: &mut Fetch) -> Result<(), FetchError> {
+        let root = *fetch.hash.as_bytes();
         let mut in_flight = FuturesUnordered::new();
         let mut storing = FuturesUnordered::new();
-        let mut next_holder = 0_usize;
-        let mut fetched = 0_u64;
-        let cvs = Arc::new(cvs);
-        let root = *hash.as_bytes();
         loop {
             while in_flight.len() < IN_FLIGHT
                 && storing.len() < STORING
-                && !holders.is_empty()
-                && !missing.is_empty()
+                && !fetch.pieces.none_wanted()
             {
-                // The next holder with room, round robin.
-                let Some(peer) = (0..holders.len())
-                    .map(|k| holders[(next_holder + k) % holders.len()])
-                    .find(|p| load.get(p).copied().unwrap_or(0) < PER_HOLDER)
-                else {
+                let Some(peer) = fetch.holders.take() else {
                     break;
                 };
-                next_holder += 1;
-                let Some(index) = missing.pop_front() else {
+                let Some(index) = fetch.pieces.next() else {
                     break;
                 };
-                *load.entry(peer).or_default() += 1;
-                let handle = self.clone();
-                in_flight.push(async move {
-                    let request = BlobRequest::Chunk { hash: root, index };
-                    let answer =
-                        tokio::time::timeout(REQUEST_TIMEOUT, handle.blob_request(peer, request))
-                            .await;
-                    (peer, index, answer)
-                });
+                in_flight.push(ask_piece(self.clone(), peer, root, index));
             }
             let next = tokio::select! {
                 Some((peer, index, answer)) = in_flight.next(), if !in_flight.is_empty() => {
@@ -221,106 +219,32 @@ impl NodeHandle {
                 else => break,
             };
             match next {
-                Next::Stored(peer, index, outcome) => match outcome {
-                    Ok(Ok(true)) => {
-                        have[usize::try_from(index).unwrap_or(usize::MAX)] = true;
-                        fetched += 1;
-                        failures.remove(&peer);
-                        busy.remove(&peer);
-                        if fetched.is_multiple_of(64) {
-                            save_have(&file, &have_path, &have);
-                        }
-                    }
-                    Ok(Ok(false)) => {
-                        let reason = format!("sent a corrupt piece {index} of blob {hash}");
+                Next::Stored(peer, index, outcome) => {
+                    if let Some(reason) = fetch.stored(peer, index, outcome)? {
                         warn!("peer {peer}: {reason}; asking another holder");
-                        holders.retain(|h| *h != peer);
-                        missing.push_front(index);
                         self.reject_peer(peer, reason).await?;
                     }
-                    Ok(Err(e)) => {
-                        return Err(store_error(format!("{}: {e}", partial.display())));
-                    }
-                    Err(e) => return Err(store_error(e.to_string())),
-                },
+                }
                 Next::Answer(peer, index, answer) => {
-                    if let Some(n) = load.get_mut(&peer) {
-                        *n = n.saturating_sub(1);
-                    }
-                    match answer {
-                        Ok(Ok(BlobResponse::Chunk(bytes))) => {
-                            // Checked and written on the blocking pool, several at once,
-                            // while the next pieces arrive.
-                            let writer = Arc::clone(&file);
-                            let cvs = Arc::clone(&cvs);
-                            storing.push(async move {
-                                let outcome = tokio::task::spawn_blocking(move || {
-                                    if !blobtree::verify_chunk(&root, len, &cvs, index, &bytes) {
-                                        return Ok(false);
-                                    }
-                                    writer
-                                        .write_at(&bytes, index * blobtree::CHUNK)
-                                        .map(|()| true)
-                                })
-                                .await;
-                                (peer, index, outcome)
-                            });
-                        }
-                        Ok(Ok(other)) => {
-                            debug!("peer {peer} answered piece {index} of {hash} with {other:?}");
-                            holders.retain(|h| *h != peer);
-                            missing.push_front(index);
-                        }
-                        Ok(Err(e)) if e.to_string().contains("busy") => {
-                            // The holder serves others too: ask again (it answered at once).
-                            missing.push_back(index);
-                            let count = busy.entry(peer).or_default();
-                            *count += 1;
-                            if *count >= MAX_BUSY {
-                                holders.retain(|h| *h != peer);
-                            }
-                        }
-                        Ok(Err(e)) => {
-                            debug!("piece {index} of {hash} from {peer}: {e}");
-                            missing.push_front(index);
-                            let count = failures.entry(peer).or_default();
-                            *count += 1;
-                            if *count >= MAX_HOLDER_FAILURES {
-                                holders.retain(|h| *h != peer);
-                            }
-                        }
-                        Err(_) => {
-                            debug!("piece {index} of {hash} from {peer}: timed out");
-                            missing.push_front(index);
-                            holders.retain(|h| *h != peer);
-                        }
+                    if let Some(bytes) = fetch.answered(peer, index, answer) {
+                        storing.push(fetch.store(peer, index, bytes));
                     }
                 }
             }
-            if holders.is_empty()
+            if fetch.holders.is_empty()
                 && in_flight.is_empty()
                 && storing.is_empty()
-                && !missing.is_empty()
+                && !fetch.pieces.none_wanted()
             {
-                save_have(&file, &have_path, &have);
-                let done = have.iter().filter(|h| **h).count() as u64;
+                fetch.pieces.save(&fetch.file, &fetch.record);
                 return Err(FetchError::HoldersFailed {
-                    hash: hash.to_hex(),
-                    done,
-                    total,
+                    hash: fetch.hash.to_hex(),
+                    done: fetch.pieces.done_count(),
+                    total: blobtree::chunk_count(fetch.len),
                 });
             }
         }
-        drop(file);
-        let blob = store
-            .adopt_partial(&hash, &cvs)
-            .map_err(|e| store_error(e.to_string()))?;
-        info!(%hash, bytes = len, pieces = fetched, holders = holder_count, "blob fetched and verified");
-        Ok(Fetched {
-            blob,
-            pieces_fetched: fetched,
-            holders: holder_count,
-        })
+        Ok(())
     }
 
     /// Ask every peer for the outboard; keep those with one that matches the hash.
@@ -382,29 +306,137 @@ impl NodeHandle {
     }
 }
 
-/// Which pieces an earlier try kept (all missing when there is no record or it does
-/// not fit this blob).
-fn load_have(path: &std::path::Path, total: u64) -> Vec<bool> {
-    let total = usize::try_from(total).unwrap_or(0);
-    match std::fs::read(path) {
-        Ok(bytes) if bytes.len() == total => bytes.iter().map(|b| *b == 1).collect(),
-        _ => vec![false; total],
-    }
-}
-
-/// Record the pieces done, after the data they name is on disk.
-fn save_have(file: &PieceFile, path: &std::path::Path, have: &[bool]) {
-    if let Err(e) = file.sync_data() {
-        warn!("{}: {e}", path.display());
-        return;
-    }
-    let bytes: Vec<u8> = have.iter().map(|h| u8::from(*h)).collect();
-    if let Err(e) = crate::store::write_atomic(path, &bytes) {
-        warn!("{e}");
-    }
-}
-
 /// The store a handle fetches into.
 pub(crate) fn store_for(config: &super::NodeConfig) -> Result<BlobStore, NodeError> {
     Ok(BlobStore::open(&config.data_dir)?)
+}
+
+/// A fetch under way: the blob, where its pieces go, and who is asked for them.
+struct Fetch {
+    hash: BlobHash,
+    len: u64,
+    /// The verified outboard: one chaining value per piece.
+    cvs: Arc<Vec<[u8; 32]>>,
+    file: Arc<PieceFile>,
+    /// `blobs/partial/<hash>`, named in errors.
+    partial: PathBuf,
+    /// `<hash>.have`: the pieces done so far.
+    record: PathBuf,
+    holders: Holders,
+    pieces: Pieces,
+}
+
+/// What asking a holder for a piece gave: its answer, or the request timed out.
+type PieceAnswer = Result<Result<BlobResponse, NodeError>, tokio::time::error::Elapsed>;
+
+impl Fetch {
+    /// Takes in `peer`'s `answer` for piece `index`; the piece's bytes when there
+    /// are some to check and write.
+    fn answered(&mut self, peer: PeerId, index: u64, answer: PieceAnswer) -> Option<libp2p::bytes::Bytes> {
+        self.holders.answered(peer);
+        let hash = self.hash;
+        match answer {
+            Ok(Ok(BlobResponse::Chunk(bytes))) => return Some(bytes),
+            Ok(Ok(other)) => {
+                debug!("peer {peer} answered piece {index} of {hash} with {other:?}");
+                self.holders.leave_out(peer);
+                self.pieces.again_now(index);
+            }
+            Ok(Err(e)) if e.to_string().contains("busy") => {
+                // The holder serves others too: ask again (it answered at once).
+                self.pieces.again_later(index);
+                self.holders.busy(peer);
+            }
+            Ok(Err(e)) => {
+                debug!("piece {index} of {hash} from {peer}: {e}");
+                self.pieces.again_now(index);
+                self.holders.failed(peer);
+            }
+            Err(_) => {
+                debug!("piece {index} of {hash} from {peer}: timed out");
+                self.pieces.again_now(index);
+                self.holders.leave_out(peer);
+            }
+        }
+        None
+    }
+
+    /// Checks piece `index` against its chaining value and writes it at its offset,
+    /// on the blocking pool; the outcome is true for a good piece written.
+    fn store(
+        &self,
+        peer: PeerId,
+        index: u64,
+        bytes: libp2p::bytes::Bytes,
+    ) -> impl Future<Output = (PeerId, u64, StoreOutcome)> + use<> {
+        let (file, cvs) = (Arc::clone(&self.file), Arc::clone(&self.cvs));
+        let (root, len) = (*self.hash.as_bytes(), self.len);
+        async move {
+            let outcome = tokio::task::spawn_blocking(move || {
+                if !blobtree::verify_chunk(&root, len, &cvs, index, &bytes) {
+                    return Ok(false);
+                }
+                file.write_at(&bytes, index * blobtree::CHUNK)
+                    .map(|()| true)
+            })
+            .await;
+            (peer, index, outcome)
+        }
+    }
+
+    /// Takes in the outcome of storing `peer`'s piece `index`; why to reject the
+    /// peer when the piece was corrupt.
+    fn stored(
+        &mut self,
+        peer: PeerId,
+        index: u64,
+        outcome: StoreOutcome,
+    ) -> Result<Option<String>, FetchError> {
+        match outcome {
+            Ok(Ok(true)) => {
+                self.holders.served(peer);
+                if self.pieces.done(index) {
+                    self.pieces.save(&self.file, &self.record);
+                }
+                Ok(None)
+            }
+            Ok(Ok(false)) => {
+                self.holders.leave_out(peer);
+                self.pieces.again_now(index);
+                Ok(Some(format!(
+                    "sent a corrupt piece {index} of blob {}",
+                    self.hash
+                )))
+            }
+            Ok(Err(e)) => Err(store_error(
+                self.hash,
+                format!("{}: {e}", self.partial.display()),
+            )),
+            Err(e) => Err(store_error(self.hash, e.to_string())),
+        }
+    }
+}
+
+/// What checking and writing a piece gave: whether it was good, or why it could
+/// not be written.
+type StoreOutcome = Result<std::io::Result<bool>, tokio::task::JoinError>;
+
+/// Asks `peer` for piece `index` of blob `root`, within [`REQUEST_TIMEOUT`].
+async fn ask_piece(
+    handle: NodeHandle,
+    peer: PeerId,
+    root: [u8; 32],
+    index: u64,
+) -> (PeerId, u64, PieceAnswer) {
+    let request = BlobRequest::Chunk { hash: root, index };
+    let answer = tokio::time::timeout(REQUEST_TIMEOUT, handle.blob_request(peer, request)).await;
+    (peer, index, answer)
+}
+
+/// A local storage failure while fetching `hash`.
+fn store_error(hash: BlobHash, why: String) -> FetchError {
+    FetchError::Store {
+        hash: hash.to_hex(),
+        why,
+    }
 }
