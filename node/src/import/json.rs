@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use reelmesh_protocol::catalog;
-use reelmesh_protocol::model::Project;
+use reelmesh_protocol::model::{Project, Shot};
 use reelmesh_protocol::prompt::check_template;
 use serde_json::Value;
 
@@ -176,164 +176,28 @@ pub(crate) fn plan_own(
     file: &Project,
     reading: &Reading<'_>,
 ) -> Result<Planned, Failure> {
-    let mut errors = Vec::new();
-    let mut bad = |list: &str, row: usize, column: &str, message: String| {
-        errors.push(CellError {
-            sheet: list.to_owned(),
-            row,
-            column: column.to_owned(),
-            message,
-            entries: true,
-        });
+    let mut own = OwnPlan {
+        project: &state.project,
+        plan: super::Plan {
+            name: Some(file.settings.name.clone()),
+            frame_rate: Some(file.settings.frame_rate),
+            ..super::Plan::default()
+        },
+        problems: Vec::new(),
     };
-    let mut plan = super::Plan {
-        name: Some(file.settings.name.clone()),
-        frame_rate: Some(file.settings.frame_rate),
-        ..super::Plan::default()
-    };
-    match check_template(&file.settings.prompt_template) {
-        Ok(()) => plan.prompt_template = Some(file.settings.prompt_template.clone()),
-        Err(e) => bad("settings", 1, "prompt_template", e),
-    }
-    for (name, values) in &file.catalog_additions {
-        if catalog::catalog(name).is_none() {
-            bad(
-                "catalog_additions",
-                1,
-                name,
-                format!("'{name}' is not a catalog"),
-            );
-            continue;
-        }
-        for value in values {
-            plan.catalog_values.push((name.clone(), value.clone()));
-        }
-    }
-
-    let project = &state.project;
-    // File id → id in the document, for links.
-    let mut character_ids: HashMap<String, String> = HashMap::new();
-    let mut taken: HashSet<String> = HashSet::new();
-    for (index, character) in file.characters.iter().enumerate() {
-        let mut character = character.clone();
-        if !(0.0..=1.0).contains(&character.lora_strength) {
-            let message = format!(
-                "'{}' is not a LoRA strength (a number from 0 to 1)",
-                character.lora_strength
-            );
-            bad("characters", index + 1, "lora_strength", message);
-        }
-        let existing = project
-            .character(&character.character_id)
-            .or_else(|| {
-                let key = character.name.to_lowercase();
-                let mut same = project
-                    .characters
-                    .iter()
-                    .filter(|c| c.name.to_lowercase() == key);
-                same.next().filter(|_| same.next().is_none())
-            })
-            .map(|c| c.character_id.clone());
-        let file_id = character.character_id.clone();
-        if let Some(id) = existing {
-            character.character_id = id;
-        } else if character.character_id.is_empty() {
-            character.character_id = reelmesh_protocol::model::new_record_id();
-        }
-        if !taken.insert(character.character_id.clone()) {
-            let message = format!(
-                "'{}' is the same character as an earlier entry",
-                character.name
-            );
-            bad("characters", index + 1, "character_id", message);
-        }
-        character_ids.insert(file_id, character.character_id.clone());
-        plan.characters.push(character);
-    }
-    let mut cinematic_ids: HashMap<String, String> = HashMap::new();
-    taken.clear();
-    for (index, option) in file.cinematics.iter().enumerate() {
-        let mut option = option.clone();
-        let existing = project
-            .cinematic(&option.cinematic_id)
-            .or_else(|| {
-                let key = option.name.to_lowercase();
-                let mut same = project
-                    .cinematics
-                    .iter()
-                    .filter(|c| c.name.to_lowercase() == key);
-                same.next().filter(|_| same.next().is_none())
-            })
-            .map(|c| c.cinematic_id.clone());
-        let file_id = option.cinematic_id.clone();
-        if let Some(id) = existing {
-            option.cinematic_id = id;
-        } else if option.cinematic_id.is_empty() {
-            option.cinematic_id = reelmesh_protocol::model::new_record_id();
-        }
-        if !taken.insert(option.cinematic_id.clone()) {
-            let message = format!(
-                "'{}' is the same cinematic option as an earlier entry",
-                option.name
-            );
-            bad("cinematics", index + 1, "cinematic_id", message);
-        }
-        cinematic_ids.insert(file_id, option.cinematic_id.clone());
-        plan.cinematics.push(option);
-    }
-
+    own.settings(file);
+    let character_ids = own.characters(file);
+    let cinematic_ids = own.cinematics(file);
     let named_codes = file.shots.iter().map(|s| s.code).collect();
     let mut matcher = ShotMatcher::new(state, named_codes, reading.record_id_first);
     for (index, shot) in file.shots.iter().enumerate() {
-        let row = index + 1;
-        let mut linked = Vec::new();
-        for character_id in &shot.characters {
-            match character_ids.get(character_id) {
-                Some(id) => linked.push(id.clone()),
-                None if project.character(character_id).is_some() => {
-                    linked.push(character_id.clone());
-                }
-                None => bad(
-                    "shots",
-                    row,
-                    "characters",
-                    format!("'{character_id}' is not a character id of the file or the project"),
-                ),
-            }
-        }
-        let look = match &shot.cinematic {
-            None => None,
-            Some(id) => match cinematic_ids.get(id) {
-                Some(mapped) => Some(mapped.clone()),
-                None if project.cinematic(id).is_some() => Some(id.clone()),
-                None => {
-                    let message =
-                        format!("'{id}' is not a cinematic option id of the file or the project");
-                    bad("shots", row, "cinematic", message);
-                    None
-                }
-            },
-        };
-        let target = match matcher.resolve(row, Some(shot.code), &shot.shot_id) {
-            Ok(target) => target,
-            Err(message) => {
-                bad("shots", row, "code", message);
-                continue;
-            }
-        };
-        let (ShotTarget::Update(existing)
-        | ShotTarget::Create(existing)
-        | ShotTarget::Trashed(existing)) = &target;
-        let mut imported = shot.clone();
-        imported.shot_id.clone_from(&existing.shot_id);
-        imported.code = existing.code;
-        imported.characters = linked;
-        imported.cinematic = look;
-        match target {
-            ShotTarget::Update(_) => plan.updated_shots.push(imported),
-            ShotTarget::Create(_) => plan.new_shots.push(imported),
-            ShotTarget::Trashed(_) => plan.trashed_shots.push(imported),
-        }
+        own.shot(
+            index + 1,
+            shot,
+            &mut matcher,
+            &character_ids,
+            &cinematic_ids,
+        );
     }
     let sheets = [
         ("settings", 1),
@@ -350,9 +214,188 @@ pub(crate) fn plan_own(
     })
     .collect();
     Ok(Planned {
-        plan,
+        plan: own.plan,
         sheets,
         notes: vec!["reelmesh JSON export: records keep their ids".to_owned()],
-        problems: errors,
+        problems: own.problems,
     })
+}
+
+/// The import of reelmesh's own export being planned: the plan and the problems
+/// found, entry by entry.
+struct OwnPlan<'a> {
+    project: &'a Project,
+    plan: super::Plan,
+    problems: Vec<CellError>,
+}
+
+impl OwnPlan<'_> {
+    /// A problem with `key` of entry `entry` (1-based) of `list`.
+    fn bad(&mut self, list: &str, entry: usize, key: &str, message: String) {
+        self.problems.push(CellError {
+            sheet: list.to_owned(),
+            row: entry,
+            column: key.to_owned(),
+            message,
+            entries: true,
+        });
+    }
+
+    /// The prompt template and catalog additions.
+    fn settings(&mut self, file: &Project) {
+        match check_template(&file.settings.prompt_template) {
+            Ok(()) => self.plan.prompt_template = Some(file.settings.prompt_template.clone()),
+            Err(e) => self.bad("settings", 1, "prompt_template", e),
+        }
+        for (name, values) in &file.catalog_additions {
+            if catalog::catalog(name).is_none() {
+                let message = format!("'{name}' is not a catalog");
+                self.bad("catalog_additions", 1, name, message);
+                continue;
+            }
+            for value in values {
+                self.plan.catalog_values.push((name.clone(), value.clone()));
+            }
+        }
+    }
+
+    /// The file's characters, each matched to the project's by id or else by a
+    /// unique name; returns file id → id in the document, for links.
+    fn characters(&mut self, file: &Project) -> HashMap<String, String> {
+        let mut ids = HashMap::new();
+        let mut taken = HashSet::new();
+        for (index, character) in file.characters.iter().enumerate() {
+            let mut character = character.clone();
+            if !(0.0..=1.0).contains(&character.lora_strength) {
+                let message = format!(
+                    "'{}' is not a LoRA strength (a number from 0 to 1)",
+                    character.lora_strength
+                );
+                self.bad("characters", index + 1, "lora_strength", message);
+            }
+            let existing = self
+                .project
+                .character(&character.character_id)
+                .or_else(|| only_one_named(&self.project.characters, &character.name, |c| &c.name))
+                .map(|c| c.character_id.clone());
+            let file_id = character.character_id.clone();
+            character.character_id = document_id(existing, file_id.clone());
+            if !taken.insert(character.character_id.clone()) {
+                let message = format!(
+                    "'{}' is the same character as an earlier entry",
+                    character.name
+                );
+                self.bad("characters", index + 1, "character_id", message);
+            }
+            ids.insert(file_id, character.character_id.clone());
+            self.plan.characters.push(character);
+        }
+        ids
+    }
+
+    /// The file's cinematic options, matched like [`Self::characters`].
+    fn cinematics(&mut self, file: &Project) -> HashMap<String, String> {
+        let mut ids = HashMap::new();
+        let mut taken = HashSet::new();
+        for (index, option) in file.cinematics.iter().enumerate() {
+            let mut option = option.clone();
+            let existing = self
+                .project
+                .cinematic(&option.cinematic_id)
+                .or_else(|| only_one_named(&self.project.cinematics, &option.name, |c| &c.name))
+                .map(|c| c.cinematic_id.clone());
+            let file_id = option.cinematic_id.clone();
+            option.cinematic_id = document_id(existing, file_id.clone());
+            if !taken.insert(option.cinematic_id.clone()) {
+                let message = format!(
+                    "'{}' is the same cinematic option as an earlier entry",
+                    option.name
+                );
+                self.bad("cinematics", index + 1, "cinematic_id", message);
+            }
+            ids.insert(file_id, option.cinematic_id.clone());
+            self.plan.cinematics.push(option);
+        }
+        ids
+    }
+
+    /// Shot entry `entry`: its links mapped to document ids, and matched to the
+    /// project's shot it updates (or creates, or brings back from the trash).
+    fn shot(
+        &mut self,
+        entry: usize,
+        shot: &Shot,
+        matcher: &mut ShotMatcher<'_>,
+        character_ids: &HashMap<String, String>,
+        cinematic_ids: &HashMap<String, String>,
+    ) {
+        let project = self.project;
+        let mut linked = Vec::new();
+        for character_id in &shot.characters {
+            match character_ids.get(character_id) {
+                Some(id) => linked.push(id.clone()),
+                None if project.character(character_id).is_some() => {
+                    linked.push(character_id.clone());
+                }
+                None => {
+                    let message = format!(
+                        "'{character_id}' is not a character id of the file or the project"
+                    );
+                    self.bad("shots", entry, "characters", message);
+                }
+            }
+        }
+        let look = shot
+            .cinematic
+            .as_ref()
+            .and_then(|id| match cinematic_ids.get(id) {
+                Some(mapped) => Some(mapped.clone()),
+                None if project.cinematic(id).is_some() => Some(id.clone()),
+                None => {
+                    let message =
+                        format!("'{id}' is not a cinematic option id of the file or the project");
+                    self.bad("shots", entry, "cinematic", message);
+                    None
+                }
+            });
+        let target = match matcher.resolve(entry, Some(shot.code), &shot.shot_id) {
+            Ok(target) => target,
+            Err(message) => return self.bad("shots", entry, "code", message),
+        };
+        let (ShotTarget::Update(existing)
+        | ShotTarget::Create(existing)
+        | ShotTarget::Trashed(existing)) = &target;
+        let mut imported = shot.clone();
+        imported.shot_id.clone_from(&existing.shot_id);
+        imported.code = existing.code;
+        imported.characters = linked;
+        imported.cinematic = look;
+        match target {
+            ShotTarget::Update(_) => self.plan.updated_shots.push(imported),
+            ShotTarget::Create(_) => self.plan.new_shots.push(imported),
+            ShotTarget::Trashed(_) => self.plan.trashed_shots.push(imported),
+        }
+    }
+}
+
+/// The one record of `records` whose name is `name` (case aside); none when no
+/// record or several have it.
+fn only_one_named<'r, R>(
+    records: &'r [R],
+    name: &str,
+    name_of: impl Fn(&R) -> &String,
+) -> Option<&'r R> {
+    let key = name.to_lowercase();
+    let mut same = records.iter().filter(|r| name_of(r).to_lowercase() == key);
+    same.next().filter(|_| same.next().is_none())
+}
+
+/// The id an imported record gets: the matched record's, else its own from the
+/// file, else a new one.
+fn document_id(existing: Option<String>, file_id: String) -> String {
+    match existing {
+        Some(id) => id,
+        None if file_id.is_empty() => reelmesh_protocol::model::new_record_id(),
+        None => file_id,
+    }
 }

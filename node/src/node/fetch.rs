@@ -332,7 +332,12 @@ type PieceAnswer = Result<Result<BlobResponse, NodeError>, tokio::time::error::E
 impl Fetch {
     /// Takes in `peer`'s `answer` for piece `index`; the piece's bytes when there
     /// are some to check and write.
-    fn answered(&mut self, peer: PeerId, index: u64, answer: PieceAnswer) -> Option<libp2p::bytes::Bytes> {
+    fn answered(
+        &mut self,
+        peer: PeerId,
+        index: u64,
+        answer: PieceAnswer,
+    ) -> Option<libp2p::bytes::Bytes> {
         self.holders.answered(peer);
         let hash = self.hash;
         match answer {
