@@ -31,7 +31,7 @@ use super::error::ComfyError;
 use super::history::{HistoryEntry, Outcome};
 use super::hub::{HubConfig, HubEvent, HubHandle, Subscription, hub_gone};
 use super::messages::ServerMessage;
-use super::{ComfyClient, Inner, MediaKind, Output, RunEvent, RunRequest, RunResult};
+use super::{ComfyClient, Inner, MediaKind, Output, OutputFile, RunEvent, RunRequest, RunResult};
 
 /// First pause between two `/history/{id}` polls; doubled up to [`HISTORY_POLL_MAX`].
 const HISTORY_POLL_START: Duration = Duration::from_millis(20);
@@ -156,10 +156,7 @@ impl ComfyClient {
     ) -> Result<RunResult, ComfyError> {
         let inner = &*self.inner;
         let deadline = Instant::now() + request.timeout;
-        let timed_out = |stage: Stage| ComfyError::Timeout {
-            after: request.timeout,
-            stage: stage.name().to_owned(),
-        };
+        let timed_out = |stage: Stage| timeout_error(request.timeout, stage);
         if !request.prompt.is_object() {
             return Err(ComfyError::BadInput {
                 reason: "the workflow graph is not a json object of nodes".into(),
@@ -168,51 +165,10 @@ impl ComfyClient {
         if cancel.is_cancelled() {
             return Err(ComfyError::Canceled);
         }
+        let (prompt_id, mut subscription, submitted_at) =
+            self.submit(&request, events, cancel, deadline).await?;
 
-        // 1. The websocket, before the prompt exists.
-        let mut prompt_id = uuid::Uuid::new_v4().to_string();
-        let (mut subscription, connected) =
-            inner.hub().subscribe(&prompt_id, &inner.base_url).await?;
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => return Err(ComfyError::Canceled),
-            () = sleep_until(deadline) => return Err(timed_out(Stage::Connection)),
-            connected = connected => connected.map_err(|_| hub_gone(&inner.base_url))??,
-        }
-
-        // 2. The prompt.
-        let body = json!({
-            "prompt": request.prompt,
-            "client_id": inner.client_id,
-            "prompt_id": prompt_id,
-        });
-        let submitted_at = Instant::now();
-        let queued = match timeout_at(deadline, inner.post_prompt(&body)).await {
-            Ok(queued) => queued?,
-            Err(_) => {
-                inner.abandon(&prompt_id).await;
-                return Err(timed_out(Stage::Queue));
-            }
-        };
-        if queued.prompt_id != prompt_id {
-            // An older ComfyUI that makes its own ids.
-            subscription.rename(&queued.prompt_id).await;
-            prompt_id.clone_from(&queued.prompt_id);
-        }
-        if !queued.node_errors.is_empty() {
-            tracing::warn!(
-                "comfyui at {} runs prompt {prompt_id} without the outputs of nodes {} (they \
-                 failed validation)",
-                inner.base_url,
-                queued.node_errors.join(", ")
-            );
-        }
-        let _ = events.try_send(RunEvent::Queued {
-            prompt_id: prompt_id.clone(),
-            number: queued.number,
-        });
-
-        // 3. Follow it.
+        // 1 and 2 were the subscription and the prompt (`submit`); 3. follow it.
         let mut follower = Follower {
             inner,
             prompt_id: &prompt_id,
@@ -243,33 +199,8 @@ impl ComfyClient {
                 Err(_) => return Err(timed_out(Stage::History)),
             },
         };
-        match entry.outcome {
-            Outcome::Success => {}
-            Outcome::Error {
-                node_id,
-                node_type,
-                exception_type,
-                message,
-            } => {
-                return Err(ComfyError::Execution {
-                    node_id,
-                    node_type,
-                    exception_type,
-                    message,
-                });
-            }
-            Outcome::Interrupted { node_id } => return Err(ComfyError::Interrupted { node_id }),
-        }
-        let files = if request.output_nodes.is_empty() {
-            entry.files
-        } else {
-            request
-                .output_nodes
-                .iter()
-                .flat_map(|node| entry.files.iter().filter(move |file| file.node_id == *node))
-                .cloned()
-                .collect()
-        };
+        succeeded(entry.outcome)?;
+        let files = wanted_files(entry.files, &request.output_nodes);
         if files.is_empty() {
             return Err(ComfyError::NoOutput { prompt_id });
         }
@@ -296,6 +227,101 @@ impl ComfyClient {
             finished_at: finished_at.into_std(),
         })
     }
+
+    /// Stages 1 and 2 of a run: the websocket subscription, before the prompt
+    /// exists, then the prompt posted; returns the prompt id ComfyUI uses, the
+    /// subscription following it and when the prompt was posted.
+    async fn submit(
+        &self,
+        request: &RunRequest,
+        events: &mpsc::Sender<RunEvent>,
+        cancel: &CancellationToken,
+        deadline: Instant,
+    ) -> Result<(String, Subscription, Instant), ComfyError> {
+        let inner = &*self.inner;
+        let mut prompt_id = uuid::Uuid::new_v4().to_string();
+        let (mut subscription, connected) =
+            inner.hub().subscribe(&prompt_id, &inner.base_url).await?;
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(ComfyError::Canceled),
+            () = sleep_until(deadline) => {
+                return Err(timeout_error(request.timeout, Stage::Connection));
+            }
+            connected = connected => connected.map_err(|_| hub_gone(&inner.base_url))??,
+        }
+        let body = json!({
+            "prompt": request.prompt,
+            "client_id": inner.client_id,
+            "prompt_id": prompt_id,
+        });
+        let submitted_at = Instant::now();
+        let queued = match timeout_at(deadline, inner.post_prompt(&body)).await {
+            Ok(queued) => queued?,
+            Err(_) => {
+                inner.abandon(&prompt_id).await;
+                return Err(timeout_error(request.timeout, Stage::Queue));
+            }
+        };
+        if queued.prompt_id != prompt_id {
+            // An older ComfyUI that makes its own ids.
+            subscription.rename(&queued.prompt_id).await;
+            prompt_id.clone_from(&queued.prompt_id);
+        }
+        if !queued.node_errors.is_empty() {
+            tracing::warn!(
+                "comfyui at {} runs prompt {prompt_id} without the outputs of nodes {} (they \
+                 failed validation)",
+                inner.base_url,
+                queued.node_errors.join(", ")
+            );
+        }
+        let _ = events.try_send(RunEvent::Queued {
+            prompt_id: prompt_id.clone(),
+            number: queued.number,
+        });
+        Ok((prompt_id, subscription, submitted_at))
+    }
+}
+
+/// The error of a run that passed its deadline of `after` in `stage`.
+fn timeout_error(after: Duration, stage: Stage) -> ComfyError {
+    ComfyError::Timeout {
+        after,
+        stage: stage.name().to_owned(),
+    }
+}
+
+/// A finished prompt's outcome as a result: an error raised by a node, or an
+/// interrupt, is the run's error.
+fn succeeded(outcome: Outcome) -> Result<(), ComfyError> {
+    match outcome {
+        Outcome::Success => Ok(()),
+        Outcome::Error {
+            node_id,
+            node_type,
+            exception_type,
+            message,
+        } => Err(ComfyError::Execution {
+            node_id,
+            node_type,
+            exception_type,
+            message,
+        }),
+        Outcome::Interrupted { node_id } => Err(ComfyError::Interrupted { node_id }),
+    }
+}
+
+/// The files of `output_nodes`, in that order (every file when none are named).
+fn wanted_files(files: Vec<OutputFile>, output_nodes: &[String]) -> Vec<OutputFile> {
+    if output_nodes.is_empty() {
+        return files;
+    }
+    output_nodes
+        .iter()
+        .flat_map(|node| files.iter().filter(move |file| file.node_id == *node))
+        .cloned()
+        .collect()
 }
 
 /// Why following stopped short of a finished prompt.
