@@ -5,10 +5,12 @@
 //! running they open the data dir themselves, under its lock.
 
 mod edit;
+mod imports;
 mod net;
 mod render;
 mod workflows;
 
+pub use imports::{ImportArgs, print_import_report};
 pub use net::print_peers;
 
 use std::io::Write;
@@ -185,107 +187,6 @@ pub enum Command {
     },
 }
 
-/// `reelmesh import`.
-#[derive(Debug, clap::Args)]
-pub struct ImportArgs {
-    /// The file: .xlsx, .xlsm, .xlsb, .xls, .ods, .csv, .tsv or .json.
-    pub file: PathBuf,
-    /// Print how every sheet and column was understood, what would change and every
-    /// problem; write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Print the report as JSON (for scripts).
-    #[arg(long)]
-    pub json: bool,
-    /// Refuse characters and looks the shots name but nothing defines (instead of
-    /// creating them).
-    #[arg(long)]
-    pub strict: bool,
-    /// When a cell was changed both in the file and in the project since the export,
-    /// keep the project's value (default: the file's).
-    #[arg(long)]
-    pub keep_project: bool,
-    /// Import a file reelmesh exported as a plain file: every cell is the truth
-    /// (no three-way comparison with the version it was exported from).
-    #[arg(long)]
-    pub plain: bool,
-    /// What a header means: `--map '외형 묘사=appearance'` (FIELD may be `extra` or
-    /// `skip`). Repeatable; remembered in the project for the next import.
-    #[arg(long = "map", value_name = "HEADER=FIELD")]
-    pub maps: Vec<String>,
-    /// Print every problem, not the first 20 and a count per kind.
-    #[arg(long)]
-    pub all_errors: bool,
-    /// Write every problem to this file, one per line.
-    #[arg(long, value_name = "FILE")]
-    pub errors_file: Option<PathBuf>,
-}
-
-impl ImportArgs {
-    fn options(&self) -> import::ImportOptions {
-        import::ImportOptions {
-            dry_run: self.dry_run,
-            strict: self.strict,
-            keep_project: self.keep_project,
-            maps: self.maps.clone(),
-            plain: self.plain,
-        }
-    }
-}
-
-/// Run `import` through the node (the running one, else one started here).
-fn run_import(
-    out: &mut dyn Write,
-    data_root: &Path,
-    project: Option<&str>,
-    args: &ImportArgs,
-) -> Result<()> {
-    let path =
-        std::path::absolute(&args.file).with_context(|| format!("{}", args.file.display()))?;
-    let request = Request::Import {
-        project: project.map(str::to_owned),
-        path,
-        options: args.options(),
-    };
-    let report = match ask(data_root, request)? {
-        Reply::Imported { report, .. } => report,
-        other => return Err(unexpected(&other)),
-    };
-    if let Some(path) = &args.errors_file {
-        let mut text = String::new();
-        for problem in &report.problems {
-            text.push_str(&problem.to_string());
-            text.push('\n');
-        }
-        std::fs::write(path, text)
-            .with_context(|| format!("writing the problems to {}", path.display()))?;
-    }
-    if args.json {
-        serde_json::to_writer_pretty(&mut *out, &report)?;
-        writeln!(out)?;
-    } else {
-        print_import_report(out, &report, args.dry_run)?;
-    }
-    if report.problems.is_empty() {
-        return Ok(());
-    }
-    let mut message = format!(
-        "{}: nothing was imported, {}",
-        report.file,
-        import::report::count_problems(report.problems.len())
-    );
-    if !args.json {
-        message.push_str(":\n");
-        message.push_str(
-            import::report::summarize_problems(&report.problems, args.all_errors).trim_end(),
-        );
-    }
-    if let Some(path) = &args.errors_file {
-        message.push_str(&format!("\n(every problem is in {})", path.display()));
-    }
-    Err(anyhow::anyhow!(message))
-}
-
 /// Send `request` to the node of `data_root` (the running one, else one started
 /// here for this command) and take its answer; the node's refusal is the error.
 pub(crate) fn ask(data_root: &Path, request: Request) -> Result<Reply> {
@@ -309,150 +210,6 @@ pub(crate) fn unexpected(reply: &Reply) -> anyhow::Error {
     anyhow::anyhow!(
         "the node answered with '{kind}', not what was asked (another reelmesh version?)"
     )
-}
-
-/// Print what an import did (or, `dry_run`, would do), as a person reads it.
-pub fn print_import_report(
-    out: &mut dyn Write,
-    report: &import::ImportReport,
-    dry_run: bool,
-) -> Result<()> {
-    use import::report::{plural, thousands};
-    if dry_run {
-        writeln!(out, "dry run of {}: nothing was written", report.file)?;
-        for sheet in &report.sheets {
-            match &sheet.kind {
-                None => writeln!(out, "sheet '{}': not imported", sheet.name)?,
-                Some(kind) => {
-                    writeln!(
-                        out,
-                        "sheet '{}' ({kind}, {})",
-                        sheet.name,
-                        plural(sheet.rows, "row", "rows")
-                    )?;
-                    let width = sheet
-                        .columns
-                        .iter()
-                        .map(|c| display_width(&c.header))
-                        .max()
-                        .unwrap_or(0)
-                        .min(30);
-                    for column in &sheet.columns {
-                        let mut line =
-                            format!("  {} → {}", pad(&column.header, width), column.reads_as);
-                        if column.how != "named" && column.how != "unknown" {
-                            line.push_str(&format!(" ({})", column.how));
-                        }
-                        if let Some(note) = &column.note {
-                            line.push_str(&format!(" ({note})"));
-                        }
-                        if column.formulas > 0 {
-                            line.push_str(&format!(" [{} formulas]", thousands(column.formulas)));
-                        }
-                        writeln!(out, "{}", line.trim_end())?;
-                    }
-                }
-            }
-        }
-    }
-    if report.problems.is_empty() {
-        let verb = if dry_run { "would import" } else { "imported" };
-        writeln!(
-            out,
-            "{verb} {}: {} added, {} updated; {} added, {} updated; {} added, {} updated",
-            report.file,
-            plural(report.shots_added, "shot", "shots"),
-            thousands(report.shots_updated),
-            plural(report.characters_added, "character", "characters"),
-            report.characters_updated,
-            plural(
-                report.cinematics_added,
-                "cinematic option",
-                "cinematic options"
-            ),
-            report.cinematics_updated
-        )?;
-    }
-    if dry_run && report.problems.is_empty() {
-        for (kind, one, many) in [
-            ("shots", "shot", "shots"),
-            ("characters", "character", "characters"),
-            ("cinematic_options", "cinematic option", "cinematic options"),
-        ] {
-            for (change, verb) in [("add", "add"), ("update", "update"), ("create", "create")] {
-                let records: Vec<&str> = report
-                    .changes
-                    .iter()
-                    .filter(|c| c.kind == kind && c.change == change)
-                    .map(|c| c.record.as_str())
-                    .collect();
-                if records.is_empty() {
-                    continue;
-                }
-                let list = if kind == "shots" {
-                    import::report::code_runs(&records, 8)
-                } else {
-                    let mut list = records
-                        .iter()
-                        .take(12)
-                        .copied()
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    if records.len() > 12 {
-                        list.push_str(&format!(", and {} more", records.len() - 12));
-                    }
-                    list
-                };
-                writeln!(
-                    out,
-                    "  would {verb} {}: {list}",
-                    plural(records.len(), one, many)
-                )?;
-            }
-        }
-    }
-    if let Some(base) = &report.base {
-        writeln!(
-            out,
-            "compared with the version it was exported from: {} edited in the file, {} kept",
-            plural(base.changed_in_file, "cell", "cells"),
-            plural(
-                base.kept_from_project,
-                "newer project edit",
-                "newer project edits"
-            )
-        )?;
-    }
-    for conflict in &report.conflicts {
-        writeln!(
-            out,
-            "conflict: {} {}: the file says {:?}, the project {:?} (was {:?}); kept the {}'s",
-            conflict.record,
-            conflict.field,
-            conflict.file,
-            conflict.project,
-            conflict.base,
-            conflict.kept
-        )?;
-    }
-    for line in import::report::created_lines(report, dry_run) {
-        writeln!(out, "{line}")?;
-    }
-    for note in &report.notes {
-        writeln!(out, "{note}")?;
-    }
-    for (header, field) in &report.remembered {
-        let verb = if report.written {
-            "remembered"
-        } else {
-            "would remember"
-        };
-        writeln!(out, "{verb} --map '{header}={field}' for this project")?;
-    }
-    if dry_run && report.problems.is_empty() {
-        writeln!(out, "no problems")?;
-    }
-    Ok(())
 }
 
 /// Run one command.
@@ -480,7 +237,9 @@ pub fn run(cli: Cli) -> Result<()> {
             )?;
             Ok(())
         }
-        Command::Import(args) => run_import(out, &data_root, cli.project.as_deref(), &args),
+        Command::Import(args) => {
+            imports::run_import(out, &data_root, cli.project.as_deref(), &args)
+        }
         Command::Export { file } => {
             let (project, heads) = open_with_heads(&data_root, cli.project.as_deref())?;
             let mark = import::ExportMark {
@@ -738,7 +497,7 @@ pub(crate) fn display_width_for_tests(text: &str) -> usize {
 }
 
 /// Terminal columns of a string: Hangul and other wide characters take two.
-fn display_width(text: &str) -> usize {
+pub(crate) fn display_width(text: &str) -> usize {
     text.chars().map(|c| if is_wide(c) { 2 } else { 1 }).sum()
 }
 
@@ -750,7 +509,7 @@ fn is_wide(c: char) -> bool {
 /// Pad (or cut with an ellipsis) to exactly `width` columns, never splitting a
 /// character; line breaks and tabs print as spaces, so a multi-line cell stays on its
 /// row.
-fn pad(text: &str, width: usize) -> String {
+pub(crate) fn pad(text: &str, width: usize) -> String {
     let flat: String;
     let text = if text.contains(char::is_control) {
         flat = text
