@@ -218,43 +218,11 @@ pub fn run(cli: Cli) -> Result<()> {
     let out = &mut std::io::stdout().lock();
     match cli.command {
         Command::Demo { keep } => demo::run(out, cli.data_dir.as_deref(), keep),
-        Command::Init { name, frame_rate } => {
-            let data = DataDir::open(&data_root)?;
-            let _lock = data
-                .lock()
-                .context("creating a project needs the node stopped")?;
-            let mut store = data.create_project(&name)?;
-            store.doc_mut().set_frame_rate(frame_rate)?;
-            store.save()?;
-            let project = store.doc().project()?;
-            writeln!(
-                out,
-                "created project '{}' ({}) at {} fps in {}",
-                name,
-                project.project_id,
-                frame_rate,
-                data.root().display()
-            )?;
-            Ok(())
-        }
+        Command::Init { name, frame_rate } => init(out, &data_root, &name, frame_rate),
         Command::Import(args) => {
             imports::run_import(out, &data_root, cli.project.as_deref(), &args)
         }
-        Command::Export { file } => {
-            let (project, heads) = open_with_heads(&data_root, cli.project.as_deref())?;
-            let mark = import::ExportMark {
-                project_id: project.project_id.clone(),
-                heads,
-            };
-            export::export_file(&project, &file, Some(&mark))?;
-            writeln!(
-                out,
-                "exported {} shots to {}",
-                project.shots.len(),
-                file.display()
-            )?;
-            Ok(())
-        }
+        Command::Export { file } => export(out, &data_root, cli.project.as_deref(), &file),
         Command::Shots { json } => {
             let project = open(&data_root, cli.project.as_deref())?;
             if json {
@@ -328,20 +296,7 @@ pub fn run(cli: Cli) -> Result<()> {
             edit::select_take(out, &data_root, cli.project.as_deref(), command)
         }
         Command::Catalog { command } => {
-            let edit = match command {
-                edit::CatalogCmd::Add { name, value } => {
-                    reelmesh_protocol::api::edit::Edit::CatalogAdd {
-                        catalog: name,
-                        value,
-                    }
-                }
-                edit::CatalogCmd::Remove { name, value } => {
-                    reelmesh_protocol::api::edit::Edit::CatalogRemove {
-                        catalog: name,
-                        value,
-                    }
-                }
-            };
+            let edit = edit::catalog_edit(command);
             edit::run_edit(out, &data_root, cli.project.as_deref(), edit)
         }
         Command::Undo => edit::undo(out, &data_root, cli.project.as_deref(), false),
@@ -352,6 +307,45 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `reelmesh init`: create a project in the data dir (the node must be stopped).
+fn init(out: &mut dyn Write, data_root: &Path, name: &str, frame_rate: FrameRate) -> Result<()> {
+    let data = DataDir::open(data_root)?;
+    let _lock = data
+        .lock()
+        .context("creating a project needs the node stopped")?;
+    let mut store = data.create_project(name)?;
+    store.doc_mut().set_frame_rate(frame_rate)?;
+    store.save()?;
+    let project = store.doc().project()?;
+    writeln!(
+        out,
+        "created project '{}' ({}) at {} fps in {}",
+        name,
+        project.project_id,
+        frame_rate,
+        data.root().display()
+    )?;
+    Ok(())
+}
+
+/// `reelmesh export`: write the project to `file`, marked with the version it is
+/// of (so that importing it back merges three ways).
+fn export(out: &mut dyn Write, data_root: &Path, project: Option<&str>, file: &Path) -> Result<()> {
+    let (project, heads) = open_with_heads(data_root, project)?;
+    let mark = import::ExportMark {
+        project_id: project.project_id.clone(),
+        heads,
+    };
+    export::export_file(&project, file, Some(&mark))?;
+    writeln!(
+        out,
+        "exported {} shots to {}",
+        project.shots.len(),
+        file.display()
+    )?;
+    Ok(())
 }
 
 /// The project and its version, from the running node if there is one, else from disk.

@@ -335,3 +335,17 @@ pub fn undo(
         other => Err(super::unexpected(&other)),
     }
 }
+
+/// The edit `reelmesh catalog add|remove` asks for.
+pub(super) fn catalog_edit(command: CatalogCmd) -> Edit {
+    match command {
+        CatalogCmd::Add { name, value } => Edit::CatalogAdd {
+            catalog: name,
+            value,
+        },
+        CatalogCmd::Remove { name, value } => Edit::CatalogRemove {
+            catalog: name,
+            value,
+        },
+    }
+}
