@@ -37,38 +37,7 @@ pub(crate) fn three_way(
         changed_in_file: 0,
         kept_from_project: 0,
     };
-    if let Some(name) = plan.name.as_mut() {
-        let mut value = name.clone();
-        merger.field(
-            "project",
-            "name",
-            &mut value,
-            &base.settings.name,
-            &now.settings.name,
-            &|v: &String| v.clone(),
-        );
-        *name = value;
-    }
-    if let Some(rate) = plan.frame_rate.as_mut() {
-        merger.field(
-            "project",
-            "frame_rate",
-            rate,
-            &base.settings.frame_rate,
-            &now.settings.frame_rate,
-            &|v| v.as_str().to_owned(),
-        );
-    }
-    if let Some(template) = plan.prompt_template.as_mut() {
-        merger.field(
-            "project",
-            "prompt_template",
-            template,
-            &base.settings.prompt_template,
-            &now.settings.prompt_template,
-            &|v: &String| v.clone(),
-        );
-    }
+    merger.settings(plan, base, now);
     for character in &mut plan.characters {
         let (Some(then), Some(current)) = (
             base.character(&character.character_id),
@@ -102,45 +71,7 @@ pub(crate) fn three_way(
         };
         merger.shot(shot, then, current, &names);
     }
-    // Shots deleted in the project since the export: an unchanged row leaves them
-    // deleted; an edited row is a conflict (the edit goes inside the trashed shot,
-    // where restoring it brings it back, unless keep_project).
-    let trashed = std::mem::take(&mut plan.trashed_shots);
-    for mut shot in trashed {
-        let (Some(then), Some(current)) = (
-            base_shots.get(shot.shot_id.as_str()),
-            state.trashed.get(&shot.shot_id),
-        ) else {
-            continue;
-        };
-        let before = merger.conflicts.len();
-        let changed = merger.changed_in_file;
-        let mut probe = Merger {
-            keep_project: false,
-            conflicts: &mut Vec::new(),
-            changed_in_file: 0,
-            kept_from_project: 0,
-        };
-        probe.shot(&mut shot, then, current, &names);
-        if probe.changed_in_file == 0 {
-            continue;
-        }
-        merger.conflicts.insert(
-            before,
-            Conflict {
-                record: current.code.to_string(),
-                field: "deleted".to_owned(),
-                base: "live".to_owned(),
-                file: format!("edited ({} cells)", probe.changed_in_file),
-                project: "deleted".to_owned(),
-                kept: if keep_project { "project" } else { "file" }.to_owned(),
-            },
-        );
-        merger.changed_in_file = changed + probe.changed_in_file;
-        if !keep_project {
-            plan.trashed_shots.push(shot);
-        }
-    }
+    merger.trashed_shots(plan, &base_shots, state, &names);
     BaseReport {
         heads: heads.to_vec(),
         changed_in_file: merger.changed_in_file,
@@ -185,6 +116,90 @@ struct Merger<'c> {
 }
 
 impl Merger<'_> {
+    /// The project's name, frame rate and prompt template, where the file has them.
+    fn settings(&mut self, plan: &mut Plan, base: &Project, now: &Project) {
+        if let Some(name) = plan.name.as_mut() {
+            let mut value = name.clone();
+            self.field(
+                "project",
+                "name",
+                &mut value,
+                &base.settings.name,
+                &now.settings.name,
+                &|v: &String| v.clone(),
+            );
+            *name = value;
+        }
+        if let Some(rate) = plan.frame_rate.as_mut() {
+            self.field(
+                "project",
+                "frame_rate",
+                rate,
+                &base.settings.frame_rate,
+                &now.settings.frame_rate,
+                &|v| v.as_str().to_owned(),
+            );
+        }
+        if let Some(template) = plan.prompt_template.as_mut() {
+            self.field(
+                "project",
+                "prompt_template",
+                template,
+                &base.settings.prompt_template,
+                &now.settings.prompt_template,
+                &|v: &String| v.clone(),
+            );
+        }
+    }
+
+    /// Shots deleted in the project since the export: an unchanged row leaves them
+    /// deleted; an edited row is a conflict (the edit goes inside the trashed shot,
+    /// where restoring it brings it back, unless `keep_project`).
+    fn trashed_shots(
+        &mut self,
+        plan: &mut Plan,
+        base_shots: &HashMap<&str, &Shot>,
+        state: &DocState,
+        names: &Names,
+    ) {
+        let trashed = std::mem::take(&mut plan.trashed_shots);
+        for mut shot in trashed {
+            let (Some(then), Some(current)) = (
+                base_shots.get(shot.shot_id.as_str()),
+                state.trashed.get(&shot.shot_id),
+            ) else {
+                continue;
+            };
+            let before = self.conflicts.len();
+            let changed = self.changed_in_file;
+            let mut probe = Merger {
+                keep_project: false,
+                conflicts: &mut Vec::new(),
+                changed_in_file: 0,
+                kept_from_project: 0,
+            };
+            probe.shot(&mut shot, then, current, names);
+            if probe.changed_in_file == 0 {
+                continue;
+            }
+            self.conflicts.insert(
+                before,
+                Conflict {
+                    record: current.code.to_string(),
+                    field: "deleted".to_owned(),
+                    base: "live".to_owned(),
+                    file: format!("edited ({} cells)", probe.changed_in_file),
+                    project: "deleted".to_owned(),
+                    kept: if self.keep_project { "project" } else { "file" }.to_owned(),
+                },
+            );
+            self.changed_in_file = changed + probe.changed_in_file;
+            if !self.keep_project {
+                plan.trashed_shots.push(shot);
+            }
+        }
+    }
+
     /// Merge one field: `file` holds the file's value and ends with the one to write.
     fn field<V: PartialEq + Clone>(
         &mut self,
