@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::RUN_TIMEOUT;
 use crate::card;
-use crate::comfy::{ComfyClient, ComfyError, ImageFormat, MediaKind, RunEvent, RunRequest};
+use crate::comfy::{ComfyClient, ComfyError, ImageFormat, MediaKind, Output, RunEvent, RunRequest};
 use crate::node::NodeHandle;
 use crate::store::blobs::{BlobHash, BlobStore};
 use crate::workflows::{Catalog, Engine, JobParams, Lora, Workflow, WorkflowError, fit_aspect};
@@ -298,37 +298,7 @@ async fn run_comfy(ctx: &Context<'_>, cancel: &CancellationToken) -> Result<Run,
         .comfy
         .ok_or_else(|| RunError::NoComfy(ctx.workflow.manifest.id.clone()))?;
     let job = ctx.job;
-    let mut params = JobParams {
-        prompt: job.prompt.clone(),
-        negative_prompt: (!job.negative_prompt.is_empty()).then(|| job.negative_prompt.clone()),
-        seed: job.seed,
-        width: positive_u32(job.width),
-        height: positive_u32(job.height),
-        frames: positive_u32(job.frames),
-        fps: (job.fps > 0.0).then_some(job.fps),
-        first_frame: None,
-        last_frame: None,
-        reference_image: None,
-        input_video: None,
-        loras: job
-            .loras
-            .iter()
-            .map(|(name, strength)| Lora {
-                name: name.clone(),
-                strength: *strength,
-            })
-            .collect(),
-    };
-    if params.width.is_none() && params.height.is_none() {
-        // The shot's look decides the aspect; the workflow's default size the area.
-        let defaults = &ctx.workflow.manifest.defaults;
-        if let (Some(w), Some(h)) = (defaults.width, defaults.height) {
-            let aspect = aspect_of_shot(ctx);
-            let (w, h) = fit_aspect(&aspect, w, h, 16);
-            params.width = Some(w);
-            params.height = Some(h);
-        }
-    }
+    let mut params = params_of(ctx);
     for (role, reference) in &job.inputs {
         let name = upload_input(comfy, ctx.handle, ctx.blobs, role, reference).await?;
         match role.as_str() {
@@ -379,35 +349,7 @@ async fn run_comfy(ctx: &Context<'_>, cancel: &CancellationToken) -> Result<Run,
             .finished_at
             .saturating_duration_since(result.submitted_at),
     );
-    let outputs = result
-        .outputs
-        .into_iter()
-        .map(|output| {
-            let extension = output
-                .file
-                .filename
-                .rsplit_once('.')
-                .map(|(_, ext)| ext.to_ascii_lowercase())
-                .unwrap_or_default();
-            // What the file really is (size, frames, rate, length) is read from it
-            // when it is stored; ComfyUI only says what kind of output it is.
-            let (media, frames) = match output.media {
-                MediaKind::Image => (TakeMedia::Image, 1),
-                MediaKind::Video => (TakeMedia::Video, 0),
-                MediaKind::AnimatedImage => (TakeMedia::AnimatedImage, 0),
-            };
-            Produced {
-                bytes: output.bytes,
-                media,
-                extension,
-                width: 0,
-                height: 0,
-                frames,
-                fps: 0.0,
-                duration_ms: 0,
-            }
-        })
-        .collect();
+    let outputs = result.outputs.into_iter().map(produced).collect();
     Ok(Run {
         outputs,
         render_ms,
@@ -416,6 +358,72 @@ async fn run_comfy(ctx: &Context<'_>, cancel: &CancellationToken) -> Result<Run,
     })
 }
 
+/// The workflow parameters of the job: its prompt, seed, size, length and LoRAs;
+/// with no size of its own, the workflow's default area at the shot's aspect.
+fn params_of(ctx: &Context<'_>) -> JobParams {
+    let job = ctx.job;
+    let mut params = JobParams {
+        prompt: job.prompt.clone(),
+        negative_prompt: (!job.negative_prompt.is_empty()).then(|| job.negative_prompt.clone()),
+        seed: job.seed,
+        width: positive_u32(job.width),
+        height: positive_u32(job.height),
+        frames: positive_u32(job.frames),
+        fps: (job.fps > 0.0).then_some(job.fps),
+        first_frame: None,
+        last_frame: None,
+        reference_image: None,
+        input_video: None,
+        loras: job
+            .loras
+            .iter()
+            .map(|(name, strength)| Lora {
+                name: name.clone(),
+                strength: *strength,
+            })
+            .collect(),
+    };
+    if params.width.is_none() && params.height.is_none() {
+        // The shot's look decides the aspect; the workflow's default size the area.
+        let defaults = &ctx.workflow.manifest.defaults;
+        if let (Some(w), Some(h)) = (defaults.width, defaults.height) {
+            let aspect = aspect_of_shot(ctx);
+            let (w, h) = fit_aspect(&aspect, w, h, 16);
+            params.width = Some(w);
+            params.height = Some(h);
+        }
+    }
+    params
+}
+
+/// One ComfyUI output as a take's file, its kind from ComfyUI and its extension
+/// from its name. What the file really is (size, frames, rate, length) is read
+/// from it when it is stored; ComfyUI only says what kind of output it is.
+fn produced(output: Output) -> Produced {
+    let extension = output
+        .file
+        .filename
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .unwrap_or_default();
+    let (media, frames) = match output.media {
+        MediaKind::Image => (TakeMedia::Image, 1),
+        MediaKind::Video => (TakeMedia::Video, 0),
+        MediaKind::AnimatedImage => (TakeMedia::AnimatedImage, 0),
+    };
+    Produced {
+        bytes: output.bytes,
+        media,
+        extension,
+        width: 0,
+        height: 0,
+        frames,
+        fps: 0.0,
+        duration_ms: 0,
+    }
+}
+
+/// The aspect ratio of the job's shot, from its look; blank when it has none.
 fn aspect_of_shot(ctx: &Context<'_>) -> String {
     ctx.project
         .shots
