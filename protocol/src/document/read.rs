@@ -13,7 +13,7 @@ use automerge::{AutoCommit, ChangeHash, ObjId, ReadDoc, ScalarValueRef, ValueRef
 
 use crate::model::{Character, CinematicOption, Look, LookField, Shot, ShotCode, ShotStatus};
 
-use super::SHOT_LOOK_KEYS;
+use super::fields::SHOT_LOOK_KEYS;
 
 /// One key's winning value (text borrowed from the document).
 pub(super) enum Val<'a> {

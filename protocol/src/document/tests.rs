@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::document::fields::SHOT_LOOK_KEYS;
 use crate::model::ShotStatus;
 
 fn doc_with(n: u64) -> ProjectDoc {
