@@ -52,6 +52,11 @@
 //! events of the editor and the claiming worker; `RUST_LOG=reelmesh_node=debug`
 //! shows the nodes' logs.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "each bench phase is one scripted scenario with its report; the 120-line limit is for node/src"
+)]
+
 #![allow(clippy::unwrap_used)] // bench helpers panic on failure by design
 
 #[path = "../tests/support/gpu_standin.rs"]

@@ -597,7 +597,6 @@ impl Planner<'_> {
         Ok(id)
     }
 
-    #[allow(clippy::too_many_lines)]
     fn shot_row(
         &mut self,
         table: &Table,

@@ -168,9 +168,10 @@ fn json_round_trip_is_exact() {
     );
 }
 
-#[test]
-fn korean_workbook_maps_headers_and_links_by_name() {
-    let bytes = xlsx(&[
+/// A shot list as a Korean studio keeps it: Korean sheet names and headers,
+/// characters and a look linked by name, lengths in frames or seconds.
+fn korean_workbook() -> Vec<u8> {
+    xlsx(&[
         (
             "샷 리스트",
             &[
@@ -253,7 +254,12 @@ fn korean_workbook_maps_headers_and_links_by_name() {
                 ],
             ],
         ),
-    ]);
+    ])
+}
+
+#[test]
+fn korean_workbook_maps_headers_and_links_by_name() {
+    let bytes = korean_workbook();
     let mut doc = fresh();
     let report = import_bytes(&mut doc, &bytes, "샷리스트.xlsx").unwrap();
     assert_eq!(report.shots_added, 3);

@@ -273,34 +273,8 @@ pub fn apply(doc: &mut ProjectDoc, edit: &Edit) -> Result<Applied, EditError> {
             let shot = find_shot(&project, shot)?.clone();
             set_shot(doc, &project, shot, values)
         }
-        Edit::ShotDelete { shot } => {
-            let shot = find_shot(&project, shot)?;
-            doc.delete_shot(&shot.shot_id)?;
-            Ok(applied(
-                format!("moved {} to the trash", shot.code),
-                &shot.shot_id,
-                vec![Edit::ShotRestore {
-                    shot: shot.shot_id.clone(),
-                }],
-            ))
-        }
-        Edit::ShotRestore { shot } => {
-            let all = doc.all_shots()?;
-            let (found, deleted) = all
-                .iter()
-                .find(|(s, _)| s.shot_id == *shot || s.code.to_string() == *shot)
-                .ok_or_else(|| EditError::NoShot(shot.clone()))?;
-            if *deleted {
-                doc.restore_shot(&found.shot_id)?;
-            }
-            Ok(applied(
-                format!("restored {}", found.code),
-                &found.shot_id,
-                vec![Edit::ShotDelete {
-                    shot: found.shot_id.clone(),
-                }],
-            ))
-        }
+        Edit::ShotDelete { shot } => trash_shot(doc, &project, shot),
+        Edit::ShotRestore { shot } => restore_shot(doc, shot),
         Edit::ShotMove { shot, to } => move_shot(doc, &project, shot, to),
         Edit::ShotDuplicate { shot } => duplicate_shot(doc, &project, shot),
         Edit::CharacterAdd { name, values } => add_character(doc, &project, name, values),
@@ -308,89 +282,21 @@ pub fn apply(doc: &mut ProjectDoc, edit: &Edit) -> Result<Applied, EditError> {
             let found = find_character(&project, character)?.clone();
             set_character(doc, &project, found, values)
         }
-        Edit::CharacterDelete { character } => {
-            let found = find_character(&project, character)?;
-            doc.set_record_deleted("characters", &found.character_id, true)?;
-            Ok(applied(
-                format!("moved character '{}' to the trash", found.name),
-                &found.character_id,
-                vec![Edit::CharacterRestore {
-                    character: found.character_id.clone(),
-                }],
-            ))
-        }
-        Edit::CharacterRestore { character } => {
-            doc.set_record_deleted("characters", character, false)
-                .map_err(|_| EditError::NoCharacter(character.clone()))?;
-            Ok(applied(
-                "restored a character".into(),
-                character,
-                vec![Edit::CharacterDelete {
-                    character: character.clone(),
-                }],
-            ))
-        }
+        Edit::CharacterDelete { character } => trash_character(doc, &project, character),
+        Edit::CharacterRestore { character } => restore_character(doc, character),
         Edit::LookAdd { name, values } => add_look(doc, &project, name, values),
         Edit::LookSet { look, values } => {
             let found = find_look(&project, look)?.clone();
             set_look(doc, &project, found, values)
         }
-        Edit::LookDelete { look } => {
-            let found = find_look(&project, look)?;
-            doc.set_record_deleted("cinematics", &found.cinematic_id, true)?;
-            Ok(applied(
-                format!("moved look '{}' to the trash", found.name),
-                &found.cinematic_id,
-                vec![Edit::LookRestore {
-                    look: found.cinematic_id.clone(),
-                }],
-            ))
-        }
-        Edit::LookRestore { look } => {
-            doc.set_record_deleted("cinematics", look, false)
-                .map_err(|_| EditError::NoLook(look.clone()))?;
-            Ok(applied(
-                "restored a look".into(),
-                look,
-                vec![Edit::LookDelete { look: look.clone() }],
-            ))
-        }
-        Edit::TemplateSet { template } => {
-            crate::prompt::check_template(template).map_err(|reason| EditError::InvalidValue {
-                record: "the project".into(),
-                field: "template".into(),
-                value: template.clone(),
-                reason,
-            })?;
-            let old = project.settings.prompt_template.clone();
-            doc.set_prompt_template(template)?;
-            Ok(Applied {
-                summary: "set the prompt template".into(),
-                record_id: None,
-                undo: vec![Edit::TemplateSet { template: old }],
-            })
-        }
+        Edit::LookDelete { look } => trash_look(doc, &project, look),
+        Edit::LookRestore { look } => restore_look(doc, look),
+        Edit::TemplateSet { template } => set_template(doc, &project, template),
         Edit::Review { shot, verdict } => review(doc, &project, shot, verdict),
         Edit::TakeSelect { shot, take } => select_take(doc, &project, shot, take),
         Edit::CatalogAdd { catalog, value } => add_to_catalog(doc, &project, catalog, value),
         Edit::CatalogRemove { catalog, value } => {
-            let added = project
-                .catalog_additions
-                .get(catalog)
-                .is_some_and(|list| list.iter().any(|v| v == value.trim()));
-            doc.remove_catalog_value(catalog, value)?;
-            Ok(Applied {
-                summary: format!("took '{}' out of catalog {catalog}", value.trim()),
-                record_id: None,
-                undo: if added {
-                    vec![Edit::CatalogAdd {
-                        catalog: catalog.clone(),
-                        value: value.clone(),
-                    }]
-                } else {
-                    Vec::new()
-                },
-            })
+            remove_from_catalog(doc, &project, catalog, value)
         }
     }
 }
@@ -500,8 +406,13 @@ pub fn parse_assignments(args: &[String]) -> Result<Vec<(String, String)>, Strin
 mod records;
 mod shots;
 
-use records::{add_character, add_look, add_to_catalog, set_character, set_look};
-use shots::{add_shot, duplicate_shot, move_shot, review, select_take, set_shot};
+use records::{
+    add_character, add_look, add_to_catalog, remove_from_catalog, restore_character, restore_look,
+    set_character, set_look, set_template, trash_character, trash_look,
+};
+use shots::{
+    add_shot, duplicate_shot, move_shot, restore_shot, review, select_take, set_shot, trash_shot,
+};
 
 #[cfg(test)]
 mod tests;

@@ -133,6 +133,10 @@ pub(super) const NOTES_NAMES: &[&str] = &[
 /// The headers a shot or character column goes by: the English header the
 /// exporter writes first, then English variants, snake_case keys, Korean and
 /// Korean-English.
+#[expect(
+    clippy::too_many_lines,
+    reason = "a table of header synonyms, one per line, read as data"
+)]
 pub(super) fn shot_or_character_names(column: Column) -> &'static [&'static str] {
     match column {
         Column::Code => &[

@@ -310,3 +310,111 @@ pub(super) fn add_to_catalog(
         }],
     })
 }
+
+/// Moves a character to the trash (shots keep their links; restoring brings it back).
+pub(super) fn trash_character(
+    doc: &mut ProjectDoc,
+    project: &Project,
+    name: &str,
+) -> Result<Applied, EditError> {
+    let found = find_character(project, name)?;
+    doc.set_record_deleted("characters", &found.character_id, true)?;
+    Ok(applied(
+        format!("moved character '{}' to the trash", found.name),
+        &found.character_id,
+        vec![Edit::CharacterRestore {
+            character: found.character_id.clone(),
+        }],
+    ))
+}
+
+/// Brings a character back from the trash, by id.
+pub(super) fn restore_character(doc: &mut ProjectDoc, id: &str) -> Result<Applied, EditError> {
+    doc.set_record_deleted("characters", id, false)
+        .map_err(|_| EditError::NoCharacter(id.to_owned()))?;
+    Ok(applied(
+        "restored a character".into(),
+        id,
+        vec![Edit::CharacterDelete {
+            character: id.to_owned(),
+        }],
+    ))
+}
+
+/// Moves a look to the trash (shots keep their links; restoring brings it back).
+pub(super) fn trash_look(
+    doc: &mut ProjectDoc,
+    project: &Project,
+    name: &str,
+) -> Result<Applied, EditError> {
+    let found = find_look(project, name)?;
+    doc.set_record_deleted("cinematics", &found.cinematic_id, true)?;
+    Ok(applied(
+        format!("moved look '{}' to the trash", found.name),
+        &found.cinematic_id,
+        vec![Edit::LookRestore {
+            look: found.cinematic_id.clone(),
+        }],
+    ))
+}
+
+/// Brings a look back from the trash, by id.
+pub(super) fn restore_look(doc: &mut ProjectDoc, id: &str) -> Result<Applied, EditError> {
+    doc.set_record_deleted("cinematics", id, false)
+        .map_err(|_| EditError::NoLook(id.to_owned()))?;
+    Ok(applied(
+        "restored a look".into(),
+        id,
+        vec![Edit::LookDelete {
+            look: id.to_owned(),
+        }],
+    ))
+}
+
+/// Sets the project's prompt template once it parses.
+pub(super) fn set_template(
+    doc: &mut ProjectDoc,
+    project: &Project,
+    template: &str,
+) -> Result<Applied, EditError> {
+    crate::prompt::check_template(template).map_err(|reason| EditError::InvalidValue {
+        record: "the project".into(),
+        field: "template".into(),
+        value: template.to_owned(),
+        reason,
+    })?;
+    let old = project.settings.prompt_template.clone();
+    doc.set_prompt_template(template)?;
+    Ok(Applied {
+        summary: "set the prompt template".into(),
+        record_id: None,
+        undo: vec![Edit::TemplateSet { template: old }],
+    })
+}
+
+/// Takes a value out of a catalog; undone by adding it back when it was one this
+/// project had added.
+pub(super) fn remove_from_catalog(
+    doc: &mut ProjectDoc,
+    project: &Project,
+    catalog: &str,
+    value: &str,
+) -> Result<Applied, EditError> {
+    let added = project
+        .catalog_additions
+        .get(catalog)
+        .is_some_and(|list| list.iter().any(|v| v == value.trim()));
+    doc.remove_catalog_value(catalog, value)?;
+    Ok(Applied {
+        summary: format!("took '{}' out of catalog {catalog}", value.trim()),
+        record_id: None,
+        undo: if added {
+            vec![Edit::CatalogAdd {
+                catalog: catalog.to_owned(),
+                value: value.to_owned(),
+            }]
+        } else {
+            Vec::new()
+        },
+    })
+}

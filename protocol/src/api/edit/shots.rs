@@ -348,3 +348,40 @@ pub(super) fn select_take(
     };
     Ok(applied(summary, &shot.shot_id, undo))
 }
+
+/// Moves a shot to the trash (its code stays reserved; restoring brings it back).
+pub(super) fn trash_shot(
+    doc: &mut ProjectDoc,
+    project: &Project,
+    name: &str,
+) -> Result<Applied, EditError> {
+    let shot = find_shot(project, name)?;
+    doc.delete_shot(&shot.shot_id)?;
+    Ok(applied(
+        format!("moved {} to the trash", shot.code),
+        &shot.shot_id,
+        vec![Edit::ShotRestore {
+            shot: shot.shot_id.clone(),
+        }],
+    ))
+}
+
+/// Brings a shot back from the trash, named by id or code (a live shot is left as
+/// it is).
+pub(super) fn restore_shot(doc: &mut ProjectDoc, name: &str) -> Result<Applied, EditError> {
+    let all = doc.all_shots()?;
+    let (found, deleted) = all
+        .iter()
+        .find(|(s, _)| s.shot_id == name || s.code.to_string() == name)
+        .ok_or_else(|| EditError::NoShot(name.to_owned()))?;
+    if *deleted {
+        doc.restore_shot(&found.shot_id)?;
+    }
+    Ok(applied(
+        format!("restored {}", found.code),
+        &found.shot_id,
+        vec![Edit::ShotDelete {
+            shot: found.shot_id.clone(),
+        }],
+    ))
+}
