@@ -56,7 +56,6 @@
     clippy::too_many_lines,
     reason = "each bench phase is one scripted scenario with its report; the 120-line limit is for node/src"
 )]
-
 #![allow(clippy::unwrap_used)] // bench helpers panic on failure by design
 
 #[path = "../tests/support/gpu_standin.rs"]

@@ -62,6 +62,9 @@ impl From<NodeError> for ApiError {
 pub async fn call(handle: &NodeHandle, request: Request) -> Result<Reply, ApiError> {
     match request {
         Request::Status => Ok(Reply::Status(handle.status().await?)),
+        Request::Projects => Ok(Reply::Projects {
+            projects: handle.status().await?.projects,
+        }),
         Request::Project { project } => {
             let (project_id, project, heads) = handle.project(project).await?;
             Ok(Reply::Project(ProjectRead {

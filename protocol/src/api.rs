@@ -29,6 +29,8 @@ use crate::model::{Project, ShotCode};
 pub enum Request {
     /// The node, its projects and its peers.
     Status,
+    /// The projects in the node's data dir, with their names and sizes.
+    Projects,
     /// A project as it is now, with its version.
     Project {
         /// Id or name.
@@ -129,6 +131,11 @@ pub enum Request {
 pub enum Reply {
     /// [`Request::Status`].
     Status(status::NodeStatusReport),
+    /// [`Request::Projects`].
+    Projects {
+        /// One per project, by id.
+        projects: Vec<status::ProjectSummary>,
+    },
     /// [`Request::Project`].
     Project(ProjectRead),
     /// [`Request::Import`]: the report (`written` false when refused or a dry run).

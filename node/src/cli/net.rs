@@ -256,23 +256,9 @@ pub fn project_via_node(
 
 /// `projects`.
 pub fn projects(out: &mut dyn Write, root: &Path) -> Result<()> {
-    let summaries = match status_via_node(root)? {
-        Some(status) => status.projects,
-        None => {
-            let data = DataDir::open(root)?;
-            let _lock = data.lock()?;
-            data.open_all()?
-                .into_iter()
-                .map(|(project_id, store)| {
-                    let project = store.doc().project().ok();
-                    crate::node::ProjectSummary {
-                        project_id,
-                        name: project.as_ref().map(|p| p.settings.name.clone()),
-                        shots: project.map_or(0, |p| p.shots.len()),
-                    }
-                })
-                .collect()
-        }
+    let summaries = match super::ask(root, Request::Projects)? {
+        Reply::Projects { projects } => projects,
+        other => return Err(super::unexpected(&other)),
     };
     for p in summaries {
         match p.name {

@@ -151,6 +151,8 @@ fn commands_go_through_a_running_node_which_saves_everything_on_sigterm() {
     assert_eq!(status["running"], true);
     assert_eq!(status["projects"][0]["shots"], 5);
     assert_eq!(status["peers"][0]["this_node"], true);
+    let listed = stdout(&reelmesh(&data, &["projects"]));
+    assert!(listed.contains("  노드  (5 shots)"), "{listed}");
     // A render goes through the node too: it queues, runs and reports each job.
     let rendered = stdout(&reelmesh(
         &data,
@@ -185,6 +187,9 @@ fn commands_go_through_a_running_node_which_saves_everything_on_sigterm() {
     let rows: serde_json::Value =
         serde_json::from_str(&stdout(&reelmesh(&data, &["shots", "--json"]))).expect("json");
     assert_eq!(rows.as_array().map(Vec::len), Some(5));
+    // The same list without a node: the same operation, answered by a node started
+    // for the command.
+    assert_eq!(stdout(&reelmesh(&data, &["projects"])), listed);
     let offline: serde_json::Value =
         serde_json::from_str(&stdout(&reelmesh(&data, &["status", "--json"]))).expect("json");
     assert_eq!(offline["running"], false);

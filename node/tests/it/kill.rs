@@ -27,7 +27,6 @@
     clippy::too_many_lines,
     reason = "the kill rounds are one scripted scenario; the 120-line limit is for node/src"
 )]
-
 #![allow(clippy::unwrap_used)] // test helpers panic on failure by design
 
 use std::collections::BTreeSet;

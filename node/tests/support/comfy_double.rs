@@ -66,7 +66,6 @@
     clippy::too_many_lines,
     reason = "the double answers whole protocol exchanges, each read best as one script; the 120-line limit is for node/src"
 )]
-
 // Included by several test and bench binaries, each using a part of it; a test
 // double panics on what should not happen.
 #![allow(dead_code, clippy::unwrap_used, clippy::enum_variant_names)]
