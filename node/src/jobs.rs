@@ -284,7 +284,7 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) -> tokio::task::JoinHandle<()
         host: setup.host,
         gpu: setup.gpu,
         executor: setup.executor,
-        lease: setup.lease,
+        leases: leases::Leases::new(setup.lease, now_ms()),
         index: HashMap::new(),
         dirty: HashSet::new(),
         held: Vec::new(),
@@ -294,10 +294,7 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) -> tokio::task::JoinHandle<()
         steps_tx,
         steps_rx,
         writes: writes::Writes::default(),
-        offer_seq: now_ms(),
-        last_offer: None,
-        offer_sent_at: None,
-        offer_deferred: false,
+        publisher: offer::publisher::Publisher::new(now_ms()),
         offers: Vec::new(),
         claim_not_before: None,
         rivals: HashMap::new(),
@@ -312,8 +309,7 @@ pub fn spawn(handle: NodeHandle, setup: JobsSetup) -> tokio::task::JoinHandle<()
         stopping: false,
         alone: true,
         peers: HashMap::new(),
-        unheld: HashMap::new(),
-        started_ms: now_ms(),
+
         run_elsewhere: HashMap::new(),
     };
     tokio::spawn(runner.run(cancel))
@@ -371,7 +367,8 @@ struct Runner {
     host: String,
     gpu: watch::Receiver<GpuSample>,
     executor: Arc<dyn Executor>,
-    lease: Duration,
+    /// Claims nobody works on (see [`leases`]).
+    leases: leases::Leases,
     index: HashMap<String, ProjectJobs>,
     /// Projects changed since the index last looked.
     dirty: HashSet<String>,
@@ -384,11 +381,8 @@ struct Runner {
     steps_rx: mpsc::Receiver<Step>,
     /// Job states and takes waiting to be written (see [`writes`]).
     writes: writes::Writes,
-    offer_seq: u64,
-    last_offer: Option<Offer>,
-    offer_sent_at: Option<Instant>,
-    /// The offer changed in a way that can wait (see [`OFFER_COALESCE`]).
-    offer_deferred: bool,
+    /// When this node's offer goes out (see [`offer::publisher`]).
+    publisher: offer::publisher::Publisher,
     /// Live offers, this node's included, as the runtime last had them.
     offers: Vec<Offer>,
     /// No claims before then (see [`OFFER_SETTLE`]).
@@ -419,12 +413,7 @@ struct Runner {
     /// Connected peers, with when they connected: one that joined less than
     /// [`NEW_PEER_GRACE`] ago may be about to offer, so the node is not alone yet.
     peers: HashMap<String, Instant>,
-    /// Claimed jobs seen without anyone holding them, since when (see
-    /// [`Runner::expire_leases`]).
-    unheld: HashMap<String, Instant>,
-    /// When this runner started (wall clock, ms): claims older than that are from
-    /// a previous run of the node.
-    started_ms: u64,
+
     /// Attempts another node said (progress on gossip) it started or finished, with
     /// when: a claim of ours on the same attempt does not start while that node's
     /// result may still be on its way through the document (see `start_next`).
@@ -574,10 +563,8 @@ impl Runner {
         if let Some(not_before) = self.claim_not_before {
             at(not_before);
         }
-        if self.offer_deferred
-            && let Some(sent) = self.offer_sent_at
-        {
-            at(sent + OFFER_COALESCE);
+        if let Some(due) = self.publisher.deferred_until() {
+            at(due);
         }
         if let Some(running) = &self.running
             && !running.announced

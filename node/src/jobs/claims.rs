@@ -60,7 +60,7 @@ impl Runner {
             .entry((update.job_id.clone(), update.attempt))
             .or_insert_with(Instant::now);
         if self.run_elsewhere.len() > 20_000 {
-            let keep = self.lease * 2;
+            let keep = self.leases.lease() * 2;
             self.run_elsewhere.retain(|_, at| at.elapsed() < keep);
         }
     }

@@ -38,7 +38,7 @@ impl Runner {
             .filter(|o| o.node_id != self.node_id)
             .cloned()
             .collect();
-        if let Some(mine) = &self.last_offer {
+        if let Some(mine) = self.publisher.last() {
             let mut mine = mine.clone();
             mine.paused = self.health.paused().map(str::to_owned);
             offers.push(mine);

@@ -3,8 +3,11 @@
 //! offer goes out on gossip (at once when it opens or closes slots or announces
 //! claims; within [`super::OFFER_COALESCE`] when only what it holds moved).
 
+pub(super) mod publisher;
+
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use publisher::Decision;
 
 impl Runner {
     /// How long a job of `workflow` with `work` should run here: the work × this
@@ -205,7 +208,7 @@ impl Runner {
         Offer {
             node_id: self.node_id.clone(),
             host: self.host.clone(),
-            seq: self.offer_seq,
+            seq: self.publisher.seq(),
             workflows,
             utilization,
             queue_len: holding,
@@ -245,56 +248,22 @@ impl Runner {
         }
     }
 
-    /// Publish this node's offer when it changed (and every tick, so peers know it
-    /// is still there). Returns whether it changed.
+    /// Publish this node's offer when [`publisher::Publisher::decide`] says so.
+    /// Returns whether it changed.
     pub(super) async fn publish_offer(&mut self) -> Result<bool, NodeError> {
         let mut offer = self.current_offer();
-        // The busy time shrinks as the GPU works: it goes out with the offers that
-        // other changes (a job started, ended or claimed) and the tick send, not as
-        // a change of its own.
-        let changed = self.last_offer.as_ref().is_none_or(|last| {
-            let mut same = last.clone();
-            same.seq = offer.seq;
-            same.sent_ms = offer.sent_ms;
-            same.busy_ms = offer.busy_ms;
-            same != offer
-        });
-        let refresh = self.offer_sent_at.is_none_or(|at| at.elapsed() >= TICK);
-        let urgent = self.last_offer.as_ref().is_none_or(|last| {
-            offer.slots != last.slots
-                || offer.paused != last.paused
-                || offer.workflows != last.workflows
-                || offer.unavailable != last.unavailable
-                || offer.utilization != last.utilization
-                || offer.intents.iter().any(|i| !last.intents.contains(i))
-                || offer
-                    .holding
-                    .iter()
-                    .any(|h| !last.holding.contains(h) && !last.intents.contains(h))
-        });
-        let coalesced = self
-            .offer_sent_at
-            .is_none_or(|at| at.elapsed() >= OFFER_COALESCE);
-        if !refresh && !(changed && (urgent || coalesced)) {
-            self.offer_deferred |= changed;
+        let Decision::Send { changed, opened } = self.publisher.decide(&offer, Instant::now())
+        else {
             return Ok(false);
-        }
-        self.offer_deferred = false;
-        let opened = self
-            .last_offer
-            .as_ref()
-            .is_some_and(|last| offer.slots > last.slots && !self.alone);
-        if opened && self.claim_not_before.is_none() {
+        };
+        if opened && !self.alone && self.claim_not_before.is_none() {
             self.claim_not_before = Some(Instant::now() + OFFER_SETTLE);
         }
-        self.offer_seq += 1;
-        offer.seq = self.offer_seq;
-        offer.sent_ms = now_ms();
+        self.publisher.stamp(&mut offer, now_ms());
         self.handle
             .publish_jobs(JobsGossip::Offer(offer.clone()))
             .await?;
-        self.last_offer = Some(offer);
-        self.offer_sent_at = Some(Instant::now());
+        self.publisher.sent(offer, Instant::now());
         Ok(changed)
     }
 }

@@ -27,7 +27,7 @@ impl Runner {
             }) || self
                 .run_elsewhere
                 .get(&(held.job_id.clone(), held.attempt))
-                .is_some_and(|at| at.elapsed() < self.lease)
+                .is_some_and(|at| at.elapsed() < self.leases.lease())
         };
         let now = Instant::now();
         let Some(pos) = self
