@@ -182,3 +182,74 @@ impl ProjectJobs {
 pub(super) fn is_held(state: JobState) -> bool {
     matches!(state, JobState::Claimed | JobState::Running)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str, workflow: &str, priority: i64, created_at_ms: u64, work: f64) -> Job {
+        let mut job = Job::new("shot", workflow, 1, "editor", created_at_ms);
+        job.job_id = id.to_owned();
+        job.priority = priority;
+        job.work = work;
+        job
+    }
+
+    fn queue_order(jobs: &ProjectJobs) -> Vec<&str> {
+        jobs.queued.iter().map(|key| key.3.as_str()).collect()
+    }
+
+    #[test]
+    fn the_queue_is_ordered_by_priority_then_age_then_larger_work_first() {
+        let mut jobs = ProjectJobs::default();
+        jobs.put(job("old-small", "flux", 0, 10, 1.0));
+        jobs.put(job("old-large", "flux", 0, 10, 5.0));
+        jobs.put(job("new", "flux", 0, 20, 9.0));
+        jobs.put(job("urgent", "flux", 5, 30, 1.0));
+        assert_eq!(
+            queue_order(&jobs),
+            ["urgent", "old-large", "old-small", "new"]
+        );
+    }
+
+    #[test]
+    fn a_job_moves_between_queued_and_held_and_the_queued_work_follows() {
+        let mut jobs = ProjectJobs::default();
+        jobs.put(job("a", "flux", 0, 10, 2.0));
+        jobs.put(job("b", "flux", 0, 11, 3.0));
+        jobs.put(job("c", "ltx", 0, 12, 7.0));
+        assert_eq!(jobs.queued_work["flux"], (2, 5.0));
+
+        let mut claimed = jobs.jobs["a"].clone();
+        claimed.state = JobState::Claimed;
+        claimed.claimant = "n".into();
+        jobs.put(claimed.clone());
+        assert_eq!(queue_order(&jobs), ["b", "c"]);
+        assert!(jobs.held.contains("a"));
+        assert_eq!(jobs.queued_work["flux"], (1, 3.0));
+
+        // A merge that shows `running` for it keeps it held; its end frees it.
+        claimed.state = JobState::Running;
+        jobs.put(claimed.clone());
+        assert!(jobs.held.contains("a"));
+        claimed.state = JobState::Succeeded;
+        jobs.put(claimed);
+        assert!(jobs.held.is_empty());
+
+        // The last queued job of a workflow takes its entry with it.
+        let mut done = jobs.jobs["c"].clone();
+        done.state = JobState::Canceled;
+        jobs.put(done);
+        assert!(!jobs.queued_work.contains_key("ltx"));
+
+        // A queued job read again with other work replaces its key and total.
+        let mut heavier = jobs.jobs["b"].clone();
+        heavier.work = 10.0;
+        jobs.put(heavier);
+        assert_eq!(queue_order(&jobs), ["b"]);
+        assert_eq!(jobs.queued_work["flux"], (1, 10.0));
+
+        jobs.clear();
+        assert!(jobs.jobs.is_empty() && jobs.queued.is_empty() && jobs.queued_work.is_empty());
+    }
+}
