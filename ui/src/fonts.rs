@@ -12,6 +12,24 @@ pub const HANGUL_TTF: &[u8] = include_bytes!("../assets/fonts/NanumSquareR.ttf")
 /// The font's name, for credits and the egui font table.
 pub const HANGUL_FONT_NAME: &str = "NanumSquare";
 
+/// Add NanumSquare after egui's own fonts in both families, so Latin keeps egui's
+/// look and every Hangul syllable has a glyph.
+pub fn install(ctx: &egui::Context) {
+    use egui::{FontData, FontFamily, FontInsert, FontPriority, InsertFontFamily};
+    let families = [FontFamily::Proportional, FontFamily::Monospace]
+        .into_iter()
+        .map(|family| InsertFontFamily {
+            family,
+            priority: FontPriority::Lowest,
+        })
+        .collect();
+    ctx.add_font(FontInsert::new(
+        HANGUL_FONT_NAME,
+        FontData::from_static(HANGUL_TTF),
+        families,
+    ));
+}
+
 #[cfg(test)]
 mod tests {
     use super::HANGUL_TTF;

@@ -1,9 +1,18 @@
-//! reelmesh-ui: views over a local project document.
+//! reelmesh-ui: the editor window and the views it is drawn from.
 //!
-//! For now this holds the view model the shot table is drawn from (used by the CLI's
-//! `reelmesh shots` and, later, the egui editor), so both show the same columns,
-//! timecodes and prompts. It depends on `reelmesh-protocol` only, never on the
-//! network.
+//! It depends on `reelmesh-protocol` only, never on the network: the node crate
+//! opens the window and connects it to a node through a [`link::Link`] (requests
+//! out, snapshots, jobs, status and progress in). The shot table's view model
+//! ([`table`]) is shared with the CLI's `reelmesh shots`.
 
+pub mod commands;
+pub mod dialogs;
+pub mod editor;
 pub mod fonts;
+pub mod images;
+pub mod link;
+pub mod panels;
+pub mod shots;
 pub mod table;
+
+pub use editor::{Editor, EditorApp};

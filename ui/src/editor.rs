@@ -1,0 +1,503 @@
+//! The editor window: one [`Editor`] drawn each frame from what its node sent.
+//!
+//! Each frame: drain the [`Link`] (answers, project snapshots, jobs, status,
+//! progress), run the commands whose shortcut was pressed, then draw the menu bar,
+//! the navigation, the current view, the inspector and the status line. Actions
+//! become API requests ([`Request`]) sent without waiting; their answers come back
+//! in a later frame and say what happened in the status line. Nothing here touches
+//! the disk or the network.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use egui::{Color32, RichText};
+use reelmesh_protocol::api::edit::{Edit, Verdict};
+use reelmesh_protocol::api::status::NodeStatusReport;
+use reelmesh_protocol::api::{ApiError, JobsRead, Reply, Request};
+use reelmesh_protocol::jobs::JobUpdate;
+
+use crate::commands::{Command, Menu};
+use crate::images::Images;
+use crate::link::{FromNode, Link, ProjectView, RequestId};
+use crate::shots::ShotTable;
+use crate::{dialogs, fonts, panels};
+
+/// The undo stack the editor's edits go on (the CLI's is `cli`).
+pub const CLIENT: &str = "editor";
+
+/// How long a message stays in the status line.
+const MESSAGE_FOR: Duration = Duration::from_secs(8);
+
+/// Which view fills the middle of the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// The shot table.
+    #[default]
+    Shots,
+    /// The character bible.
+    Characters,
+    /// The looks.
+    Looks,
+    /// The selected shot's takes, for review.
+    Takes,
+    /// The render queue.
+    Jobs,
+    /// The machines.
+    Mesh,
+}
+
+impl View {
+    /// Every view, in the navigation's order.
+    pub const ALL: [View; 6] = [
+        View::Shots,
+        View::Characters,
+        View::Looks,
+        View::Takes,
+        View::Jobs,
+        View::Mesh,
+    ];
+
+    /// Its name in the navigation.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            View::Shots => "Shots",
+            View::Characters => "Characters",
+            View::Looks => "Looks",
+            View::Takes => "Takes and review",
+            View::Jobs => "Jobs",
+            View::Mesh => "Mesh",
+        }
+    }
+}
+
+/// A line of the status bar.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// What to say.
+    pub text: String,
+    /// An error (shown in red, kept until the next message).
+    pub error: bool,
+    /// When it was said.
+    pub at: Instant,
+}
+
+/// What a request in flight was for, so its answer can be told.
+#[derive(Debug, Clone)]
+pub enum Pending {
+    /// An edit: its answer says what it did.
+    Edit,
+    /// Undo or redo.
+    Undo,
+    /// A render of these shots.
+    Render,
+    /// An import (dry run or for real).
+    Import {
+        /// Only a preview.
+        dry_run: bool,
+    },
+    /// A blob to show: fetched from a peer first.
+    Fetch(String),
+    /// Anything else: only errors are told.
+    Quiet,
+}
+
+/// Everything the window shows, and the line to the node.
+pub struct Editor {
+    link: Link,
+    /// The open project, as its node last sent it.
+    pub project: Option<Arc<ProjectView>>,
+    /// Why there is no project to show.
+    pub no_project: Option<String>,
+    /// Its jobs and takes.
+    pub jobs: Option<Arc<JobsRead>>,
+    /// The node and its peers.
+    pub status: Option<Arc<NodeStatusReport>>,
+    /// The latest progress of each job, by job id.
+    pub progress: HashMap<String, JobUpdate>,
+    /// The middle view.
+    pub view: View,
+    /// The inspector (prompt, takes, review) beside the table.
+    pub inspector: bool,
+    /// The shot table's state (selection, sort, filter, the cell being edited).
+    pub shots: ShotTable,
+    /// Requests in flight.
+    pending: HashMap<RequestId, Pending>,
+    /// The status line, newest last.
+    pub messages: VecDeque<Message>,
+    /// The open dialog, if any.
+    pub dialog: Option<dialogs::Dialog>,
+    /// Decoded take images, by blob hash.
+    pub images: Images,
+    /// Set when the node stopped: the editor can only be closed.
+    pub stopped: Option<String>,
+    /// Per-panel state.
+    pub panels: panels::PanelState,
+    /// Set on the first frame (fonts installed, waker set).
+    started: bool,
+}
+
+impl Editor {
+    /// An editor talking to its node through `link`; `images` reads take files.
+    #[must_use]
+    pub fn new(link: Link, images: Images) -> Editor {
+        Editor {
+            link,
+            project: None,
+            no_project: None,
+            jobs: None,
+            status: None,
+            progress: HashMap::new(),
+            view: View::default(),
+            inspector: true,
+            shots: ShotTable::default(),
+            pending: HashMap::new(),
+            messages: VecDeque::new(),
+            dialog: None,
+            images,
+            stopped: None,
+            panels: panels::PanelState::default(),
+            started: false,
+        }
+    }
+
+    /// Install the editor's fonts (NanumSquare for Hangul, after egui's own) and
+    /// wake this context when the node sends something.
+    pub fn setup(&mut self, ctx: &egui::Context) {
+        fonts::install(ctx);
+        self.link.waker().set(ctx);
+        self.images.set_waker(self.link.waker().clone());
+        self.started = true;
+    }
+
+    /// Draw one frame.
+    pub fn ui(&mut self, ui: &mut egui::Ui) {
+        if !self.started {
+            self.setup(ui.ctx());
+        }
+        self.receive();
+        self.images.receive(ui.ctx());
+        for command in Command::pressed(ui.ctx()) {
+            self.run_command(command);
+        }
+        egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
+        egui::Panel::bottom("status").show(ui, |ui| self.status_line(ui));
+        egui::Panel::left("navigation")
+            .resizable(false)
+            .default_size(150.0)
+            .show(ui, |ui| self.navigation(ui));
+        if self.inspector && matches!(self.view, View::Shots | View::Jobs) {
+            egui::Panel::right("inspector")
+                .default_size(360.0)
+                .size_range(240.0..=720.0)
+                .show(ui, |ui| panels::inspector(self, ui));
+        }
+        egui::CentralPanel::default().show(ui, |ui| self.central(ui));
+        dialogs::show(self, ui.ctx());
+        // Messages fade on their own: look again when the oldest is due to go.
+        if let Some(first) = self.messages.iter().find(|m| !m.error) {
+            let left = MESSAGE_FOR.saturating_sub(first.at.elapsed());
+            ui.ctx().request_repaint_after(left + Duration::from_millis(10));
+        }
+    }
+
+    /// Take in everything the node sent.
+    fn receive(&mut self) {
+        for message in self.link.drain() {
+            match message {
+                FromNode::Answer { id, result } => self.answered(id, result),
+                FromNode::Project(view) => {
+                    self.no_project = None;
+                    self.shots.project_changed(&view);
+                    self.project = Some(view);
+                }
+                FromNode::NoProject(why) => {
+                    self.no_project = Some(why);
+                    self.project = None;
+                }
+                FromNode::Jobs(jobs) => {
+                    for (job_id, update) in &jobs.progress {
+                        self.progress
+                            .entry(job_id.clone())
+                            .or_insert_with(|| update.clone());
+                    }
+                    self.jobs = Some(jobs);
+                }
+                FromNode::Status(status) => self.status = Some(status),
+                FromNode::Progress(update) => {
+                    if let Some(preview) = &update.preview {
+                        self.images.preview(&update.job_id, preview);
+                    }
+                    self.progress.insert(update.job_id.clone(), update);
+                }
+                FromNode::Notice(text) => self.say(text, false),
+                FromNode::Stopped(why) => {
+                    self.say(format!("the node stopped: {why}"), true);
+                    self.stopped = Some(why);
+                }
+            }
+        }
+    }
+
+    /// An answer came back.
+    fn answered(&mut self, id: RequestId, result: Result<Reply, ApiError>) {
+        let pending = self.pending.remove(&id).unwrap_or(Pending::Quiet);
+        match (pending, result) {
+            (_, Err(error)) => self.say(error.to_string(), true),
+            (Pending::Edit, Ok(Reply::Edited { summary, .. })) => self.say(summary, false),
+            (Pending::Undo, Ok(Reply::Undone { summary, .. })) => {
+                let text = summary.unwrap_or_else(|| "nothing to undo".to_owned());
+                self.say(text, false);
+            }
+            (Pending::Render, Ok(Reply::Queued(queued))) => {
+                let count = queued.queued.len();
+                self.say(
+                    format!(
+                        "queued {count} job{}",
+                        if count == 1 { "" } else { "s" }
+                    ),
+                    false,
+                );
+            }
+            (Pending::Import { dry_run }, Ok(Reply::Imported { report, .. })) => {
+                dialogs::import_answered(self, report, dry_run);
+            }
+            (Pending::Fetch(hash), Ok(Reply::Fetched { .. })) => self.images.fetched(&hash),
+            (_, Ok(_)) => {}
+        }
+    }
+
+    /// Say something in the status line.
+    pub fn say(&mut self, text: impl Into<String>, error: bool) {
+        self.messages.push_back(Message {
+            text: text.into(),
+            error,
+            at: Instant::now(),
+        });
+        while self.messages.len() > 20 {
+            self.messages.pop_front();
+        }
+    }
+
+    /// Send `request`, remembering what it was for.
+    pub fn send(&mut self, request: Request, pending: Pending) {
+        if self.stopped.is_some() {
+            self.say("the node stopped: nothing can be sent", true);
+            return;
+        }
+        match self.link.call(request) {
+            Ok(id) => {
+                self.pending.insert(id, pending);
+            }
+            Err(busy) => self.say(busy.to_string(), true),
+        }
+    }
+
+    /// Send an edit of the open project (it goes on the editor's undo stack).
+    pub fn edit(&mut self, edit: Edit) {
+        let project = self.project_id();
+        self.send(
+            Request::Edit {
+                project,
+                client: CLIENT.to_owned(),
+                edit,
+            },
+            Pending::Edit,
+        );
+    }
+
+    /// The open project's id (`None` before its first snapshot: the node's current).
+    #[must_use]
+    pub fn project_id(&self) -> Option<String> {
+        self.project.as_ref().map(|p| p.read.project_id.clone())
+    }
+
+    /// Requests in flight (for the status line and the tests).
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Do `command`.
+    pub fn run_command(&mut self, command: Command) {
+        let project = self.project_id();
+        match command {
+            Command::Import => self.dialog = Some(dialogs::Dialog::import()),
+            Command::Export => self.dialog = Some(dialogs::Dialog::export()),
+            Command::Quit => self.panels.quit = true,
+            Command::Undo | Command::Redo => {
+                let client = CLIENT.to_owned();
+                let request = if command == Command::Undo {
+                    Request::Undo { project, client }
+                } else {
+                    Request::Redo { project, client }
+                };
+                self.send(request, Pending::Undo);
+            }
+            Command::Find => {
+                self.view = View::Shots;
+                self.shots.focus_search = true;
+            }
+            Command::Palette => self.dialog = Some(dialogs::Dialog::palette()),
+            Command::ShowShots => self.view = View::Shots,
+            Command::ShowCharacters => self.view = View::Characters,
+            Command::ShowLooks => self.view = View::Looks,
+            Command::ShowTakes => self.view = View::Takes,
+            Command::ShowJobs => self.view = View::Jobs,
+            Command::ShowMesh => self.view = View::Mesh,
+            Command::ToggleInspector => self.inspector = !self.inspector,
+            Command::AddShot => {
+                let after = self.shots.last_selected();
+                self.edit(Edit::ShotAdd {
+                    after,
+                    values: Vec::new(),
+                });
+            }
+            Command::DuplicateShots => {
+                for shot in self.shots.selected_in_order(self.project.as_deref()) {
+                    self.edit(Edit::ShotDuplicate { shot });
+                }
+            }
+            Command::DeleteShots => {
+                for shot in self.shots.selected_in_order(self.project.as_deref()) {
+                    self.edit(Edit::ShotDelete { shot });
+                }
+                self.shots.selected.clear();
+            }
+            Command::RenderSelected => self.dialog = Some(dialogs::Dialog::render(self)),
+            Command::Approve => {
+                if let Some(shot) = self.shots.last_selected() {
+                    self.edit(Edit::Review {
+                        shot,
+                        verdict: Verdict::Approve,
+                    });
+                } else {
+                    self.say("select a shot to approve", true);
+                }
+            }
+            Command::NeedsRevision => match self.shots.last_selected() {
+                Some(shot) => self.dialog = Some(dialogs::Dialog::revision(shot)),
+                None => self.say("select a shot to send back for revision", true),
+            },
+            Command::Regenerate => match self.shots.last_selected() {
+                Some(shot) => self.send(Request::Regenerate { project, shot }, Pending::Render),
+                None => self.say("select a shot to regenerate", true),
+            },
+            Command::Invite => self.dialog = Some(dialogs::Dialog::invite()),
+        }
+    }
+
+    fn menu_bar(&mut self, ui: &mut egui::Ui) {
+        egui::MenuBar::new().ui(ui, |ui| {
+            for menu in Menu::ALL {
+                ui.menu_button(menu.title(), |ui| {
+                    for command in Command::ALL.iter().filter(|c| c.menu() == menu) {
+                        let mut button = egui::Button::new(command.label());
+                        if let Some(shortcut) = command.shortcut() {
+                            button = button.shortcut_text(ui.ctx().format_shortcut(&shortcut));
+                        }
+                        if ui.add(button).clicked() {
+                            self.run_command(*command);
+                            ui.close();
+                        }
+                    }
+                });
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if let Some(view) = &self.project {
+                    ui.label(RichText::new(&view.read.project.settings.name).strong());
+                }
+            });
+        });
+    }
+
+    fn navigation(&mut self, ui: &mut egui::Ui) {
+        ui.add_space(6.0);
+        for view in View::ALL {
+            let label = match view {
+                View::Shots => format!(
+                    "{} ({})",
+                    view.label(),
+                    self.project.as_ref().map_or(0, |p| p.rows.len())
+                ),
+                View::Jobs => {
+                    let active = self.jobs.as_ref().map_or(0, |j| {
+                        j.jobs.iter().filter(|job| job.state.is_active()).count()
+                    });
+                    if active > 0 {
+                        format!("{} ({active} active)", view.label())
+                    } else {
+                        view.label().to_owned()
+                    }
+                }
+                _ => view.label().to_owned(),
+            };
+            if ui.selectable_label(self.view == view, label).clicked() {
+                self.view = view;
+            }
+        }
+    }
+
+    fn central(&mut self, ui: &mut egui::Ui) {
+        if let Some(why) = &self.no_project {
+            ui.centered_and_justified(|ui| ui.label(why.clone()));
+            return;
+        }
+        if self.project.is_none() {
+            ui.centered_and_justified(|ui| ui.label("opening the project…"));
+            return;
+        }
+        match self.view {
+            View::Shots => crate::shots::show(self, ui),
+            View::Characters => panels::characters(self, ui),
+            View::Looks => panels::looks(self, ui),
+            View::Takes => panels::takes(self, ui),
+            View::Jobs => panels::jobs(self, ui),
+            View::Mesh => panels::mesh(self, ui),
+        }
+    }
+
+    fn status_line(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label(panels::sync_summary(self));
+            ui.separator();
+            let now = Instant::now();
+            self.messages
+                .retain(|m| m.error || now.duration_since(m.at) < MESSAGE_FOR);
+            if let Some(message) = self.messages.back() {
+                let color = if message.error {
+                    Color32::from_rgb(220, 80, 70)
+                } else {
+                    ui.visuals().text_color()
+                };
+                ui.label(RichText::new(&message.text).color(color));
+            }
+            if !self.pending.is_empty() {
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    ui.spinner();
+                });
+            }
+        });
+    }
+
+    /// The line to the node (for the dialogs that send).
+    pub fn link_closed(&self) -> bool {
+        self.link.is_closed()
+    }
+}
+
+/// The window: an [`Editor`] as an eframe app.
+pub struct EditorApp {
+    /// The editor.
+    pub editor: Editor,
+}
+
+impl eframe::App for EditorApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.editor.ui(ui);
+        if self.editor.panels.quit {
+            ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+}

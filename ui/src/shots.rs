@@ -1,0 +1,925 @@
+//! The shot table: Airtable-like, virtualised (`egui_table` draws only the rows in
+//! view, so 10,000 shots cost what 40 do), with a sticky header and code column.
+//!
+//! - Every field edits in place: double-click a cell (or select a row and press
+//!   F2). Text and numbers are typed (`2.5` seconds, `48` frames) and checked by
+//!   the node, which says what is wrong; status, look and the look fields are
+//!   dropdowns (a typed look value that is not in the catalog joins the project's
+//!   catalog); characters are a multi-select.
+//! - With several rows selected, an edit of one of them applies to all (bulk edit).
+//! - Click selects, Ctrl-click toggles, Shift-click extends. Drag a row by its
+//!   handle (⠿) to move the shot in the timeline (not while sorted).
+//! - Search matches code, scene, action, characters, look, notes and prompt; the
+//!   status filter keeps the statuses ticked; a header click sorts (the timeline
+//!   order stays what it is).
+//! - Columns can be hidden; their widths are kept by egui with the window state.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use egui::{Color32, Id, RichText, Sense};
+use reelmesh_protocol::api::edit::{Edit, Place};
+use reelmesh_protocol::catalog;
+use reelmesh_protocol::model::{LookField, Project, Shot, ShotStatus};
+
+use crate::editor::Editor;
+use crate::link::ProjectView;
+use crate::table::ShotRow;
+
+/// Row height in points (room for a thumbnail).
+pub const ROW_HEIGHT: f32 = 30.0;
+
+/// A column of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Col {
+    /// `SHT-00001`, with the drag handle.
+    Code,
+    /// The selected take's thumbnail.
+    Take,
+    /// Timecode in.
+    In,
+    /// Timecode out.
+    Out,
+    /// Length in frames.
+    Frames,
+    /// Length in seconds.
+    Seconds,
+    /// Status chip.
+    Status,
+    /// Scene description.
+    Scene,
+    /// Action.
+    Action,
+    /// Linked characters.
+    Characters,
+    /// Linked look.
+    Look,
+    /// One of the shot's own look values.
+    LookValue(LookField),
+    /// Video workflow.
+    Workflow,
+    /// Notes.
+    Notes,
+    /// The prompt (assembled, or the override).
+    Prompt,
+}
+
+impl Col {
+    /// Every column, in table order.
+    #[must_use]
+    pub fn all() -> Vec<Col> {
+        let mut all = vec![
+            Col::Code,
+            Col::Take,
+            Col::In,
+            Col::Out,
+            Col::Frames,
+            Col::Seconds,
+            Col::Status,
+            Col::Scene,
+            Col::Action,
+            Col::Characters,
+            Col::Look,
+        ];
+        all.extend(LookField::ALL.into_iter().map(Col::LookValue));
+        all.extend([Col::Workflow, Col::Notes, Col::Prompt]);
+        all
+    }
+
+    /// The header.
+    #[must_use]
+    pub fn title(self) -> &'static str {
+        match self {
+            Col::Code => "Shot",
+            Col::Take => "Take",
+            Col::In => "In",
+            Col::Out => "Out",
+            Col::Frames => "Frames",
+            Col::Seconds => "Seconds",
+            Col::Status => "Status",
+            Col::Scene => "Scene",
+            Col::Action => "Action",
+            Col::Characters => "Characters",
+            Col::Look => "Look",
+            Col::LookValue(field) => field.label(),
+            Col::Workflow => "Workflow",
+            Col::Notes => "Notes",
+            Col::Prompt => "Prompt",
+        }
+    }
+
+    /// The shot field an edit of this column sets (see `SHOT_FIELDS`); `None`
+    /// when it is derived.
+    #[must_use]
+    pub fn field(self) -> Option<&'static str> {
+        match self {
+            Col::Code | Col::Take | Col::In | Col::Out => None,
+            Col::Frames => Some("frames"),
+            Col::Seconds => Some("seconds"),
+            Col::Status => Some("status"),
+            Col::Scene => Some("scene"),
+            Col::Action => Some("action"),
+            Col::Characters => Some("characters"),
+            Col::Look => Some("look"),
+            Col::LookValue(field) => Some(field.key()),
+            Col::Workflow => Some("workflow"),
+            Col::Notes => Some("notes"),
+            Col::Prompt => Some("prompt"),
+        }
+    }
+
+    /// Width when first shown.
+    fn width(self) -> f32 {
+        match self {
+            Col::Code => 110.0,
+            Col::Take => 60.0,
+            Col::In | Col::Out => 96.0,
+            Col::Frames | Col::Seconds => 70.0,
+            Col::Status => 120.0,
+            Col::Scene | Col::Action => 240.0,
+            Col::Prompt => 420.0,
+            _ => 140.0,
+        }
+    }
+
+    /// Hidden until asked for (the shot's own look values, mostly empty).
+    fn hidden_by_default(self) -> bool {
+        matches!(self, Col::LookValue(_) | Col::Out)
+    }
+
+    /// The text of this column for a row (what search and sort read).
+    fn text(self, row: &ShotRow, shot: &Shot) -> String {
+        match self {
+            Col::Code => row.code.clone(),
+            Col::Take => shot.selected_take.clone(),
+            Col::In => row.timecode_in.clone(),
+            Col::Out => row.timecode_out.clone(),
+            Col::Frames => row.frames.to_string(),
+            Col::Seconds => format!("{:.2}", row.duration_s),
+            Col::Status => row.status.clone(),
+            Col::Scene => row.scene.clone(),
+            Col::Action => row.action.clone(),
+            Col::Characters => row.characters.join(", "),
+            Col::Look => row.cinematic.clone(),
+            Col::LookValue(field) => shot.look.get(field).to_owned(),
+            Col::Workflow => shot.workflow.clone(),
+            Col::Notes => shot.notes.clone(),
+            Col::Prompt => row.prompt.clone(),
+        }
+    }
+}
+
+/// A cell being edited.
+#[derive(Debug, Clone)]
+pub struct CellEdit {
+    /// The shot.
+    pub shot_id: String,
+    /// The column.
+    pub col: Col,
+    /// The text typed so far.
+    pub text: String,
+    /// Focus the field on the next frame.
+    pub focus: bool,
+}
+
+/// A shot being dragged to another place.
+#[derive(Debug, Clone)]
+struct DragShot(String);
+
+/// The table's state.
+#[derive(Debug, Default)]
+pub struct ShotTable {
+    /// Selected shots (ids).
+    pub selected: BTreeSet<String>,
+    /// Where a Shift-click extends from.
+    anchor: Option<String>,
+    /// The search text.
+    pub search: String,
+    /// Put the cursor in the search field on the next frame.
+    pub focus_search: bool,
+    /// Statuses shown (empty: all).
+    pub status_filter: BTreeSet<ShotStatus>,
+    /// Sorted by a column, ascending when true.
+    pub sort: Option<(Col, bool)>,
+    /// Columns the user hid or showed (over the defaults).
+    pub toggled: HashSet<Col>,
+    /// The cell being edited.
+    pub editing: Option<CellEdit>,
+    /// Row indices in display order, and what they were computed from.
+    order: Vec<usize>,
+    order_key: Option<OrderKey>,
+    /// The bulk edit bar's field and value.
+    bulk_col: Option<Col>,
+    bulk_value: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct OrderKey {
+    heads: Vec<String>,
+    search: String,
+    status: BTreeSet<ShotStatus>,
+    sort: Option<(Col, bool)>,
+}
+
+impl ShotTable {
+    /// A new project snapshot: selection keeps the shots that are still there.
+    pub fn project_changed(&mut self, view: &ProjectView) {
+        let live: HashSet<&str> = view.rows.iter().map(|r| r.shot_id.as_str()).collect();
+        self.selected.retain(|id| live.contains(id.as_str()));
+        if let Some(edit) = &self.editing
+            && !live.contains(edit.shot_id.as_str())
+        {
+            self.editing = None;
+        }
+        self.order_key = None;
+    }
+
+    /// Whether `col` shows.
+    #[must_use]
+    pub fn visible(&self, col: Col) -> bool {
+        col.hidden_by_default() == self.toggled.contains(&col)
+    }
+
+    /// The selected shot that was clicked last (or any selected one).
+    #[must_use]
+    pub fn last_selected(&self) -> Option<String> {
+        self.anchor
+            .clone()
+            .filter(|a| self.selected.contains(a))
+            .or_else(|| self.selected.iter().next().cloned())
+    }
+
+    /// The selected shots in timeline order.
+    #[must_use]
+    pub fn selected_in_order(&self, view: Option<&ProjectView>) -> Vec<String> {
+        view.map(|v| {
+            v.rows
+                .iter()
+                .filter(|r| self.selected.contains(&r.shot_id))
+                .map(|r| r.shot_id.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// Select only `shot_id`.
+    pub fn select_only(&mut self, shot_id: &str) {
+        self.selected.clear();
+        self.selected.insert(shot_id.to_owned());
+        self.anchor = Some(shot_id.to_owned());
+    }
+
+    /// The rows shown, in display order (indices into the view's rows).
+    pub fn order(&mut self, view: &ProjectView) -> &[usize] {
+        let key = OrderKey {
+            heads: view.read.heads.clone(),
+            search: self.search.clone(),
+            status: self.status_filter.clone(),
+            sort: self.sort,
+        };
+        if self.order_key.as_ref() != Some(&key) || self.order.len() > view.rows.len() {
+            self.order = display_order(view, &key);
+            self.order_key = Some(key);
+        }
+        &self.order
+    }
+
+    /// A click on a row, with the modifiers held.
+    fn click(&mut self, shot_id: &str, modifiers: egui::Modifiers, order: &[String]) {
+        if modifiers.command {
+            if !self.selected.remove(shot_id) {
+                self.selected.insert(shot_id.to_owned());
+            }
+            self.anchor = Some(shot_id.to_owned());
+        } else if modifiers.shift
+            && let Some(anchor) = &self.anchor
+            && let (Some(a), Some(b)) = (
+                order.iter().position(|id| id == anchor),
+                order.iter().position(|id| id == shot_id),
+            )
+        {
+            let (from, to) = (a.min(b), a.max(b));
+            self.selected.extend(order[from..=to].iter().cloned());
+        } else {
+            self.select_only(shot_id);
+        }
+    }
+}
+
+/// The indices of the rows that pass the search and the status filter, sorted.
+fn display_order(view: &ProjectView, key: &OrderKey) -> Vec<usize> {
+    let words: Vec<String> = key.search.split_whitespace().map(str::to_lowercase).collect();
+    let shots = &view.read.project.shots;
+    let mut order: Vec<usize> = (0..view.rows.len())
+        .filter(|i| {
+            let (row, shot) = (&view.rows[*i], &shots[*i]);
+            (key.status.is_empty() || key.status.contains(&shot.status))
+                && (words.is_empty() || {
+                    let haystack = [
+                        Col::Code,
+                        Col::Scene,
+                        Col::Action,
+                        Col::Characters,
+                        Col::Look,
+                        Col::Notes,
+                        Col::Prompt,
+                    ]
+                    .iter()
+                    .map(|c| c.text(row, shot))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    .to_lowercase();
+                    words.iter().all(|w| haystack.contains(w.as_str()))
+                })
+        })
+        .collect();
+    if let Some((col, ascending)) = key.sort {
+        let number = |i: usize| match col {
+            Col::Frames | Col::Seconds | Col::In | Col::Out => Some(view.rows[i].frames),
+            _ => None,
+        };
+        order.sort_by(|a, b| {
+            let ordering = match (col, number(*a), number(*b)) {
+                (Col::In | Col::Out, ..) => a.cmp(b),
+                (_, Some(x), Some(y)) => x.cmp(&y),
+                _ => col
+                    .text(&view.rows[*a], &shots[*a])
+                    .to_lowercase()
+                    .cmp(&col.text(&view.rows[*b], &shots[*b]).to_lowercase()),
+            };
+            if ascending {
+                ordering
+            } else {
+                ordering.reverse()
+            }
+        });
+    }
+    order
+}
+
+/// The colour of a status chip.
+#[must_use]
+pub fn status_color(status: ShotStatus) -> Color32 {
+    match status {
+        ShotStatus::Pending => Color32::from_rgb(120, 120, 130),
+        ShotStatus::Generating => Color32::from_rgb(70, 130, 220),
+        ShotStatus::Completed => Color32::from_rgb(150, 110, 210),
+        ShotStatus::NeedsRevision => Color32::from_rgb(225, 140, 50),
+        ShotStatus::Approved => Color32::from_rgb(60, 170, 90),
+    }
+}
+
+/// A status as a coloured chip.
+pub fn status_chip(ui: &mut egui::Ui, status: ShotStatus) -> egui::Response {
+    let text = RichText::new(status.as_str())
+        .color(Color32::WHITE)
+        .small();
+    egui::Frame::new()
+        .fill(status_color(status))
+        .corner_radius(8.0)
+        .inner_margin(egui::Margin::symmetric(6, 1))
+        .show(ui, |ui| ui.label(text))
+        .response
+}
+
+/// What the table asked for this frame (applied after it is drawn).
+enum Action {
+    Set {
+        shots: Vec<String>,
+        field: &'static str,
+        value: String,
+    },
+    Move {
+        shot: String,
+        to: Place,
+    },
+    CatalogAdd {
+        catalog: String,
+        value: String,
+    },
+}
+
+/// The shot table view: toolbar, bulk bar, table.
+pub fn show(editor: &mut Editor, ui: &mut egui::Ui) {
+    let Some(view) = editor.project.clone() else {
+        return;
+    };
+    toolbar(editor, ui);
+    if editor.shots.selected.len() > 1 {
+        bulk_bar(editor, ui, &view);
+    }
+    ui.add_space(4.0);
+    let cols: Vec<Col> = Col::all()
+        .into_iter()
+        .filter(|c| editor.shots.visible(*c))
+        .collect();
+    let order: Vec<usize> = editor.shots.order(&view).to_vec();
+    if order.is_empty() {
+        ui.label(if view.rows.is_empty() {
+            "no shots yet: add one (Ctrl+N) or import a shot list (Ctrl+I)"
+        } else {
+            "no shot matches the search and the filter"
+        });
+        return;
+    }
+    let shot_order: Vec<String> = order.iter().map(|i| view.rows[*i].shot_id.clone()).collect();
+    let mut grid = Grid {
+        view: &view,
+        jobs: editor.jobs.clone(),
+        cols: &cols,
+        order: &order,
+        shot_order: &shot_order,
+        table: &mut editor.shots,
+        images: &mut editor.images,
+        actions: Vec::new(),
+    };
+    egui_table::Table::new()
+        .id_salt("shots")
+        .num_rows(order.len() as u64)
+        .columns(
+            cols.iter()
+                .map(|c| {
+                    egui_table::Column::new(c.width())
+                        .range(36.0..=1200.0)
+                        .id(Id::unique(("shot-column", format!("{c:?}"))))
+                })
+                .collect::<Vec<_>>(),
+        )
+        .num_sticky_cols(1)
+        .headers([egui_table::HeaderRow::new(24.0)])
+        .show(ui, &mut grid);
+    let actions = std::mem::take(&mut grid.actions);
+    for action in actions {
+        match action {
+            Action::Set {
+                shots,
+                field,
+                value,
+            } => {
+                for shot in shots {
+                    editor.edit(Edit::ShotSet {
+                        shot,
+                        values: vec![(field.to_owned(), value.clone())],
+                    });
+                }
+            }
+            Action::Move { shot, to } => editor.edit(Edit::ShotMove { shot, to }),
+            Action::CatalogAdd { catalog, value } => {
+                editor.edit(Edit::CatalogAdd { catalog, value });
+            }
+        }
+    }
+}
+
+fn toolbar(editor: &mut Editor, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        let search = egui::TextEdit::singleline(&mut editor.shots.search)
+            .hint_text("Search shots (code, scene, action, names, prompt)")
+            .desired_width(280.0);
+        let response = ui.add(search);
+        if editor.shots.focus_search {
+            response.request_focus();
+            editor.shots.focus_search = false;
+        }
+        let filter = if editor.shots.status_filter.is_empty() {
+            "Status: all".to_owned()
+        } else {
+            format!("Status: {}", editor.shots.status_filter.len())
+        };
+        ui.menu_button(filter, |ui| {
+            for status in ShotStatus::ALL {
+                let mut on = editor.shots.status_filter.contains(&status);
+                if ui.checkbox(&mut on, status.as_str()).changed() {
+                    if on {
+                        editor.shots.status_filter.insert(status);
+                    } else {
+                        editor.shots.status_filter.remove(&status);
+                    }
+                }
+            }
+            if ui.button("Show all").clicked() {
+                editor.shots.status_filter.clear();
+            }
+        });
+        ui.menu_button("Columns", |ui| {
+            for col in Col::all().into_iter().filter(|c| *c != Col::Code) {
+                let mut on = editor.shots.visible(col);
+                if ui.checkbox(&mut on, col.title()).changed()
+                    && !editor.shots.toggled.remove(&col)
+                {
+                    editor.shots.toggled.insert(col);
+                }
+            }
+        });
+        if let Some((col, ascending)) = editor.shots.sort {
+            let arrow = if ascending { "▲" } else { "▼" };
+            if ui
+                .button(format!("Sorted by {} {arrow} ✕", col.title()))
+                .on_hover_text("back to timeline order")
+                .clicked()
+            {
+                editor.shots.sort = None;
+            }
+        }
+        ui.separator();
+        for command in [
+            crate::commands::Command::AddShot,
+            crate::commands::Command::DuplicateShots,
+            crate::commands::Command::DeleteShots,
+            crate::commands::Command::RenderSelected,
+        ] {
+            let needs_selection = command != crate::commands::Command::AddShot;
+            let enabled = !needs_selection || !editor.shots.selected.is_empty();
+            if ui
+                .add_enabled(enabled, egui::Button::new(command.label()))
+                .clicked()
+            {
+                editor.run_command(command);
+            }
+        }
+    });
+}
+
+fn bulk_bar(editor: &mut Editor, ui: &mut egui::Ui, view: &ProjectView) {
+    let count = editor.shots.selected.len();
+    ui.horizontal(|ui| {
+        ui.label(format!("{count} shots selected: set"));
+        let current = editor.shots.bulk_col.unwrap_or(Col::Status);
+        egui::ComboBox::from_label("field")
+            .selected_text(current.title())
+            .show_ui(ui, |ui| {
+                for col in Col::all().into_iter().filter(|c| c.field().is_some()) {
+                    ui.selectable_value(&mut editor.shots.bulk_col, Some(col), col.title());
+                }
+            });
+        ui.add(
+            egui::TextEdit::singleline(&mut editor.shots.bulk_value)
+                .hint_text("value")
+                .desired_width(200.0),
+        );
+        if ui.button(format!("Apply to {count} shots")).clicked()
+            && let Some(field) = current.field()
+        {
+            let shots = editor.shots.selected_in_order(Some(view));
+            let value = editor.shots.bulk_value.clone();
+            for shot in shots {
+                editor.edit(Edit::ShotSet {
+                    shot,
+                    values: vec![(field.to_owned(), value.clone())],
+                });
+            }
+        }
+    });
+}
+
+/// The table's delegate for one frame.
+struct Grid<'a> {
+    view: &'a ProjectView,
+    jobs: Option<Arc<reelmesh_protocol::api::JobsRead>>,
+    cols: &'a [Col],
+    order: &'a [usize],
+    shot_order: &'a [String],
+    table: &'a mut ShotTable,
+    images: &'a mut crate::images::Images,
+    actions: Vec<Action>,
+}
+
+impl Grid<'_> {
+    fn project(&self) -> &Project {
+        &self.view.read.project
+    }
+
+    /// The shots an edit of `shot_id` applies to: every selected one when it is
+    /// among them, else it alone.
+    fn targets(&self, shot_id: &str) -> Vec<String> {
+        if self.table.selected.len() > 1 && self.table.selected.contains(shot_id) {
+            self.table.selected_in_order(Some(self.view))
+        } else {
+            vec![shot_id.to_owned()]
+        }
+    }
+
+    fn set(&mut self, shot_id: &str, col: Col, value: String) {
+        if let Some(field) = col.field() {
+            let shots = self.targets(shot_id);
+            self.actions.push(Action::Set {
+                shots,
+                field,
+                value,
+            });
+        }
+    }
+
+    /// The take a row shows: the selected one, else the latest.
+    fn take_blob(&self, shot: &Shot) -> Option<String> {
+        let jobs = self.jobs.as_ref()?;
+        let mut takes = jobs.takes.iter().filter(|t| t.shot_id == shot.shot_id);
+        if shot.selected_take.is_empty() {
+            takes
+                .filter(|t| t.media == reelmesh_protocol::jobs::TakeMedia::Image)
+                .max_by_key(|t| t.finished_at_ms)
+                .map(|t| t.blob.clone())
+        } else {
+            takes
+                .find(|t| t.take_id == shot.selected_take)
+                .map(|t| t.blob.clone())
+        }
+    }
+
+    fn edit_cell(&mut self, ui: &mut egui::Ui, shot: &Shot, col: Col) {
+        let Some(mut edit) = self.table.editing.take() else {
+            return;
+        };
+        let mut done: Option<Option<String>> = None;
+        match col {
+            Col::Status => {
+                egui::ComboBox::from_id_salt(("status-edit", &shot.shot_id))
+                    .selected_text(edit.text.clone())
+                    .show_ui(ui, |ui| {
+                        for status in ShotStatus::ALL {
+                            if ui
+                                .selectable_label(edit.text == status.as_str(), status.as_str())
+                                .clicked()
+                            {
+                                done = Some(Some(status.as_str().to_owned()));
+                            }
+                        }
+                    })
+                    .response
+                    .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Status"));
+            }
+            Col::Look => {
+                let looks: Vec<String> = self
+                    .project()
+                    .cinematics
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect();
+                egui::ComboBox::new(("look-edit", &shot.shot_id), "Look")
+                    .selected_text(edit.text.clone())
+                    .show_ui(ui, |ui| {
+                        if ui.selectable_label(edit.text.is_empty(), "(none)").clicked() {
+                            done = Some(Some("none".to_owned()));
+                        }
+                        for name in looks {
+                            if ui.selectable_label(edit.text == name, &name).clicked() {
+                                done = Some(Some(name));
+                            }
+                        }
+                    });
+            }
+            Col::Characters => {
+                let names: Vec<String> = self
+                    .project()
+                    .characters
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect();
+                let mut chosen: Vec<String> = edit
+                    .text
+                    .split(',')
+                    .map(|n| n.trim().to_owned())
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                ui.menu_button(if chosen.is_empty() { "(none)".to_owned() } else { chosen.join(", ") }, |ui| {
+                    for name in &names {
+                        let mut on = chosen.contains(name);
+                        if ui.checkbox(&mut on, name).changed() {
+                            if on {
+                                chosen.push(name.clone());
+                            } else {
+                                chosen.retain(|n| n != name);
+                            }
+                        }
+                    }
+                    ui.separator();
+                    if ui.button("Done").clicked() {
+                        done = Some(Some(chosen.join(", ")));
+                        ui.close();
+                    }
+                });
+                edit.text = chosen.join(", ");
+            }
+            Col::LookValue(field) => {
+                let catalog_name = field.key();
+                let mut values: Vec<String> = catalog::catalog(catalog_name)
+                    .map(|c| c.defaults.iter().map(|v| (*v).to_owned()).collect())
+                    .unwrap_or_default();
+                if let Some(added) = self.project().catalog_additions.get(catalog_name) {
+                    values.extend(added.iter().cloned());
+                }
+                let response = ui.add(
+                    egui::TextEdit::singleline(&mut edit.text)
+                        .hint_text(field.label())
+                        .desired_width(f32::INFINITY),
+                );
+                if edit.focus {
+                    response.request_focus();
+                    edit.focus = false;
+                }
+                let popup_id = ui.make_persistent_id(("catalog", &shot.shot_id, catalog_name));
+                egui::Popup::from_response(&response)
+                    .id(popup_id)
+                    .open(response.has_focus())
+                    .show(|ui| {
+                        let typed = edit.text.to_lowercase();
+                        for value in values.iter().filter(|v| v.to_lowercase().contains(&typed)).take(12) {
+                            if ui.selectable_label(false, value).clicked() {
+                                done = Some(Some(value.clone()));
+                            }
+                        }
+                    });
+                if response.lost_focus() && done.is_none() {
+                    if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+                        done = Some(None);
+                    } else {
+                        let value = edit.text.trim().to_owned();
+                        if !value.is_empty() && !values.iter().any(|v| v == &value) {
+                            self.actions.push(Action::CatalogAdd {
+                                catalog: catalog_name.to_owned(),
+                                value: value.clone(),
+                            });
+                        }
+                        done = Some(Some(value));
+                    }
+                }
+            }
+            _ => {
+                let response = ui.add(
+                    egui::TextEdit::singleline(&mut edit.text)
+                        .hint_text(col.title())
+                        .desired_width(f32::INFINITY),
+                );
+                if edit.focus {
+                    response.request_focus();
+                    edit.focus = false;
+                }
+                if response.lost_focus() {
+                    done = Some(if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+                        None
+                    } else {
+                        Some(edit.text.clone())
+                    });
+                }
+            }
+        }
+        match done {
+            Some(Some(value)) => self.set(&shot.shot_id, col, value),
+            Some(None) => {}
+            None => self.table.editing = Some(edit),
+        }
+    }
+}
+
+impl egui_table::TableDelegate for Grid<'_> {
+    fn header_cell_ui(&mut self, ui: &mut egui::Ui, cell: &egui_table::HeaderCellInfo) {
+        let Some(col) = self.cols.get(cell.col_range.start).copied() else {
+            return;
+        };
+        let arrow = match self.table.sort {
+            Some((sorted, true)) if sorted == col => " ▲",
+            Some((sorted, false)) if sorted == col => " ▼",
+            _ => "",
+        };
+        egui::Frame::NONE
+            .inner_margin(egui::Margin::symmetric(4, 2))
+            .show(ui, |ui| {
+                let button = egui::Button::new(RichText::new(format!("{}{arrow}", col.title())).strong())
+                    .frame(false);
+                if ui.add(button).on_hover_text("sort by this column").clicked() {
+                    self.table.sort = match self.table.sort {
+                        Some((sorted, true)) if sorted == col => Some((col, false)),
+                        Some((sorted, false)) if sorted == col => None,
+                        _ => Some((col, true)),
+                    };
+                }
+            });
+    }
+
+    fn row_ui(&mut self, ui: &mut egui::Ui, row_nr: u64) {
+        let Some(shot_id) = self.shot_order.get(row_nr as usize).cloned() else {
+            return;
+        };
+        let rect = ui.max_rect();
+        if self.table.selected.contains(&shot_id) {
+            ui.painter()
+                .rect_filled(rect, 0.0, ui.visuals().selection.bg_fill.gamma_multiply(0.6));
+        } else if row_nr % 2 == 1 {
+            ui.painter().rect_filled(rect, 0.0, ui.visuals().faint_bg_color);
+        }
+        let response = ui.response().interact(Sense::click());
+        if response.clicked() {
+            let modifiers = ui.input(|i| i.modifiers);
+            self.table.click(&shot_id, modifiers, self.shot_order);
+        }
+        // A shot dropped on this row goes before it (upper half) or after it.
+        if self.table.sort.is_none()
+            && let Some(pointer) = ui.ctx().pointer_interact_pos()
+            && rect.contains(pointer)
+        {
+            let before = pointer.y < rect.center().y;
+            if response.dnd_hover_payload::<DragShot>().is_some() {
+                let y = if before { rect.top() } else { rect.bottom() };
+                ui.painter().hline(
+                    rect.x_range(),
+                    y,
+                    egui::Stroke::new(2.0, ui.visuals().selection.stroke.color),
+                );
+            }
+            if let Some(dragged) = response.dnd_release_payload::<DragShot>()
+                && dragged.0 != shot_id
+            {
+                let to = if before {
+                    Place::Before(shot_id.clone())
+                } else {
+                    Place::After(shot_id.clone())
+                };
+                self.actions.push(Action::Move {
+                    shot: dragged.0.clone(),
+                    to,
+                });
+            }
+        }
+    }
+
+    fn cell_ui(&mut self, ui: &mut egui::Ui, cell: &egui_table::CellInfo) {
+        let egui_table::CellInfo { row_nr, col_nr, .. } = *cell;
+        let (Some(&index), Some(&col)) = (self.order.get(row_nr as usize), self.cols.get(col_nr))
+        else {
+            return;
+        };
+        let view = self.view;
+        let (row, shot) = (&view.rows[index], &view.read.project.shots[index]);
+        let editing = self
+            .table
+            .editing
+            .as_ref()
+            .is_some_and(|e| e.shot_id == shot.shot_id && e.col == col);
+        egui::Frame::NONE
+            .inner_margin(egui::Margin::symmetric(4, 2))
+            .show(ui, |ui| {
+                if editing {
+                    self.edit_cell(ui, shot, col);
+                    return;
+                }
+                let response = match col {
+                    Col::Code => {
+                        let handle = ui
+                            .dnd_drag_source(
+                                Id::unique(("drag-shot", &shot.shot_id)),
+                                DragShot(shot.shot_id.clone()),
+                                |ui| ui.label(RichText::new(format!("⠿ {}", row.code)).monospace()),
+                            )
+                            .response;
+                        handle.on_hover_text("drag to move the shot in the timeline")
+                    }
+                    Col::Take => match self.take_blob(shot) {
+                        Some(blob) => match self.images.thumbnail(ui.ctx(), &blob) {
+                            Some(texture) => ui.add(
+                                egui::Image::new(&texture)
+                                    .max_size(egui::vec2(48.0, ROW_HEIGHT - 4.0))
+                                    .alt_text(format!("take of {}", row.code)),
+                            ),
+                            None => ui.spinner(),
+                        },
+                        None => ui.label(""),
+                    },
+                    Col::Status => status_chip(ui, shot.status),
+                    Col::Frames => ui.label(format!("{} f", row.frames)),
+                    Col::Seconds => ui.label(format!("{:.2} s", row.duration_s)),
+                    Col::Prompt if row.prompt_overridden => {
+                        ui.label(RichText::new(one_line(&row.prompt)).italics())
+                    }
+                    _ => ui.add(
+                        egui::Label::new(one_line(&col.text(row, shot))).truncate(),
+                    ),
+                };
+                let double = response.double_clicked()
+                    || ui.response().interact(Sense::click()).double_clicked();
+                if double && col.field().is_some() {
+                    self.table.select_only(&shot.shot_id);
+                    self.table.editing = Some(CellEdit {
+                        shot_id: shot.shot_id.clone(),
+                        col,
+                        text: match col {
+                            Col::Frames => row.frames.to_string(),
+                            Col::Seconds => format!("{}", row.duration_s),
+                            Col::Look if shot.cinematic.is_none() => String::new(),
+                            Col::Prompt => shot.prompt_override.clone().unwrap_or_default(),
+                            _ => col.text(row, shot),
+                        },
+                        focus: true,
+                    });
+                }
+            });
+    }
+
+    fn default_row_height(&self) -> f32 {
+        ROW_HEIGHT
+    }
+}
+
+/// Line breaks and tabs as spaces, so a multi-line cell stays on its row.
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r', '\t'], " ")
+}
