@@ -112,6 +112,11 @@ pub async fn call(handle: &NodeHandle, request: Request) -> Result<Reply, ApiErr
             Ok(Reply::Canceled { job_ids })
         }
         Request::Fetch { hashes } => fetch(handle, hashes).await,
+        Request::Feed => Err(ApiError::Invalid {
+            message: "the feed is a stream: follow it over the control socket, or with \
+                      NodeHandle::feed in process"
+                .to_owned(),
+        }),
         Request::Shutdown => {
             handle.shutdown();
             Ok(Reply::Done)

@@ -36,9 +36,9 @@ pub struct Cli {
     /// Project by name or id (default: the current project).
     #[arg(long, global = true)]
     pub project: Option<String>,
-    /// What to do.
+    /// What to do (none: open the editor on the current project).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Subcommands.
@@ -179,6 +179,10 @@ pub enum Command {
     Undo,
     /// Redo what `undo` undid.
     Redo,
+    /// Open the editor window on the project (the default with no command). The
+    /// window's node joins the mesh (offline without a mesh key); when a node
+    /// already runs on the data dir, the editor attaches to it.
+    Edit(net::NodeArgs),
     /// Build the demo project from the sample shot list and print it.
     Demo {
         /// Keep the demo data dir instead of removing it.
@@ -216,7 +220,17 @@ pub(crate) fn unexpected(reply: &Reply) -> anyhow::Error {
 pub fn run(cli: Cli) -> Result<()> {
     let data_root = cli.data_dir.clone().unwrap_or_else(default_data_dir);
     let out = &mut std::io::stdout().lock();
-    match cli.command {
+    let command = cli.command.unwrap_or_else(|| {
+        /// `reelmesh` alone: `edit` with the node's default arguments.
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: net::NodeArgs,
+        }
+        Command::Edit(Defaults::parse_from(["reelmesh"]).args)
+    });
+    match command {
+        Command::Edit(args) => net::edit(&data_root, cli.project.clone(), args),
         Command::Demo { keep } => demo::run(out, cli.data_dir.as_deref(), keep),
         Command::Init { name, frame_rate } => init(out, &data_root, &name, frame_rate),
         Command::Import(args) => {

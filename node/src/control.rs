@@ -5,12 +5,14 @@
 //! 0600, so only the owner of the data dir can drive the node. One JSON
 //! [`Request`] line per connection; the answer is one line, `{"ok": Reply}` or
 //! `{"error": ApiError}` (the same types every client uses). `watch_jobs` first
-//! streams one `{"update": JobUpdate}` line per step.
+//! streams one `{"update": JobUpdate}` line per step; `feed` streams one
+//! `{"event": Event}` line per node event until the client hangs up.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use reelmesh_protocol::api::status::Event;
 use reelmesh_protocol::api::{ApiError, Reply, Request};
 use reelmesh_protocol::jobs::JobUpdate;
 use serde::{Deserialize, Serialize};
@@ -28,6 +30,8 @@ const MAX_REQUEST: u64 = 16 * 1024 * 1024;
 enum Line {
     /// A step of a followed job (`watch_jobs` only).
     Update(Box<JobUpdate>),
+    /// A node event (`feed` only).
+    Event(Box<Event>),
     /// The answer.
     Ok(Box<Reply>),
     /// The request failed.
@@ -118,6 +122,14 @@ async fn serve_one(stream: tokio::net::UnixStream, handle: NodeHandle) -> std::i
             written?;
             result
         }
+        Ok(Request::Feed) => {
+            let mut feed = handle.feed(4096);
+            while let Some(event) = feed.recv().await {
+                // A client that hung up ends the stream.
+                write.write_all(&encode(&Line::Event(Box::new(event)))).await?;
+            }
+            Ok(Reply::Done)
+        }
         Ok(request) => crate::api::call(&handle, request).await,
         Err(e) => Err(ApiError::Invalid {
             message: format!("malformed control request: {e}"),
@@ -193,6 +205,7 @@ pub fn call(
         // Read straight into the types (a 10,000-shot project is megabytes).
         match serde_json::from_slice::<Line>(&line) {
             Ok(Line::Update(update)) => on_update(&update),
+            Ok(Line::Event(_)) => {}
             Ok(Line::Ok(reply)) => return Ok(Some(Ok(*reply))),
             Ok(Line::Error(error)) => return Ok(Some(Err(error))),
             Err(e) => {
@@ -201,6 +214,37 @@ pub fn call(
                     line.len()
                 ));
             }
+        }
+    }
+}
+
+/// Follow the status feed of the node running on `data_dir`: `on_event` gets each
+/// event until it returns false, the node stops (`Ok(true)`) or none runs
+/// (`Ok(false)`).
+///
+/// # Errors
+/// Connecting, or a malformed line.
+pub fn follow(data_dir: &Path, mut on_event: impl FnMut(Event) -> bool) -> anyhow::Result<bool> {
+    let path = socket_path(data_dir);
+    let Some(stream) = send(&path, &Request::Feed)? else {
+        return Ok(false);
+    };
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return Ok(true),
+            Ok(_) => {}
+        }
+        match serde_json::from_slice::<Line>(&line) {
+            Ok(Line::Event(event)) => {
+                if !on_event(*event) {
+                    return Ok(true);
+                }
+            }
+            Ok(_) => return Ok(true),
+            Err(e) => return Err(anyhow::anyhow!("the node sent a malformed feed line: {e}")),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod comfy;
 pub mod control;
 pub mod demo;
+pub mod editor;
 pub mod export;
 pub mod gpu;
 pub mod import;

@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     // Logs go to stderr; a running node says what it does, other commands stay
     // quiet unless something is wrong. RUST_LOG overrides.
-    let default_filter = if matches!(args.command, cli::Command::Node(_)) {
+    let default_filter = if matches!(args.command, Some(cli::Command::Node(_))) {
         "reelmesh_node=info,warn"
     } else {
         "warn"

@@ -120,6 +120,10 @@ pub enum Request {
         /// Hashes (hex).
         hashes: Vec<String>,
     },
+    /// Follow the node's status feed: over the control socket, one
+    /// `{"event": Event}` line per event until the client hangs up or the node
+    /// stops (then `Done`). What an editor attached to a running node reads.
+    Feed,
     /// Stop the node (it saves first).
     Shutdown,
 }
@@ -182,7 +186,8 @@ pub enum Reply {
         /// One per hash.
         blobs: Vec<FetchedBlob>,
     },
-    /// Done, nothing to say ([`Request::WaitHeads`], [`Request::Shutdown`]).
+    /// Done, nothing to say ([`Request::WaitHeads`], [`Request::Feed`] when the
+    /// node stops, [`Request::Shutdown`]).
     Done,
 }
 

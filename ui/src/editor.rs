@@ -114,6 +114,8 @@ pub struct Editor {
     pub jobs: Option<Arc<JobsRead>>,
     /// The node and its peers.
     pub status: Option<Arc<NodeStatusReport>>,
+    /// Every node's standing offer.
+    pub offers: Arc<Vec<reelmesh_protocol::placement::Offer>>,
     /// The latest progress of each job, by job id.
     pub progress: HashMap<String, JobUpdate>,
     /// The middle view.
@@ -148,6 +150,7 @@ impl Editor {
             no_project: None,
             jobs: None,
             status: None,
+            offers: Arc::default(),
             progress: HashMap::new(),
             view: View::default(),
             inspector: true,
@@ -225,6 +228,7 @@ impl Editor {
                     self.jobs = Some(jobs);
                 }
                 FromNode::Status(status) => self.status = Some(status),
+                FromNode::Offers(offers) => self.offers = offers,
                 FromNode::Progress(update) => {
                     if let Some(preview) = &update.preview {
                         self.images.preview(&update.job_id, preview);

@@ -16,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 use reelmesh_protocol::api::status::NodeStatusReport;
 use reelmesh_protocol::api::{ApiError, JobsRead, ProjectRead, Reply, Request};
 use reelmesh_protocol::jobs::JobUpdate;
+use reelmesh_protocol::placement::Offer;
 use tokio::sync::mpsc;
 
 use crate::table::ShotRow;
@@ -80,6 +81,8 @@ pub enum FromNode {
     Jobs(Arc<JobsRead>),
     /// The node and its peers.
     Status(Arc<NodeStatusReport>),
+    /// Every node's standing offer (what it can run now, and why not the rest).
+    Offers(Arc<Vec<Offer>>),
     /// A job moved or made progress (its ComfyUI preview, when it has one).
     Progress(JobUpdate),
     /// Something the user should know now (a connection failed, a peer rejected).

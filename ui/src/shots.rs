@@ -8,7 +8,7 @@
 //!   catalog); characters are a multi-select.
 //! - With several rows selected, an edit of one of them applies to all (bulk edit).
 //! - Click selects, Ctrl-click toggles, Shift-click extends. Drag a row by its
-//!   handle (⠿) to move the shot in the timeline (not while sorted).
+//!   handle (≡) to move the shot in the timeline (not while sorted).
 //! - Search matches code, scene, action, characters, look, notes and prompt; the
 //!   status filter keeps the statuses ticked; a header click sorts (the timeline
 //!   order stays what it is).
@@ -433,7 +433,7 @@ pub fn show(editor: &mut Editor, ui: &mut egui::Ui) {
         images: &mut editor.images,
         actions: Vec::new(),
     };
-    egui_table::Table::new()
+    let table = egui_table::Table::new()
         .id_salt("shots")
         .num_rows(order.len() as u64)
         .columns(
@@ -441,13 +441,23 @@ pub fn show(editor: &mut Editor, ui: &mut egui::Ui) {
                 .map(|c| {
                     egui_table::Column::new(c.width())
                         .range(36.0..=1200.0)
-                        .id(Id::unique(("shot-column", format!("{c:?}"))))
+                        .id(column_id(*c))
                 })
                 .collect::<Vec<_>>(),
         )
         .num_sticky_cols(1)
-        .headers([egui_table::HeaderRow::new(24.0)])
-        .show(ui, &mut grid);
+        .headers([egui_table::HeaderRow::new(24.0)]);
+    // Start from the columns' own widths, not a fit to the first rows' text (the
+    // table's sizing pass would squeeze truncated text to a few letters).
+    let table_id = table.get_id(ui);
+    if egui_table::TableState::load(ui.ctx(), table_id).is_none() {
+        let mut state = egui_table::TableState::default();
+        for col in Col::all() {
+            state.col_widths.insert(column_id(col), col.width());
+        }
+        state.store(ui.ctx(), table_id);
+    }
+    table.show(ui, &mut grid);
     let actions = std::mem::take(&mut grid.actions);
     for action in actions {
         match action {
@@ -868,7 +878,7 @@ impl egui_table::TableDelegate for Grid<'_> {
                             .dnd_drag_source(
                                 Id::unique(("drag-shot", &shot.shot_id)),
                                 DragShot(shot.shot_id.clone()),
-                                |ui| ui.label(RichText::new(format!("⠿ {}", row.code)).monospace()),
+                                |ui| ui.label(RichText::new(format!("≡ {}", row.code)).monospace()),
                             )
                             .response;
                         handle.on_hover_text("drag to move the shot in the timeline")
@@ -917,6 +927,11 @@ impl egui_table::TableDelegate for Grid<'_> {
     fn default_row_height(&self) -> f32 {
         ROW_HEIGHT
     }
+}
+
+/// The id a column's width is kept under.
+fn column_id(col: Col) -> Id {
+    Id::unique(("shot-column", format!("{col:?}")))
 }
 
 /// Line breaks and tabs as spaces, so a multi-line cell stays on its row.

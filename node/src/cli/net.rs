@@ -72,11 +72,8 @@ fn stored_peers(root: &Path) -> Vec<Multiaddr> {
         .unwrap_or_default()
 }
 
-/// Run the node until SIGINT/SIGTERM.
-pub fn run_node(root: &Path, args: NodeArgs) -> Result<()> {
-    if !args.headless {
-        eprintln!("note: the editor is not part of this build yet; running headless");
-    }
+/// The node's configuration from its arguments.
+fn node_config(root: &Path, args: NodeArgs) -> NodeConfig {
     let mut config = NodeConfig::new(root.to_owned());
     config.listen = args.listen;
     config.peers = args.peers;
@@ -86,6 +83,37 @@ pub fn run_node(root: &Path, args: NodeArgs) -> Result<()> {
     config.heartbeat = Duration::from_millis(args.heartbeat_ms.max(100));
     config.offline_after = config.heartbeat * 3 + config.heartbeat / 2;
     config.lease = Duration::from_secs(args.lease_secs.max(1)).max(config.offline_after);
+    config
+}
+
+/// `edit` (and `node` without `--headless`): the editor window, with a node started
+/// here (offline without a mesh key) or attached to the running one.
+pub fn edit(root: &Path, project: Option<String>, args: NodeArgs) -> Result<()> {
+    if args.headless {
+        anyhow::bail!("`--headless` opens no window: run `reelmesh node --headless` for a node without the editor");
+    }
+    let config = if root.join(keys::MESH_KEY_FILE).exists() {
+        node_config(root, args)
+    } else {
+        eprintln!(
+            "no mesh key in {}: the editor works offline (`reelmesh mesh init` or `reelmesh join TICKET` to join a mesh)",
+            root.display()
+        );
+        NodeConfig::offline(root.to_owned())
+    };
+    crate::editor::run(crate::editor::EditorOptions {
+        data_dir: root.to_owned(),
+        project,
+        config: Some(config),
+    })
+}
+
+/// Run the node until SIGINT/SIGTERM.
+pub fn run_node(root: &Path, args: NodeArgs) -> Result<()> {
+    if !args.headless {
+        return edit(root, None, args);
+    }
+    let config = node_config(root, args);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("reelmesh-node")
