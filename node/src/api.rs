@@ -112,6 +112,9 @@ pub async fn call(handle: &NodeHandle, request: Request) -> Result<Reply, ApiErr
             Ok(Reply::Canceled { job_ids })
         }
         Request::Fetch { hashes } => fetch(handle, hashes).await,
+        Request::Export { project, path } => export(handle, project, path).await,
+        Request::Invite { project } => invite(handle, project).await,
+        Request::AddBlob { path } => add_blob(handle, path).await,
         Request::Feed => Err(ApiError::Invalid {
             message: "the feed is a stream: follow it over the control socket, or with \
                       NodeHandle::feed in process"
@@ -259,6 +262,85 @@ async fn regenerate(
     };
     let queued = crate::jobs::queue_on(handle, Some(project_id), request, true).await?;
     Ok(Reply::Queued(queued))
+}
+
+async fn export(
+    handle: &NodeHandle,
+    project: Option<String>,
+    path: std::path::PathBuf,
+) -> Result<Reply, ApiError> {
+    let (project_id, project, heads) = handle.project(project).await?;
+    let mark = crate::import::ExportMark { project_id, heads };
+    let target = path.clone();
+    let shots = project.shots.len();
+    tokio::task::spawn_blocking(move || crate::export::export_file(&project, &target, Some(&mark)))
+        .await
+        .map_err(|e| ApiError::Internal {
+            message: format!("exporting: {e}"),
+        })?
+        .map_err(|e| ApiError::File {
+            message: e.to_string(),
+        })?;
+    Ok(Reply::Exported { path, shots })
+}
+
+async fn invite(handle: &NodeHandle, project: Option<String>) -> Result<Reply, ApiError> {
+    use crate::mesh::keys;
+    let mesh_key = keys::mesh_key_bytes(handle.data_dir()).map_err(|e| ApiError::Invalid {
+        message: format!(
+            "this machine has no mesh to invite to ({e}); make one with `reelmesh mesh init`"
+        ),
+    })?;
+    let status = handle.status().await?;
+    let peer_id = handle.peer_id();
+    let addrs: Vec<libp2p::Multiaddr> = keys::invite_addrs(&status.listen_addrs)
+        .into_iter()
+        .map(|a| {
+            if a.iter()
+                .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+            {
+                a
+            } else {
+                a.with(libp2p::multiaddr::Protocol::P2p(peer_id))
+            }
+        })
+        .collect();
+    if addrs.is_empty() {
+        return Err(ApiError::Invalid {
+            message: "this node listens on no address (it runs offline): start it on the mesh                       to invite another machine"
+                .to_owned(),
+        });
+    }
+    let project_id = handle.project(project).await.ok().map(|(id, ..)| id);
+    let ticket = keys::Ticket {
+        mesh_key,
+        addrs,
+        project_id,
+    };
+    Ok(Reply::Invite {
+        ticket: ticket.encode(),
+    })
+}
+
+async fn add_blob(handle: &NodeHandle, path: std::path::PathBuf) -> Result<Reply, ApiError> {
+    let store = handle.blob_store().clone();
+    let shown = path.display().to_string();
+    let stored = tokio::task::spawn_blocking(move || {
+        let bytes = std::fs::read(&path).map_err(|e| ApiError::File {
+            message: format!("{}: {e}", path.display()),
+        })?;
+        store.put(&bytes).map_err(|e| ApiError::Internal {
+            message: format!("{shown}: {e}"),
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal {
+        message: format!("storing a blob: {e}"),
+    })??;
+    Ok(Reply::AddedBlob {
+        hash: stored.hash.to_hex(),
+        bytes: stored.size,
+    })
 }
 
 async fn fetch(handle: &NodeHandle, hashes: Vec<String>) -> Result<Reply, ApiError> {

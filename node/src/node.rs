@@ -372,9 +372,23 @@ pub struct NodeHandle {
     >,
     /// Every client's undo and redo stacks (see [`crate::api::undo`]).
     undo: std::sync::Arc<tokio::sync::Mutex<crate::api::undo::Stacks>>,
+    /// The data dir the node owns.
+    data_dir: std::path::PathBuf,
 }
 
 impl NodeHandle {
+    /// This node's blob store.
+    #[must_use]
+    pub fn blob_store(&self) -> &crate::store::blobs::BlobStore {
+        &self.blobs
+    }
+
+    /// The data dir this node owns.
+    #[must_use]
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
     /// This node's peer id.
     #[must_use]
     pub fn peer_id(&self) -> PeerId {
@@ -726,6 +740,7 @@ impl Node {
             undo: std::sync::Arc::new(tokio::sync::Mutex::new(crate::api::undo::Stacks::new(
                 &data_root,
             ))),
+            data_dir: data_root.clone(),
         };
         if runtime.serves_control() {
             crate::control::serve(&runtime.data_dir_root(), handle.clone())

@@ -120,6 +120,25 @@ pub enum Request {
         /// Hashes (hex).
         hashes: Vec<String>,
     },
+    /// Write the project to a file (`.xlsx` or `.json`, by extension), marked
+    /// with the version it is of, so that importing it back merges three ways.
+    Export {
+        /// Id or name.
+        project: Option<String>,
+        /// The file (a path on the node's machine).
+        path: PathBuf,
+    },
+    /// A ticket another machine joins this mesh with (`reelmesh join TICKET`): the
+    /// mesh key, this node's addresses and the project. It holds the mesh secret.
+    Invite {
+        /// Id or name.
+        project: Option<String>,
+    },
+    /// Put a file into the blob store (a reference image), by its BLAKE3 hash.
+    AddBlob {
+        /// The file (a path on the node's machine).
+        path: PathBuf,
+    },
     /// Follow the node's status feed: over the control socket, one
     /// `{"event": Event}` line per event until the client hangs up or the node
     /// stops (then `Done`). What an editor attached to a running node reads.
@@ -180,6 +199,25 @@ pub enum Reply {
     Canceled {
         /// The jobs.
         job_ids: Vec<String>,
+    },
+    /// [`Request::Export`].
+    Exported {
+        /// The file written.
+        path: PathBuf,
+        /// Shots in it.
+        shots: usize,
+    },
+    /// [`Request::Invite`].
+    Invite {
+        /// `reelmesh1...`: the mesh key, addresses and project.
+        ticket: String,
+    },
+    /// [`Request::AddBlob`].
+    AddedBlob {
+        /// Its hash (hex).
+        hash: String,
+        /// Its size in bytes.
+        bytes: u64,
     },
     /// [`Request::Fetch`].
     Fetched {

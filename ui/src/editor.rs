@@ -485,9 +485,16 @@ impl Editor {
         });
     }
 
-    /// The line to the node (for the dialogs that send).
+    /// Whether the line to the node is gone.
+    #[must_use]
     pub fn link_closed(&self) -> bool {
         self.link.is_closed()
+    }
+
+    /// What the node's end wakes (to wait for the node without polling).
+    #[must_use]
+    pub fn waker(&self) -> crate::link::Waker {
+        self.link.waker().clone()
     }
 }
 

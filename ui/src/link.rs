@@ -91,27 +91,40 @@ pub enum FromNode {
     Stopped(String),
 }
 
-/// Wakes the editor's window (set once the window exists).
+/// Wakes the editor's window (set once the window exists), and whoever waits for
+/// the node to say something ([`Waker::woken`]: the tests).
 #[derive(Clone, Default)]
-pub struct Waker(Arc<OnceLock<egui::Context>>);
+pub struct Waker(Arc<WakerInner>);
+
+#[derive(Default)]
+struct WakerInner {
+    ctx: OnceLock<egui::Context>,
+    notify: tokio::sync::Notify,
+}
 
 impl Waker {
     /// The window's context: wakes go to it from now on.
     pub fn set(&self, ctx: &egui::Context) {
-        let _ = self.0.set(ctx.clone());
+        let _ = self.0.ctx.set(ctx.clone());
     }
 
     /// Ask the window to draw a frame (it reads what arrived).
     pub fn wake(&self) {
-        if let Some(ctx) = self.0.get() {
+        if let Some(ctx) = self.0.ctx.get() {
             ctx.request_repaint();
         }
+        self.0.notify.notify_one();
+    }
+
+    /// Until the next wake (one that came since the last wait counts).
+    pub async fn woken(&self) {
+        self.0.notify.notified().await;
     }
 }
 
 impl std::fmt::Debug for Waker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.get().is_some() {
+        f.write_str(if self.0.ctx.get().is_some() {
             "Waker(set)"
         } else {
             "Waker(unset)"

@@ -378,7 +378,7 @@ pub fn status_chip(ui: &mut egui::Ui, status: ShotStatus) -> egui::Response {
         .fill(status_color(status))
         .corner_radius(8.0)
         .inner_margin(egui::Margin::symmetric(6, 1))
-        .show(ui, |ui| ui.label(text))
+        .show(ui, |ui| ui.add(egui::Label::new(text).selectable(false)))
         .response
 }
 
@@ -524,7 +524,7 @@ fn toolbar(editor: &mut Editor, ui: &mut egui::Ui) {
         if let Some((col, ascending)) = editor.shots.sort {
             let arrow = if ascending { "▲" } else { "▼" };
             if ui
-                .button(format!("Sorted by {} {arrow} ✕", col.title()))
+                .button(format!("Sorted by {} {arrow}  ×", col.title()))
                 .on_hover_text("back to timeline order")
                 .clicked()
             {
@@ -636,79 +636,27 @@ impl Grid<'_> {
         }
     }
 
+    /// The cell being edited: a dropdown, a multi-select or a text field. `done`
+    /// becomes `Some(Some(value))` to set, `Some(None)` to cancel.
     fn edit_cell(&mut self, ui: &mut egui::Ui, shot: &Shot, col: Col) {
         let Some(mut edit) = self.table.editing.take() else {
             return;
         };
-        let mut done: Option<Option<String>> = None;
-        match col {
+        let name = format!("{} of {}", col.title(), shot.code);
+        let done = match col {
             Col::Status => {
-                egui::ComboBox::from_id_salt(("status-edit", &shot.shot_id))
-                    .selected_text(edit.text.clone())
-                    .show_ui(ui, |ui| {
-                        for status in ShotStatus::ALL {
-                            if ui
-                                .selectable_label(edit.text == status.as_str(), status.as_str())
-                                .clicked()
-                            {
-                                done = Some(Some(status.as_str().to_owned()));
-                            }
-                        }
-                    })
-                    .response
-                    .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Status"));
+                let statuses = ShotStatus::ALL.iter().map(|s| s.as_str().to_owned());
+                choose(ui, &name, &edit.text, statuses.collect())
             }
             Col::Look => {
-                let looks: Vec<String> = self
-                    .project()
-                    .cinematics
-                    .iter()
-                    .map(|c| c.name.clone())
-                    .collect();
-                egui::ComboBox::new(("look-edit", &shot.shot_id), "Look")
-                    .selected_text(edit.text.clone())
-                    .show_ui(ui, |ui| {
-                        if ui.selectable_label(edit.text.is_empty(), "(none)").clicked() {
-                            done = Some(Some("none".to_owned()));
-                        }
-                        for name in looks {
-                            if ui.selectable_label(edit.text == name, &name).clicked() {
-                                done = Some(Some(name));
-                            }
-                        }
-                    });
+                let mut looks = vec!["(none)".to_owned()];
+                looks.extend(self.project().cinematics.iter().map(|c| c.name.clone()));
+                choose(ui, &name, &edit.text, looks)
+                    .map(|v| v.filter(|v| v != "(none)").or(Some("none".to_owned())))
             }
             Col::Characters => {
-                let names: Vec<String> = self
-                    .project()
-                    .characters
-                    .iter()
-                    .map(|c| c.name.clone())
-                    .collect();
-                let mut chosen: Vec<String> = edit
-                    .text
-                    .split(',')
-                    .map(|n| n.trim().to_owned())
-                    .filter(|n| !n.is_empty())
-                    .collect();
-                ui.menu_button(if chosen.is_empty() { "(none)".to_owned() } else { chosen.join(", ") }, |ui| {
-                    for name in &names {
-                        let mut on = chosen.contains(name);
-                        if ui.checkbox(&mut on, name).changed() {
-                            if on {
-                                chosen.push(name.clone());
-                            } else {
-                                chosen.retain(|n| n != name);
-                            }
-                        }
-                    }
-                    ui.separator();
-                    if ui.button("Done").clicked() {
-                        done = Some(Some(chosen.join(", ")));
-                        ui.close();
-                    }
-                });
-                edit.text = chosen.join(", ");
+                let names = self.project().characters.iter().map(|c| c.name.clone()).collect();
+                pick_many(ui, &name, &mut edit.text, names)
             }
             Col::LookValue(field) => {
                 let catalog_name = field.key();
@@ -718,67 +666,155 @@ impl Grid<'_> {
                 if let Some(added) = self.project().catalog_additions.get(catalog_name) {
                     values.extend(added.iter().cloned());
                 }
-                let response = ui.add(
-                    egui::TextEdit::singleline(&mut edit.text)
-                        .hint_text(field.label())
-                        .desired_width(f32::INFINITY),
-                );
-                if edit.focus {
-                    response.request_focus();
-                    edit.focus = false;
-                }
-                let popup_id = ui.make_persistent_id(("catalog", &shot.shot_id, catalog_name));
-                egui::Popup::from_response(&response)
-                    .id(popup_id)
-                    .open(response.has_focus())
-                    .show(|ui| {
-                        let typed = edit.text.to_lowercase();
-                        for value in values.iter().filter(|v| v.to_lowercase().contains(&typed)).take(12) {
-                            if ui.selectable_label(false, value).clicked() {
-                                done = Some(Some(value.clone()));
-                            }
-                        }
-                    });
-                if response.lost_focus() && done.is_none() {
-                    if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
-                        done = Some(None);
-                    } else {
-                        let value = edit.text.trim().to_owned();
-                        if !value.is_empty() && !values.iter().any(|v| v == &value) {
-                            self.actions.push(Action::CatalogAdd {
-                                catalog: catalog_name.to_owned(),
-                                value: value.clone(),
-                            });
-                        }
-                        done = Some(Some(value));
-                    }
-                }
-            }
-            _ => {
-                let response = ui.add(
-                    egui::TextEdit::singleline(&mut edit.text)
-                        .hint_text(col.title())
-                        .desired_width(f32::INFINITY),
-                );
-                if edit.focus {
-                    response.request_focus();
-                    edit.focus = false;
-                }
-                if response.lost_focus() {
-                    done = Some(if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
-                        None
-                    } else {
-                        Some(edit.text.clone())
+                let done = type_or_pick(ui, &name, &mut edit, &values);
+                if let Some(Some(value)) = &done
+                    && !value.is_empty()
+                    && !values.contains(value)
+                {
+                    // A typed value joins the project's catalog.
+                    self.actions.push(Action::CatalogAdd {
+                        catalog: catalog_name.to_owned(),
+                        value: value.clone(),
                     });
                 }
+                done
             }
-        }
+            _ => type_text(ui, &name, &mut edit),
+        };
         match done {
             Some(Some(value)) => self.set(&shot.shot_id, col, value),
             Some(None) => {}
             None => self.table.editing = Some(edit),
         }
     }
+}
+
+/// A dropdown of `choices`, open at once; the one clicked.
+fn choose(
+    ui: &mut egui::Ui,
+    name: &str,
+    current: &str,
+    choices: Vec<String>,
+) -> Option<Option<String>> {
+    let mut done = None;
+    let response = egui::ComboBox::from_label(name)
+        .selected_text(current)
+        .show_ui(ui, |ui| {
+            for choice in choices {
+                if ui.selectable_label(current == choice, &choice).clicked() {
+                    done = Some(Some(choice));
+                }
+            }
+        });
+    if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+        return Some(None);
+    }
+    if done.is_none() && response.inner.is_none() && response.response.clicked_elsewhere() {
+        return Some(None);
+    }
+    done
+}
+
+/// A multi-select of `names` (comma-separated in `text`), set with "Done".
+fn pick_many(
+    ui: &mut egui::Ui,
+    name: &str,
+    text: &mut String,
+    names: Vec<String>,
+) -> Option<Option<String>> {
+    let mut chosen: Vec<String> = text
+        .split(',')
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let mut done = None;
+    let shown = if chosen.is_empty() {
+        "(none)".to_owned()
+    } else {
+        chosen.join(", ")
+    };
+    ui.menu_button(shown, |ui| {
+        for candidate in &names {
+            let mut on = chosen.contains(candidate);
+            if ui.checkbox(&mut on, candidate).changed() {
+                if on {
+                    chosen.push(candidate.clone());
+                } else {
+                    chosen.retain(|n| n != candidate);
+                }
+            }
+        }
+        ui.separator();
+        if ui.button("Done").clicked() {
+            done = Some(Some(chosen.join(", ")));
+            ui.close();
+        }
+    })
+    .response
+    .accessible_name(name);
+    *text = chosen.join(", ");
+    if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+        return Some(None);
+    }
+    done
+}
+
+/// A text field with the catalog's values that contain what is typed offered
+/// below it; Enter or leaving the field sets what is typed.
+fn type_or_pick(
+    ui: &mut egui::Ui,
+    name: &str,
+    edit: &mut CellEdit,
+    values: &[String],
+) -> Option<Option<String>> {
+    let response = ui
+        .add(egui::TextEdit::singleline(&mut edit.text).desired_width(f32::INFINITY))
+        .accessible_name(name);
+    if edit.focus {
+        response.request_focus();
+        edit.focus = false;
+    }
+    let mut done = None;
+    egui::Popup::from_response(&response)
+        .open(response.has_focus())
+        .show(|ui| {
+            let typed = edit.text.to_lowercase();
+            for value in values
+                .iter()
+                .filter(|v| v.to_lowercase().contains(&typed))
+                .take(12)
+            {
+                if ui.selectable_label(false, value).clicked() {
+                    done = Some(Some(value.clone()));
+                }
+            }
+        });
+    if done.is_none() && response.lost_focus() {
+        done = Some(if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+            None
+        } else {
+            Some(edit.text.trim().to_owned())
+        });
+    }
+    done
+}
+
+/// A text field; Enter or leaving it sets what is typed, Escape cancels.
+fn type_text(ui: &mut egui::Ui, name: &str, edit: &mut CellEdit) -> Option<Option<String>> {
+    let response = ui
+        .add(egui::TextEdit::singleline(&mut edit.text).desired_width(f32::INFINITY))
+        .accessible_name(name);
+    if edit.focus {
+        response.request_focus();
+        edit.focus = false;
+    }
+    response.lost_focus().then(|| {
+        if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+            None
+        } else {
+            Some(edit.text.clone())
+        }
+    })
 }
 
 impl egui_table::TableDelegate for Grid<'_> {
@@ -817,11 +853,7 @@ impl egui_table::TableDelegate for Grid<'_> {
         } else if row_nr % 2 == 1 {
             ui.painter().rect_filled(rect, 0.0, ui.visuals().faint_bg_color);
         }
-        let response = ui.response().interact(Sense::click());
-        if response.clicked() {
-            let modifiers = ui.input(|i| i.modifiers);
-            self.table.click(&shot_id, modifiers, self.shot_order);
-        }
+        let response = ui.response();
         // A shot dropped on this row goes before it (upper half) or after it.
         if self.table.sort.is_none()
             && let Some(pointer) = ui.ctx().pointer_interact_pos()
@@ -840,9 +872,9 @@ impl egui_table::TableDelegate for Grid<'_> {
                 && dragged.0 != shot_id
             {
                 let to = if before {
-                    Place::Before(shot_id.clone())
+                    Place::Before(shot_id)
                 } else {
-                    Place::After(shot_id.clone())
+                    Place::After(shot_id)
                 };
                 self.actions.push(Action::Move {
                     shot: dragged.0.clone(),
@@ -865,61 +897,89 @@ impl egui_table::TableDelegate for Grid<'_> {
             .editing
             .as_ref()
             .is_some_and(|e| e.shot_id == shot.shot_id && e.col == col);
+        if editing {
+            egui::Frame::NONE
+                .inner_margin(egui::Margin::symmetric(4, 2))
+                .show(ui, |ui| self.edit_cell(ui, shot, col));
+            return;
+        }
+        // The cell takes clicks before its content is drawn (labels are not
+        // selectable here), so a click anywhere in it selects the row and a
+        // double-click edits the cell.
+        let cell_response = ui.interact(
+            ui.max_rect(),
+            Id::unique(("shot-cell", &shot.shot_id, col_nr)),
+            Sense::click(),
+        );
+        if cell_response.clicked() {
+            let modifiers = ui.input(|i| i.modifiers);
+            self.table.click(&shot.shot_id, modifiers, self.shot_order);
+        }
+        if cell_response.double_clicked() && col.field().is_some() {
+            self.table.select_only(&shot.shot_id);
+            self.table.editing = Some(CellEdit {
+                shot_id: shot.shot_id.clone(),
+                col,
+                text: match col {
+                    Col::Frames => row.frames.to_string(),
+                    Col::Seconds => format!("{}", row.duration_s),
+                    Col::Look if shot.cinematic.is_none() => String::new(),
+                    Col::Prompt => shot.prompt_override.clone().unwrap_or_default(),
+                    _ => col.text(row, shot),
+                },
+                focus: true,
+            });
+        }
         egui::Frame::NONE
             .inner_margin(egui::Margin::symmetric(4, 2))
-            .show(ui, |ui| {
-                if editing {
-                    self.edit_cell(ui, shot, col);
-                    return;
+            .show(ui, |ui| match col {
+                Col::Code => {
+                    ui.dnd_drag_source(
+                        Id::unique(("drag-shot", &shot.shot_id)),
+                        DragShot(shot.shot_id.clone()),
+                        |ui| ui.label(RichText::new(format!("≡ {}", row.code)).monospace()),
+                    )
+                    .response
+                    .on_hover_text("drag to move the shot in the timeline");
                 }
-                let response = match col {
-                    Col::Code => {
-                        let handle = ui
-                            .dnd_drag_source(
-                                Id::unique(("drag-shot", &shot.shot_id)),
-                                DragShot(shot.shot_id.clone()),
-                                |ui| ui.label(RichText::new(format!("≡ {}", row.code)).monospace()),
-                            )
-                            .response;
-                        handle.on_hover_text("drag to move the shot in the timeline")
+                Col::Take => {
+                    if let Some(blob) = self.take_blob(shot) {
+                        match self.images.thumbnail(ui.ctx(), &blob) {
+                            Some(texture) => {
+                                ui.add(
+                                    egui::Image::new(&texture)
+                                        .max_size(egui::vec2(48.0, ROW_HEIGHT - 4.0))
+                                        .alt_text(format!("take of {}", row.code)),
+                                );
+                            }
+                            None => {
+                                ui.spinner();
+                            }
+                        }
                     }
-                    Col::Take => match self.take_blob(shot) {
-                        Some(blob) => match self.images.thumbnail(ui.ctx(), &blob) {
-                            Some(texture) => ui.add(
-                                egui::Image::new(&texture)
-                                    .max_size(egui::vec2(48.0, ROW_HEIGHT - 4.0))
-                                    .alt_text(format!("take of {}", row.code)),
-                            ),
-                            None => ui.spinner(),
-                        },
-                        None => ui.label(""),
-                    },
-                    Col::Status => status_chip(ui, shot.status),
-                    Col::Frames => ui.label(format!("{} f", row.frames)),
-                    Col::Seconds => ui.label(format!("{:.2} s", row.duration_s)),
-                    Col::Prompt if row.prompt_overridden => {
-                        ui.label(RichText::new(one_line(&row.prompt)).italics())
-                    }
-                    _ => ui.add(
-                        egui::Label::new(one_line(&col.text(row, shot))).truncate(),
-                    ),
-                };
-                let double = response.double_clicked()
-                    || ui.response().interact(Sense::click()).double_clicked();
-                if double && col.field().is_some() {
-                    self.table.select_only(&shot.shot_id);
-                    self.table.editing = Some(CellEdit {
-                        shot_id: shot.shot_id.clone(),
-                        col,
-                        text: match col {
-                            Col::Frames => row.frames.to_string(),
-                            Col::Seconds => format!("{}", row.duration_s),
-                            Col::Look if shot.cinematic.is_none() => String::new(),
-                            Col::Prompt => shot.prompt_override.clone().unwrap_or_default(),
-                            _ => col.text(row, shot),
-                        },
-                        focus: true,
-                    });
+                }
+                Col::Status => {
+                    status_chip(ui, shot.status);
+                }
+                Col::Frames => {
+                    ui.add(egui::Label::new(format!("{} f", row.frames)).selectable(false));
+                }
+                Col::Seconds => {
+                    ui.add(egui::Label::new(format!("{:.2} s", row.duration_s)).selectable(false));
+                }
+                Col::Prompt if row.prompt_overridden => {
+                    ui.add(
+                        egui::Label::new(RichText::new(one_line(&row.prompt)).italics())
+                            .selectable(false)
+                            .truncate(),
+                    );
+                }
+                _ => {
+                    ui.add(
+                        egui::Label::new(one_line(&col.text(row, shot)))
+                            .selectable(false)
+                            .truncate(),
+                    );
                 }
             });
     }

@@ -176,7 +176,7 @@ pub fn mesh(out: &mut dyn Write, root: &Path, command: MeshCommand) -> Result<()
                         root.display()
                     );
                 };
-                addrs = invite_addrs(&status.listen_addrs);
+                addrs = keys::invite_addrs(&status.listen_addrs);
             }
             let addrs = addrs
                 .into_iter()
@@ -206,22 +206,6 @@ pub fn mesh(out: &mut dyn Write, root: &Path, command: MeshCommand) -> Result<()
 }
 
 /// Listen addresses worth putting in a ticket: not loopback unless that is all.
-fn invite_addrs(listen: &[String]) -> Vec<Multiaddr> {
-    let all: Vec<Multiaddr> = listen.iter().filter_map(|a| a.parse().ok()).collect();
-    let outside: Vec<Multiaddr> = all
-        .iter()
-        .filter(|a| {
-            !a.iter().any(|p| match p {
-                libp2p::multiaddr::Protocol::Ip4(ip) => ip.is_loopback(),
-                libp2p::multiaddr::Protocol::Ip6(ip) => ip.is_loopback(),
-                _ => false,
-            })
-        })
-        .cloned()
-        .collect();
-    if outside.is_empty() { all } else { outside }
-}
-
 /// `join TICKET`: store the mesh key, the peers and an empty replica of the project.
 pub fn join(out: &mut dyn Write, root: &Path, ticket: &str) -> Result<()> {
     let ticket: Ticket = ticket.parse()?;

@@ -259,6 +259,25 @@ impl FromStr for Ticket {
     }
 }
 
+/// The addresses to put in an invite: those not on loopback (all of them when
+/// every one is).
+#[must_use]
+pub fn invite_addrs(listen: &[String]) -> Vec<libp2p::Multiaddr> {
+    let all: Vec<libp2p::Multiaddr> = listen.iter().filter_map(|a| a.parse().ok()).collect();
+    let outside: Vec<libp2p::Multiaddr> = all
+        .iter()
+        .filter(|a| {
+            !a.iter().any(|p| match p {
+                libp2p::multiaddr::Protocol::Ip4(ip) => ip.is_loopback(),
+                libp2p::multiaddr::Protocol::Ip6(ip) => ip.is_loopback(),
+                _ => false,
+            })
+        })
+        .cloned()
+        .collect();
+    if outside.is_empty() { all } else { outside }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,3 +346,4 @@ mod tests {
         assert!(cut.parse::<Ticket>().is_err());
     }
 }
+

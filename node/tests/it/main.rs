@@ -11,6 +11,7 @@ mod gpu_standin;
 
 mod blobs;
 mod cli;
+mod editor;
 mod comfy;
 mod faults;
 mod import;
