@@ -126,7 +126,9 @@ async fn serve_one(stream: tokio::net::UnixStream, handle: NodeHandle) -> std::i
             let mut feed = handle.feed(4096);
             while let Some(event) = feed.recv().await {
                 // A client that hung up ends the stream.
-                write.write_all(&encode(&Line::Event(Box::new(event)))).await?;
+                write
+                    .write_all(&encode(&Line::Event(Box::new(event))))
+                    .await?;
             }
             Ok(Reply::Done)
         }

@@ -67,10 +67,7 @@ pub fn run(options: EditorOptions) -> Result<()> {
     let node = if attached {
         None
     } else {
-        let config = options
-            .config
-            .clone()
-            .unwrap_or_else(|| default_config(&data_dir));
+        let config = options.config.unwrap_or_else(|| default_config(&data_dir));
         Some(runtime.block_on(Node::start(config))?)
     };
     let (link, end) = reelmesh_ui::link::link();
@@ -80,7 +77,7 @@ pub fn run(options: EditorOptions) -> Result<()> {
     };
     runtime.spawn(bridge::serve(backend, end));
     let mut link = link;
-    let _ = link.open(options.project.clone());
+    let _ = link.open(options.project);
     let editor = Editor::new(link, Images::new(Some(blob_reader(&data_dir))));
     let title = if attached {
         format!("reelmesh — {} (attached to its node)", data_dir.display())

@@ -71,7 +71,9 @@ impl From<ShotCode> for String {
 }
 
 /// Where a shot is in its review life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ShotStatus {
     /// Nothing rendered yet.

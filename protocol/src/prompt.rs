@@ -100,6 +100,104 @@ pub fn shot_prompt(project: &Project, shot: &Shot) -> ShotPrompt {
     }
 }
 
+/// Where a placeholder's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The shot's own field (action, scene) or its own look value.
+    Shot,
+    /// The shot's linked look (cinematic option), by name.
+    Look(String),
+    /// The shot's characters, by name.
+    Characters(Vec<String>),
+    /// Nothing: the placeholder is empty and its part of the template is dropped.
+    Empty,
+}
+
+/// One placeholder of the template as a shot fills it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// The placeholder (`camera`).
+    pub placeholder: String,
+    /// Its value for this shot.
+    pub value: String,
+    /// Where the value came from.
+    pub source: Source,
+}
+
+/// Every placeholder of the project's template (plus `triggers` when the template
+/// leaves them to the end) as `shot` fills it, in template order: what the
+/// editor's prompt panel shows beside the prompt.
+#[must_use]
+pub fn prompt_parts(project: &Project, shot: &Shot) -> Vec<Part> {
+    let linked = shot
+        .cinematic
+        .as_deref()
+        .and_then(|id| project.cinematic(id));
+    let values = Values {
+        shot,
+        look: project.effective_look(shot),
+        characters: shot
+            .characters
+            .iter()
+            .filter_map(|id| project.character(id))
+            .collect(),
+    };
+    let names: Vec<String> = values.characters.iter().map(|c| c.name.clone()).collect();
+    let mut placeholders: Vec<&str> = Vec::new();
+    for piece in tokens(&project.settings.prompt_template) {
+        if let Token::Placeholder(name) = piece
+            && !placeholders.contains(&name)
+        {
+            placeholders.push(name);
+        }
+    }
+    if !placeholders.contains(&"triggers") {
+        placeholders.push("triggers");
+    }
+    placeholders
+        .into_iter()
+        .map(|name| {
+            let value = values.get(name).trim().to_owned();
+            let source = if value.is_empty() {
+                Source::Empty
+            } else {
+                match look_field(name) {
+                    Some(field) if !is_blank(shot.look.get(field)) => Source::Shot,
+                    Some(_) => linked.map_or(Source::Shot, |l| Source::Look(l.name.clone())),
+                    None if matches!(name, "subject" | "triggers" | "character_style") => {
+                        Source::Characters(names.clone())
+                    }
+                    None => Source::Shot,
+                }
+            };
+            Part {
+                placeholder: name.to_owned(),
+                value,
+                source,
+            }
+        })
+        .collect()
+}
+
+/// The look field a placeholder reads, if it reads one.
+fn look_field(placeholder: &str) -> Option<LookField> {
+    Some(match placeholder {
+        "style" => LookField::Style,
+        "environment" => LookField::Environment,
+        "camera" => LookField::CameraBody,
+        "focal_length" => LookField::FocalLength,
+        "lens" => LookField::LensType,
+        "film" => LookField::FilmStock,
+        "look" => LookField::LookAndFeel,
+        "lighting_style" => LookField::LightingStyle,
+        "lighting_source" => LookField::LightingSource,
+        "atmosphere" => LookField::Atmosphere,
+        "filter" => LookField::LensFilter,
+        "ratio" => LookField::AspectRatio,
+        _ => return None,
+    })
+}
+
 /// Fill `template` using `lookup` for each placeholder.
 #[must_use]
 pub fn assemble(template: &str, lookup: &dyn Fn(&str) -> String) -> String {
@@ -446,5 +544,31 @@ melancholic, aspect ratio 2.39:1, m1na_style, jun_lora"
         assert!(check_template(DEFAULT_TEMPLATE).is_ok());
         assert!(check_template("{actoin}").is_err_and(|e| e.contains("actoin")));
         assert!(check_template("{action").is_err());
+    }
+
+    #[test]
+    fn parts_say_where_each_value_came_from() {
+        let (mut project, mut shot) = project();
+        shot.look.camera_body = "Sony FX6".into();
+        shot.look.atmosphere = "none".into();
+        project.shots = vec![shot.clone()];
+        let parts = prompt_parts(&project, &shot);
+        let part = |name: &str| parts.iter().find(|p| p.placeholder == name).unwrap();
+        assert_eq!(part("camera").value, "Sony FX6");
+        assert_eq!(part("camera").source, Source::Shot);
+        assert_eq!(part("lens").source, Source::Look("Noir".into()));
+        assert_eq!(
+            part("atmosphere").source,
+            Source::Empty,
+            "the shot blanked it"
+        );
+        assert_eq!(part("action").source, Source::Shot);
+        assert_eq!(
+            part("triggers").source,
+            Source::Characters(vec!["Mina".into(), "준".into()])
+        );
+        assert_eq!(part("triggers").value, "m1na_style, jun_lora");
+        let order: Vec<&str> = parts.iter().map(|p| p.placeholder.as_str()).collect();
+        assert_eq!(&order[..3], ["style", "subject", "action"]);
     }
 }

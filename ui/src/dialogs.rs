@@ -1,9 +1,19 @@
-//! Dialogs: import (with its dry run), export, render, revision note, invite, and
-//! the command palette.
+//! Dialogs, one at a time, each a modal: the command palette, import (a dry run
+//! first: how each column reads, what would change, every problem; then the
+//! import), export, render (with the workflows the mesh can run now, and why the
+//! others cannot), a revision note, and the invite ticket (hidden until asked: it
+//! holds the mesh secret).
 
-use reelmesh_protocol::api::import::ImportReport;
+use std::path::PathBuf;
 
-use crate::editor::Editor;
+use egui::{Id, RichText};
+use reelmesh_protocol::api::edit::{Edit, Verdict};
+use reelmesh_protocol::api::import::{ImportOptions, ImportReport};
+use reelmesh_protocol::api::render::RenderRequest;
+use reelmesh_protocol::api::{Reply, Request};
+
+use crate::commands::Command;
+use crate::editor::{Editor, Pending};
 
 /// The open dialog.
 #[derive(Debug, Clone)]
@@ -13,45 +23,579 @@ pub enum Dialog {
         /// What was typed.
         query: String,
     },
+    /// Import a shot list.
+    Import {
+        /// The file.
+        path: String,
+        /// The dry run's report, once it came.
+        preview: Option<Box<ImportReport>>,
+        /// A request is in flight.
+        waiting: bool,
+        /// Refuse names nothing defines.
+        strict: bool,
+        /// Keep the project's side of a conflict.
+        keep_project: bool,
+    },
+    /// Export the project.
+    Export {
+        /// The file.
+        path: String,
+    },
+    /// Render the selected shots.
+    Render {
+        /// The shots (codes, comma-separated).
+        shots: String,
+        /// The workflow.
+        workflow: String,
+        /// Higher runs first.
+        priority: i64,
+    },
+    /// Ask for a revision.
+    Revision {
+        /// The shot.
+        shot: String,
+        /// What to change.
+        note: String,
+    },
+    /// The invite ticket.
+    Invite {
+        /// The ticket, once the node gave it.
+        ticket: Option<String>,
+        /// Shown on screen.
+        shown: bool,
+    },
 }
 
 impl Dialog {
     /// The import dialog.
     #[must_use]
     pub fn import() -> Dialog {
-        Dialog::Palette { query: String::new() }
+        Dialog::Import {
+            path: String::new(),
+            preview: None,
+            waiting: false,
+            strict: false,
+            keep_project: false,
+        }
     }
+
     /// The export dialog.
     #[must_use]
     pub fn export() -> Dialog {
-        Dialog::Palette { query: String::new() }
+        Dialog::Export {
+            path: String::new(),
+        }
     }
+
     /// The command palette.
     #[must_use]
     pub fn palette() -> Dialog {
-        Dialog::Palette { query: String::new() }
+        Dialog::Palette {
+            query: String::new(),
+        }
     }
+
     /// The render dialog for the selected shots.
     #[must_use]
-    pub fn render(_editor: &Editor) -> Dialog {
-        Dialog::Palette { query: String::new() }
+    pub fn render(editor: &Editor) -> Dialog {
+        let codes: Vec<String> = editor
+            .shots
+            .selected_in_order(editor.project.as_deref())
+            .iter()
+            .filter_map(|id| {
+                editor.project.as_ref().and_then(|p| {
+                    p.rows
+                        .iter()
+                        .find(|r| &r.shot_id == id)
+                        .map(|r| r.code.clone())
+                })
+            })
+            .collect();
+        let workflow = runnable(editor).first().cloned().unwrap_or_default();
+        Dialog::Render {
+            shots: if codes.is_empty() {
+                "all".to_owned()
+            } else {
+                codes.join(",")
+            },
+            workflow,
+            priority: 0,
+        }
     }
+
     /// The revision note for `shot`.
     #[must_use]
-    pub fn revision(_shot: String) -> Dialog {
-        Dialog::Palette { query: String::new() }
+    pub fn revision(shot: String) -> Dialog {
+        Dialog::Revision {
+            shot,
+            note: String::new(),
+        }
     }
+
     /// The invite dialog.
     #[must_use]
     pub fn invite() -> Dialog {
-        Dialog::Palette { query: String::new() }
+        Dialog::Invite {
+            ticket: None,
+            shown: false,
+        }
     }
 }
 
-/// Draw the open dialog.
-pub fn show(_editor: &mut Editor, _ctx: &egui::Context) {}
+/// Workflows some node of the mesh can run now.
+#[must_use]
+pub fn runnable(editor: &Editor) -> Vec<String> {
+    let mut all: Vec<String> = editor
+        .offers
+        .iter()
+        .filter(|o| o.paused.is_none())
+        .flat_map(|o| o.workflows.iter().cloned())
+        .collect();
+    all.sort();
+    all.dedup();
+    all
+}
 
-/// An import's report arrived.
-pub fn import_answered(editor: &mut Editor, report: ImportReport, _dry_run: bool) {
-    editor.say(format!("{}", report.file), false);
+/// Why no node can run `workflow` now, node by node (empty when one can).
+#[must_use]
+pub fn why_not(editor: &Editor, workflow: &str) -> Vec<String> {
+    if runnable(editor).iter().any(|w| w == workflow) {
+        return Vec::new();
+    }
+    editor
+        .offers
+        .iter()
+        .filter_map(|o| {
+            o.unavailable
+                .iter()
+                .find(|(w, _)| w == workflow)
+                .map(|(_, why)| format!("{}: {why}", o.host))
+        })
+        .collect()
+}
+
+/// Draw the open dialog.
+pub fn show(editor: &mut Editor, ctx: &egui::Context) {
+    let Some(mut dialog) = editor.dialog.take() else {
+        return;
+    };
+    let modal = egui::Modal::new(Id::unique("dialog")).show(ctx, |ui| {
+        ui.set_min_width(520.0);
+        match &mut dialog {
+            Dialog::Palette { query } => palette(editor, ui, query),
+            Dialog::Import {
+                path,
+                preview,
+                waiting,
+                strict,
+                keep_project,
+            } => import(editor, ui, path, preview, waiting, (strict, keep_project)),
+            Dialog::Export { path } => export(editor, ui, path),
+            Dialog::Render {
+                shots,
+                workflow,
+                priority,
+            } => render(editor, ui, shots, workflow, priority),
+            Dialog::Revision { shot, note } => revision(editor, ui, shot, note),
+            Dialog::Invite { ticket, shown } => invite(editor, ui, ticket, shown),
+        }
+    });
+    match modal.inner {
+        Close::Keep if !modal.should_close() => editor.dialog = Some(dialog),
+        Close::Keep | Close::Done => {}
+        Close::Then(command) => editor.run_command(command),
+    }
+}
+
+/// What a dialog's frame decided.
+enum Close {
+    Keep,
+    Done,
+    Then(Command),
+}
+
+fn palette(editor: &mut Editor, ui: &mut egui::Ui, query: &mut String) -> Close {
+    ui.heading("Command palette");
+    let field = ui.add(
+        egui::TextEdit::singleline(query)
+            .hint_text("Type a command")
+            .desired_width(f32::INFINITY),
+    );
+    field.request_focus();
+    let matching = Command::matching(query);
+    let enter = ui.input(|i| i.key_pressed(egui::Key::Enter));
+    if enter && let Some(first) = matching.first() {
+        return Close::Then(*first);
+    }
+    let _ = editor;
+    let mut chosen = None;
+    egui::ScrollArea::vertical()
+        .max_height(360.0)
+        .show(ui, |ui| {
+            for command in matching {
+                let mut button = egui::Button::new(command.label()).frame(false);
+                if let Some(shortcut) = command.shortcut() {
+                    button = button.shortcut_text(ui.ctx().format_shortcut(&shortcut));
+                }
+                if ui.add_sized([ui.available_width(), 22.0], button).clicked() {
+                    chosen = Some(command);
+                }
+            }
+        });
+    chosen.map_or(Close::Keep, Close::Then)
+}
+
+fn import(
+    editor: &mut Editor,
+    ui: &mut egui::Ui,
+    path: &mut String,
+    preview: &mut Option<Box<ImportReport>>,
+    waiting: &mut bool,
+    (strict, keep_project): (&mut bool, &mut bool),
+) -> Close {
+    ui.heading("Import a shot list");
+    ui.label(
+        "Excel (.xlsx, .xls), LibreOffice (.ods), CSV or JSON; Korean headers are understood.",
+    );
+    if let Some(dropped) = ui.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_owned())) {
+        *path = dropped.display().to_string();
+        *preview = None;
+    }
+    let field = ui.add(
+        egui::TextEdit::singleline(path)
+            .hint_text("File path (or drop the file on the window)")
+            .desired_width(f32::INFINITY),
+    );
+    if field.changed() {
+        *preview = None;
+    }
+    ui.checkbox(
+        strict,
+        "Refuse characters and looks the shots name but nothing defines",
+    );
+    ui.checkbox(
+        keep_project,
+        "In a conflict, keep the project's value (default: the file's)",
+    );
+    let options = |dry_run: bool| ImportOptions {
+        dry_run,
+        strict: *strict,
+        keep_project: *keep_project,
+        ..ImportOptions::default()
+    };
+    if let Some(report) = preview.as_deref() {
+        import_preview(ui, report);
+    }
+    let mut close = Close::Keep;
+    ui.horizontal(|ui| {
+        let ready = !path.trim().is_empty() && !*waiting;
+        if ui
+            .add_enabled(ready, egui::Button::new("Preview (dry run)"))
+            .clicked()
+        {
+            *waiting = true;
+            send_import(editor, path, options(true));
+        }
+        let clean = preview.as_ref().is_some_and(|r| r.problems.is_empty());
+        if ui
+            .add_enabled(ready && clean, egui::Button::new("Import"))
+            .clicked()
+        {
+            *waiting = true;
+            send_import(editor, path, options(false));
+        }
+        if ui.button("Cancel").clicked() {
+            close = Close::Done;
+        }
+        if *waiting {
+            ui.spinner();
+        }
+    });
+    close
+}
+
+fn send_import(editor: &mut Editor, path: &str, options: ImportOptions) {
+    let dry_run = options.dry_run;
+    let project = editor.project_id();
+    editor.send(
+        Request::Import {
+            project,
+            path: PathBuf::from(path.trim()),
+            options,
+        },
+        Pending::Import { dry_run },
+    );
+}
+
+fn import_preview(ui: &mut egui::Ui, report: &ImportReport) {
+    ui.separator();
+    egui::ScrollArea::vertical().max_height(380.0).show(ui, |ui| {
+        for sheet in &report.sheets {
+            match &sheet.kind {
+                None => {
+                    ui.label(format!("sheet '{}': not imported", sheet.name));
+                }
+                Some(kind) => {
+                    ui.label(RichText::new(format!("sheet '{}' ({kind}, {} rows)", sheet.name, sheet.rows)).strong());
+                    for column in &sheet.columns {
+                        let mut line = format!("  {} → {}", column.header, column.reads_as);
+                        if let Some(note) = &column.note {
+                            line.push_str(&format!(" ({note})"));
+                        }
+                        ui.label(line);
+                    }
+                }
+            }
+        }
+        ui.add_space(6.0);
+        if report.problems.is_empty() {
+            ui.label(format!(
+                "would add {} shots and update {}; add {} characters and update {}; add {} looks and update {}",
+                report.shots_added,
+                report.shots_updated,
+                report.characters_added,
+                report.characters_updated,
+                report.cinematics_added,
+                report.cinematics_updated
+            ));
+            for conflict in &report.conflicts {
+                ui.label(format!(
+                    "conflict: {} {}: the file says {:?}, the project {:?}; keeps the {}'s",
+                    conflict.record, conflict.field, conflict.file, conflict.project, conflict.kept
+                ));
+            }
+            for note in &report.notes {
+                ui.label(note);
+            }
+        } else {
+            let red = egui::Color32::from_rgb(220, 80, 70);
+            ui.label(RichText::new(format!("{} problems: nothing would be imported", report.problems.len())).color(red));
+            for problem in report.problems.iter().take(200) {
+                ui.label(RichText::new(problem.to_string()).color(red));
+            }
+        }
+    });
+}
+
+/// An import's report arrived: a dry run fills the dialog, an import closes it.
+pub fn import_answered(editor: &mut Editor, report: ImportReport, dry_run: bool) {
+    if dry_run {
+        if let Some(Dialog::Import {
+            preview, waiting, ..
+        }) = &mut editor.dialog
+        {
+            *waiting = false;
+            *preview = Some(Box::new(report));
+        }
+        return;
+    }
+    if report.problems.is_empty() {
+        editor.say(
+            format!(
+                "imported {}: {} shots added, {} updated",
+                report.file, report.shots_added, report.shots_updated
+            ),
+            false,
+        );
+        editor.dialog = None;
+    } else {
+        editor.say(
+            format!(
+                "{}: nothing was imported, {} problems",
+                report.file,
+                report.problems.len()
+            ),
+            true,
+        );
+        if let Some(Dialog::Import {
+            preview, waiting, ..
+        }) = &mut editor.dialog
+        {
+            *waiting = false;
+            *preview = Some(Box::new(report));
+        }
+    }
+}
+
+fn export(editor: &mut Editor, ui: &mut egui::Ui, path: &mut String) -> Close {
+    ui.heading("Export the project");
+    ui.label("An .xlsx workbook (Shots, Characters, Cinematic Options, Project) or .json; importing it back after edits merges with what changed here since.");
+    ui.add(
+        egui::TextEdit::singleline(path)
+            .hint_text("File path ending in .xlsx or .json")
+            .desired_width(f32::INFINITY),
+    );
+    let mut close = Close::Keep;
+    ui.horizontal(|ui| {
+        let ok = path.ends_with(".xlsx") || path.ends_with(".json");
+        if ui.add_enabled(ok, egui::Button::new("Export")).clicked() {
+            let project = editor.project_id();
+            editor.send(
+                Request::Export {
+                    project,
+                    path: PathBuf::from(path.trim()),
+                },
+                Pending::Export,
+            );
+            close = Close::Done;
+        }
+        if ui.button("Cancel").clicked() {
+            close = Close::Done;
+        }
+    });
+    close
+}
+
+fn render(
+    editor: &mut Editor,
+    ui: &mut egui::Ui,
+    shots: &mut String,
+    workflow: &mut String,
+    priority: &mut i64,
+) -> Close {
+    ui.heading("Render");
+    ui.horizontal(|ui| {
+        ui.label("Shots");
+        ui.add(egui::TextEdit::singleline(shots).desired_width(360.0))
+            .accessible_name("Shots to render");
+    });
+    let runnable = runnable(editor);
+    let mut all: Vec<String> = runnable.clone();
+    for offer in editor.offers.iter() {
+        all.extend(offer.unavailable.iter().map(|(w, _)| w.clone()));
+    }
+    all.sort();
+    all.dedup();
+    egui::ComboBox::from_label("Workflow")
+        .selected_text(workflow.clone())
+        .show_ui(ui, |ui| {
+            for name in &all {
+                let label = if runnable.contains(name) {
+                    name.clone()
+                } else {
+                    format!("{name} (no node can run it now)")
+                };
+                ui.selectable_value(workflow, name.clone(), label);
+            }
+        });
+    for reason in why_not(editor, workflow) {
+        ui.label(RichText::new(reason).color(egui::Color32::from_rgb(225, 140, 50)));
+    }
+    if all.is_empty() {
+        ui.label("no node of the mesh has offered to run jobs yet");
+    }
+    ui.add(egui::DragValue::new(priority).prefix("Priority "));
+    let mut close = Close::Keep;
+    ui.horizontal(|ui| {
+        let ok = !workflow.is_empty() && !shots.trim().is_empty();
+        if ui.add_enabled(ok, egui::Button::new("Queue")).clicked() {
+            let project = editor.project_id();
+            editor.send(
+                Request::Render {
+                    project,
+                    request: RenderRequest {
+                        shots: shots.trim().to_owned(),
+                        workflow: workflow.clone(),
+                        priority: *priority,
+                        ..RenderRequest::default()
+                    },
+                    queue_only: true,
+                },
+                Pending::Render,
+            );
+            close = Close::Done;
+        }
+        if ui.button("Cancel").clicked() {
+            close = Close::Done;
+        }
+    });
+    close
+}
+
+fn revision(editor: &mut Editor, ui: &mut egui::Ui, shot: &str, note: &mut String) -> Close {
+    ui.heading("Needs revision");
+    let field = ui.add(
+        egui::TextEdit::multiline(note)
+            .hint_text("What to change")
+            .desired_rows(4)
+            .desired_width(f32::INFINITY),
+    );
+    field.request_focus();
+    let mut close = Close::Keep;
+    ui.horizontal(|ui| {
+        if ui
+            .add_enabled(!note.trim().is_empty(), egui::Button::new("Send back"))
+            .clicked()
+        {
+            editor.edit(Edit::Review {
+                shot: shot.to_owned(),
+                verdict: Verdict::Revise {
+                    note: note.trim().to_owned(),
+                },
+            });
+            close = Close::Done;
+        }
+        if ui.button("Cancel").clicked() {
+            close = Close::Done;
+        }
+    });
+    close
+}
+
+fn invite(
+    editor: &mut Editor,
+    ui: &mut egui::Ui,
+    ticket: &mut Option<String>,
+    shown: &mut bool,
+) -> Close {
+    ui.heading("Invite a machine");
+    ui.label("On the other machine: `reelmesh join TICKET`, then `reelmesh`. The ticket holds the mesh secret: share it only with machines of your studio.");
+    if ticket.is_none()
+        && let Some(received) = editor.panels.ticket.take()
+    {
+        *ticket = Some(received);
+    }
+    let mut close = Close::Keep;
+    match ticket {
+        None => {
+            if ui.button("Make a ticket").clicked() {
+                let project = editor.project_id();
+                editor.send(Request::Invite { project }, Pending::Invite);
+            }
+        }
+        Some(ticket) => {
+            if *shown {
+                ui.add(
+                    egui::TextEdit::multiline(&mut ticket.as_str())
+                        .desired_width(f32::INFINITY)
+                        .font(egui::TextStyle::Monospace),
+                )
+                .accessible_name("Ticket");
+            } else if ui.button("Show the ticket").clicked() {
+                *shown = true;
+            }
+            if ui.button("Copy the ticket").clicked() {
+                ui.ctx().copy_text(ticket.clone());
+                editor.say("the ticket is on the clipboard", false);
+            }
+        }
+    }
+    if ui.button("Close").clicked() {
+        close = Close::Done;
+    }
+    close
+}
+
+/// The answers some dialogs wait for.
+pub fn answered(editor: &mut Editor, reply: Reply) {
+    match reply {
+        Reply::Exported { path, shots } => {
+            editor.say(
+                format!("exported {shots} shots to {}", path.display()),
+                false,
+            );
+        }
+        Reply::Invite { ticket } => editor.panels.ticket = Some(ticket),
+        _ => {}
+    }
 }

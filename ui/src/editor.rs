@@ -99,6 +99,12 @@ pub enum Pending {
     },
     /// A blob to show: fetched from a peer first.
     Fetch(String),
+    /// An export.
+    Export,
+    /// An invite ticket.
+    Invite,
+    /// A character's reference sheet being stored: link it once stored.
+    ReferenceSheet(String),
     /// Anything else: only errors are told.
     Quiet,
 }
@@ -201,7 +207,8 @@ impl Editor {
         // Messages fade on their own: look again when the oldest is due to go.
         if let Some(first) = self.messages.iter().find(|m| !m.error) {
             let left = MESSAGE_FOR.saturating_sub(first.at.elapsed());
-            ui.ctx().request_repaint_after(left + Duration::from_millis(10));
+            ui.ctx()
+                .request_repaint_after(left + Duration::from_millis(10));
         }
     }
 
@@ -257,10 +264,7 @@ impl Editor {
             (Pending::Render, Ok(Reply::Queued(queued))) => {
                 let count = queued.queued.len();
                 self.say(
-                    format!(
-                        "queued {count} job{}",
-                        if count == 1 { "" } else { "s" }
-                    ),
+                    format!("queued {count} job{}", if count == 1 { "" } else { "s" }),
                     false,
                 );
             }
@@ -268,6 +272,13 @@ impl Editor {
                 dialogs::import_answered(self, report, dry_run);
             }
             (Pending::Fetch(hash), Ok(Reply::Fetched { .. })) => self.images.fetched(&hash),
+            (Pending::Export | Pending::Invite, Ok(reply)) => dialogs::answered(self, reply),
+            (Pending::ReferenceSheet(character), Ok(Reply::AddedBlob { hash, .. })) => {
+                self.edit(Edit::CharacterSet {
+                    character,
+                    values: vec![("reference_sheet".to_owned(), hash)],
+                });
+            }
             (_, Ok(_)) => {}
         }
     }

@@ -120,13 +120,18 @@ impl Images {
                     let result = match work.source {
                         Source::Bytes(bytes) => decode(&bytes, work.key.1.edge()),
                         Source::Blob => match &reader {
-                            Some(read) => {
-                                read(&work.key.0).and_then(|bytes| decode(&bytes, work.key.1.edge()))
-                            }
+                            Some(read) => read(&work.key.0)
+                                .and_then(|bytes| decode(&bytes, work.key.1.edge())),
                             None => Err(ReadError::Failed("no blob store".into())),
                         },
                     };
-                    if done_tx.send(Decoded { key: work.key, result }).is_err() {
+                    if done_tx
+                        .send(Decoded {
+                            key: work.key,
+                            result,
+                        })
+                        .is_err()
+                    {
                         break;
                     }
                     if let Some(waker) = thread_waker
@@ -164,7 +169,10 @@ impl Images {
             let slot = match decoded.result {
                 Ok(image) => {
                     let name = format!("{}-{:?}", decoded.key.0, decoded.key.1);
-                    Slot::Ready(ctx.load_texture(name, image, TextureOptions::LINEAR), self.tick)
+                    Slot::Ready(
+                        ctx.load_texture(name, image, TextureOptions::LINEAR),
+                        self.tick,
+                    )
                 }
                 Err(ReadError::NotHere) => {
                     self.missing.push(decoded.key.0.clone());
@@ -191,12 +199,20 @@ impl Images {
             return;
         }
         ready.sort();
-        for (_, key) in ready.into_iter().take(self.slots.len().saturating_sub(keep)) {
+        for (_, key) in ready
+            .into_iter()
+            .take(self.slots.len().saturating_sub(keep))
+        {
             self.slots.remove(&key);
         }
     }
 
-    fn get(&mut self, hash: &str, size: Size, source: impl FnOnce() -> Source) -> Option<TextureHandle> {
+    fn get(
+        &mut self,
+        hash: &str,
+        size: Size,
+        source: impl FnOnce() -> Source,
+    ) -> Option<TextureHandle> {
         let key = (hash.to_owned(), size);
         match self.slots.get_mut(&key) {
             Some(Slot::Ready(texture, used)) => {
@@ -205,10 +221,13 @@ impl Images {
             }
             Some(_) => None,
             None => {
-                let queued = self
-                    .work
-                    .as_ref()
-                    .is_some_and(|work| work.send(Work { key: key.clone(), source: source() }).is_ok());
+                let queued = self.work.as_ref().is_some_and(|work| {
+                    work.send(Work {
+                        key: key.clone(),
+                        source: source(),
+                    })
+                    .is_ok()
+                });
                 self.slots.insert(
                     key,
                     if queued {
@@ -235,13 +254,13 @@ impl Images {
     /// Why a blob cannot be shown, if it cannot (failed, or being fetched).
     #[must_use]
     pub fn problem(&self, hash: &str) -> Option<String> {
-        [Size::Thumbnail, Size::Full]
-            .iter()
-            .find_map(|size| match self.slots.get(&(hash.to_owned(), *size)) {
+        [Size::Thumbnail, Size::Full].iter().find_map(|size| {
+            match self.slots.get(&(hash.to_owned(), *size)) {
                 Some(Slot::Failed(why)) => Some(why.clone()),
                 Some(Slot::Fetching) => Some("fetching it from a peer…".to_owned()),
                 _ => None,
-            })
+            }
+        })
     }
 
     /// Blobs that are not on this machine, to fetch from peers (each once).
@@ -275,9 +294,9 @@ impl Images {
 
 /// A short fingerprint of preview bytes (to tell one frame from the next).
 fn blake_ish(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Decode `bytes` and scale the image so its longest edge is at most `edge`.
@@ -302,7 +321,10 @@ mod tests {
         let mut bytes = Vec::new();
         let image = image::RgbaImage::from_pixel(width, height, image::Rgba([200, 10, 10, 255]));
         image
-            .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
             .expect("png");
         bytes
     }
@@ -328,7 +350,10 @@ mod tests {
         });
         let mut images = Images::new(Some(reader));
         let ctx = egui::Context::default();
-        assert!(images.thumbnail(&ctx, "here").is_none(), "queued, not ready");
+        assert!(
+            images.thumbnail(&ctx, "here").is_none(),
+            "queued, not ready"
+        );
         assert!(images.thumbnail(&ctx, "away").is_none());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let mut texture = None;

@@ -255,7 +255,9 @@ mod tests {
             node.to_editor.try_send(message).expect("room");
         }
         let drained = editor.drain();
-        assert!(matches!(&drained[..], [FromNode::Notice(a), FromNode::Notice(b)] if a == "a" && b == "b"));
+        assert!(
+            matches!(&drained[..], [FromNode::Notice(a), FromNode::Notice(b)] if a == "a" && b == "b")
+        );
         assert!(editor.drain().is_empty());
     }
 

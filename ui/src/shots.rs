@@ -308,7 +308,11 @@ impl ShotTable {
 
 /// The indices of the rows that pass the search and the status filter, sorted.
 fn display_order(view: &ProjectView, key: &OrderKey) -> Vec<usize> {
-    let words: Vec<String> = key.search.split_whitespace().map(str::to_lowercase).collect();
+    let words: Vec<String> = key
+        .search
+        .split_whitespace()
+        .map(str::to_lowercase)
+        .collect();
     let shots = &view.read.project.shots;
     let mut order: Vec<usize> = (0..view.rows.len())
         .filter(|i| {
@@ -371,9 +375,7 @@ pub fn status_color(status: ShotStatus) -> Color32 {
 
 /// A status as a coloured chip.
 pub fn status_chip(ui: &mut egui::Ui, status: ShotStatus) -> egui::Response {
-    let text = RichText::new(status.as_str())
-        .color(Color32::WHITE)
-        .small();
+    let text = RichText::new(status.as_str()).color(Color32::WHITE).small();
     egui::Frame::new()
         .fill(status_color(status))
         .corner_radius(8.0)
@@ -422,7 +424,10 @@ pub fn show(editor: &mut Editor, ui: &mut egui::Ui) {
         });
         return;
     }
-    let shot_order: Vec<String> = order.iter().map(|i| view.rows[*i].shot_id.clone()).collect();
+    let shot_order: Vec<String> = order
+        .iter()
+        .map(|i| view.rows[*i].shot_id.clone())
+        .collect();
     let mut grid = Grid {
         view: &view,
         jobs: editor.jobs.clone(),
@@ -514,8 +519,7 @@ fn toolbar(editor: &mut Editor, ui: &mut egui::Ui) {
         ui.menu_button("Columns", |ui| {
             for col in Col::all().into_iter().filter(|c| *c != Col::Code) {
                 let mut on = editor.shots.visible(col);
-                if ui.checkbox(&mut on, col.title()).changed()
-                    && !editor.shots.toggled.remove(&col)
+                if ui.checkbox(&mut on, col.title()).changed() && !editor.shots.toggled.remove(&col)
                 {
                     editor.shots.toggled.insert(col);
                 }
@@ -655,8 +659,13 @@ impl Grid<'_> {
                     .map(|v| v.filter(|v| v != "(none)").or(Some("none".to_owned())))
             }
             Col::Characters => {
-                let names = self.project().characters.iter().map(|c| c.name.clone()).collect();
-                pick_many(ui, &name, &mut edit.text, names)
+                let names: Vec<String> = self
+                    .project()
+                    .characters
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect();
+                pick_many(ui, &name, &mut edit.text, &names)
             }
             Col::LookValue(field) => {
                 let catalog_name = field.key();
@@ -720,7 +729,7 @@ fn pick_many(
     ui: &mut egui::Ui,
     name: &str,
     text: &mut String,
-    names: Vec<String>,
+    names: &[String],
 ) -> Option<Option<String>> {
     let mut chosen: Vec<String> = text
         .split(',')
@@ -734,7 +743,7 @@ fn pick_many(
         chosen.join(", ")
     };
     ui.menu_button(shown, |ui| {
-        for candidate in &names {
+        for candidate in names {
             let mut on = chosen.contains(candidate);
             if ui.checkbox(&mut on, candidate).changed() {
                 if on {
@@ -830,9 +839,14 @@ impl egui_table::TableDelegate for Grid<'_> {
         egui::Frame::NONE
             .inner_margin(egui::Margin::symmetric(4, 2))
             .show(ui, |ui| {
-                let button = egui::Button::new(RichText::new(format!("{}{arrow}", col.title())).strong())
-                    .frame(false);
-                if ui.add(button).on_hover_text("sort by this column").clicked() {
+                let button =
+                    egui::Button::new(RichText::new(format!("{}{arrow}", col.title())).strong())
+                        .frame(false);
+                if ui
+                    .add(button)
+                    .on_hover_text("sort by this column")
+                    .clicked()
+                {
                     self.table.sort = match self.table.sort {
                         Some((sorted, true)) if sorted == col => Some((col, false)),
                         Some((sorted, false)) if sorted == col => None,
@@ -848,10 +862,14 @@ impl egui_table::TableDelegate for Grid<'_> {
         };
         let rect = ui.max_rect();
         if self.table.selected.contains(&shot_id) {
-            ui.painter()
-                .rect_filled(rect, 0.0, ui.visuals().selection.bg_fill.gamma_multiply(0.6));
+            ui.painter().rect_filled(
+                rect,
+                0.0,
+                ui.visuals().selection.bg_fill.gamma_multiply(0.6),
+            );
         } else if row_nr % 2 == 1 {
-            ui.painter().rect_filled(rect, 0.0, ui.visuals().faint_bg_color);
+            ui.painter()
+                .rect_filled(rect, 0.0, ui.visuals().faint_bg_color);
         }
         let response = ui.response();
         // A shot dropped on this row goes before it (upper half) or after it.

@@ -90,7 +90,9 @@ fn node_config(root: &Path, args: NodeArgs) -> NodeConfig {
 /// here (offline without a mesh key) or attached to the running one.
 pub fn edit(root: &Path, project: Option<String>, args: NodeArgs) -> Result<()> {
     if args.headless {
-        anyhow::bail!("`--headless` opens no window: run `reelmesh node --headless` for a node without the editor");
+        anyhow::bail!(
+            "`--headless` opens no window: run `reelmesh node --headless` for a node without the editor"
+        );
     }
     let config = if root.join(keys::MESH_KEY_FILE).exists() {
         node_config(root, args)

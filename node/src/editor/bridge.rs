@@ -61,7 +61,9 @@ impl Backend {
                     .name("reelmesh-feed".into())
                     .spawn(move || {
                         // The feed ends (and the channel closes) when the node stops.
-                        let _ = crate::control::follow(&data_dir, |event| tx.blocking_send(event).is_ok());
+                        let _ = crate::control::follow(&data_dir, |event| {
+                            tx.blocking_send(event).is_ok()
+                        });
                     });
                 if let Err(e) = spawned {
                     tracing::warn!("following the node's feed: {e}");
@@ -84,7 +86,12 @@ pub const STATUS_EVERY: Duration = Duration::from_secs(2);
 pub async fn serve(handle: Backend, mut end: NodeEnd) {
     let mut feed = handle.feed();
     let (calls_tx, calls_rx) = mpsc::channel::<(u64, Request)>(reelmesh_ui::link::CAPACITY);
-    let calls = tokio::spawn(answer_in_order(handle.clone(), calls_rx, end.to_editor.clone(), end.waker.clone()));
+    let calls = tokio::spawn(answer_in_order(
+        handle.clone(),
+        calls_rx,
+        end.to_editor.clone(),
+        end.waker.clone(),
+    ));
     let mut state = Follow {
         project: None,
         project_id: None,
@@ -95,7 +102,9 @@ pub async fn serve(handle: Backend, mut end: NodeEnd) {
         offers_due: None,
     };
     loop {
-        let wake = state.next_due().unwrap_or_else(|| Instant::now() + STATUS_EVERY);
+        let wake = state
+            .next_due()
+            .unwrap_or_else(|| Instant::now() + STATUS_EVERY);
         tokio::select! {
             request = end.requests.recv() => match request {
                 None => break,
@@ -144,7 +153,11 @@ async fn answer_in_order(
 ) {
     while let Some((id, request)) = calls.recv().await {
         let result = handle.call(request).await;
-        if to_editor.send(FromNode::Answer { id, result }).await.is_err() {
+        if to_editor
+            .send(FromNode::Answer { id, result })
+            .await
+            .is_err()
+        {
             break;
         }
         waker.wake();
@@ -166,10 +179,15 @@ struct Follow {
 
 impl Follow {
     fn next_due(&self) -> Option<Instant> {
-        [self.project_due, self.jobs_due, self.status_due, self.offers_due]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.project_due,
+            self.jobs_due,
+            self.status_due,
+            self.offers_due,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn is_open(&self, project_id: &str) -> bool {
@@ -202,12 +220,16 @@ impl Follow {
                 self.offers.insert(offer.node_id.clone(), offer);
                 Self::due(&mut self.offers_due, JOBS_EVERY);
             }
-            Event::PeerConnected { .. } | Event::PeerDisconnected { .. } | Event::Presence { .. } => {
+            Event::PeerConnected { .. }
+            | Event::PeerDisconnected { .. }
+            | Event::Presence { .. } => {
                 Self::due(&mut self.status_due, Duration::from_millis(100));
             }
             Event::PeerRejected { peer_id, reason } => {
-                end.send(FromNode::Notice(format!("peer {peer_id} was dropped: {reason}")))
-                    .await;
+                end.send(FromNode::Notice(format!(
+                    "peer {peer_id} was dropped: {reason}"
+                )))
+                .await;
             }
             Event::ConnectionFailed(failing) => {
                 Self::due(&mut self.status_due, Duration::from_millis(100));
@@ -220,7 +242,11 @@ impl Follow {
                 }
             }
             Event::Lagged { .. } => {
-                for slot in [&mut self.project_due, &mut self.jobs_due, &mut self.status_due] {
+                for slot in [
+                    &mut self.project_due,
+                    &mut self.jobs_due,
+                    &mut self.status_due,
+                ] {
                     Self::due(slot, Duration::ZERO);
                 }
             }

@@ -346,4 +346,3 @@ mod tests {
         assert!(cut.parse::<Ticket>().is_err());
     }
 }
-

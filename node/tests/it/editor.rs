@@ -108,7 +108,10 @@ impl Session {
             let woken = self
                 .runtime
                 .block_on(async move { tokio::time::timeout(left, waker.woken()).await });
-            assert!(woken.is_ok(), "the editor did not show {what} within {SETTLE:?}");
+            assert!(
+                woken.is_ok(),
+                "the editor did not show {what} within {SETTLE:?}"
+            );
         }
     }
 
@@ -182,7 +185,10 @@ fn a_cell_edited_in_the_table_changes_the_document() {
     s.harness.run_ok();
     s.harness.key_press(egui::Key::Enter);
     let project = s.until_document("the new scene", |p| p.shots[1].scene == "새벽 한강 다리 위");
-    assert_eq!(project.shots[0].scene, "장면 1: 비 내리는 골목", "only that shot changed");
+    assert_eq!(
+        project.shots[0].scene, "장면 1: 비 내리는 골목",
+        "only that shot changed"
+    );
     s.settle("the edited cell", |e| {
         e.project
             .as_ref()

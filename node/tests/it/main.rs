@@ -11,8 +11,8 @@ mod gpu_standin;
 
 mod blobs;
 mod cli;
-mod editor;
 mod comfy;
+mod editor;
 mod faults;
 mod import;
 mod jobs;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// What to render.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RenderRequest {
     /// Which shots: `SHT-00001..SHT-00010`, `1..10`, `1,3,7`, `SHT-00004`, or `all`.
     pub shots: String,
