@@ -216,11 +216,13 @@ enum Close {
 
 fn palette(editor: &mut Editor, ui: &mut egui::Ui, query: &mut String) -> Close {
     ui.heading("Command palette");
-    let field = ui.add(
-        egui::TextEdit::singleline(query)
-            .hint_text("Type a command")
-            .desired_width(f32::INFINITY),
-    );
+    let field = ui
+        .add(
+            egui::TextEdit::singleline(query)
+                .hint_text("Type a command")
+                .desired_width(f32::INFINITY),
+        )
+        .accessible_name("Command");
     field.request_focus();
     let matching = Command::matching(query);
     let enter = ui.input(|i| i.key_pressed(egui::Key::Enter));
@@ -261,11 +263,13 @@ fn import(
         *path = dropped.display().to_string();
         *preview = None;
     }
-    let field = ui.add(
-        egui::TextEdit::singleline(path)
-            .hint_text("File path (or drop the file on the window)")
-            .desired_width(f32::INFINITY),
-    );
+    let field = ui
+        .add(
+            egui::TextEdit::singleline(path)
+                .hint_text("File path (or drop the file on the window)")
+                .desired_width(f32::INFINITY),
+        )
+        .accessible_name("File to import");
     if field.changed() {
         *preview = None;
     }
@@ -424,7 +428,8 @@ fn export(editor: &mut Editor, ui: &mut egui::Ui, path: &mut String) -> Close {
         egui::TextEdit::singleline(path)
             .hint_text("File path ending in .xlsx or .json")
             .desired_width(f32::INFINITY),
-    );
+    )
+    .accessible_name("File to export to");
     let mut close = Close::Keep;
     ui.horizontal(|ui| {
         let ok = path.ends_with(".xlsx") || path.ends_with(".json");
@@ -514,12 +519,14 @@ fn render(
 
 fn revision(editor: &mut Editor, ui: &mut egui::Ui, shot: &str, note: &mut String) -> Close {
     ui.heading("Needs revision");
-    let field = ui.add(
-        egui::TextEdit::multiline(note)
-            .hint_text("What to change")
-            .desired_rows(4)
-            .desired_width(f32::INFINITY),
-    );
+    let field = ui
+        .add(
+            egui::TextEdit::multiline(note)
+                .hint_text("What to change")
+                .desired_rows(4)
+                .desired_width(f32::INFINITY),
+        )
+        .accessible_name("Revision note");
     field.request_focus();
     let mut close = Close::Keep;
     ui.horizontal(|ui| {

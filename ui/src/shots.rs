@@ -491,7 +491,7 @@ fn toolbar(editor: &mut Editor, ui: &mut egui::Ui) {
         let search = egui::TextEdit::singleline(&mut editor.shots.search)
             .hint_text("Search shots (code, scene, action, names, prompt)")
             .desired_width(280.0);
-        let response = ui.add(search);
+        let response = ui.add(search).accessible_name("Search shots");
         if editor.shots.focus_search {
             response.request_focus();
             editor.shots.focus_search = false;
@@ -501,30 +501,38 @@ fn toolbar(editor: &mut Editor, ui: &mut egui::Ui) {
         } else {
             format!("Status: {}", editor.shots.status_filter.len())
         };
-        ui.menu_button(filter, |ui| {
-            for status in ShotStatus::ALL {
-                let mut on = editor.shots.status_filter.contains(&status);
-                if ui.checkbox(&mut on, status.as_str()).changed() {
-                    if on {
-                        editor.shots.status_filter.insert(status);
-                    } else {
-                        editor.shots.status_filter.remove(&status);
+        // Ticking statuses keeps the menu open (several at once); a click outside closes it.
+        let stay_open = egui::containers::menu::MenuConfig::new()
+            .close_behavior(egui::PopupCloseBehavior::CloseOnClickOutside);
+        egui::containers::menu::MenuButton::new(filter)
+            .config(stay_open.clone())
+            .ui(ui, |ui| {
+                for status in ShotStatus::ALL {
+                    let mut on = editor.shots.status_filter.contains(&status);
+                    if ui.checkbox(&mut on, status.as_str()).changed() {
+                        if on {
+                            editor.shots.status_filter.insert(status);
+                        } else {
+                            editor.shots.status_filter.remove(&status);
+                        }
                     }
                 }
-            }
-            if ui.button("Show all").clicked() {
-                editor.shots.status_filter.clear();
-            }
-        });
-        ui.menu_button("Columns", |ui| {
-            for col in Col::all().into_iter().filter(|c| *c != Col::Code) {
-                let mut on = editor.shots.visible(col);
-                if ui.checkbox(&mut on, col.title()).changed() && !editor.shots.toggled.remove(&col)
-                {
-                    editor.shots.toggled.insert(col);
+                if ui.button("Show all").clicked() {
+                    editor.shots.status_filter.clear();
                 }
-            }
-        });
+            });
+        egui::containers::menu::MenuButton::new("Columns")
+            .config(stay_open)
+            .ui(ui, |ui| {
+                for col in Col::all().into_iter().filter(|c| *c != Col::Code) {
+                    let mut on = editor.shots.visible(col);
+                    if ui.checkbox(&mut on, col.title()).changed()
+                        && !editor.shots.toggled.remove(&col)
+                    {
+                        editor.shots.toggled.insert(col);
+                    }
+                }
+            });
         if let Some((col, ascending)) = editor.shots.sort {
             let arrow = if ascending { "▲" } else { "▼" };
             if ui
@@ -559,19 +567,61 @@ fn bulk_bar(editor: &mut Editor, ui: &mut egui::Ui, view: &ProjectView) {
     ui.horizontal(|ui| {
         ui.label(format!("{count} shots selected: set"));
         let current = editor.shots.bulk_col.unwrap_or(Col::Status);
-        egui::ComboBox::from_label("field")
+        egui::ComboBox::from_id_salt("bulk-field")
             .selected_text(current.title())
             .show_ui(ui, |ui| {
                 for col in Col::all().into_iter().filter(|c| c.field().is_some()) {
                     ui.selectable_value(&mut editor.shots.bulk_col, Some(col), col.title());
                 }
-            });
-        ui.add(
-            egui::TextEdit::singleline(&mut editor.shots.bulk_value)
-                .hint_text("value")
-                .desired_width(200.0),
-        );
-        if ui.button(format!("Apply to {count} shots")).clicked()
+            })
+            .response
+            .accessible_name("Bulk field");
+        // A field with fixed choices gets a dropdown; the rest a text field.
+        let choices: Option<Vec<String>> = match current {
+            Col::Status => Some(
+                ShotStatus::ALL
+                    .iter()
+                    .map(|s| s.as_str().to_owned())
+                    .collect(),
+            ),
+            Col::Look => Some(
+                std::iter::once("none".to_owned())
+                    .chain(view.read.project.cinematics.iter().map(|c| c.name.clone()))
+                    .collect(),
+            ),
+            _ => None,
+        };
+        match choices {
+            Some(choices) => {
+                egui::ComboBox::from_id_salt("bulk-value")
+                    .selected_text(editor.shots.bulk_value.clone())
+                    .show_ui(ui, |ui| {
+                        for choice in choices {
+                            ui.selectable_value(
+                                &mut editor.shots.bulk_value,
+                                choice.clone(),
+                                choice,
+                            );
+                        }
+                    })
+                    .response
+                    .accessible_name("Bulk value");
+            }
+            None => {
+                ui.add(
+                    egui::TextEdit::singleline(&mut editor.shots.bulk_value)
+                        .hint_text("value")
+                        .desired_width(200.0),
+                )
+                .accessible_name("Bulk value");
+            }
+        }
+        if ui
+            .add_enabled(
+                current.field().is_some(),
+                egui::Button::new(format!("Apply to {count} shots")),
+            )
+            .clicked()
             && let Some(field) = current.field()
         {
             let shots = editor.shots.selected_in_order(Some(view));
@@ -624,20 +674,16 @@ impl Grid<'_> {
         }
     }
 
-    /// The take a row shows: the selected one, else the latest.
+    /// The take a row shows: the selected one, else the latest still (cards
+    /// included; a clip has no still to show here).
     fn take_blob(&self, shot: &Shot) -> Option<String> {
         let jobs = self.jobs.as_ref()?;
-        let mut takes = jobs.takes.iter().filter(|t| t.shot_id == shot.shot_id);
-        if shot.selected_take.is_empty() {
-            takes
-                .filter(|t| t.media == reelmesh_protocol::jobs::TakeMedia::Image)
-                .max_by_key(|t| t.finished_at_ms)
-                .map(|t| t.blob.clone())
-        } else {
-            takes
-                .find(|t| t.take_id == shot.selected_take)
-                .map(|t| t.blob.clone())
-        }
+        let takes = || jobs.takes.iter().filter(|t| t.shot_id == shot.shot_id);
+        takes()
+            .find(|t| !shot.selected_take.is_empty() && t.take_id == shot.selected_take)
+            .or_else(|| takes().max_by_key(|t| t.finished_at_ms))
+            .filter(|t| t.media != reelmesh_protocol::jobs::TakeMedia::Video)
+            .map(|t| t.blob.clone())
     }
 
     /// The cell being edited: a dropdown, a multi-select or a text field. `done`

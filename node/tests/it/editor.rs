@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable as _;
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use reelmesh_node::editor::bridge::{self, Backend};
 use reelmesh_node::node::{Node, NodeConfig, NodeHandle};
 use reelmesh_node::store::DataDir;
@@ -27,7 +27,7 @@ pub struct Session {
     pub handle: NodeHandle,
     pub harness: Harness<'static, Editor>,
     waker: Waker,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// The shots of a new project: Korean scenes, 2 s each.
@@ -44,6 +44,11 @@ pub fn scenes(count: u64) -> Vec<Shot> {
 
 impl Session {
     pub fn start(shots: u64) -> Session {
+        Session::start_with(shots, |_| {})
+    }
+
+    /// Like [`Session::start`], with the node's config set up by the caller.
+    pub fn start_with(shots: u64, setup: impl FnOnce(&mut NodeConfig)) -> Session {
         crate::logs();
         let dir = tempfile::tempdir().expect("tmp");
         let data = DataDir::open(dir.path()).expect("data dir");
@@ -60,18 +65,18 @@ impl Session {
             .enable_all()
             .build()
             .expect("runtime");
-        let node = runtime
-            .block_on(Node::start(NodeConfig::offline(dir.path().to_owned())))
-            .expect("node");
+        let mut config = NodeConfig::offline(dir.path().to_owned());
+        setup(&mut config);
+        let node = runtime.block_on(Node::start(config)).expect("node");
         let handle = node.handle();
-        Session::attach(runtime, Some(node), handle, dir)
+        Session::attach(runtime, Some(node), handle, Some(dir))
     }
 
     pub fn attach(
         runtime: tokio::runtime::Runtime,
         node: Option<Node>,
         handle: NodeHandle,
-        dir: tempfile::TempDir,
+        dir: Option<tempfile::TempDir>,
     ) -> Session {
         let (mut link, end) = reelmesh_ui::link::link();
         runtime.spawn(bridge::serve(Backend::Node(handle.clone()), end));
@@ -195,4 +200,259 @@ fn a_cell_edited_in_the_table_changes_the_document() {
             .is_some_and(|p| p.rows[1].scene == "새벽 한강 다리 위")
     });
     s.harness.get_by_label("새벽 한강 다리 위");
+}
+
+/// Render `count` storyboard cards of `shot` on the session's node (the built-in
+/// card renderer: real takes with real PNG blobs) and wait for them.
+fn card_takes(s: &Session, shot: &str, count: usize) {
+    use reelmesh_node::jobs::{self, queue::RenderRequest};
+    let handle = s.handle.clone();
+    s.runtime.block_on(async move {
+        let mut ids = Vec::new();
+        for _ in 0..count {
+            let request = RenderRequest {
+                shots: shot.into(),
+                workflow: "card".into(),
+                ..RenderRequest::default()
+            };
+            let queued = jobs::queue_on(&handle, None, request, true)
+                .await
+                .expect("queued");
+            ids.extend(queued.queued.into_iter().map(|q| q.job_id));
+        }
+        let ended = jobs::follow::watch_jobs(&handle, None, &ids, SETTLE, |_| {})
+            .await
+            .expect("cards rendered");
+        assert!(
+            ended
+                .iter()
+                .all(|j| j.state == reelmesh_protocol::jobs::JobState::Succeeded),
+            "{ended:#?}"
+        );
+    });
+}
+
+/// Click the navigation entry `name` and draw the panel.
+fn open_panel(s: &mut Session, name: &str) {
+    s.harness.get_by_label(name).click();
+    s.harness.run_ok();
+}
+
+#[test]
+fn a_review_selects_a_take_sends_it_back_with_a_note_then_approves_it() {
+    let mut s = Session::start(2);
+    card_takes(&s, "SHT-00001", 2);
+    s.settle("both takes", |e| {
+        e.jobs.as_ref().is_some_and(|j| j.takes.len() == 2)
+    });
+    open_panel(&mut s, "Takes and review");
+    s.harness.get_by_label("SHT-00001 · 2 takes").click();
+    s.harness.run_ok();
+    // The gallery lists the newest first: select the older take.
+    let older = {
+        let jobs = s.harness.state().jobs.clone().expect("jobs");
+        let mut takes = jobs.takes.clone();
+        takes.sort_by_key(|t| t.finished_at_ms);
+        takes[0].take_id.clone()
+    };
+    s.harness
+        .get_by_label(&format!("Select take {}", &older[..8]))
+        .click();
+    let project = s.until_document("the chosen take", |p| p.shots[0].selected_take == older);
+    assert_eq!(project.shots[1].selected_take, "", "only that shot changed");
+
+    s.harness.get_by_label("Needs revision…").click();
+    s.harness.run_ok();
+    s.harness
+        .get_by_label("Revision note")
+        .type_text("비를 더 세게, 우산은 빨간색으로");
+    s.harness.run_ok();
+    s.harness.get_by_label("Send back").click();
+    let project = s.until_document("the revision", |p| {
+        p.shots[0].status == reelmesh_protocol::model::ShotStatus::NeedsRevision
+    });
+    assert_eq!(
+        project.shots[0].review_note,
+        "비를 더 세게, 우산은 빨간색으로"
+    );
+    s.settle("the note on screen", |e| {
+        e.project
+            .as_ref()
+            .is_some_and(|p| p.read.project.shots[0].review_note.starts_with("비를"))
+    });
+    s.harness
+        .get_by_label_contains("revision note: 비를 더 세게, 우산은 빨간색으로");
+
+    s.harness.get_by_label("Approve").click();
+    let project = s.until_document("the approval", |p| {
+        p.shots[0].status == reelmesh_protocol::model::ShotStatus::Approved
+    });
+    assert_eq!(project.shots[0].review_note, "", "approval clears the note");
+    assert_eq!(
+        project.shots[0].selected_take, older,
+        "the chosen take stays"
+    );
+}
+
+/// Press the mouse on `from`, move it in steps to `to` and let go.
+fn drag(harness: &mut Harness<'static, Editor>, from: egui::Pos2, to: egui::Pos2) {
+    let button = |pos, pressed| egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed,
+        modifiers: egui::Modifiers::NONE,
+    };
+    harness
+        .input_mut()
+        .events
+        .push(egui::Event::PointerMoved(from));
+    harness.step();
+    harness.input_mut().events.push(button(from, true));
+    harness.step();
+    for i in 1..=8 {
+        let t = i as f32 / 8.0;
+        harness
+            .input_mut()
+            .events
+            .push(egui::Event::PointerMoved(from + (to - from) * t));
+        harness.step();
+    }
+    harness.input_mut().events.push(button(to, false));
+    harness.step();
+    harness.run_ok();
+}
+
+#[test]
+fn a_row_dragged_above_another_moves_the_shot_in_the_timeline() {
+    let mut s = Session::start(4);
+    let from = s.harness.get_by_label("≡ SHT-00004").rect().center();
+    let target = s.harness.get_by_label("≡ SHT-00002").rect();
+    // The upper half of SHT-00002's row: before it.
+    let to = egui::pos2(target.center().x, target.top() + 2.0);
+    drag(&mut s.harness, from, to);
+    let project = s.until_document("the new order", |p| p.shots[1].code.0 == 4);
+    let order: Vec<u64> = project.shots.iter().map(|s| s.code.0).collect();
+    assert_eq!(order, [1, 4, 2, 3]);
+    assert_eq!(
+        project.shots[1].scene, "장면 4: 비 내리는 골목",
+        "the shot moved with its fields"
+    );
+    // Timecodes follow the new order on screen.
+    s.settle("the moved row", |e| {
+        e.project
+            .as_ref()
+            .is_some_and(|p| p.rows[1].code == "SHT-00004")
+    });
+    assert_eq!(
+        s.harness.state().project.as_ref().unwrap().rows[1].timecode_in,
+        "00:00:02:00"
+    );
+}
+
+/// The shot codes the table shows now, top to bottom.
+fn visible_codes(harness: &Harness<'static, Editor>) -> Vec<String> {
+    let mut rows: Vec<(f32, String)> = harness
+        .query_all_by_label_contains("≡ SHT-")
+        .map(|n| {
+            // A label's text is its AccessKit value.
+            let node = n.accesskit_node();
+            let label = node.label().or_else(|| node.value()).unwrap_or_default();
+            (n.rect().top(), label.trim_start_matches("≡ ").to_owned())
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    rows.into_iter().map(|(_, code)| code).collect()
+}
+
+#[test]
+fn search_and_the_status_filter_narrow_the_table() {
+    let mut s = Session::start(12);
+    s.runtime
+        .block_on(reelmesh_node::api::call(
+            &s.handle,
+            reelmesh_protocol::api::Request::Edit {
+                project: None,
+                client: "test".into(),
+                edit: reelmesh_protocol::api::edit::Edit::ShotSet {
+                    shot: "SHT-00003".into(),
+                    values: vec![("status".into(), "approved".into())],
+                },
+            },
+        ))
+        .expect("edit");
+    s.settle("the approved shot", |e| {
+        e.project
+            .as_ref()
+            .is_some_and(|p| p.read.project.shots[2].status.as_str() == "approved")
+    });
+    assert_eq!(visible_codes(&s.harness).len(), 12);
+
+    // Search: "장면 1" matches shots 1, 10, 11, 12 (scene text), in timeline order.
+    s.harness.get_by_label("Search shots").click();
+    s.harness.run_ok();
+    s.harness.get_by_label("Search shots").type_text("장면 1");
+    s.harness.run_ok();
+    assert_eq!(
+        visible_codes(&s.harness),
+        ["SHT-00001", "SHT-00010", "SHT-00011", "SHT-00012"]
+    );
+    // Clear the search; filter by status: only the approved shot.
+    s.harness
+        .key_combination_modifiers(egui::Modifiers::COMMAND, &[egui::Key::A]);
+    s.harness.key_press(egui::Key::Backspace);
+    s.harness.run_ok();
+    assert_eq!(visible_codes(&s.harness).len(), 12);
+    s.harness.get_by_label("Status: all").click();
+    s.harness.run_ok();
+    s.harness
+        .get_by_role_and_label(egui::accesskit::Role::CheckBox, "approved")
+        .click();
+    s.harness.run_ok();
+    assert_eq!(visible_codes(&s.harness), ["SHT-00003"]);
+    s.harness.get_by_label("Show all").click();
+    s.harness.run_ok();
+    assert_eq!(visible_codes(&s.harness).len(), 12);
+}
+
+#[test]
+fn three_rows_selected_with_shift_are_edited_at_once() {
+    let mut s = Session::start(5);
+    s.harness.get_by_label("장면 2: 비 내리는 골목").click();
+    s.harness.run_ok();
+    s.harness
+        .get_by_label("장면 4: 비 내리는 골목")
+        .click_modifiers(egui::Modifiers::SHIFT);
+    s.harness.run_ok();
+    s.harness.get_by_label("3 shots selected: set").hover();
+    // Set the status of all three.
+    s.harness.get_by_label("Bulk field").click();
+    s.harness.run_ok();
+    // The dropdown's entry (the column header has the same name; popups come last).
+    s.harness
+        .query_all_by_label("Status")
+        .last()
+        .expect("the Status entry")
+        .click();
+    s.harness.run_ok();
+    s.harness.get_by_label("Bulk value").click();
+    s.harness.run_ok();
+    s.harness.get_by_label("approved").click();
+    s.harness.run_ok();
+    s.harness.get_by_label("Apply to 3 shots").click();
+    let project = s.until_document("three approved shots", |p| {
+        p.shots[1..4]
+            .iter()
+            .all(|s| s.status.as_str() == "approved")
+    });
+    assert_eq!(project.shots[0].status.as_str(), "pending");
+    assert_eq!(project.shots[4].status.as_str(), "pending");
+    // One undo per shot: three undos restore them.
+    for _ in 0..3 {
+        s.harness
+            .key_combination_modifiers(egui::Modifiers::COMMAND, &[egui::Key::Z]);
+        s.harness.run_ok();
+    }
+    s.until_document("the three undone", |p| {
+        p.shots.iter().all(|s| s.status.as_str() == "pending")
+    });
 }

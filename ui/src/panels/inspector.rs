@@ -161,28 +161,30 @@ fn parts(ui: &mut egui::Ui, project: &reelmesh_protocol::model::Project, shot: &
     egui::CollapsingHeader::new("Where the prompt comes from")
         .default_open(true)
         .show(ui, |ui| {
-            egui::Grid::new(("prompt-parts", &shot.shot_id))
-                .num_columns(3)
-                .striped(true)
-                .show(ui, |ui| {
-                    for part in prompt_parts(project, shot) {
-                        let (source, color) = match &part.source {
-                            Source::Shot => ("shot".to_owned(), Color32::from_rgb(90, 160, 230)),
-                            Source::Look(name) => {
-                                (format!("look: {name}"), Color32::from_rgb(150, 110, 210))
-                            }
-                            Source::Characters(names) => (
-                                format!("characters: {}", names.join(", ")),
-                                Color32::from_rgb(60, 170, 90),
-                            ),
-                            Source::Empty => ("empty: left out".to_owned(), Color32::GRAY),
-                        };
-                        ui.label(RichText::new(format!("{{{}}}", part.placeholder)).monospace());
-                        ui.add(egui::Label::new(&part.value).wrap());
-                        ui.label(RichText::new(source).color(color).small());
-                        ui.end_row();
-                    }
+            for part in prompt_parts(project, shot) {
+                let (source, color) = match &part.source {
+                    Source::Shot => ("from the shot".to_owned(), Color32::from_rgb(90, 160, 230)),
+                    Source::Look(name) => (
+                        format!("from look {name}"),
+                        Color32::from_rgb(150, 110, 210),
+                    ),
+                    Source::Characters(names) => (
+                        format!("from {}", names.join(", ")),
+                        Color32::from_rgb(60, 170, 90),
+                    ),
+                    Source::Empty => ("empty: left out".to_owned(), Color32::GRAY),
+                };
+                ui.horizontal(|ui| {
+                    ui.label(RichText::new(format!("{{{}}}", part.placeholder)).monospace());
+                    ui.label(RichText::new(source).color(color).small());
                 });
+                if !part.value.is_empty() {
+                    ui.indent(("part", &part.placeholder), |ui| {
+                        ui.add(egui::Label::new(&part.value).wrap());
+                    });
+                }
+                ui.add_space(2.0);
+            }
         });
 }
 

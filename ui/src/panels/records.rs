@@ -190,7 +190,8 @@ fn reference_sheet(editor: &mut Editor, ui: &mut egui::Ui, c: &Character) {
             egui::TextEdit::singleline(&mut editor.panels.image_path)
                 .hint_text("Image file for the reference sheet (or drop it here)")
                 .desired_width(320.0),
-        );
+        )
+        .accessible_name("Reference sheet file");
         let path = editor.panels.image_path.trim().to_owned();
         if ui
             .add_enabled(!path.is_empty(), egui::Button::new("Set reference sheet"))

@@ -16,6 +16,7 @@ pub fn takes(editor: &mut Editor, ui: &mut egui::Ui) {
     let Some(view) = editor.project.clone() else {
         return;
     };
+    shot_list(editor, ui, &view);
     let Some(shot) = editor.shots.last_selected().and_then(|id| {
         view.read
             .project
@@ -24,9 +25,68 @@ pub fn takes(editor: &mut Editor, ui: &mut egui::Ui) {
             .find(|s| s.shot_id == id)
             .cloned()
     }) else {
-        ui.label("Select a shot in the table to review its takes.");
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.label("Pick a shot on the left (or in the table) to review its takes.");
+        });
         return;
     };
+    egui::CentralPanel::default().show(ui, |ui| review(editor, ui, &shot));
+}
+
+/// The shots in timeline order with their status and take count: picking one here
+/// selects it in the table too.
+fn shot_list(editor: &mut Editor, ui: &mut egui::Ui, view: &crate::link::ProjectView) {
+    let counts = editor.jobs.as_ref().map(|j| {
+        let mut counts = std::collections::HashMap::<&str, usize>::new();
+        for take in &j.takes {
+            *counts.entry(take.shot_id.as_str()).or_default() += 1;
+        }
+        counts
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect::<std::collections::HashMap<String, usize>>()
+    });
+    let current = editor.shots.last_selected();
+    let mut picked = None;
+    egui::Panel::left("takes-shot-list")
+        .default_size(230.0)
+        .show(ui, |ui| {
+            ui.heading("Shots");
+            egui::ScrollArea::vertical().show_rows(ui, 22.0, view.rows.len(), |ui, range| {
+                for (row, shot) in view.rows[range.clone()]
+                    .iter()
+                    .zip(&view.read.project.shots[range])
+                {
+                    let takes = counts
+                        .as_ref()
+                        .and_then(|c| c.get(&row.shot_id))
+                        .copied()
+                        .unwrap_or(0);
+                    ui.horizontal(|ui| {
+                        let (dot, _) =
+                            ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+                        ui.painter().circle_filled(
+                            dot.center(),
+                            4.0,
+                            crate::shots::status_color(shot.status),
+                        );
+                        let label = format!("{} · {}", row.code, plural(takes, "take"));
+                        let selected = current.as_deref() == Some(row.shot_id.as_str());
+                        if ui.selectable_label(selected, label).clicked() {
+                            picked = Some(row.shot_id.clone());
+                        }
+                    });
+                }
+            });
+        });
+    if let Some(id) = picked {
+        editor.shots.select_only(&id);
+    }
+}
+
+/// The review of one shot: buttons, the big view, the gallery.
+fn review(editor: &mut Editor, ui: &mut egui::Ui, shot: &reelmesh_protocol::model::Shot) {
+    let shot = shot.clone();
     let mut takes: Vec<Take> = editor
         .jobs
         .as_ref()
@@ -40,7 +100,7 @@ pub fn takes(editor: &mut Editor, ui: &mut egui::Ui) {
         .unwrap_or_default();
     takes.sort_by_key(|t| std::cmp::Reverse(t.finished_at_ms));
     ui.horizontal(|ui| {
-        ui.heading(format!("{} · {} takes", shot.code, takes.len()));
+        ui.heading(format!("{} · {}", shot.code, plural(takes.len(), "take")));
         crate::shots::status_chip(ui, shot.status);
         for command in [
             Command::Approve,
@@ -128,6 +188,10 @@ fn short(take: &Take) -> &str {
 fn describe(take: &Take) -> String {
     match take.media {
         TakeMedia::Image => format!("{}×{} {}", take.width, take.height, take.extension),
+        TakeMedia::Card => format!(
+            "storyboard card {}×{} {}",
+            take.width, take.height, take.extension
+        ),
         _ => format!(
             "clip {} f · {:.1} s · {}",
             take.frames,
@@ -203,6 +267,7 @@ fn gallery_item(
         ui.horizontal(|ui| {
             if ui
                 .add_enabled(!selected, egui::Button::new("Select").small())
+                .accessible_name(format!("Select take {}", short(take)))
                 .on_hover_text("the storyboard shows this take")
                 .clicked()
             {
@@ -212,7 +277,11 @@ fn gallery_item(
                 });
             }
             let mut comparing = editor.panels.compare.contains(&take.take_id);
-            if ui.checkbox(&mut comparing, "Compare").changed() {
+            if ui
+                .checkbox(&mut comparing, "Compare")
+                .accessible_name(format!("Compare take {}", short(take)))
+                .changed()
+            {
                 if comparing {
                     editor.panels.compare.push(take.take_id.clone());
                     if editor.panels.compare.len() > 2 {
@@ -224,4 +293,13 @@ fn gallery_item(
             }
         });
     });
+}
+
+/// `1 take`, `3 takes`.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
