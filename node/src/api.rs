@@ -216,6 +216,7 @@ async fn jobs(handle: &NodeHandle, project: Option<String>) -> Result<Reply, Api
             .collect(),
         progress,
         waiting,
+        offers,
     }))
 }
 

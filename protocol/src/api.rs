@@ -257,6 +257,10 @@ pub struct JobsRead {
     /// Why each queued job waits.
     #[serde(default)]
     pub waiting: BTreeMap<String, String>,
+    /// The offers of the nodes heard from lately (this one included): what the
+    /// mesh can run now, and why not the rest.
+    #[serde(default)]
+    pub offers: Vec<crate::placement::Offer>,
 }
 
 /// A blob made sure of.

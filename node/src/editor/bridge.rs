@@ -280,10 +280,17 @@ impl Follow {
         if is_due(self.jobs_due) {
             self.jobs_due = None;
             let project = self.project_id.clone().or_else(|| self.project.clone());
-            if let Ok(Reply::Jobs(jobs)) = handle.call(Request::Jobs { project }).await
-                && !end.send(FromNode::Jobs(Arc::new(jobs))).await
-            {
-                return false;
+            if let Ok(Reply::Jobs(jobs)) = handle.call(Request::Jobs { project }).await {
+                // Offers heard before the editor opened (gossip only brings news).
+                for offer in &jobs.offers {
+                    if !self.offers.contains_key(&offer.node_id) {
+                        self.offers.insert(offer.node_id.clone(), offer.clone());
+                        Self::due(&mut self.offers_due, Duration::ZERO);
+                    }
+                }
+                if !end.send(FromNode::Jobs(Arc::new(jobs))).await {
+                    return false;
+                }
             }
         }
         if is_due(self.offers_due) {

@@ -456,3 +456,228 @@ fn three_rows_selected_with_shift_are_edited_at_once() {
         p.shots.iter().all(|s| s.status.as_str() == "pending")
     });
 }
+
+/// A GPU that reports one step with ComfyUI's own preview frame and then holds the
+/// job until the test lets it go.
+struct HeldGpu {
+    release: std::sync::Arc<tokio::sync::Notify>,
+}
+
+/// A file recorded from a real ComfyUI server.
+fn recorded(name: &str) -> Vec<u8> {
+    let path = format!("{}/../../shared/comfyui/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[async_trait::async_trait]
+impl reelmesh_node::jobs::Executor for HeldGpu {
+    fn declared(&self) -> Option<reelmesh_node::jobs::Declared> {
+        Some(reelmesh_node::jobs::Declared {
+            workflows: vec!["card".into(), "flux_basic".into()],
+            unavailable: vec![(
+                "wan_animate".into(),
+                "not enough VRAM: needs 24 GB, this GPU has 12".into(),
+            )],
+            utilization: 0,
+        })
+    }
+
+    async fn run(
+        &self,
+        ctx: reelmesh_node::jobs::RunContext,
+    ) -> Result<reelmesh_node::jobs::Run, reelmesh_node::jobs::RunFailure> {
+        use base64::Engine as _;
+        let preview = reelmesh_protocol::jobs::Preview {
+            mime: "image/png".into(),
+            base64: base64::engine::general_purpose::STANDARD
+                .encode(recorded("ws_binary_frame0.png")),
+        };
+        let _ = ctx
+            .steps
+            .send(reelmesh_node::jobs::Step {
+                fraction: 0.4,
+                step: "KSampler 8/20".into(),
+                preview: Some(preview),
+            })
+            .await;
+        tokio::select! {
+            () = ctx.cancel.cancelled() => {
+                return Err(reelmesh_node::jobs::RunFailure::new("canceled"));
+            }
+            () = self.release.notified() => {}
+        }
+        Ok(reelmesh_node::jobs::Run {
+            outputs: vec![reelmesh_node::jobs::Produced {
+                bytes: recorded("view_ok.png"),
+                media: reelmesh_protocol::jobs::TakeMedia::Image,
+                extension: "png".into(),
+                width: 64,
+                height: 64,
+                frames: 1,
+                fps: 0.0,
+                duration_ms: 0,
+            }],
+            render_ms: 10,
+            cached: false,
+            submit_to_first_event: Duration::ZERO,
+        })
+    }
+}
+
+#[test]
+fn a_render_queued_from_the_window_shows_its_progress_and_preview_in_the_jobs_panel() {
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let gpu = HeldGpu {
+        release: release.clone(),
+    };
+    let mut s = Session::start_with(3, |config| {
+        config.executor = Some(reelmesh_node::jobs::ExecutorSlot(std::sync::Arc::new(gpu)));
+    });
+    s.settle("this node's offer", |e| {
+        e.offers
+            .iter()
+            .any(|o| o.workflows.iter().any(|w| w == "flux_basic"))
+    });
+    s.harness.get_by_label("장면 2: 비 내리는 골목").click();
+    s.harness.run_ok();
+    s.harness.get_by_label("Render selected shots…").click();
+    s.harness.run_ok();
+    assert_eq!(
+        s.harness.get_by_label("Shots to render").value().as_deref(),
+        Some("SHT-00002")
+    );
+    // The workflow comes from what the mesh can run; one it cannot says why.
+    s.harness.get_by_label("Workflow").click();
+    s.harness.run_ok();
+    s.harness
+        .get_by_label("wan_animate (no node can run it now)")
+        .click();
+    s.harness.run_ok();
+    s.harness
+        .get_by_label_contains("not enough VRAM: needs 24 GB, this GPU has 12");
+    s.harness.get_by_label("Workflow").click();
+    s.harness.run_ok();
+    s.harness.get_by_label("flux_basic").click();
+    s.harness.run_ok();
+    s.harness.get_by_label("Queue").click();
+    s.harness.run_ok();
+
+    open_panel(&mut s, "Jobs");
+    s.settle("the running job's progress", |e| {
+        e.progress.values().any(|p| p.step == "KSampler 8/20")
+            && e.jobs.as_ref().is_some_and(|j| {
+                j.jobs
+                    .iter()
+                    .any(|j| j.state == reelmesh_protocol::jobs::JobState::Running)
+            })
+    });
+    // Decoding the preview happens off the UI thread: wait for the image.
+    let deadline = Instant::now() + SETTLE;
+    while s.harness.query_by_label("preview of SHT-00002").is_none() {
+        assert!(Instant::now() < deadline, "the preview never showed");
+        s.settle("a frame", |_| true);
+        let waker = s.waker.clone();
+        let _ = s.runtime.block_on(async move {
+            tokio::time::timeout(Duration::from_millis(200), waker.woken()).await
+        });
+    }
+    s.harness.get_by_label_contains("40 % KSampler 8/20");
+    s.harness.get_by_label_contains("running");
+
+    release.notify_one();
+    let project = s.until_document("the take", |p| {
+        p.shots[1].status == reelmesh_protocol::model::ShotStatus::Completed
+    });
+    assert_eq!(project.shots[0].status.as_str(), "pending");
+    s.settle("the finished job", |e| {
+        e.jobs.as_ref().is_some_and(|j| {
+            j.takes.len() == 1
+                && j.jobs
+                    .iter()
+                    .all(|j| j.state == reelmesh_protocol::jobs::JobState::Succeeded)
+        })
+    });
+    s.harness.run_ok();
+    s.harness.get_by_label_contains("succeeded");
+}
+
+#[test]
+fn an_edit_made_on_another_peer_appears_without_any_input() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mesh = runtime.block_on(crate::meshkit::mesh(3, vec![Box::new(|_| {})]));
+    let peer = mesh.workers[0].handle();
+    let here = mesh.editor.handle();
+    let mut s = Session::attach(runtime, None, here, None);
+    s.settle("the table", |e| {
+        e.project.as_ref().is_some_and(|p| p.rows.len() == 3)
+    });
+    let edit = reelmesh_protocol::api::Request::Edit {
+        project: None,
+        client: "laptop".into(),
+        edit: reelmesh_protocol::api::edit::Edit::ShotSet {
+            shot: "SHT-00002".into(),
+            values: vec![("action".into(), "민아가 뒤돌아본다".into())],
+        },
+    };
+    s.runtime
+        .block_on(reelmesh_node::api::call(&peer, edit))
+        .expect("the peer's edit");
+    // No input at all: frames are drawn only when the editor is woken.
+    s.settle("the peer's edit", |e| {
+        e.project
+            .as_ref()
+            .is_some_and(|p| p.rows[1].action == "민아가 뒤돌아본다")
+    });
+    s.harness.get_by_label("민아가 뒤돌아본다");
+    s.runtime.block_on(mesh.stop());
+}
+
+#[test]
+fn korean_typed_through_an_input_method_lands_in_the_cell() {
+    let mut s = Session::start(2);
+    double_click(&mut s.harness, "action 1");
+    let field = s.harness.get_by_label("Action of SHT-00001");
+    assert!(field.is_focused());
+    s.harness
+        .key_combination_modifiers(egui::Modifiers::COMMAND, &[egui::Key::A]);
+    s.harness.run_ok();
+    // What egui-winit passes on from an input method composing 한강 (winit's
+    // Preedit with the cursor at the end of the syllable, a Commit per finished
+    // syllable, an empty Preedit when composition ends).
+    let preedit = |text: &str| egui::ImeEvent::Preedit {
+        text: text.to_owned(),
+        active_range_chars: Some(text.chars().count()..text.chars().count()),
+    };
+    let ime = [
+        preedit("ㅎ"),
+        preedit("하"),
+        preedit("한"),
+        egui::ImeEvent::Commit("한".into()),
+        preedit("ㄱ"),
+        preedit("가"),
+        preedit("강"),
+        egui::ImeEvent::Commit("강".into()),
+        egui::ImeEvent::Preedit {
+            text: String::new(),
+            active_range_chars: None,
+        },
+    ];
+    for event in ime {
+        s.harness.input_mut().events.push(egui::Event::Ime(event));
+        s.harness.step();
+    }
+    s.harness.run_ok();
+    assert_eq!(
+        s.harness
+            .get_by_label("Action of SHT-00001")
+            .value()
+            .as_deref(),
+        Some("한강")
+    );
+    s.harness.key_press(egui::Key::Enter);
+    s.until_document("the composed text", |p| p.shots[0].action == "한강");
+}
