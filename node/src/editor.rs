@@ -78,7 +78,8 @@ pub fn run(options: EditorOptions) -> Result<()> {
     runtime.spawn(bridge::serve(backend, end));
     let mut link = link;
     let _ = link.open(options.project);
-    let editor = Editor::new(link, Images::new(Some(blob_reader(&data_dir))));
+    let editor = Editor::new(link, Images::new(Some(blob_reader(&data_dir))))
+        .with_settings(data_dir.join("editor.json"));
     let title = if attached {
         format!("reelmesh — {} (attached to its node)", data_dir.display())
     } else {

@@ -144,6 +144,8 @@ pub struct Editor {
     pub panels: panels::PanelState,
     /// Set on the first frame (fonts installed, waker set).
     started: bool,
+    /// Where the table's layout is remembered (none in tests).
+    saver: Option<crate::settings::Saver>,
 }
 
 impl Editor {
@@ -168,7 +170,23 @@ impl Editor {
             stopped: None,
             panels: panels::PanelState::default(),
             started: false,
+            saver: None,
         }
+    }
+
+    /// Remember the table's layout in `path` (read now; written when it changes).
+    #[must_use]
+    pub fn with_settings(mut self, path: std::path::PathBuf) -> Editor {
+        let settings = match crate::settings::Settings::load(&path) {
+            Ok(settings) => settings,
+            Err(e) => {
+                self.say(e.to_string(), true);
+                crate::settings::Settings::default()
+            }
+        };
+        self.shots.apply(&settings);
+        self.saver = Some(crate::settings::Saver::new(path, settings));
+        self
     }
 
     /// Install the editor's fonts (NanumSquare for Hangul, after egui's own) and
@@ -204,6 +222,9 @@ impl Editor {
         }
         egui::CentralPanel::default().show(ui, |ui| self.central(ui));
         dialogs::show(self, ui.ctx());
+        if let Some(saver) = &mut self.saver {
+            saver.offer(&self.shots.settings());
+        }
         // Messages fade on their own: look again when the oldest is due to go.
         if let Some(first) = self.messages.iter().find(|m| !m.error) {
             let left = MESSAGE_FOR.saturating_sub(first.at.elapsed());

@@ -12,6 +12,7 @@ pub mod fonts;
 pub mod images;
 pub mod link;
 pub mod panels;
+pub mod settings;
 pub mod shots;
 pub mod table;
 

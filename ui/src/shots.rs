@@ -14,7 +14,7 @@
 //!   order stays what it is).
 //! - Columns can be hidden; their widths are kept by egui with the window state.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use egui::{Color32, Id, RichText, Sense};
@@ -128,6 +128,18 @@ impl Col {
         }
     }
 
+    /// A name for settings files (stable across versions).
+    #[must_use]
+    pub fn key(self) -> &'static str {
+        match self {
+            Col::Code => "code",
+            Col::Take => "take",
+            Col::In => "in",
+            Col::Out => "out",
+            other => other.field().unwrap_or("?"),
+        }
+    }
+
     /// Width when first shown.
     fn width(self) -> f32 {
         match self {
@@ -211,6 +223,8 @@ pub struct ShotTable {
     /// The bulk edit bar's field and value.
     bulk_col: Option<Col>,
     bulk_value: String,
+    /// Column widths remembered from the last run, by key (applied once).
+    pub remembered_widths: BTreeMap<String, f32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -238,6 +252,35 @@ impl ShotTable {
     #[must_use]
     pub fn visible(&self, col: Col) -> bool {
         col.hidden_by_default() == self.toggled.contains(&col)
+    }
+
+    /// The layout to remember.
+    #[must_use]
+    pub fn settings(&self) -> crate::settings::Settings {
+        crate::settings::Settings {
+            columns: (!self.toggled.is_empty()).then(|| {
+                Col::all()
+                    .into_iter()
+                    .filter(|c| self.visible(*c))
+                    .map(|c| c.key().to_owned())
+                    .collect()
+            }),
+            widths: self.remembered_widths.clone(),
+        }
+    }
+
+    /// Take up a remembered layout.
+    pub fn apply(&mut self, settings: &crate::settings::Settings) {
+        self.toggled.clear();
+        if let Some(columns) = &settings.columns {
+            for col in Col::all() {
+                let shown = col == Col::Code || columns.iter().any(|k| k == col.key());
+                if shown == col.hidden_by_default() {
+                    self.toggled.insert(col);
+                }
+            }
+        }
+        self.remembered_widths.clone_from(&settings.widths);
     }
 
     /// The selected shot that was clicked last (or any selected one).
@@ -458,12 +501,30 @@ pub fn show(editor: &mut Editor, ui: &mut egui::Ui) {
     if egui_table::TableState::load(ui.ctx(), table_id).is_none() {
         let mut state = egui_table::TableState::default();
         for col in Col::all() {
-            state.col_widths.insert(column_id(col), col.width());
+            let width = grid
+                .table
+                .remembered_widths
+                .get(col.key())
+                .copied()
+                .unwrap_or_else(|| col.width());
+            state.col_widths.insert(column_id(col), width);
         }
         state.store(ui.ctx(), table_id);
     }
     table.show(ui, &mut grid);
     let actions = std::mem::take(&mut grid.actions);
+    // What to remember: the widths once a resize is over.
+    if !ui.input(|i| i.pointer.any_down())
+        && let Some(state) = egui_table::TableState::load(ui.ctx(), table_id)
+    {
+        editor.shots.remembered_widths = Col::all()
+            .into_iter()
+            .filter_map(|col| {
+                let width = state.col_widths.get(&column_id(col))?;
+                (*width != col.width()).then(|| (col.key().to_owned(), *width))
+            })
+            .collect();
+    }
     for action in actions {
         match action {
             Action::Set {
@@ -1061,4 +1122,34 @@ fn column_id(col: Col) -> Id {
 /// Line breaks and tabs as spaces, so a multi-line cell stays on its row.
 fn one_line(text: &str) -> String {
     text.replace(['\n', '\r', '\t'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layout_taken_up_again_shows_the_same_columns_and_widths() {
+        let mut table = ShotTable::default();
+        assert!(
+            table.settings().columns.is_none(),
+            "defaults are not written out"
+        );
+        // Hide the scene, show the camera body (hidden by default), widen the action.
+        let camera = Col::LookValue(LookField::CameraBody);
+        table.toggled.insert(Col::Scene);
+        table.toggled.insert(camera);
+        table.remembered_widths.insert("action".into(), 333.0);
+        let settings = table.settings();
+        let json = serde_json::to_string(&settings).expect("json");
+
+        let mut again = ShotTable::default();
+        again.apply(&serde_json::from_str(&json).expect("read"));
+        for col in Col::all() {
+            assert_eq!(again.visible(col), table.visible(col), "{col:?}");
+        }
+        assert!(!again.visible(Col::Scene));
+        assert!(again.visible(camera));
+        assert_eq!(again.remembered_widths.get("action"), Some(&333.0));
+    }
 }
