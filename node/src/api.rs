@@ -189,7 +189,7 @@ async fn jobs(handle: &NodeHandle, project: Option<String>) -> Result<Reply, Api
             Ok::<_, String>((
                 doc.jobs().map_err(|e| e.to_string())?,
                 doc.takes().map_err(|e| e.to_string())?,
-                doc.all_shots().map_err(|e| e.to_string())?,
+                doc.shot_codes().map_err(|e| e.to_string())?,
             ))
         })
         .await?;
@@ -210,10 +210,7 @@ async fn jobs(handle: &NodeHandle, project: Option<String>) -> Result<Reply, Api
         project_id,
         jobs,
         takes,
-        shots: shots
-            .into_iter()
-            .map(|(s, _)| (s.shot_id, s.code))
-            .collect(),
+        shots,
         progress,
         waiting,
         offers,

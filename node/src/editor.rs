@@ -92,6 +92,12 @@ pub fn run(options: EditorOptions) -> Result<()> {
             .with_inner_size([1440.0, 900.0])
             .with_min_inner_size([800.0, 500.0]),
         renderer: eframe::Renderer::Glow,
+        // A frame benchmark (REELMESH_FRAME_STATS) measures what a frame costs, not
+        // the display's pace.
+        glow_options: eframe::egui_glow::GlowConfiguration {
+            vsync: std::env::var_os("REELMESH_FRAME_STATS").is_none(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let shown = eframe::run_native(
@@ -100,7 +106,7 @@ pub fn run(options: EditorOptions) -> Result<()> {
         Box::new(move |cc| {
             let mut editor = editor;
             editor.setup(&cc.egui_ctx);
-            Ok(Box::new(EditorApp { editor }))
+            Ok(Box::new(EditorApp::new(editor)))
         }),
     );
     if let Some(node) = node {

@@ -116,6 +116,8 @@ pub struct ProjectDoc {
     one_change: Option<Vec<String>>,
     /// Shots added here since the last save (a hint for how to save).
     unsaved_shots: usize,
+    /// The project as last read by [`ProjectDoc::project_now`].
+    read_cache: Option<view::ReadCache>,
 }
 
 /// Maps every document must have.
@@ -138,6 +140,7 @@ impl ProjectDoc {
             index: None,
             one_change: None,
             unsaved_shots: 0,
+            read_cache: None,
         };
         let settings = this.obj(ROOT, "settings")?;
         this.doc.put(&settings, "name", name)?;
@@ -156,6 +159,7 @@ impl ProjectDoc {
             index: None,
             one_change: None,
             unsaved_shots: 0,
+            read_cache: None,
         };
         this.check_schema()?;
         Ok(this)
@@ -170,6 +174,7 @@ impl ProjectDoc {
             index: None,
             one_change: None,
             unsaved_shots: 0,
+            read_cache: None,
         }
     }
 
@@ -180,6 +185,7 @@ impl ProjectDoc {
             index: None,
             one_change: None,
             unsaved_shots: 0,
+            read_cache: None,
         })
     }
 
@@ -257,6 +263,7 @@ impl ProjectDoc {
             index: None,
             one_change: None,
             unsaved_shots: 0,
+            read_cache: None,
         }
     }
 
@@ -401,6 +408,14 @@ impl ProjectDoc {
         &self,
         heads: Option<&[automerge::ChangeHash]>,
     ) -> Result<Project, DocError> {
+        self.project_with_orders(heads).map(|(project, _)| project)
+    }
+
+    /// The project at `heads` (now when `None`) and each live shot's order key.
+    fn project_with_orders(
+        &self,
+        heads: Option<&[automerge::ChangeHash]>,
+    ) -> Result<(Project, HashMap<String, String>), DocError> {
         // Only the maps a project is made of: never the jobs and takes, which grow
         // with every render (reading them here once cost 17 % of a busy mesh's CPU).
         let reader = read::Reader {
@@ -465,7 +480,11 @@ impl ProjectDoc {
             })
             .collect();
         let project_id = self.project_id().unwrap_or_default();
-        Ok(Project {
+        let orders = shots
+            .iter()
+            .map(|(order, shot)| (shot.shot_id.clone(), order.clone()))
+            .collect();
+        let project = Project {
             project_id,
             settings: ProjectSettings {
                 name,
@@ -477,7 +496,8 @@ impl ProjectDoc {
             characters,
             cinematics,
             catalog_additions,
-        })
+        };
+        Ok((project, orders))
     }
 
     /// Every shot, live and trashed, with its deleted flag (trash view, code checks).
@@ -938,6 +958,7 @@ mod index;
 mod jobs;
 mod read;
 mod sync;
+mod view;
 
 #[cfg(test)]
 mod tests;

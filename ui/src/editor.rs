@@ -120,6 +120,8 @@ pub struct Editor {
     pub jobs: Option<Arc<JobsRead>>,
     /// The node and its peers.
     pub status: Option<Arc<NodeStatusReport>>,
+    /// When `status` arrived (heartbeat ages are counted on from it).
+    pub status_at: std::time::Instant,
     /// Every node's standing offer.
     pub offers: Arc<Vec<reelmesh_protocol::placement::Offer>>,
     /// The latest progress of each job, by job id.
@@ -158,6 +160,7 @@ impl Editor {
             no_project: None,
             jobs: None,
             status: None,
+            status_at: std::time::Instant::now(),
             offers: Arc::default(),
             progress: HashMap::new(),
             view: View::default(),
@@ -255,7 +258,10 @@ impl Editor {
                     }
                     self.jobs = Some(jobs);
                 }
-                FromNode::Status(status) => self.status = Some(status),
+                FromNode::Status(status) => {
+                    self.status = Some(status);
+                    self.status_at = std::time::Instant::now();
+                }
                 FromNode::Offers(offers) => self.offers = offers,
                 FromNode::Progress(update) => {
                     if let Some(preview) = &update.preview {
@@ -534,10 +540,68 @@ impl Editor {
 pub struct EditorApp {
     /// The editor.
     pub editor: Editor,
+    /// Frame timings for `node/scripts/editor-frame-bench` (none normally).
+    pub frame_stats: Option<FrameStats>,
+}
+
+impl EditorApp {
+    /// The app; with `REELMESH_FRAME_STATS=<file>` set, it repaints continuously and
+    /// writes each frame's timings to that file when the window closes.
+    #[must_use]
+    pub fn new(editor: Editor) -> EditorApp {
+        let frame_stats = std::env::var_os("REELMESH_FRAME_STATS").map(|path| FrameStats {
+            path: path.into(),
+            last: None,
+            intervals_ms: Vec::new(),
+            cpu_ms: Vec::new(),
+        });
+        EditorApp {
+            editor,
+            frame_stats,
+        }
+    }
+}
+
+/// Frame timings of a benchmark run: the wall time from one frame's start to the
+/// next (the whole frame: UI, tessellation, painting with the GL driver and the
+/// buffer swap), and eframe's own CPU time of the frame (which leaves the swap out).
+#[derive(Debug)]
+pub struct FrameStats {
+    path: std::path::PathBuf,
+    last: Option<std::time::Instant>,
+    intervals_ms: Vec<f64>,
+    cpu_ms: Vec<f64>,
+}
+
+impl Drop for FrameStats {
+    fn drop(&mut self) {
+        let json = serde_json::json!({
+            "interval_ms": self.intervals_ms,
+            "cpu_ms": self.cpu_ms,
+        });
+        if let Err(e) = std::fs::write(&self.path, json.to_string()) {
+            tracing::warn!(
+                "could not write frame stats to {}: {e}",
+                self.path.display()
+            );
+        }
+    }
 }
 
 impl eframe::App for EditorApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        if let Some(stats) = &mut self.frame_stats {
+            let now = std::time::Instant::now();
+            if let Some(last) = stats.last.replace(now) {
+                stats
+                    .intervals_ms
+                    .push(now.duration_since(last).as_secs_f64() * 1e3);
+            }
+            if let Some(cpu) = frame.info().cpu_usage {
+                stats.cpu_ms.push(f64::from(cpu) * 1e3);
+            }
+            ui.ctx().request_repaint();
+        }
         self.editor.ui(ui);
         if self.editor.panels.quit {
             ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);

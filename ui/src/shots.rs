@@ -1,8 +1,7 @@
 //! The shot table: Airtable-like, virtualised (`egui_table` draws only the rows in
 //! view, so 10,000 shots cost what 40 do), with a sticky header and code column.
 //!
-//! - Every field edits in place: double-click a cell (or select a row and press
-//!   F2). Text and numbers are typed (`2.5` seconds, `48` frames) and checked by
+//! - Every field edits in place: double-click a cell. Text and numbers are typed (`2.5` seconds, `48` frames) and checked by
 //!   the node, which says what is wrong; status, look and the look fields are
 //!   dropdowns (a typed look value that is not in the catalog joins the project's
 //!   catalog); characters are a multi-select.
@@ -12,7 +11,8 @@
 //! - Search matches code, scene, action, characters, look, notes and prompt; the
 //!   status filter keeps the statuses ticked; a header click sorts (the timeline
 //!   order stays what it is).
-//! - Columns can be hidden; their widths are kept by egui with the window state.
+//! - Columns can be hidden or shown and resized; both are remembered in the data
+//!   dir (`crate::settings`).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;

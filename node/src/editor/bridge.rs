@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reelmesh_protocol::api::status::Event;
+use reelmesh_protocol::api::status::NodeStatusReport;
 use reelmesh_protocol::api::{ApiError, Reply, Request};
 use reelmesh_protocol::placement::Offer;
 use reelmesh_ui::link::{FromNode, NodeEnd, ProjectView, ToNode};
@@ -100,6 +101,8 @@ pub async fn serve(handle: Backend, mut end: NodeEnd) {
         status_due: Some(Instant::now()),
         offers: BTreeMap::new(),
         offers_due: None,
+        status_sent: None,
+        last_view: None,
     };
     loop {
         let wake = state
@@ -175,6 +178,10 @@ struct Follow {
     status_due: Option<Instant>,
     offers: BTreeMap<String, Offer>,
     offers_due: Option<Instant>,
+    /// The status last sent to the window.
+    status_sent: Option<NodeStatusReport>,
+    /// The project view last sent (the next one reuses its unchanged rows).
+    last_view: Option<Arc<ProjectView>>,
 }
 
 impl Follow {
@@ -264,8 +271,17 @@ impl Follow {
             let message = match handle.call(Request::Project { project }).await {
                 Ok(Reply::Project(read)) => {
                     self.project_id = Some(read.project_id.clone());
-                    match tokio::task::spawn_blocking(move || ProjectView::of(read)).await {
-                        Ok(view) => FromNode::Project(Arc::new(view)),
+                    let previous = self.last_view.clone();
+                    match tokio::task::spawn_blocking(move || {
+                        ProjectView::after(read, previous.as_deref())
+                    })
+                    .await
+                    {
+                        Ok(view) => {
+                            let view = Arc::new(view);
+                            self.last_view = Some(Arc::clone(&view));
+                            FromNode::Project(view)
+                        }
                         Err(e) => FromNode::NoProject(format!("reading the project failed: {e}")),
                     }
                 }
@@ -307,8 +323,25 @@ impl Follow {
                 let present: std::collections::HashSet<&str> =
                     status.peers.iter().map(|p| p.node_id.as_str()).collect();
                 self.offers.retain(|id, _| present.contains(id.as_str()));
-                if !end.send(FromNode::Status(Arc::new(status))).await {
-                    return false;
+                // Sent only when something in it changed (the time since each
+                // heartbeat always does: the window counts that on its own), so an
+                // idle window is not woken every few seconds.
+                let settled = |s: &NodeStatusReport| {
+                    let mut s = s.clone();
+                    for peer in &mut s.peers {
+                        peer.last_heartbeat_secs = peer.last_heartbeat_secs.map(|_| 0.0);
+                    }
+                    s
+                };
+                let changed = self
+                    .status_sent
+                    .as_ref()
+                    .is_none_or(|sent| settled(sent) != settled(&status));
+                if changed {
+                    self.status_sent = Some(status.clone());
+                    if !end.send(FromNode::Status(Arc::new(status))).await {
+                        return false;
+                    }
                 }
             }
         }

@@ -44,6 +44,9 @@ struct Waiter {
     reply: oneshot::Sender<Result<(), ProjectError>>,
 }
 
+/// A project's name and live shot count.
+type NameAndShots = (String, usize);
+
 pub(super) struct Runtime {
     config: NodeConfig,
     data: DataDir,
@@ -51,6 +54,9 @@ pub(super) struct Runtime {
     swarm: Swarm<Behaviour>,
     peer_id: PeerId,
     projects: BTreeMap<String, ProjectStore>,
+    /// Each project's name and live shot count, with the heads they were read at
+    /// (a status report reads them again only after a change).
+    summaries: HashMap<String, (Vec<String>, Option<NameAndShots>)>,
     sessions: Sessions,
     presence: PresenceTable,
     connected: HashSet<PeerId>,
@@ -93,10 +99,6 @@ pub(super) struct Runtime {
     retries: u64,
     /// Heads each peer announced, kept to be checked [`HEADS_GRACE`] later.
     heads_checks: HashMap<PeerId, (Instant, BTreeMap<String, Vec<String>>)>,
-    /// The last project each `Read` returned, by project, with its heads: asked
-    /// again at the same heads (`reelmesh shots` twice, the editor's refresh), it
-    /// is cloned instead of read out of the document again.
-    read_views: HashMap<String, (Vec<String>, reelmesh_protocol::model::Project)>,
 }
 
 /// Changes received from peers are appended to the log and fsynced in batches this
@@ -256,6 +258,7 @@ impl Runtime {
             swarm,
             peer_id,
             projects,
+            summaries: HashMap::new(),
             sessions: Sessions::default(),
             presence: PresenceTable::default(),
             connected: HashSet::new(),
@@ -279,7 +282,6 @@ impl Runtime {
             missing_check_due: None,
             retries: 0,
             heads_checks: HashMap::new(),
-            read_views: HashMap::new(),
         };
         Ok((runtime, listen_addrs))
     }
@@ -379,24 +381,18 @@ impl Runtime {
                 reply,
             } => self.edit(project.as_deref(), edit, reply),
             Command::Read { project, reply } => {
-                let mut views = std::mem::take(&mut self.read_views);
+                // Read again only where it changed since the last read (an edit of
+                // one shot of 10,000 re-reads one shot).
                 let result =
                     self.ready_store(project.as_deref())
                         .and_then(|(project_id, store)| {
                             let heads = store.doc_mut().heads();
-                            if let Some((seen, project)) = views.get(&project_id)
-                                && *seen == heads
-                            {
-                                return Ok((project_id, project.clone(), heads));
-                            }
                             let project = store
-                                .doc()
-                                .project()
+                                .doc_mut()
+                                .project_now()
                                 .map_err(|e| ProjectError::Disk(e.to_string()))?;
-                            views.insert(project_id.clone(), (heads.clone(), project.clone()));
                             Ok((project_id, project, heads))
                         });
-                self.read_views = views;
                 let _ = reply.send(result);
             }
             Command::ReadWith {
@@ -555,11 +551,20 @@ impl Runtime {
 
     fn status(&mut self) -> NodeStatusReport {
         let peers = self.peer_rows();
+        let summaries = &mut self.summaries;
         let projects = self
             .projects
-            .iter()
+            .iter_mut()
             .map(|(project_id, store)| {
-                let summary = store.doc().name_and_shot_count().ok();
+                let heads = store.doc_mut().heads();
+                let summary = match summaries.get(project_id) {
+                    Some((at, summary)) if *at == heads => summary.clone(),
+                    _ => {
+                        let summary = store.doc().name_and_shot_count().ok();
+                        summaries.insert(project_id.clone(), (heads, summary.clone()));
+                        summary
+                    }
+                };
                 ProjectSummary {
                     project_id: project_id.clone(),
                     name: summary.as_ref().map(|(name, _)| name.clone()),

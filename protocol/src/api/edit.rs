@@ -266,7 +266,7 @@ pub const LOOK_FIELDS: &str = "name, notes, camera_body, focal_length, lens_type
 /// # Errors
 /// [`EditError`] naming the record, the field and why.
 pub fn apply(doc: &mut ProjectDoc, edit: &Edit) -> Result<Applied, EditError> {
-    let project = doc.project()?;
+    let project = doc.project_now()?;
     match edit {
         Edit::ShotAdd { after, values } => add_shot(doc, &project, after.as_deref(), values),
         Edit::ShotSet { shot, values } => {

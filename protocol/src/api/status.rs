@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::wire::{NodeStatus, Presence};
 
 /// A snapshot of the node for `reelmesh status`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeStatusReport {
     /// This node's peer id.
     pub node_id: String,

@@ -32,6 +32,9 @@ pub fn sync_summary(editor: &Editor) -> String {
 
 /// The mesh view.
 pub fn mesh(editor: &mut Editor, ui: &mut egui::Ui) {
+    // The "heard N s ago" column counts on by itself while this view is shown.
+    ui.ctx()
+        .request_repaint_after(std::time::Duration::from_secs(1));
     ui.horizontal(|ui| {
         ui.heading("Mesh");
         ui.label(sync_summary(editor));
@@ -128,9 +131,12 @@ pub fn mesh(editor: &mut Editor, ui: &mut egui::Ui) {
                     if !hover.is_empty() {
                         can.on_hover_text(hover);
                     }
+                    let since = editor.status_at.elapsed().as_secs_f64();
                     ui.label(
-                        peer.last_heartbeat_secs
-                            .map_or_else(|| "never".to_owned(), |s| format!("{s:.0} s ago")),
+                        peer.last_heartbeat_secs.map_or_else(
+                            || "never".to_owned(),
+                            |s| format!("{:.0} s ago", s + since),
+                        ),
                     );
                     ui.end_row();
                 }
