@@ -127,7 +127,10 @@ fn default_config(data_dir: &Path) -> NodeConfig {
         ];
         config
     } else {
-        NodeConfig::offline(data_dir.to_owned())
+        let mut config = NodeConfig::offline(data_dir.to_owned());
+        // The CLI's commands go through the window's node meanwhile.
+        config.control_socket = true;
+        config
     }
 }
 

@@ -101,7 +101,10 @@ pub fn edit(root: &Path, project: Option<String>, args: NodeArgs) -> Result<()> 
             "no mesh key in {}: the editor works offline (`reelmesh mesh init` or `reelmesh join TICKET` to join a mesh)",
             root.display()
         );
-        NodeConfig::offline(root.to_owned())
+        let mut config = NodeConfig::offline(root.to_owned());
+        // The CLI's commands go through the window's node meanwhile.
+        config.control_socket = true;
+        config
     };
     crate::editor::run(crate::editor::EditorOptions {
         data_dir: root.to_owned(),
