@@ -78,6 +78,10 @@ use reelmesh_protocol::model::{Shot, ShotCode};
 use reelmesh_protocol::placement;
 use tokio::sync::broadcast;
 
+#[path = "support/common.rs"]
+mod common;
+use common::{ms, percentile};
+
 const KEY: [u8; 32] = [0x4d; 32];
 const SETUP: Duration = Duration::from_secs(120);
 const LATENCY_WORKERS: usize = 16;
@@ -239,20 +243,6 @@ async fn idle_cpu() -> String {
     let cpu = Cpu::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
     cpu.since()
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
 }
 
 /// SplitMix64: a fixed pseudo-random spread.

@@ -14,7 +14,6 @@
 
 use std::time::{Duration, Instant};
 
-use libp2p::Multiaddr;
 use reelmesh_node::editor::bridge::{self, Backend};
 use reelmesh_node::mesh::keys;
 use reelmesh_node::node::{Node, NodeConfig, NodeHandle};
@@ -25,24 +24,14 @@ use reelmesh_ui::Editor;
 use reelmesh_ui::images::Images;
 use reelmesh_ui::link::Waker;
 
+#[path = "support/common.rs"]
+mod common;
+use common::{ms, percentile};
+
 const SHOTS: u64 = 10_000;
 const FRAMES: usize = 400;
 const EDITS: usize = 200;
 const KEY: [u8; 32] = [0x3c; 32];
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 fn summary(what: &str, mut samples: Vec<Duration>, goal: &str) {
     samples.sort();
@@ -325,16 +314,6 @@ fn frames(runtime: &tokio::runtime::Runtime) {
     runtime.block_on(node.stop()).expect("stop");
 }
 
-async fn mesh_node(dir: &std::path::Path, peers: Vec<Multiaddr>) -> (Node, Multiaddr) {
-    let node = Node::start(NodeConfig::loopback(dir.to_owned(), peers))
-        .await
-        .expect("start");
-    let addr = node.listen_addrs()[0]
-        .clone()
-        .with(libp2p::multiaddr::Protocol::P2p(node.handle().peer_id()));
-    (node, addr)
-}
-
 fn edit_to_screen(runtime: &tokio::runtime::Runtime, shots: u64) {
     let first = tempfile::tempdir().expect("tmp");
     let second = tempfile::tempdir().expect("tmp");
@@ -362,8 +341,8 @@ fn edit_to_screen(runtime: &tokio::runtime::Runtime, shots: u64) {
         data.add_replica(&project_id).expect("replica");
         data.set_current_project(&project_id).expect("current");
     }
-    let (a, addr) = runtime.block_on(mesh_node(first.path(), vec![]));
-    let (b, _) = runtime.block_on(mesh_node(second.path(), vec![addr]));
+    let (a, addr) = runtime.block_on(common::loopback(first.path(), vec![]));
+    let (b, _) = runtime.block_on(common::loopback(second.path(), vec![addr]));
     let (_, _, heads) = runtime.block_on(a.handle().project(None)).expect("read");
     runtime
         .block_on(

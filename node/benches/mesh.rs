@@ -10,10 +10,14 @@ use std::time::{Duration, Instant};
 
 use libp2p::Multiaddr;
 use reelmesh_node::mesh::keys;
-use reelmesh_node::node::{Node, NodeConfig, NodeHandle};
+use reelmesh_node::node::{Node, NodeHandle};
 use reelmesh_node::store::DataDir;
 use reelmesh_protocol::document::{Position, ProjectDoc};
 use reelmesh_protocol::model::{Character, Shot, ShotCode, ShotStatus};
+
+#[path = "support/common.rs"]
+mod common;
+use common::{ms, percentile};
 
 const KEY: [u8; 32] = [0x5a; 32];
 const EDITS: usize = 300;
@@ -38,30 +42,6 @@ fn data_dir(project: Result<&str, &str>) -> (tempfile::TempDir, String) {
     (dir, project_id)
 }
 
-async fn start(dir: &tempfile::TempDir, peers: Vec<Multiaddr>) -> (Node, Multiaddr) {
-    let node = Node::start(NodeConfig::loopback(dir.path().to_owned(), peers))
-        .await
-        .expect("start");
-    let addr = node.listen_addrs()[0]
-        .clone()
-        .with(libp2p::multiaddr::Protocol::P2p(node.handle().peer_id()));
-    (node, addr)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 async fn propagation() {
     let (first_dir, project_id) = data_dir(Ok("propagation"));
     let mut dirs = vec![first_dir];
@@ -72,7 +52,7 @@ async fn propagation() {
             dirs.push(data_dir(Err(&project_id)).0);
         }
         // Full mesh: each node dials every node started before it.
-        let (node, addr) = start(&dirs[i], addrs.clone()).await;
+        let (node, addr) = common::loopback(dirs[i].path(), addrs.clone()).await;
         addrs.push(addr);
         nodes.push(node);
     }
@@ -151,13 +131,13 @@ async fn full_sync() {
         store.save().expect("save");
         store.compact().expect("compact");
     }
-    let (a, addr) = start(&dir_a, vec![]).await;
+    let (a, addr) = common::loopback(dir_a.path(), vec![]).await;
     let (_, _, heads) = a.handle().project(None).await.expect("read");
     let mut best = Duration::MAX;
     for _ in 0..3 {
         let (dir_b, _) = data_dir(Err(&project_id));
         let started = Instant::now();
-        let (b, _) = start(&dir_b, vec![addr.clone()]).await;
+        let (b, _) = common::loopback(dir_b.path(), vec![addr.clone()]).await;
         b.handle()
             .wait_for_heads(None, heads.clone(), Duration::from_secs(120))
             .await

@@ -85,15 +85,7 @@ pub fn shot_prompt(project: &Project, shot: &Shot) -> ShotPrompt {
             overridden: true,
         };
     }
-    let values = Values {
-        shot,
-        look: project.effective_look(shot),
-        characters: shot
-            .characters
-            .iter()
-            .filter_map(|id| project.character(id))
-            .collect(),
-    };
+    let values = Values::of(project, shot);
     ShotPrompt {
         text: assemble(&project.settings.prompt_template, &|name| values.get(name)),
         overridden: false,
@@ -133,15 +125,7 @@ pub fn prompt_parts(project: &Project, shot: &Shot) -> Vec<Part> {
         .cinematic
         .as_deref()
         .and_then(|id| project.cinematic(id));
-    let values = Values {
-        shot,
-        look: project.effective_look(shot),
-        characters: shot
-            .characters
-            .iter()
-            .filter_map(|id| project.character(id))
-            .collect(),
-    };
+    let values = Values::of(project, shot);
     let names: Vec<String> = values.characters.iter().map(|c| c.name.clone()).collect();
     let mut placeholders: Vec<&str> = Vec::new();
     for piece in tokens(&project.settings.prompt_template) {
@@ -302,7 +286,21 @@ struct Values<'a> {
     characters: Vec<&'a Character>,
 }
 
-impl Values<'_> {
+impl<'a> Values<'a> {
+    /// What `shot`'s prompt reads: its own fields, its look over the linked one,
+    /// its linked characters.
+    fn of(project: &'a Project, shot: &'a Shot) -> Values<'a> {
+        Values {
+            shot,
+            look: project.effective_look(shot),
+            characters: shot
+                .characters
+                .iter()
+                .filter_map(|id| project.character(id))
+                .collect(),
+        }
+    }
+
     fn look(&self, field: LookField) -> String {
         let value = self.look.get(field);
         if is_blank(value) {
