@@ -107,6 +107,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Publish the cut for an editor: the format is FILE's extension (.edl, .otio,
+    /// .fcpxml, .xml for Premiere); each shot's take is copied beside it into
+    /// FILE_media/ with a readable name.
+    Publish {
+        /// The file to write.
+        file: PathBuf,
+    },
     /// List the project's takes (rendered results, by BLAKE3 hash).
     Takes {
         /// Print JSON instead of a table.
@@ -265,6 +272,9 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Render(args) => render::render(out, &data_root, cli.project.clone(), &args),
         Command::Jobs { json } => render::print_jobs(out, &data_root, cli.project.as_deref(), json),
+        Command::Publish { file } => {
+            render::publish(out, &data_root, cli.project.as_deref(), &file)
+        }
         Command::Takes { json, out: folder } => render::print_takes(
             out,
             &data_root,

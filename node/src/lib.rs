@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod media;
 pub mod mesh;
 pub mod node;
+pub mod publish;
 pub mod store;
 pub mod workflows;
 

@@ -21,5 +21,6 @@ pub mod jobs;
 pub mod model;
 pub mod placement;
 pub mod prompt;
+pub mod publish;
 pub mod timecode;
 pub mod wire;

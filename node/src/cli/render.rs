@@ -742,6 +742,55 @@ pub fn cancel(
     Ok(())
 }
 
+/// `reelmesh publish FILE`: the cut in the format FILE's extension names, with
+/// each shot's take beside it (fetched from peers first when a node runs).
+pub fn publish(
+    out: &mut dyn Write,
+    data_root: &Path,
+    project: Option<&str>,
+    file: &Path,
+) -> Result<()> {
+    let request = Request::Project {
+        project: project.map(str::to_owned),
+    };
+    let read = match super::ask(data_root, request)? {
+        Reply::Project(read) => read,
+        other => return Err(super::unexpected(&other)),
+    };
+    let (_, takes, _) = jobs_and_takes(data_root, project)?;
+    let blobs = crate::store::blobs::BlobStore::open(data_root)?;
+    let missing: Vec<String> = read
+        .project
+        .shots
+        .iter()
+        .filter_map(|shot| crate::publish::shown_take(shot, &takes))
+        .filter(|(_, take)| take.blob.parse().is_ok_and(|h| !blobs.has(&h)))
+        .map(|(_, take)| take.blob.clone())
+        .collect();
+    if !missing.is_empty() {
+        // Held elsewhere: a running node fetches them from its peers by hash.
+        let _ = super::via_node(data_root, &Request::Fetch { hashes: missing })?;
+    }
+    let published = crate::publish::publish(file, &read.project, &takes, &blobs)?;
+    writeln!(
+        out,
+        "wrote {}: {} shots with a take, {} without; media in {}{}",
+        published.file.display(),
+        published.clips,
+        published.gaps,
+        published.media_dir.display(),
+        if published.rendered > 0 {
+            format!(
+                " ({} stills rendered to clips for the EDL)",
+                published.rendered
+            )
+        } else {
+            String::new()
+        }
+    )?;
+    Ok(())
+}
+
 /// Copy the takes held on this node into `folder` (verified against their hash).
 fn copy_takes(
     out: &mut dyn Write,

@@ -21,6 +21,7 @@ mod mesh;
 mod meshkit;
 mod partition;
 mod placement;
+mod publish;
 mod render;
 
 /// Log to the test output (`RUST_LOG` picks the level; info by default).
