@@ -17,8 +17,9 @@ use reelmesh_protocol::publish::{self, Cut, CutMedia};
 use crate::store::blobs::BlobStore;
 
 /// The formats `publish` writes, by extension.
-pub const FORMATS: &str =
-    ".edl (CMX3600), .otio (OpenTimelineIO), .fcpxml (FCPXML 1.10), .xml (FCP7 XML for Premiere)";
+pub const FORMATS: &str = ".edl (CMX3600), .otio (OpenTimelineIO), .fcpxml (FCPXML 1.10), .xml (FCP7 XML for Premiere), .mp4 (the animatic)";
+
+pub mod animatic;
 
 /// What a publish wrote.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +42,7 @@ enum Format {
     Otio,
     Fcpxml,
     Xmeml,
+    Mp4,
 }
 
 fn format_of(out: &Path) -> Result<Format> {
@@ -54,8 +56,9 @@ fn format_of(out: &Path) -> Result<Format> {
         "otio" => Format::Otio,
         "fcpxml" => Format::Fcpxml,
         "xml" => Format::Xmeml,
-        "mp4" | "pdf" => bail!(
-            "{}: the animatic MP4 and the storyboard PDF are not written yet; this version writes {FORMATS}",
+        "mp4" => Format::Mp4,
+        "pdf" => bail!(
+            "{}: the storyboard PDF is not written yet; this version writes {FORMATS}",
             out.display()
         ),
         _ => bail!(
@@ -102,6 +105,20 @@ pub fn publish(
     project: &Project,
     takes: &[Take],
     blobs: &BlobStore,
+) -> Result<Published> {
+    publish_with(out, project, takes, blobs, &mut |_, _| {})
+}
+
+/// [`publish`], telling `progress` (shots done, shots) while an animatic encodes.
+///
+/// # Errors
+/// As [`publish`].
+pub fn publish_with(
+    out: &Path,
+    project: &Project,
+    takes: &[Take],
+    blobs: &BlobStore,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Published> {
     let format = format_of(out)?;
     let out = std::path::absolute(out).with_context(|| format!("{}", out.display()))?;
@@ -150,9 +167,21 @@ pub fn publish(
         Format::Otio => publish::otio(&cut),
         Format::Fcpxml => publish::fcpxml(&cut),
         Format::Xmeml => publish::xmeml(&cut),
+        Format::Mp4 => {
+            animatic::encode(
+                &cut,
+                &dir,
+                &out,
+                animatic::AnimaticOptions::default(),
+                progress,
+            )?;
+            String::new()
+        }
     };
-    crate::store::write_atomic(&out, text.as_bytes())
-        .with_context(|| format!("writing {}", out.display()))?;
+    if format != Format::Mp4 {
+        crate::store::write_atomic(&out, text.as_bytes())
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
     let clips = cut.clips.iter().filter(|c| c.media.is_some()).count();
     Ok(Published {
         file: out,

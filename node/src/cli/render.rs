@@ -771,7 +771,16 @@ pub fn publish(
         // Held elsewhere: a running node fetches them from its peers by hash.
         let _ = super::via_node(data_root, &Request::Fetch { hashes: missing })?;
     }
-    let published = crate::publish::publish(file, &read.project, &takes, &blobs)?;
+    let bar = indicatif::ProgressBar::new(read.project.shots.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("encoding the animatic {bar:30} {pos}/{len} shots")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let published =
+        crate::publish::publish_with(file, &read.project, &takes, &blobs, &mut |done, _| {
+            bar.set_position(done as u64);
+        });
+    bar.finish_and_clear();
+    let published = published?;
     writeln!(
         out,
         "wrote {}: {} shots with a take, {} without; media in {}{}",

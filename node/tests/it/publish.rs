@@ -170,28 +170,8 @@ fn the_published_cut_reads_back_in_opentimelineio_with_every_clip_and_gap() {
         assert_eq!((got.0.as_str(), got.1, got.2.as_str()), want, "{edl:?}");
     }
     // The clips the EDL points at hold exactly those frames at 30000/1001.
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=nb_read_frames,r_frame_rate",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(out.path().join("cut_media/SHT-00001_take1.mp4"))
-        .output();
-    match probe {
-        Ok(p) if p.status.success() => {
-            assert_eq!(String::from_utf8_lossy(&p.stdout).trim(), "30000/1001,1900");
-        }
-        _ => assert!(
-            std::env::var_os("REELMESH_REQUIRE_FFPROBE").is_none(),
-            "ffprobe is required here"
-        ),
+    if let Some(probed) = probe(&out.path().join("cut_media/SHT-00001_take1.mp4")) {
+        assert_eq!(probed, "30000/1001,1900");
     }
 
     // FCP7 XML through OTIO's fcp_xml adapter: clips, lengths, absolute file URLs.
@@ -217,6 +197,44 @@ fn the_published_cut_reads_back_in_opentimelineio_with_every_clip_and_gap() {
     assert!((read["xmeml_rate"].as_f64().unwrap_or(0.0) - 30000.0 / 1001.0).abs() < 1e-6);
 
     check_fcpxml(out.path());
+
+    // The animatic: every frame of the cut at the project rate.
+    let said = publish(data.path(), &out.path().join("animatic.mp4"));
+    assert!(said.contains("3 shots with a take, 1 without"), "{said}");
+    if let Some(probed) = probe(&out.path().join("animatic.mp4")) {
+        let total: u64 = LENGTHS.iter().sum();
+        assert_eq!(probed, format!("30000/1001,{total}"));
+    }
+}
+
+/// ffprobe's "rate,frames" of a video file; `None` (loudly) without ffprobe, unless
+/// CI requires it.
+fn probe(file: &Path) -> Option<String> {
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=r_frame_rate,nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output();
+    match probe {
+        Ok(p) if p.status.success() => Some(String::from_utf8_lossy(&p.stdout).trim().to_owned()),
+        _ => {
+            eprintln!("!! ffprobe missing: {} not checked", file.display());
+            assert!(
+                std::env::var_os("REELMESH_REQUIRE_FFPROBE").is_none(),
+                "ffprobe is required here"
+            );
+            None
+        }
+    }
 }
 
 /// What OpenTimelineIO reads from the published files (JSON from a Python script).
