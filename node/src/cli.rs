@@ -71,6 +71,12 @@ pub enum Command {
     Projects,
     /// Run the node: join the mesh, sync projects, announce presence.
     Node(net::NodeArgs),
+    /// A project in one file with every take: create, verify, open.
+    Archive {
+        /// What to do.
+        #[command(subcommand)]
+        command: ArchiveCommand,
+    },
     /// Make or share the private mesh key.
     Mesh {
         /// What to do.
@@ -261,6 +267,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Projects => net::projects(out, &data_root),
         Command::Node(args) => net::run_node(&data_root, args),
+        Command::Archive { command } => archive(out, &data_root, cli.project.as_deref(), command),
         Command::Mesh { command } => net::mesh(out, &data_root, command),
         Command::Join { ticket } => net::join(out, &data_root, &ticket),
         Command::Status { json } => net::status(out, &data_root, json),
@@ -575,4 +582,79 @@ mod tests {
         assert_eq!(pad("abc", 2), "a…");
         assert_eq!(pad("two\r\nlines", 12), "two lines   ");
     }
+}
+
+/// `reelmesh archive ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ArchiveCommand {
+    /// Write the project, its history and every blob it refers to into FILE, with a
+    /// manifest of BLAKE3 hashes.
+    Create {
+        /// The archive to write.
+        file: PathBuf,
+    },
+    /// Check every file in the archive against its manifest; names each that does
+    /// not match.
+    Verify {
+        /// The archive.
+        file: PathBuf,
+    },
+    /// Verify, then add the archived project with every take to this data dir.
+    Open {
+        /// The archive.
+        file: PathBuf,
+    },
+}
+
+fn archive(
+    out: &mut dyn Write,
+    data_root: &Path,
+    project: Option<&str>,
+    command: ArchiveCommand,
+) -> Result<()> {
+    let data = crate::store::DataDir::open(data_root)?;
+    match command {
+        ArchiveCommand::Create { file } => {
+            let created = crate::archive::create(&data, project, &file)?;
+            let blobs = created.manifest.files.len() - 1;
+            writeln!(
+                out,
+                "archived {} ({}) with {blobs} blobs into {}",
+                created.manifest.name,
+                created.manifest.project_id,
+                file.display()
+            )?;
+            if !created.missing.is_empty() {
+                writeln!(
+                    out,
+                    "not archived, not on this machine ({}): {}",
+                    created.missing.len(),
+                    created.missing.join(", ")
+                )?;
+            }
+        }
+        ArchiveCommand::Verify { file } => {
+            let (manifest, _) = crate::archive::verify(&file)?;
+            writeln!(
+                out,
+                "{}: ok, {} files match the manifest ({} · {})",
+                file.display(),
+                manifest.files.len(),
+                manifest.name,
+                manifest.project_id
+            )?;
+        }
+        ArchiveCommand::Open { file } => {
+            let _lock = data.lock().map_err(|e| {
+                anyhow::anyhow!("{e}: stop the node before opening an archive into its data dir")
+            })?;
+            let (id, name, blobs) = crate::archive::open(&data, &file)?;
+            writeln!(
+                out,
+                "opened {name} ({id}) with {blobs} blobs into {}; it is the current project",
+                data_root.display()
+            )?;
+        }
+    }
+    Ok(())
 }

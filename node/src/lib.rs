@@ -4,6 +4,7 @@
 //! same code.
 
 pub mod api;
+pub mod archive;
 pub mod card;
 pub mod cli;
 pub mod comfy;

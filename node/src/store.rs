@@ -310,7 +310,7 @@ pub struct ProjectStore {
 }
 
 impl ProjectStore {
-    fn create(dir: &Path, mut doc: ProjectDoc) -> Result<ProjectStore, StoreError> {
+    pub(crate) fn create(dir: &Path, mut doc: ProjectDoc) -> Result<ProjectStore, StoreError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let snapshot = doc.save();
         write_atomic(&dir.join("snapshot.am"), &snapshot)?;

@@ -313,3 +313,86 @@ fn publish_names_an_unknown_format_and_writes_nothing() {
     );
     assert_eq!(std::fs::read_dir(out.path()).expect("dir").count(), 0);
 }
+
+fn reelmesh(data: &Path, args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_reelmesh"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("reelmesh");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
+#[test]
+fn an_archive_verifies_names_a_flipped_byte_and_opens_the_same_project_elsewhere() {
+    crate::logs();
+    let data = tempfile::tempdir().expect("tmp");
+    project_with_takes(data.path());
+    let out = tempfile::tempdir().expect("out");
+    let archive = out.path().join("밤의 골목.rma");
+    let archive_arg = archive.to_str().expect("utf-8");
+    let (ok, said) = reelmesh(data.path(), &["archive", "create", archive_arg]);
+    assert!(ok, "{said}");
+    assert!(said.contains("with 3 blobs"), "{said}");
+    let (ok, said) = reelmesh(data.path(), &["archive", "verify", archive_arg]);
+    assert!(ok && said.contains("ok, 4 files match"), "{said}");
+
+    // A flipped byte in the last blob's bytes: verify fails naming that entry.
+    let mut bytes = std::fs::read(&archive).expect("read");
+    let manifest = reelmesh_node::archive::verify(&archive).expect("verify").0;
+    let last = manifest.files.last().expect("a blob").clone();
+    // The entry's local header: the signature PK\x03\x04, 30 bytes before its name
+    // (the manifest and the central directory name it too).
+    let name = last.path.as_bytes();
+    let name_at = (30..bytes.len() - name.len())
+        .find(|&i| &bytes[i..i + name.len()] == name && bytes[i - 30..i - 26] == *b"PK\x03\x04")
+        .expect("the entry's local header");
+    let inside = name_at + last.path.len() + 100;
+    bytes[inside] ^= 0x5a;
+    let broken = out.path().join("broken.rma");
+    std::fs::write(&broken, &bytes).expect("write");
+    let (ok, said) = reelmesh(
+        data.path(),
+        &["archive", "verify", broken.to_str().expect("utf-8")],
+    );
+    assert!(!ok, "{said}");
+    assert!(said.contains(&last.path), "names the entry: {said}");
+
+    // Open on a fresh data dir: the same document, every blob.
+    let fresh = tempfile::tempdir().expect("fresh");
+    let (ok, said) = reelmesh(fresh.path(), &["archive", "open", archive_arg]);
+    assert!(ok, "{said}");
+    let original = DataDir::open(data.path())
+        .expect("data")
+        .open_project(None)
+        .expect("project");
+    let mut opened = DataDir::open(fresh.path())
+        .expect("fresh")
+        .open_project(None)
+        .expect("opened");
+    let mut original = original;
+    assert_eq!(opened.doc_mut().heads(), original.doc_mut().heads());
+    assert_eq!(
+        opened.doc().project().expect("project"),
+        original.doc().project().expect("project")
+    );
+    let blobs = reelmesh_node::store::blobs::BlobStore::open(fresh.path()).expect("blobs");
+    for take in opened.doc().takes().expect("takes") {
+        let hash = take.blob.parse().expect("hash");
+        assert!(blobs.has(&hash), "{} is not in the fresh store", take.blob);
+        assert_eq!(
+            blake3::hash(&blobs.read(&hash).expect("read"))
+                .to_hex()
+                .to_string(),
+            take.blob
+        );
+    }
+    // Opening it again into the same data dir is refused, naming the project.
+    let (ok, said) = reelmesh(fresh.path(), &["archive", "open", archive_arg]);
+    assert!(!ok && said.contains("is already in"), "{said}");
+}
