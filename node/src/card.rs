@@ -15,7 +15,7 @@
 //! deterministic, so the same spec gives the same bytes and the same blob hash; the
 //! seed tints the background slightly so that takes differ.
 
-mod text;
+pub(crate) mod text;
 
 use ab_glyph::FontRef;
 use reelmesh_protocol::model::{Look, Project, Shot};

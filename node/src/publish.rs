@@ -17,9 +17,10 @@ use reelmesh_protocol::publish::{self, Cut, CutMedia};
 use crate::store::blobs::BlobStore;
 
 /// The formats `publish` writes, by extension.
-pub const FORMATS: &str = ".edl (CMX3600), .otio (OpenTimelineIO), .fcpxml (FCPXML 1.10), .xml (FCP7 XML for Premiere), .mp4 (the animatic)";
+pub const FORMATS: &str = ".edl (CMX3600), .otio (OpenTimelineIO), .fcpxml (FCPXML 1.10), .xml (FCP7 XML for Premiere), .mp4 (the animatic), .pdf (the storyboard)";
 
 pub mod animatic;
+pub mod pdf;
 
 /// What a publish wrote.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +44,7 @@ enum Format {
     Fcpxml,
     Xmeml,
     Mp4,
+    Pdf,
 }
 
 fn format_of(out: &Path) -> Result<Format> {
@@ -57,10 +59,7 @@ fn format_of(out: &Path) -> Result<Format> {
         "fcpxml" => Format::Fcpxml,
         "xml" => Format::Xmeml,
         "mp4" => Format::Mp4,
-        "pdf" => bail!(
-            "{}: the storyboard PDF is not written yet; this version writes {FORMATS}",
-            out.display()
-        ),
+        "pdf" => Format::Pdf,
         _ => bail!(
             "{}: '{ext}' is not a format publish writes; give a file ending in {FORMATS}",
             out.display()
@@ -177,8 +176,12 @@ pub fn publish_with(
             )?;
             String::new()
         }
+        Format::Pdf => {
+            pdf::write(project, &cut, &dir, &out, pdf::Layout::default())?;
+            String::new()
+        }
     };
-    if format != Format::Mp4 {
+    if !matches!(format, Format::Mp4 | Format::Pdf) {
         crate::store::write_atomic(&out, text.as_bytes())
             .with_context(|| format!("writing {}", out.display()))?;
     }

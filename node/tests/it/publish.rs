@@ -396,3 +396,69 @@ fn an_archive_verifies_names_a_flipped_byte_and_opens_the_same_project_elsewhere
     let (ok, said) = reelmesh(fresh.path(), &["archive", "open", archive_arg]);
     assert!(!ok && said.contains("is already in"), "{said}");
 }
+
+/// `pdftotext` (poppler-utils), or a loud banner (mandatory where
+/// `REELMESH_REQUIRE_PDFTOTEXT` is set, as in CI).
+fn pdftotext(pdf: &Path) -> Option<String> {
+    match Command::new("pdftotext")
+        .arg("-layout")
+        .arg(pdf)
+        .arg("-")
+        .output()
+    {
+        Ok(o) if o.status.success() => Some(String::from_utf8_lossy(&o.stdout).into_owned()),
+        _ => {
+            eprintln!(
+                "\n!! storyboard PDF text NOT CHECKED: pdftotext (apt-get install poppler-utils) is missing;\n\
+                 !! CI installs it and sets REELMESH_REQUIRE_PDFTOTEXT=1.\n"
+            );
+            assert!(
+                std::env::var_os("REELMESH_REQUIRE_PDFTOTEXT").is_none(),
+                "REELMESH_REQUIRE_PDFTOTEXT is set but pdftotext is missing"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn the_storyboard_pdf_has_a_frame_per_shot_with_its_korean_text() {
+    crate::logs();
+    let data = tempfile::tempdir().expect("tmp");
+    project_with_takes(data.path());
+    // Sixteen more shots without takes: 20 frames, three pages of 3 × 3.
+    {
+        let data = DataDir::open(data.path()).expect("data");
+        let mut store = data.open_project(None).expect("project");
+        let more: Vec<Shot> = (5..=20)
+            .map(|i| {
+                let mut shot = Shot::new(ShotCode(i), 24);
+                shot.action = format!("준이 한강 다리 위를 걷는다 {i}");
+                shot.notes = "대사 없음".into();
+                shot
+            })
+            .collect();
+        store
+            .doc_mut()
+            .add_shots(&more, &Position::End)
+            .expect("shots");
+        store.save().expect("save");
+    }
+    let out = tempfile::tempdir().expect("out");
+    let pdf = out.path().join("storyboard.pdf");
+    let said = publish(data.path(), &pdf);
+    assert!(said.contains("3 shots with a take, 17 without"), "{said}");
+    let bytes = std::fs::read(&pdf).expect("pdf");
+    assert!(bytes.starts_with(b"%PDF-"));
+    let Some(text) = pdftotext(&pdf) else { return };
+    for i in 1..=20 {
+        let code = format!("SHT-{i:05}");
+        assert_eq!(text.matches(&code).count(), 1, "{code} once in:\n{text}");
+    }
+    assert!(text.contains("민아가 골목으로 들어선다 0"), "{text}");
+    assert!(text.contains("준이 한강 다리 위를 걷는다 20"), "{text}");
+    assert!(text.contains("대사 없음"));
+    // Drop-frame timecodes with `;`, and three pages.
+    assert!(text.contains("00:01:03;12"), "{text}");
+    assert_eq!(text.matches('\u{c}').count(), 3, "three pages");
+}
