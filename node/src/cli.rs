@@ -118,7 +118,13 @@ pub enum Command {
     /// FILE_media/ with a readable name.
     Publish {
         /// The file to write.
-        file: PathBuf,
+        #[arg(required_unless_present = "all")]
+        file: Option<PathBuf>,
+        /// Write every format into this folder instead (cut.edl, cut.otio,
+        /// cut.fcpxml, cut.xml, animatic.mp4, storyboard.pdf), the approved shots'
+        /// takes into approved/, and the project archive (project.rma).
+        #[arg(long, value_name = "DIR", conflicts_with = "file")]
+        all: Option<PathBuf>,
     },
     /// List the project's takes (rendered results, by BLAKE3 hash).
     Takes {
@@ -279,9 +285,11 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Render(args) => render::render(out, &data_root, cli.project.clone(), &args),
         Command::Jobs { json } => render::print_jobs(out, &data_root, cli.project.as_deref(), json),
-        Command::Publish { file } => {
-            render::publish(out, &data_root, cli.project.as_deref(), &file)
-        }
+        Command::Publish { file, all } => match (file, all) {
+            (_, Some(dir)) => render::publish_all(out, &data_root, cli.project.as_deref(), &dir),
+            (Some(file), None) => render::publish(out, &data_root, cli.project.as_deref(), &file),
+            (None, None) => anyhow::bail!("give a FILE to write, or --all DIR"),
+        },
         Command::Takes { json, out: folder } => render::print_takes(
             out,
             &data_root,

@@ -800,6 +800,76 @@ pub fn publish(
     Ok(())
 }
 
+/// `reelmesh publish --all DIR`: every format, the approved takes and the archive.
+pub fn publish_all(
+    out: &mut dyn Write,
+    data_root: &Path,
+    project: Option<&str>,
+    dir: &Path,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for name in [
+        "cut.edl",
+        "cut.otio",
+        "cut.fcpxml",
+        "cut.xml",
+        "storyboard.pdf",
+        "animatic.mp4",
+    ] {
+        publish(out, data_root, project, &dir.join(name))?;
+    }
+    // The approved shots' takes, readable names, verified against their hashes.
+    let request = Request::Project {
+        project: project.map(str::to_owned),
+    };
+    let read = match super::ask(data_root, request)? {
+        Reply::Project(read) => read,
+        other => return Err(super::unexpected(&other)),
+    };
+    let (_, takes, _) = jobs_and_takes(data_root, project)?;
+    let blobs = crate::store::blobs::BlobStore::open(data_root)?;
+    let approved = dir.join("approved");
+    std::fs::create_dir_all(&approved)
+        .with_context(|| format!("creating {}", approved.display()))?;
+    let mut copied = 0;
+    for shot in read
+        .project
+        .shots
+        .iter()
+        .filter(|s| s.status == reelmesh_protocol::model::ShotStatus::Approved)
+    {
+        let Some((index, take)) = crate::publish::shown_take(shot, &takes) else {
+            writeln!(out, "{}: approved but has no take", shot.code)?;
+            continue;
+        };
+        let Ok(hash) = take.blob.parse() else { continue };
+        if !blobs.has(&hash) {
+            writeln!(out, "{}: its take is not on this machine", shot.code)?;
+            continue;
+        }
+        let extension: String = take
+            .extension
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let path = approved.join(format!("{}_take{index}.{extension}", shot.code));
+        crate::store::write_atomic(&path, &blobs.read(&hash)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        copied += 1;
+    }
+    writeln!(out, "copied {copied} approved take(s) to {}", approved.display())?;
+    let data = crate::store::DataDir::open(data_root)?;
+    let archive = dir.join("project.rma");
+    let created = crate::archive::create(&data, project, &archive)?;
+    writeln!(
+        out,
+        "archived the project with {} blobs into {}",
+        created.manifest.files.len() - 1,
+        archive.display()
+    )?;
+    Ok(())
+}
+
 /// Copy the takes held on this node into `folder` (verified against their hash).
 fn copy_takes(
     out: &mut dyn Write,
