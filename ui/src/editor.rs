@@ -213,6 +213,12 @@ impl Editor {
         }
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_line(ui));
+        if self.view == View::Shots && self.project.is_some() {
+            egui::Panel::bottom("timeline")
+                .resizable(true)
+                .default_size(130.0)
+                .show(ui, |ui| panels::timeline(self, ui));
+        }
         egui::Panel::left("navigation")
             .resizable(false)
             .default_size(150.0)

@@ -416,6 +416,22 @@ pub fn status_color(status: ShotStatus) -> Color32 {
     }
 }
 
+/// The blob of the take a shot shows: the selected one, else the latest; a still
+/// (cards included), since a clip has no still to show.
+#[must_use]
+pub fn shown_take_blob(
+    jobs: Option<&reelmesh_protocol::api::JobsRead>,
+    shot: &Shot,
+) -> Option<String> {
+    let jobs = jobs?;
+    let takes = || jobs.takes.iter().filter(|t| t.shot_id == shot.shot_id);
+    takes()
+        .find(|t| !shot.selected_take.is_empty() && t.take_id == shot.selected_take)
+        .or_else(|| takes().max_by_key(|t| t.finished_at_ms))
+        .filter(|t| t.media != reelmesh_protocol::jobs::TakeMedia::Video)
+        .map(|t| t.blob.clone())
+}
+
 /// A status as a coloured chip.
 pub fn status_chip(ui: &mut egui::Ui, status: ShotStatus) -> egui::Response {
     let text = RichText::new(status.as_str()).color(Color32::WHITE).small();
@@ -735,16 +751,9 @@ impl Grid<'_> {
         }
     }
 
-    /// The take a row shows: the selected one, else the latest still (cards
-    /// included; a clip has no still to show here).
+    /// The take a row shows (see [`shown_take_blob`]).
     fn take_blob(&self, shot: &Shot) -> Option<String> {
-        let jobs = self.jobs.as_ref()?;
-        let takes = || jobs.takes.iter().filter(|t| t.shot_id == shot.shot_id);
-        takes()
-            .find(|t| !shot.selected_take.is_empty() && t.take_id == shot.selected_take)
-            .or_else(|| takes().max_by_key(|t| t.finished_at_ms))
-            .filter(|t| t.media != reelmesh_protocol::jobs::TakeMedia::Video)
-            .map(|t| t.blob.clone())
+        shown_take_blob(self.jobs.as_deref(), shot)
     }
 
     /// The cell being edited: a dropdown, a multi-select or a text field. `done`

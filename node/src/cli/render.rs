@@ -842,7 +842,9 @@ pub fn publish_all(
             writeln!(out, "{}: approved but has no take", shot.code)?;
             continue;
         };
-        let Ok(hash) = take.blob.parse() else { continue };
+        let Ok(hash) = take.blob.parse() else {
+            continue;
+        };
         if !blobs.has(&hash) {
             writeln!(out, "{}: its take is not on this machine", shot.code)?;
             continue;
@@ -857,7 +859,11 @@ pub fn publish_all(
             .with_context(|| format!("writing {}", path.display()))?;
         copied += 1;
     }
-    writeln!(out, "copied {copied} approved take(s) to {}", approved.display())?;
+    writeln!(
+        out,
+        "copied {copied} approved take(s) to {}",
+        approved.display()
+    )?;
     let data = crate::store::DataDir::open(data_root)?;
     let archive = dir.join("project.rma");
     let created = crate::archive::create(&data, project, &archive)?;

@@ -681,3 +681,43 @@ fn korean_typed_through_an_input_method_lands_in_the_cell() {
     s.harness.key_press(egui::Key::Enter);
     s.until_document("the composed text", |p| p.shots[0].action == "한강");
 }
+
+#[test]
+fn trimming_and_moving_blocks_on_the_timeline_change_the_document() {
+    let mut s = Session::start(3);
+    // Trim: drag SHT-00002's end right by 24 frames (1.5 points a frame).
+    let edge = s.harness.get_by_label("end of SHT-00002").rect();
+    let zoom = s.harness.state().panels.timeline.zoom;
+    let from = edge.center();
+    drag(&mut s.harness, from, from + egui::vec2(24.0 * zoom, 0.0));
+    let project = s.until_document("the longer shot", |p| p.shots[1].frame_count == 72);
+    assert_eq!(
+        (project.shots[0].frame_count, project.shots[2].frame_count),
+        (48, 48),
+        "only that shot changed"
+    );
+    s.settle("the longer block", |e| {
+        e.project.as_ref().is_some_and(|p| p.rows[1].frames == 72)
+    });
+
+    // Move: drag SHT-00003 before SHT-00001 (left of its middle).
+    let block = s.harness.get_by_label("SHT-00003 on the timeline").rect();
+    let first = s.harness.get_by_label("SHT-00001 on the timeline").rect();
+    drag(
+        &mut s.harness,
+        block.center(),
+        egui::pos2(first.left() + 4.0, first.center().y),
+    );
+    let project = s.until_document("the new order", |p| p.shots[0].code.0 == 3);
+    let order: Vec<u64> = project.shots.iter().map(|s| s.code.0).collect();
+    assert_eq!(order, [3, 1, 2]);
+    // One undo puts the move back, a second the length.
+    s.harness
+        .key_combination_modifiers(egui::Modifiers::COMMAND, &[egui::Key::Z]);
+    s.harness.run_ok();
+    s.until_document("the move undone", |p| p.shots[0].code.0 == 1);
+    s.harness
+        .key_combination_modifiers(egui::Modifiers::COMMAND, &[egui::Key::Z]);
+    s.harness.run_ok();
+    s.until_document("the trim undone", |p| p.shots[1].frame_count == 48);
+}

@@ -7,6 +7,7 @@ mod jobs;
 mod mesh;
 mod records;
 mod takes;
+mod timeline;
 
 use std::collections::HashMap;
 
@@ -15,6 +16,7 @@ pub use jobs::jobs;
 pub use mesh::{mesh, sync_summary};
 pub use records::{characters, looks};
 pub use takes::takes;
+pub use timeline::{TimelineDrag, TimelineState, timeline};
 
 /// State the panels keep between frames.
 #[derive(Debug, Default)]
@@ -39,6 +41,8 @@ pub struct PanelState {
     pub full: Option<String>,
     /// The template being edited.
     pub template: Option<String>,
+    /// The storyboard timeline.
+    pub timeline: TimelineState,
 }
 
 /// A text field bound to a record's field: it shows the record's value until the
