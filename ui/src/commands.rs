@@ -76,6 +76,8 @@ pub enum Command {
     ShowJobs,
     /// Show the machines of the mesh.
     ShowMesh,
+    /// Show the animatic player.
+    ShowPlayer,
     /// Show or hide the inspector (prompt, takes) beside the table.
     ToggleInspector,
     /// A new shot after the selected one (or at the end).
@@ -98,7 +100,7 @@ pub enum Command {
 
 impl Command {
     /// Every command, in palette order.
-    pub const ALL: [Command; 22] = [
+    pub const ALL: [Command; 23] = [
         Command::Import,
         Command::Export,
         Command::Quit,
@@ -112,6 +114,7 @@ impl Command {
         Command::ShowTakes,
         Command::ShowJobs,
         Command::ShowMesh,
+        Command::ShowPlayer,
         Command::ToggleInspector,
         Command::AddShot,
         Command::DuplicateShots,
@@ -140,6 +143,7 @@ impl Command {
             Command::ShowTakes => "Takes and review",
             Command::ShowJobs => "Jobs",
             Command::ShowMesh => "Mesh",
+            Command::ShowPlayer => "Animatic player",
             Command::ToggleInspector => "Inspector",
             Command::AddShot => "Add shot",
             Command::DuplicateShots => "Duplicate shots",
@@ -164,6 +168,7 @@ impl Command {
             | Command::ShowTakes
             | Command::ShowJobs
             | Command::ShowMesh
+            | Command::ShowPlayer
             | Command::ToggleInspector => Menu::View,
             Command::AddShot | Command::DuplicateShots | Command::DeleteShots => Menu::Shot,
             Command::RenderSelected
@@ -194,6 +199,7 @@ impl Command {
             Command::ShowTakes => key(cmd, Key::Num4),
             Command::ShowJobs => key(cmd, Key::Num5),
             Command::ShowMesh => key(cmd, Key::Num6),
+            Command::ShowPlayer => key(cmd, Key::Num7),
             Command::ToggleInspector => key(cmd, Key::Backslash),
             Command::AddShot => key(cmd, Key::N),
             Command::DuplicateShots => key(cmd, Key::D),

@@ -45,17 +45,20 @@ pub enum View {
     Jobs,
     /// The machines.
     Mesh,
+    /// The animatic player.
+    Player,
 }
 
 impl View {
     /// Every view, in the navigation's order.
-    pub const ALL: [View; 6] = [
+    pub const ALL: [View; 7] = [
         View::Shots,
         View::Characters,
         View::Looks,
         View::Takes,
         View::Jobs,
         View::Mesh,
+        View::Player,
     ];
 
     /// Its name in the navigation.
@@ -68,6 +71,7 @@ impl View {
             View::Takes => "Takes and review",
             View::Jobs => "Jobs",
             View::Mesh => "Mesh",
+            View::Player => "Animatic player",
         }
     }
 }
@@ -213,7 +217,7 @@ impl Editor {
         }
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_line(ui));
-        if self.view == View::Shots && self.project.is_some() {
+        if matches!(self.view, View::Shots | View::Player) && self.project.is_some() {
             egui::Panel::bottom("timeline")
                 .resizable(true)
                 .default_size(130.0)
@@ -394,6 +398,7 @@ impl Editor {
             Command::ShowTakes => self.view = View::Takes,
             Command::ShowJobs => self.view = View::Jobs,
             Command::ShowMesh => self.view = View::Mesh,
+            Command::ShowPlayer => self.view = View::Player,
             Command::ToggleInspector => self.inspector = !self.inspector,
             Command::AddShot => {
                 let after = self.shots.last_selected();
@@ -503,6 +508,7 @@ impl Editor {
             View::Takes => panels::takes(self, ui),
             View::Jobs => panels::jobs(self, ui),
             View::Mesh => panels::mesh(self, ui),
+            View::Player => panels::player(self, ui),
         }
     }
 

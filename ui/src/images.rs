@@ -95,6 +95,7 @@ pub struct Images {
     previews: HashMap<String, String>,
     tick: u64,
     waker: Arc<std::sync::Mutex<Option<Waker>>>,
+    reader: Option<BlobReader>,
 }
 
 impl std::fmt::Debug for Images {
@@ -109,6 +110,7 @@ impl Images {
     /// A cache reading blobs with `reader` (`None`: no blob can be shown).
     #[must_use]
     pub fn new(reader: Option<BlobReader>) -> Images {
+        let kept = reader.clone();
         let (work_tx, work_rx) = mpsc::channel::<Work>();
         let (done_tx, done_rx) = mpsc::channel();
         let waker: Arc<std::sync::Mutex<Option<Waker>>> = Arc::default();
@@ -151,7 +153,20 @@ impl Images {
             previews: HashMap::new(),
             tick: 0,
             waker,
+            reader: kept,
         }
+    }
+
+    /// What reads blobs (for the player's clip decoder).
+    #[must_use]
+    pub fn reader(&self) -> Option<BlobReader> {
+        self.reader.clone()
+    }
+
+    /// What wakes the window when something decoded off its thread is ready.
+    #[must_use]
+    pub fn waker(&self) -> Option<Waker> {
+        self.waker.lock().ok().and_then(|w| w.clone())
     }
 
     /// Wake this window when an image is decoded.

@@ -5,6 +5,7 @@
 //! out, snapshots, jobs, status and progress in). The shot table's view model
 //! ([`table`]) is shared with the CLI's `reelmesh shots`.
 
+pub mod clips;
 pub mod commands;
 pub mod dialogs;
 pub mod editor;

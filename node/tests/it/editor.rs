@@ -721,3 +721,37 @@ fn trimming_and_moving_blocks_on_the_timeline_change_the_document() {
     s.harness.run_ok();
     s.until_document("the trim undone", |p| p.shots[1].frame_count == 48);
 }
+
+#[test]
+fn the_player_steps_plays_frame_accurately_and_the_table_follows() {
+    let mut s = Session::start(3);
+    open_panel(&mut s, "Animatic player");
+    for _ in 0..50 {
+        s.harness.key_press(egui::Key::ArrowRight);
+    }
+    s.harness.step();
+    assert_eq!(s.harness.state().panels.timeline.playhead, 50);
+    s.harness
+        .get_by_label_contains("SHT-00002  00:00:02:02 / 00:00:06:00");
+    // Play from frame 50 at t = 100 s; the input clock drives the frames.
+    s.harness.input_mut().time = Some(100.0);
+    s.harness.key_press(egui::Key::Space);
+    s.harness.step();
+    for (t, frame) in [(100.5, 62), (101.0, 74), (102.0, 98), (103.0, 122)] {
+        s.harness.input_mut().time = Some(t);
+        s.harness.step();
+        assert_eq!(
+            s.harness.state().panels.timeline.playhead,
+            frame,
+            "at {t} s (24 fps from frame 50 at 100 s)"
+        );
+    }
+    // At frame 98 the playhead entered SHT-00003: the table selected it.
+    let third = s.project().shots[2].shot_id.clone();
+    assert_eq!(s.harness.state().shots.last_selected(), Some(third));
+    // Past the end it stops on the last frame.
+    s.harness.input_mut().time = Some(110.0);
+    s.harness.step();
+    assert_eq!(s.harness.state().panels.timeline.playhead, 143);
+    assert!(s.harness.state().panels.player.playing.is_none());
+}

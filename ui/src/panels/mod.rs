@@ -5,6 +5,7 @@
 mod inspector;
 mod jobs;
 mod mesh;
+mod player;
 mod records;
 mod takes;
 mod timeline;
@@ -14,6 +15,7 @@ use std::collections::HashMap;
 pub use inspector::inspector;
 pub use jobs::jobs;
 pub use mesh::{mesh, sync_summary};
+pub use player::{PlayerState, player};
 pub use records::{characters, looks};
 pub use takes::takes;
 pub use timeline::{TimelineDrag, TimelineState, timeline};
@@ -43,6 +45,8 @@ pub struct PanelState {
     pub template: Option<String>,
     /// The storyboard timeline.
     pub timeline: TimelineState,
+    /// The animatic player.
+    pub player: PlayerState,
 }
 
 /// A text field bound to a record's field: it shows the record's value until the
