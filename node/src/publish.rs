@@ -132,26 +132,24 @@ pub fn publish_with(
     std::fs::create_dir_all(&media_dir)
         .with_context(|| format!("creating {}", media_dir.display()))?;
     let rate = project.settings.frame_rate;
-    let mut rendered = 0;
+    let mut renders: Vec<StillRender> = Vec::new();
     let mut failure = None;
     let cut = Cut::of(project, |shot| {
         if failure.is_some() {
             return None;
         }
         let (index, take) = shown_take(shot, takes)?;
-        match place_take(shot, index, take, blobs, &media_dir, format, rate) {
-            Ok((name, path, frames, still, made)) => {
-                rendered += usize::from(made);
-                Some(CutMedia {
-                    path: format!("{media_name}/{name}"),
-                    url: file_url(&path),
-                    name,
-                    width: take.width,
-                    height: take.height,
-                    still,
-                    frames,
-                })
-            }
+        let edl = (format == Format::Edl).then_some(&mut renders);
+        match place_take(shot, index, take, blobs, &media_dir, edl) {
+            Ok((name, path, frames, still)) => Some(CutMedia {
+                path: format!("{media_name}/{name}"),
+                url: file_url(&path),
+                name,
+                width: take.width,
+                height: take.height,
+                still,
+                frames,
+            }),
             Err(e) => {
                 failure = Some(e);
                 None
@@ -161,6 +159,8 @@ pub fn publish_with(
     if let Some(e) = failure {
         return Err(e);
     }
+    let rendered = renders.len();
+    render_stills(renders, rate)?;
     let text = match format {
         Format::Edl => publish::edl(&cut),
         Format::Otio => publish::otio(&cut),
@@ -203,9 +203,8 @@ fn place_take(
     take: &Take,
     blobs: &BlobStore,
     media_dir: &Path,
-    format: Format,
-    rate: reelmesh_protocol::timecode::FrameRate,
-) -> Result<(String, PathBuf, u64, bool, bool)> {
+    edl: Option<&mut Vec<StillRender>>,
+) -> Result<(String, PathBuf, u64, bool)> {
     let hash = take.blob.parse().map_err(|_| {
         anyhow::anyhow!(
             "{}: take {} has no valid blob hash",
@@ -233,19 +232,68 @@ fn place_take(
     let path = media_dir.join(&name);
     crate::store::write_atomic(&path, &bytes)
         .with_context(|| format!("writing {}", path.display()))?;
-    if still && format == Format::Edl {
+    if still && let Some(renders) = edl {
+        // An EDL cannot hold a still: it points at a clip rendered below.
         let clip_name = format!("{}_take{index}.mp4", shot.code);
         let clip = media_dir.join(&clip_name);
-        still_to_clip(&path, &clip, shot.frame_count, rate)
-            .with_context(|| format!("{}: rendering the still to a clip for the EDL", shot.code))?;
-        return Ok((clip_name, clip, shot.frame_count, false, true));
+        renders.push(StillRender {
+            code: shot.code.to_string(),
+            still: path,
+            clip: clip.clone(),
+            frames: shot.frame_count,
+        });
+        return Ok((clip_name, clip, shot.frame_count, false));
     }
     let frames = if still {
         shot.frame_count
     } else {
         take.frames.max(1)
     };
-    Ok((name, path, frames, still, false))
+    Ok((name, path, frames, still))
+}
+
+/// A still to render to a clip of `frames` frames for an EDL.
+struct StillRender {
+    code: String,
+    still: PathBuf,
+    clip: PathBuf,
+    frames: u64,
+}
+
+/// Render the stills to clips, as many ffmpeg runs at once as there are cores.
+fn render_stills(
+    renders: Vec<StillRender>,
+    rate: reelmesh_protocol::timecode::FrameRate,
+) -> Result<()> {
+    if renders.is_empty() {
+        return Ok(());
+    }
+    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let queue = std::sync::Mutex::new(renders.into_iter());
+    let failure: std::sync::Mutex<Option<anyhow::Error>> = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.next());
+                    let Some(job) = next else { break };
+                    if let Err(e) = still_to_clip(&job.still, &job.clip, job.frames, rate) {
+                        if let Ok(mut slot) = failure.lock() {
+                            slot.get_or_insert(e.context(format!(
+                                "{}: rendering the still to a clip for the EDL",
+                                job.code
+                            )));
+                        }
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    match failure.into_inner().ok().flatten() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// A still held for `frames` frames at `rate`, as H.264 (ffmpeg).
