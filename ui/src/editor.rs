@@ -235,7 +235,10 @@ impl Editor {
         }
         egui::CentralPanel::default().show(ui, |ui| self.central(ui));
         dialogs::show(self, ui.ctx());
-        if let Some(saver) = &mut self.saver {
+        // The layout changes only when a click or drag ends.
+        if let Some(saver) = &mut self.saver
+            && ui.input(|i| i.pointer.any_released())
+        {
             saver.offer(&self.shots.settings());
         }
         // Messages fade on their own: look again when the oldest is due to go.

@@ -530,7 +530,8 @@ pub fn show(editor: &mut Editor, ui: &mut egui::Ui) {
     table.show(ui, &mut grid);
     let actions = std::mem::take(&mut grid.actions);
     // What to remember: the widths once a resize is over.
-    if !ui.input(|i| i.pointer.any_down())
+    // (Only when a click or a drag ends: a resize or a column toggled.)
+    if ui.input(|i| i.pointer.any_released())
         && let Some(state) = egui_table::TableState::load(ui.ctx(), table_id)
     {
         editor.shots.remembered_widths = Col::all()

@@ -742,14 +742,16 @@ pub fn cancel(
     Ok(())
 }
 
-/// `reelmesh publish FILE`: the cut in the format FILE's extension names, with
-/// each shot's take beside it (fetched from peers first when a node runs).
-pub fn publish(
-    out: &mut dyn Write,
+/// The project, its takes and the blob store, with the takes the cut shows
+/// fetched from peers first when a node runs (read once for any number of files).
+fn project_and_takes(
     data_root: &Path,
     project: Option<&str>,
-    file: &Path,
-) -> Result<()> {
+) -> Result<(
+    reelmesh_protocol::model::Project,
+    Vec<Take>,
+    crate::store::blobs::BlobStore,
+)> {
     let request = Request::Project {
         project: project.map(str::to_owned),
     };
@@ -771,14 +773,36 @@ pub fn publish(
         // Held elsewhere: a running node fetches them from its peers by hash.
         let _ = super::via_node(data_root, &Request::Fetch { hashes: missing })?;
     }
-    let bar = indicatif::ProgressBar::new(read.project.shots.len() as u64).with_style(
+    Ok((read.project, takes, blobs))
+}
+
+/// `reelmesh publish FILE`: the cut in the format FILE's extension names, with
+/// each shot's take beside it (fetched from peers first when a node runs).
+pub fn publish(
+    out: &mut dyn Write,
+    data_root: &Path,
+    project: Option<&str>,
+    file: &Path,
+) -> Result<()> {
+    let (project, takes, blobs) = project_and_takes(data_root, project)?;
+    write_cut(out, file, &project, &takes, &blobs)
+}
+
+/// Write one file of the cut and say what was written.
+fn write_cut(
+    out: &mut dyn Write,
+    file: &Path,
+    project: &reelmesh_protocol::model::Project,
+    takes: &[Take],
+    blobs: &crate::store::blobs::BlobStore,
+) -> Result<()> {
+    let bar = indicatif::ProgressBar::new(project.shots.len() as u64).with_style(
         indicatif::ProgressStyle::with_template("encoding the animatic {bar:30} {pos}/{len} shots")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let published =
-        crate::publish::publish_with(file, &read.project, &takes, &blobs, &mut |done, _| {
-            bar.set_position(done as u64);
-        });
+    let published = crate::publish::publish_with(file, project, takes, blobs, &mut |done, _| {
+        bar.set_position(done as u64);
+    });
     bar.finish_and_clear();
     let published = published?;
     writeln!(
@@ -808,6 +832,7 @@ pub fn publish_all(
     dir: &Path,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (read_project, takes, blobs) = project_and_takes(data_root, project)?;
     for name in [
         "cut.edl",
         "cut.otio",
@@ -816,24 +841,14 @@ pub fn publish_all(
         "storyboard.pdf",
         "animatic.mp4",
     ] {
-        publish(out, data_root, project, &dir.join(name))?;
+        write_cut(out, &dir.join(name), &read_project, &takes, &blobs)?;
     }
     // The approved shots' takes, readable names, verified against their hashes.
-    let request = Request::Project {
-        project: project.map(str::to_owned),
-    };
-    let read = match super::ask(data_root, request)? {
-        Reply::Project(read) => read,
-        other => return Err(super::unexpected(&other)),
-    };
-    let (_, takes, _) = jobs_and_takes(data_root, project)?;
-    let blobs = crate::store::blobs::BlobStore::open(data_root)?;
     let approved = dir.join("approved");
     std::fs::create_dir_all(&approved)
         .with_context(|| format!("creating {}", approved.display()))?;
     let mut copied = 0;
-    for shot in read
-        .project
+    for shot in read_project
         .shots
         .iter()
         .filter(|s| s.status == reelmesh_protocol::model::ShotStatus::Approved)
