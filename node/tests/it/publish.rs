@@ -3,7 +3,7 @@
 //! The project runs at 29.97 drop-frame with a shot that crosses the first minute,
 //! and one shot has no take (a gap).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -314,6 +314,51 @@ fn check_fcpxml(out: &Path) {
     );
     assert!(fcpxml.contains("tcFormat=\"DF\""));
     assert!(fcpxml.contains("frameDuration=\"1001/30000s\""));
+    validate_against_apple_dtd(&out.join("cut.fcpxml"));
+}
+
+/// Apple's FCPXML 1.10 DTD: `REELMESH_FCPXML_DTD`, or `../shared/fcpxml/FCPXMLv1_10.dtd`
+/// beside the checkout. Apple publishes it inside Final Cut Pro and on its developer
+/// site; the copy used here comes from CommandPost
+/// (github.com/CommandPost/CommandPost, `src/extensions/cp/apple/fcpxml/dtd/FCPXMLv1_10.dtd`,
+/// SHA-256 32cbad28022f9a2033acdc25d0583b16d2e12745dc5efe4fa8f16e27aa59ff53). It is
+/// Apple's file, so it is not committed here.
+fn apple_dtd() -> Option<PathBuf> {
+    let path = std::env::var_os("REELMESH_FCPXML_DTD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fcpxml/FCPXMLv1_10.dtd")
+        });
+    path.is_file().then_some(path)
+}
+
+/// `xmllint --dtdvalid` against Apple's DTD, or a loud banner when the DTD or xmllint
+/// is missing (mandatory where `REELMESH_REQUIRE_FCPXML_DTD` is set).
+fn validate_against_apple_dtd(file: &Path) {
+    let xmllint = Command::new("xmllint").arg("--version").output().is_ok();
+    let Some(dtd) = apple_dtd().filter(|_| xmllint) else {
+        eprintln!(
+            "\n!! FCPXML DTD validation NOT RUN: needs xmllint (apt-get install libxml2-utils)\n\
+             !! and Apple's FCPXMLv1_10.dtd at ../shared/fcpxml/ or $REELMESH_FCPXML_DTD.\n"
+        );
+        assert!(
+            std::env::var_os("REELMESH_REQUIRE_FCPXML_DTD").is_none(),
+            "REELMESH_REQUIRE_FCPXML_DTD is set but xmllint or the DTD is missing"
+        );
+        return;
+    };
+    let output = Command::new("xmllint")
+        .args(["--noout", "--dtdvalid"])
+        .arg(&dtd)
+        .arg(file)
+        .output()
+        .expect("xmllint");
+    assert!(
+        output.status.success(),
+        "{} fails Apple's FCPXML 1.10 DTD:\n{}",
+        file.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
