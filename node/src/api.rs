@@ -113,6 +113,12 @@ pub async fn call(handle: &NodeHandle, request: Request) -> Result<Reply, ApiErr
         }
         Request::Fetch { hashes } => fetch(handle, hashes).await,
         Request::Export { project, path } => export(handle, project, path).await,
+        Request::Publish {
+            project,
+            path,
+            all,
+            options,
+        } => publish(handle, project, path, all, options).await,
         Request::Invite { project } => invite(handle, project).await,
         Request::AddBlob { path } => add_blob(handle, path).await,
         Request::Feed => Err(ApiError::Invalid {
@@ -280,6 +286,83 @@ async fn export(
             message: e.to_string(),
         })?;
     Ok(Reply::Exported { path, shots })
+}
+
+/// Publish the cut from the node's own document: the takes it shows fetched from
+/// peers first, the files written on a blocking thread.
+async fn publish(
+    handle: &NodeHandle,
+    project: Option<String>,
+    path: std::path::PathBuf,
+    all: bool,
+    options: reelmesh_protocol::publish::PublishOptions,
+) -> Result<Reply, ApiError> {
+    let (_, read) = handle
+        .read_mut(project, move |doc| {
+            let project = doc.project_now().map_err(|e| e.to_string())?;
+            let takes = doc.takes().map_err(|e| e.to_string())?;
+            let source = if all {
+                Some(crate::archive::source(doc).map_err(|e| format!("{e:#}"))?)
+            } else {
+                None
+            };
+            Ok::<_, String>((project, takes, source))
+        })
+        .await?;
+    let (project, takes, source) = read.map_err(|message| ApiError::Internal { message })?;
+    let blobs =
+        crate::store::blobs::BlobStore::open(handle.data_dir()).map_err(|e| ApiError::File {
+            message: format!("{e:#}"),
+        })?;
+    let missing: Vec<String> = project
+        .shots
+        .iter()
+        .filter_map(|shot| crate::publish::shown_take(shot, &takes))
+        .filter(|(_, take)| take.blob.parse().is_ok_and(|h| !blobs.has(&h)))
+        .map(|(_, take)| take.blob.clone())
+        .collect();
+    if !missing.is_empty() {
+        fetch(handle, missing).await?;
+    }
+    let written = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        let result = if let Some(source) = source {
+            crate::publish::write_all(
+                &mut out,
+                &path,
+                &project,
+                &takes,
+                &blobs,
+                options,
+                &mut |file| crate::archive::write(&source, &blobs, file),
+                &mut |_, _, _| {},
+            )
+        } else {
+            crate::publish::write_one(
+                &mut out,
+                &path,
+                &project,
+                &takes,
+                &blobs,
+                options,
+                &mut |_, _| {},
+            )
+        };
+        result.map(|()| {
+            String::from_utf8_lossy(&out)
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal {
+        message: format!("publishing: {e}"),
+    })?
+    .map_err(|e| ApiError::File {
+        message: format!("{e:#}"),
+    })?;
+    Ok(Reply::Published { lines: written })
 }
 
 async fn invite(handle: &NodeHandle, project: Option<String>) -> Result<Reply, ApiError> {

@@ -74,26 +74,64 @@ fn referenced(doc: &ProjectDoc) -> Result<BTreeSet<String>> {
     Ok(hashes)
 }
 
+/// What an archive holds of a project: its id, name, the blobs it refers to, and
+/// the whole document saved.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The project's id.
+    pub project_id: String,
+    /// Its name.
+    pub name: String,
+    /// Every blob hash the document refers to.
+    pub hashes: BTreeSet<String>,
+    /// The document, saved.
+    pub document: Vec<u8>,
+}
+
+/// The archive's view of `doc` (a running node's document, or one read from disk).
+///
+/// # Errors
+/// A document that cannot be read.
+pub fn source(doc: &mut ProjectDoc) -> Result<Source> {
+    Ok(Source {
+        project_id: doc.project_id().context("the project's id")?,
+        name: doc.project().context("reading the project")?.settings.name,
+        hashes: referenced(doc)?,
+        document: doc.save(),
+    })
+}
+
 /// Archive the project `wanted` (or the current one) of `data` into `out`.
 ///
 /// # Errors
 /// No such project, a file that cannot be written, a blob that cannot be read.
 pub fn create(data: &DataDir, wanted: Option<&str>, out: &Path) -> Result<Created> {
     let mut store = data.open_project(wanted)?;
-    let doc = store.doc_mut();
-    let project_id = doc.project_id().context("the project's id")?;
-    let name = doc.project().context("reading the project")?.settings.name;
-    let hashes = referenced(doc)?;
-    let document = doc.save();
-    let blobs = BlobStore::open(data.root())?;
+    let source = source(store.doc_mut())?;
+    write(&source, &BlobStore::open(data.root())?, out)
+}
+
+/// Write `source` with every blob of it held in `blobs` to `out` (the ones not held
+/// are listed in [`Created::missing`]).
+///
+/// # Errors
+/// A file that cannot be written, a blob that cannot be read.
+pub fn write(source: &Source, blobs: &BlobStore, out: &Path) -> Result<Created> {
+    let Source {
+        project_id,
+        name,
+        hashes,
+        document,
+    } = source;
+    let (project_id, name) = (project_id.clone(), name.clone());
     let mut files = vec![Entry {
         path: DOCUMENT.into(),
         size: document.len() as u64,
-        blake3: blake3::hash(&document).to_hex().to_string(),
+        blake3: blake3::hash(document).to_hex().to_string(),
     }];
     let mut missing = Vec::new();
     let mut present = Vec::new();
-    for hash in &hashes {
+    for hash in hashes {
         let parsed: BlobHash = hash
             .parse()
             .map_err(|_| anyhow::anyhow!("bad hash {hash}"))?;
@@ -126,7 +164,7 @@ pub fn create(data: &DataDir, wanted: Option<&str>, out: &Path) -> Result<Create
     zip.start_file(MANIFEST, stored)?;
     zip.write_all(&serde_json::to_vec_pretty(&manifest)?)?;
     zip.start_file(DOCUMENT, stored)?;
-    zip.write_all(&document)?;
+    zip.write_all(document)?;
     for hash in present {
         zip.start_file(format!("blobs/{}", hash.to_hex()), stored)?;
         let bytes = blobs.read(&hash)?;

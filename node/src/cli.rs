@@ -125,6 +125,12 @@ pub enum Command {
         /// takes into approved/, and the project archive (project.rma).
         #[arg(long, value_name = "DIR", conflicts_with = "file")]
         all: Option<PathBuf>,
+        /// The storyboard PDF's frames per page: 3x3, or 2x3 for larger frames.
+        #[arg(long, value_name = "3x3|2x3", default_value = "3x3")]
+        layout: reelmesh_protocol::publish::PageLayout,
+        /// Leave the shot code, timecode and action off the animatic's picture.
+        #[arg(long)]
+        no_burn_in: bool,
     },
     /// List the project's takes (rendered results, by BLAKE3 hash).
     Takes {
@@ -285,11 +291,23 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Render(args) => render::render(out, &data_root, cli.project.clone(), &args),
         Command::Jobs { json } => render::print_jobs(out, &data_root, cli.project.as_deref(), json),
-        Command::Publish { file, all } => match (file, all) {
-            (_, Some(dir)) => render::publish_all(out, &data_root, cli.project.as_deref(), &dir),
-            (Some(file), None) => render::publish(out, &data_root, cli.project.as_deref(), &file),
-            (None, None) => anyhow::bail!("give a FILE to write, or --all DIR"),
-        },
+        Command::Publish {
+            file,
+            all,
+            layout,
+            no_burn_in,
+        } => {
+            let options = reelmesh_protocol::publish::PublishOptions {
+                layout,
+                burn_in: !no_burn_in,
+            };
+            let project = cli.project.as_deref();
+            match (file, all) {
+                (_, Some(dir)) => render::publish_all(out, &data_root, project, &dir, options),
+                (Some(file), None) => render::publish(out, &data_root, project, &file, options),
+                (None, None) => anyhow::bail!("give a FILE to write, or --all DIR"),
+            }
+        }
         Command::Takes { json, out: folder } => render::print_takes(
             out,
             &data_root,

@@ -12,7 +12,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use reelmesh_protocol::jobs::{Take, TakeMedia};
 use reelmesh_protocol::model::{Project, Shot};
-use reelmesh_protocol::publish::{self, Cut, CutMedia};
+use reelmesh_protocol::publish::{self, Cut, CutMedia, PublishOptions};
 
 use crate::store::blobs::BlobStore;
 
@@ -105,10 +105,18 @@ pub fn publish(
     takes: &[Take],
     blobs: &BlobStore,
 ) -> Result<Published> {
-    publish_with(out, project, takes, blobs, &mut |_, _| {})
+    publish_with(
+        out,
+        project,
+        takes,
+        blobs,
+        PublishOptions::default(),
+        &mut |_, _| {},
+    )
 }
 
-/// [`publish`], telling `progress` (shots done, shots) while an animatic encodes.
+/// [`publish`] with a PDF layout and the animatic's burn-in chosen, telling
+/// `progress` (shots done, shots) while an animatic encodes.
 ///
 /// # Errors
 /// As [`publish`].
@@ -117,6 +125,7 @@ pub fn publish_with(
     project: &Project,
     takes: &[Take],
     blobs: &BlobStore,
+    options: PublishOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Published> {
     let format = format_of(out)?;
@@ -171,13 +180,15 @@ pub fn publish_with(
                 &cut,
                 &dir,
                 &out,
-                animatic::AnimaticOptions::default(),
+                animatic::AnimaticOptions {
+                    burn_in: options.burn_in,
+                },
                 progress,
             )?;
             String::new()
         }
         Format::Pdf => {
-            pdf::write(project, &cut, &dir, &out, pdf::Layout::default())?;
+            pdf::write(project, &cut, &dir, &out, options.layout)?;
             String::new()
         }
     };
@@ -332,6 +343,126 @@ fn still_to_clip(
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
+    Ok(())
+}
+
+/// Publish one file of the cut and say on `out` what was written.
+///
+/// # Errors
+/// As [`publish`], and `out` failing.
+pub fn write_one(
+    out: &mut dyn std::io::Write,
+    file: &Path,
+    project: &Project,
+    takes: &[Take],
+    blobs: &BlobStore,
+    options: PublishOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<()> {
+    let published = publish_with(file, project, takes, blobs, options, progress)?;
+    writeln!(
+        out,
+        "wrote {}: {} shots with a take, {} without; media in {}{}",
+        published.file.display(),
+        published.clips,
+        published.gaps,
+        published.media_dir.display(),
+        if published.rendered > 0 {
+            format!(
+                " ({} stills rendered to clips for the EDL)",
+                published.rendered
+            )
+        } else {
+            String::new()
+        }
+    )?;
+    Ok(())
+}
+
+/// The files `--all` writes, in order (the animatic last: it takes longest).
+pub const ALL_FILES: [&str; 6] = [
+    "cut.edl",
+    "cut.otio",
+    "cut.fcpxml",
+    "cut.xml",
+    "storyboard.pdf",
+    "animatic.mp4",
+];
+
+/// Every format into `dir`, the approved shots' takes into `dir/approved/`, and the
+/// project archive (`archive` writes it to the path it is given), saying on `out`
+/// what was written. `progress` hears (file, shots done, shots) while the animatic
+/// encodes.
+///
+/// # Errors
+/// As [`publish`]; a folder that cannot be made; the archive failing.
+#[allow(clippy::too_many_arguments)]
+pub fn write_all(
+    out: &mut dyn std::io::Write,
+    dir: &Path,
+    project: &Project,
+    takes: &[Take],
+    blobs: &BlobStore,
+    options: PublishOptions,
+    archive: &mut dyn FnMut(&Path) -> Result<crate::archive::Created>,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for name in ALL_FILES {
+        write_one(
+            out,
+            &dir.join(name),
+            project,
+            takes,
+            blobs,
+            options,
+            &mut |done, all| progress(name, done, all),
+        )?;
+    }
+    // The approved shots' takes, readable names, verified against their hashes.
+    let approved = dir.join("approved");
+    std::fs::create_dir_all(&approved)
+        .with_context(|| format!("creating {}", approved.display()))?;
+    let mut copied = 0;
+    for shot in project
+        .shots
+        .iter()
+        .filter(|s| s.status == reelmesh_protocol::model::ShotStatus::Approved)
+    {
+        let Some((index, take)) = shown_take(shot, takes) else {
+            writeln!(out, "{}: approved but has no take", shot.code)?;
+            continue;
+        };
+        let Ok(hash) = take.blob.parse() else {
+            continue;
+        };
+        if !blobs.has(&hash) {
+            writeln!(out, "{}: its take is not on this machine", shot.code)?;
+            continue;
+        }
+        let extension: String = take
+            .extension
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let path = approved.join(format!("{}_take{index}.{extension}", shot.code));
+        crate::store::write_atomic(&path, &blobs.read(&hash)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        copied += 1;
+    }
+    writeln!(
+        out,
+        "copied {copied} approved take(s) to {}",
+        approved.display()
+    )?;
+    let file = dir.join("project.rma");
+    let created = archive(&file)?;
+    writeln!(
+        out,
+        "archived the project with {} blobs into {}",
+        created.manifest.files.len() - 1,
+        file.display()
+    )?;
     Ok(())
 }
 

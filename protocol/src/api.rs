@@ -128,6 +128,21 @@ pub enum Request {
         /// The file (a path on the node's machine).
         path: PathBuf,
     },
+    /// Publish the cut: one file (the format is its extension: `.edl`, `.otio`,
+    /// `.fcpxml`, `.xml`, `.mp4`, `.pdf`) with its media beside it, or with `all`
+    /// every format, the approved takes and the archive into that folder.
+    Publish {
+        /// Id or name.
+        project: Option<String>,
+        /// The file, or the folder with `all` (a path on the node's machine).
+        path: PathBuf,
+        /// Every format into the folder `path`.
+        #[serde(default)]
+        all: bool,
+        /// Layout and burn-in.
+        #[serde(default)]
+        options: crate::publish::PublishOptions,
+    },
     /// A ticket another machine joins this mesh with (`reelmesh join TICKET`): the
     /// mesh key, this node's addresses and the project. It holds the mesh secret.
     Invite {
@@ -206,6 +221,11 @@ pub enum Reply {
         path: PathBuf,
         /// Shots in it.
         shots: usize,
+    },
+    /// [`Request::Publish`]: what was written, one line per file.
+    Published {
+        /// `wrote cut.otio: 12 shots with a take, 2 without; media in ...`.
+        lines: Vec<String>,
     },
     /// [`Request::Invite`].
     Invite {

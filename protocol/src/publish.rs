@@ -11,8 +11,79 @@
 
 use std::fmt::Write as _;
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::Project;
 use crate::timecode::{FrameRate, Timecode};
+
+/// How the storyboard PDF lays frames on an A4 landscape page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageLayout {
+    /// Three rows of three (the default).
+    #[default]
+    Grid3x3,
+    /// Two rows of three, larger frames.
+    Large2x3,
+}
+
+impl PageLayout {
+    /// (rows, columns).
+    #[must_use]
+    pub fn rows_cols(self) -> (usize, usize) {
+        match self {
+            PageLayout::Grid3x3 => (3, 3),
+            PageLayout::Large2x3 => (2, 3),
+        }
+    }
+
+    /// `3x3` / `2x3`, as the CLI spells them.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            PageLayout::Grid3x3 => "3x3",
+            PageLayout::Large2x3 => "2x3",
+        }
+    }
+}
+
+impl std::str::FromStr for PageLayout {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().replace('×', "x").as_str() {
+            "3x3" => Ok(PageLayout::Grid3x3),
+            "2x3" => Ok(PageLayout::Large2x3),
+            other => Err(format!(
+                "'{other}' is not a storyboard layout: use 3x3 or 2x3"
+            )),
+        }
+    }
+}
+
+/// Choices a publish takes beyond the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishOptions {
+    /// The storyboard PDF's page layout.
+    #[serde(default)]
+    pub layout: PageLayout,
+    /// Draw shot code, timecode and action on the animatic.
+    #[serde(default = "yes")]
+    pub burn_in: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for PublishOptions {
+    fn default() -> Self {
+        PublishOptions {
+            layout: PageLayout::Grid3x3,
+            burn_in: true,
+        }
+    }
+}
 
 /// Where the record timeline starts: one hour, in frames of `rate`'s timecode.
 #[must_use]

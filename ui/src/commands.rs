@@ -54,6 +54,8 @@ pub enum Command {
     Import,
     /// Export the project to a file.
     Export,
+    /// Publish the cut for an editor (EDL, OTIO, FCPXML, xmeml, animatic, PDF).
+    Publish,
     /// Close the window (the node saves as it stops).
     Quit,
     /// Undo this editor's last edit.
@@ -100,9 +102,10 @@ pub enum Command {
 
 impl Command {
     /// Every command, in palette order.
-    pub const ALL: [Command; 23] = [
+    pub const ALL: [Command; 24] = [
         Command::Import,
         Command::Export,
+        Command::Publish,
         Command::Quit,
         Command::Undo,
         Command::Redo,
@@ -132,6 +135,7 @@ impl Command {
         match self {
             Command::Import => "Import shot list…",
             Command::Export => "Export…",
+            Command::Publish => "Publish the cut…",
             Command::Quit => "Quit",
             Command::Undo => "Undo",
             Command::Redo => "Redo",
@@ -160,7 +164,7 @@ impl Command {
     #[must_use]
     pub fn menu(self) -> Menu {
         match self {
-            Command::Import | Command::Export | Command::Quit => Menu::File,
+            Command::Import | Command::Export | Command::Publish | Command::Quit => Menu::File,
             Command::Undo | Command::Redo | Command::Find | Command::Palette => Menu::Edit,
             Command::ShowShots
             | Command::ShowCharacters
@@ -188,6 +192,7 @@ impl Command {
         match self {
             Command::Import => key(cmd, Key::I),
             Command::Export => key(cmd, Key::E),
+            Command::Publish => key(cmd_shift, Key::E),
             Command::Quit => key(cmd, Key::Q),
             Command::Undo => key(cmd, Key::Z),
             Command::Redo => key(cmd_shift, Key::Z),

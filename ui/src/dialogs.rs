@@ -11,6 +11,7 @@ use reelmesh_protocol::api::edit::{Edit, Verdict};
 use reelmesh_protocol::api::import::{ImportOptions, ImportReport};
 use reelmesh_protocol::api::render::RenderRequest;
 use reelmesh_protocol::api::{Reply, Request};
+use reelmesh_protocol::publish::{PageLayout, PublishOptions};
 
 use crate::commands::Command;
 use crate::editor::{Editor, Pending};
@@ -40,6 +41,19 @@ pub enum Dialog {
     Export {
         /// The file.
         path: String,
+    },
+    /// Publish the cut.
+    Publish {
+        /// The file, or the folder with `all`.
+        path: String,
+        /// Every format into the folder.
+        all: bool,
+        /// Layout and burn-in.
+        options: PublishOptions,
+        /// A publish is under way.
+        waiting: bool,
+        /// What the last publish wrote.
+        written: Vec<String>,
     },
     /// Render the selected shots.
     Render {
@@ -84,6 +98,18 @@ impl Dialog {
     pub fn export() -> Dialog {
         Dialog::Export {
             path: String::new(),
+        }
+    }
+
+    /// The publish dialog.
+    #[must_use]
+    pub fn publish() -> Dialog {
+        Dialog::Publish {
+            path: String::new(),
+            all: false,
+            options: PublishOptions::default(),
+            waiting: false,
+            written: Vec::new(),
         }
     }
 
@@ -191,6 +217,13 @@ pub fn show(editor: &mut Editor, ctx: &egui::Context) {
                 keep_project,
             } => import(editor, ui, path, preview, waiting, (strict, keep_project)),
             Dialog::Export { path } => export(editor, ui, path),
+            Dialog::Publish {
+                path,
+                all,
+                options,
+                waiting,
+                written,
+            } => publish(editor, ui, path, all, options, waiting, written),
             Dialog::Render {
                 shots,
                 workflow,
@@ -451,6 +484,121 @@ fn export(editor: &mut Editor, ui: &mut egui::Ui, path: &mut String) -> Close {
     close
 }
 
+/// Which format a file's extension names, for the dialog to say before it is written.
+fn publish_format(path: &str) -> Option<&'static str> {
+    let ext = std::path::Path::new(path.trim())
+        .extension()?
+        .to_str()?
+        .to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "edl" => "CMX3600 EDL (stills are rendered to clips first)",
+        "otio" => "OpenTimelineIO",
+        "fcpxml" => "FCPXML 1.10 (Final Cut Pro, DaVinci Resolve)",
+        "xml" => "FCP7 XML (Premiere)",
+        "mp4" => "animatic (H.264)",
+        "pdf" => "storyboard PDF",
+        _ => return None,
+    })
+}
+
+fn publish(
+    editor: &mut Editor,
+    ui: &mut egui::Ui,
+    path: &mut String,
+    all: &mut bool,
+    options: &mut PublishOptions,
+    waiting: &mut bool,
+    written: &mut Vec<String>,
+) -> Close {
+    ui.heading("Publish the cut");
+    ui.label(
+        "Each shot's selected take (else its latest) in timeline order, with the media \
+         copied beside the file under readable names (SHT-00012_take3.png).",
+    );
+    ui.add_enabled_ui(!*waiting, |ui| {
+        ui.checkbox(
+            all,
+            "Every format into a folder, with the approved takes and the project archive",
+        );
+        let hint = if *all {
+            "Folder to publish into"
+        } else {
+            "File: .edl, .otio, .fcpxml, .xml (Premiere), .mp4 (animatic) or .pdf (storyboard)"
+        };
+        ui.add(
+            egui::TextEdit::singleline(path)
+                .hint_text(hint)
+                .desired_width(f32::INFINITY),
+        )
+        .accessible_name(if *all {
+            "Folder to publish into"
+        } else {
+            "File to publish"
+        });
+        ui.horizontal(|ui| {
+            ui.label("Storyboard pages:");
+            ui.radio_value(&mut options.layout, PageLayout::Grid3x3, "3 × 3");
+            ui.radio_value(&mut options.layout, PageLayout::Large2x3, "2 × 3 large");
+        });
+        ui.checkbox(
+            &mut options.burn_in,
+            "Burn shot code, timecode and action into the animatic",
+        );
+    });
+    let format = publish_format(path);
+    let ok = !path.trim().is_empty() && (*all || format.is_some());
+    if !*all && !path.trim().is_empty() {
+        match format {
+            Some(format) => ui.label(format!("Writes: {format}")),
+            None => ui.colored_label(
+                ui.visuals().error_fg_color,
+                "Not a format publish writes: end the name in .edl, .otio, .fcpxml, .xml, .mp4 or .pdf",
+            ),
+        };
+    }
+    if *waiting {
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.label("publishing… (an animatic or an EDL's clips take a while)");
+        });
+    }
+    for line in written.iter() {
+        ui.label(line);
+    }
+    let mut close = Close::Keep;
+    ui.horizontal(|ui| {
+        if ui
+            .add_enabled(ok && !*waiting, egui::Button::new("Publish"))
+            .clicked()
+        {
+            let project = editor.project_id();
+            written.clear();
+            *waiting = true;
+            editor.send(
+                Request::Publish {
+                    project,
+                    path: PathBuf::from(path.trim()),
+                    all: *all,
+                    options: *options,
+                },
+                Pending::Publish,
+            );
+        }
+        if ui.button("Close").clicked() {
+            close = Close::Done;
+        }
+    });
+    close
+}
+
+/// A publish failed: the dialog lets the user try again (the error is in the
+/// status line).
+pub fn publish_failed(editor: &mut Editor) {
+    if let Some(Dialog::Publish { waiting, .. }) = &mut editor.dialog {
+        *waiting = false;
+    }
+}
+
 fn render(
     editor: &mut Editor,
     ui: &mut egui::Ui,
@@ -601,6 +749,18 @@ pub fn answered(editor: &mut Editor, reply: Reply) {
                 format!("exported {shots} shots to {}", path.display()),
                 false,
             );
+        }
+        Reply::Published { lines } => {
+            if let Some(first) = lines.first() {
+                editor.say(first.clone(), false);
+            }
+            if let Some(Dialog::Publish {
+                waiting, written, ..
+            }) = &mut editor.dialog
+            {
+                *waiting = false;
+                *written = lines;
+            }
         }
         Reply::Invite { ticket } => editor.panels.ticket = Some(ticket),
         _ => {}

@@ -105,6 +105,8 @@ pub enum Pending {
     Fetch(String),
     /// An export.
     Export,
+    /// A publish of the cut.
+    Publish,
     /// An invite ticket.
     Invite,
     /// A character's reference sheet being stored: link it once stored.
@@ -295,6 +297,10 @@ impl Editor {
     fn answered(&mut self, id: RequestId, result: Result<Reply, ApiError>) {
         let pending = self.pending.remove(&id).unwrap_or(Pending::Quiet);
         match (pending, result) {
+            (Pending::Publish, Err(error)) => {
+                dialogs::publish_failed(self);
+                self.say(error.to_string(), true);
+            }
             (_, Err(error)) => self.say(error.to_string(), true),
             (Pending::Edit, Ok(Reply::Edited { summary, .. })) => self.say(summary, false),
             (Pending::Undo, Ok(Reply::Undone { summary, .. })) => {
@@ -312,7 +318,9 @@ impl Editor {
                 dialogs::import_answered(self, report, dry_run);
             }
             (Pending::Fetch(hash), Ok(Reply::Fetched { .. })) => self.images.fetched(&hash),
-            (Pending::Export | Pending::Invite, Ok(reply)) => dialogs::answered(self, reply),
+            (Pending::Export | Pending::Invite | Pending::Publish, Ok(reply)) => {
+                dialogs::answered(self, reply);
+            }
             (Pending::ReferenceSheet(character), Ok(Reply::AddedBlob { hash, .. })) => {
                 self.edit(Edit::CharacterSet {
                     character,
@@ -380,6 +388,7 @@ impl Editor {
         match command {
             Command::Import => self.dialog = Some(dialogs::Dialog::import()),
             Command::Export => self.dialog = Some(dialogs::Dialog::export()),
+            Command::Publish => self.dialog = Some(dialogs::Dialog::publish()),
             Command::Quit => self.panels.quit = true,
             Command::Undo | Command::Redo => {
                 let client = CLIENT.to_owned();

@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use reelmesh_protocol::jobs::{Job, JobState, Take};
 use reelmesh_protocol::model::ShotCode;
+use reelmesh_protocol::publish::PublishOptions;
 use serde::Serialize;
 
 use super::print_table;
@@ -783,45 +784,24 @@ pub fn publish(
     data_root: &Path,
     project: Option<&str>,
     file: &Path,
+    options: PublishOptions,
 ) -> Result<()> {
-    let (project, takes, blobs) = project_and_takes(data_root, project)?;
-    write_cut(out, file, &project, &takes, &blobs)
+    let (read, takes, blobs) = project_and_takes(data_root, project)?;
+    let bar = encoding_bar(read.shots.len());
+    let written =
+        crate::publish::write_one(out, file, &read, &takes, &blobs, options, &mut |done, _| {
+            bar.set_position(done as u64);
+        });
+    bar.finish_and_clear();
+    written
 }
 
-/// Write one file of the cut and say what was written.
-fn write_cut(
-    out: &mut dyn Write,
-    file: &Path,
-    project: &reelmesh_protocol::model::Project,
-    takes: &[Take],
-    blobs: &crate::store::blobs::BlobStore,
-) -> Result<()> {
-    let bar = indicatif::ProgressBar::new(project.shots.len() as u64).with_style(
+/// The animatic's progress bar (it only moves while an `.mp4` encodes).
+fn encoding_bar(shots: usize) -> indicatif::ProgressBar {
+    indicatif::ProgressBar::new(shots as u64).with_style(
         indicatif::ProgressStyle::with_template("encoding the animatic {bar:30} {pos}/{len} shots")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let published = crate::publish::publish_with(file, project, takes, blobs, &mut |done, _| {
-        bar.set_position(done as u64);
-    });
-    bar.finish_and_clear();
-    let published = published?;
-    writeln!(
-        out,
-        "wrote {}: {} shots with a take, {} without; media in {}{}",
-        published.file.display(),
-        published.clips,
-        published.gaps,
-        published.media_dir.display(),
-        if published.rendered > 0 {
-            format!(
-                " ({} stills rendered to clips for the EDL)",
-                published.rendered
-            )
-        } else {
-            String::new()
-        }
-    )?;
-    Ok(())
+    )
 }
 
 /// `reelmesh publish --all DIR`: every format, the approved takes and the archive.
@@ -830,65 +810,23 @@ pub fn publish_all(
     data_root: &Path,
     project: Option<&str>,
     dir: &Path,
+    options: PublishOptions,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let (read_project, takes, blobs) = project_and_takes(data_root, project)?;
-    for name in [
-        "cut.edl",
-        "cut.otio",
-        "cut.fcpxml",
-        "cut.xml",
-        "storyboard.pdf",
-        "animatic.mp4",
-    ] {
-        write_cut(out, &dir.join(name), &read_project, &takes, &blobs)?;
-    }
-    // The approved shots' takes, readable names, verified against their hashes.
-    let approved = dir.join("approved");
-    std::fs::create_dir_all(&approved)
-        .with_context(|| format!("creating {}", approved.display()))?;
-    let mut copied = 0;
-    for shot in read_project
-        .shots
-        .iter()
-        .filter(|s| s.status == reelmesh_protocol::model::ShotStatus::Approved)
-    {
-        let Some((index, take)) = crate::publish::shown_take(shot, &takes) else {
-            writeln!(out, "{}: approved but has no take", shot.code)?;
-            continue;
-        };
-        let Ok(hash) = take.blob.parse() else {
-            continue;
-        };
-        if !blobs.has(&hash) {
-            writeln!(out, "{}: its take is not on this machine", shot.code)?;
-            continue;
-        }
-        let extension: String = take
-            .extension
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .collect();
-        let path = approved.join(format!("{}_take{index}.{extension}", shot.code));
-        crate::store::write_atomic(&path, &blobs.read(&hash)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        copied += 1;
-    }
-    writeln!(
-        out,
-        "copied {copied} approved take(s) to {}",
-        approved.display()
-    )?;
+    let (read, takes, blobs) = project_and_takes(data_root, project)?;
     let data = crate::store::DataDir::open(data_root)?;
-    let archive = dir.join("project.rma");
-    let created = crate::archive::create(&data, project, &archive)?;
-    writeln!(
+    let bar = encoding_bar(read.shots.len());
+    let written = crate::publish::write_all(
         out,
-        "archived the project with {} blobs into {}",
-        created.manifest.files.len() - 1,
-        archive.display()
-    )?;
-    Ok(())
+        dir,
+        &read,
+        &takes,
+        &blobs,
+        options,
+        &mut |file| crate::archive::create(&data, project, file),
+        &mut |_, done, _| bar.set_position(done as u64),
+    );
+    bar.finish_and_clear();
+    written
 }
 
 /// Copy the takes held on this node into `folder` (verified against their hash).

@@ -24,23 +24,7 @@ use reelmesh_protocol::timecode::Timecode;
 use crate::card::text as layout;
 
 /// How many frames a page holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Layout {
-    /// Three rows of three.
-    #[default]
-    Grid3x3,
-    /// Two rows of three, larger.
-    Large2x3,
-}
-
-impl Layout {
-    fn rows_cols(self) -> (usize, usize) {
-        match self {
-            Layout::Grid3x3 => (3, 3),
-            Layout::Large2x3 => (2, 3),
-        }
-    }
-}
+pub use reelmesh_protocol::publish::PageLayout as Layout;
 
 const PAGE: (f32, f32) = (842.0, 595.0);
 const MARGIN: f32 = 32.0;

@@ -762,3 +762,72 @@ fn the_player_steps_plays_frame_accurately_and_the_table_follows() {
     assert_eq!(s.harness.state().panels.timeline.playhead, 143);
     assert!(s.harness.state().panels.player.playing.is_none());
 }
+
+#[test]
+fn the_cut_published_from_the_window_reads_back_with_its_clips_and_gap() {
+    let mut s = Session::start(3);
+    card_takes(&s, "SHT-00001", 1);
+    card_takes(&s, "SHT-00003", 2);
+    let out = tempfile::tempdir().expect("out");
+    let file = out.path().join("컷.otio");
+    s.harness.key_combination_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+        &[egui::Key::E],
+    );
+    s.harness.run_ok();
+    s.harness.get_by_label("File to publish").focus();
+    s.harness.run_ok();
+    s.harness
+        .get_by_label("File to publish")
+        .type_text(&file.to_string_lossy());
+    s.harness.run_ok();
+    s.harness.get_by_label_contains("Writes: OpenTimelineIO");
+    s.harness.get_by_label("Publish").click();
+    s.harness.run_ok();
+    s.settle("what the publish wrote", |e| {
+        matches!(&e.dialog, Some(reelmesh_ui::dialogs::Dialog::Publish { written, .. }) if !written.is_empty())
+    });
+    // Said in the dialog and in the status line.
+    assert_eq!(
+        s.harness
+            .query_all_by_label_contains("2 shots with a take, 1 without")
+            .count(),
+        2
+    );
+    // The file points at the copies beside it, named by shot and take.
+    let otio: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("otio")).expect("json");
+    let children = otio["tracks"]["children"][0]["children"]
+        .as_array()
+        .expect("track");
+    let kinds: Vec<&str> = children
+        .iter()
+        .map(|c| c["OTIO_SCHEMA"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["Clip.1", "Gap.1", "Clip.1"]);
+    let third = children[2]["media_reference"]["target_url"]
+        .as_str()
+        .expect("url");
+    assert!(third.ends_with("SHT-00003_take2.png"), "{third}");
+    assert!(out.path().join("컷_media/SHT-00003_take2.png").is_file());
+
+    // A name publish cannot write is refused in the dialog before anything runs.
+    s.harness.get_by_label("File to publish").focus();
+    s.harness
+        .key_combination_modifiers(egui::Modifiers::COMMAND, &[egui::Key::A]);
+    s.harness
+        .get_by_label("File to publish")
+        .type_text("/tmp/cut.mov");
+    s.harness.run_ok();
+    s.harness
+        .get_by_label_contains("Not a format publish writes");
+    {
+        use egui_kittest::kittest::NodeT as _;
+        assert!(
+            s.harness
+                .get_by_label("Publish")
+                .accesskit_node()
+                .is_disabled()
+        );
+    }
+}

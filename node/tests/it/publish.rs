@@ -531,4 +531,26 @@ fn the_storyboard_pdf_has_a_frame_per_shot_with_its_korean_text() {
     // Drop-frame timecodes with `;`, and three pages.
     assert!(text.contains("00:01:03;12"), "{text}");
     assert_eq!(text.matches('\u{c}').count(), 3, "three pages");
+
+    // Two rows of three, larger: the same 20 frames take four pages.
+    let large = out.path().join("large.pdf");
+    let (ok, said) = reelmesh(
+        data.path(),
+        &["publish", &large.to_string_lossy(), "--layout", "2x3"],
+    );
+    assert!(ok, "{said}");
+    let text = pdftotext(&large).expect("pdftotext ran above");
+    assert_eq!(text.matches('\u{c}').count(), 4, "four pages of 2 × 3");
+    for i in 1..=20 {
+        assert_eq!(text.matches(&format!("SHT-{i:05}")).count(), 1);
+    }
+    let (ok, said) = reelmesh(
+        data.path(),
+        &["publish", &large.to_string_lossy(), "--layout", "4x4"],
+    );
+    assert!(!ok);
+    assert!(
+        said.contains("'4x4' is not a storyboard layout: use 3x3 or 2x3"),
+        "{said}"
+    );
 }
