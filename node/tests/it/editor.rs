@@ -720,6 +720,49 @@ fn trimming_and_moving_blocks_on_the_timeline_change_the_document() {
         .key_combination_modifiers(egui::Modifiers::COMMAND, &[egui::Key::Z]);
     s.harness.run_ok();
     s.until_document("the trim undone", |p| p.shots[1].frame_count == 48);
+
+    // A note on a shot puts a marker on the ruler where the shot starts; a click
+    // there moves the playhead to it and selects the shot.
+    s.harness
+        .state_mut()
+        .edit(reelmesh_protocol::api::edit::Edit::ShotSet {
+            shot: "SHT-00003".into(),
+            values: vec![("notes".into(), "여기서 음악 시작".into())],
+        });
+    s.settle("the note marker", |e| {
+        e.project
+            .as_ref()
+            .is_some_and(|p| p.read.project.shots[2].notes == "여기서 음악 시작")
+    });
+    let marker = s
+        .harness
+        .get_by_label("note on SHT-00003: 여기서 음악 시작")
+        .rect();
+    let block = s.harness.get_by_label("SHT-00003 on the timeline").rect();
+    assert!(
+        (marker.left() - block.left()).abs() < 1.0,
+        "the marker sits where the shot starts: {marker:?} {block:?}"
+    );
+    assert_eq!(
+        s.harness
+            .query_all_by_label_contains("note on SHT-")
+            .count(),
+        1,
+        "shots without notes have no marker"
+    );
+    s.harness
+        .get_by_label("note on SHT-00003: 여기서 음악 시작")
+        .click();
+    s.harness.run_ok();
+    let e = s.harness.state();
+    assert_eq!(e.panels.timeline.playhead, 96);
+    let selected = e.shots.selected_in_order(e.project.as_deref());
+    assert_eq!(
+        selected,
+        [e.project.as_ref().expect("view").read.project.shots[2]
+            .shot_id
+            .clone()]
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The storyboard timeline under the shot table: a block per shot, as wide as its
 //! frames, in timeline order, with the take's thumbnail, the code and the status
-//! colour; a timecode ruler and a playhead; a mark on shots with notes. Drag a
+//! colour; a timecode ruler and a playhead; a marker on the ruler for each shot
+//! with notes (hover: the note; click: the playhead goes there). Drag a
 //! block's right edge to change its length (whole frames; the new length and out
 //! timecode show while dragging), drag a block to move the shot; each is one edit
 //! (one undo step) and the table, the timecodes and the peers follow.
@@ -65,7 +66,8 @@ struct Block {
     /// Its length in the document (before a trim in progress).
     original: u64,
     color: Color32,
-    notes: bool,
+    /// The shot's notes (empty: none).
+    notes: String,
     thumbnail: Option<egui::TextureHandle>,
 }
 
@@ -103,7 +105,7 @@ pub fn timeline(editor: &mut Editor, ui: &mut egui::Ui) {
             frames,
             original: row.frames,
             color: crate::shots::status_color(shot.status),
-            notes: !shot.notes.trim().is_empty(),
+            notes: shot.notes.trim().to_owned(),
             thumbnail,
         });
         at += frames;
@@ -134,6 +136,7 @@ pub fn timeline(editor: &mut Editor, ui: &mut egui::Ui) {
             let (rect, _) =
                 ui.allocate_exact_size(vec2(width, RULER + BLOCK + 8.0), Sense::hover());
             ruler(ui, rect, rate, total, state);
+            note_markers(ui, rect, &blocks, state, &mut select);
             for block in &blocks {
                 block_ui(
                     ui,
@@ -195,6 +198,55 @@ fn ruler(ui: &mut egui::Ui, rect: Rect, rate: FrameRate, total: u64, state: &mut
             egui::FontId::monospace(10.0),
             ui.visuals().weak_text_color(),
         );
+    }
+}
+
+/// A marker on the ruler where each shot with notes starts: hovering shows the
+/// note, a click puts the playhead there and selects the shot.
+fn note_markers(
+    ui: &mut egui::Ui,
+    rect: Rect,
+    blocks: &[Block],
+    state: &mut TimelineState,
+    select: &mut Option<String>,
+) {
+    let color = Color32::from_rgb(240, 190, 60);
+    for block in blocks.iter().filter(|b| !b.notes.is_empty()) {
+        let x = rect.left() + block.start as f32 * state.zoom;
+        let marker = Rect::from_min_size(pos2(x, rect.top() + RULER - 10.0), vec2(10.0, 10.0));
+        let response = ui
+            .interact(
+                marker,
+                Id::unique(("note-marker", &block.shot)),
+                Sense::click(),
+            )
+            .on_hover_text(format!("{}: {}", block.code, block.notes));
+        response.widget_info(|| {
+            egui::WidgetInfo::labeled(
+                egui::Role::Button,
+                true,
+                format!("note on {}: {}", block.code, block.notes),
+            )
+        });
+        if response.clicked() {
+            state.playhead = block.start;
+            *select = Some(block.shot.clone());
+        }
+        let fill = if response.hovered() {
+            color.gamma_multiply(1.3)
+        } else {
+            color
+        };
+        ui.painter().add(egui::Shape::convex_polygon(
+            vec![
+                pos2(x, marker.top()),
+                pos2(x + 9.0, marker.top()),
+                pos2(x + 9.0, marker.top() + 5.0),
+                pos2(x, marker.bottom()),
+            ],
+            fill,
+            Stroke::NONE,
+        ));
     }
 }
 
@@ -330,7 +382,7 @@ fn paint_block(ui: &egui::Ui, block: &Block, whole: Rect, moving: bool) {
             ui.visuals().strong_text_color(),
         );
     }
-    if block.notes {
+    if !block.notes.is_empty() {
         painter.circle_filled(
             pos2(x1 - 8.0, top + 10.0),
             3.5,
