@@ -19,6 +19,8 @@ const WIDTH: u32 = 640;
 const MOST_FRAMES: usize = 3600;
 
 struct Job {
+    /// The decoder: `ffmpeg` on the PATH.
+    program: &'static str,
     blob: String,
     width: u32,
     height: u32,
@@ -106,6 +108,7 @@ impl Clips {
         };
         if jobs
             .send(Job {
+                program: "ffmpeg",
                 blob: blob.to_owned(),
                 width: w,
                 height: h,
@@ -157,7 +160,7 @@ impl Clips {
 /// Every frame of `bytes` at the job's rate and size, through ffmpeg.
 fn decode(bytes: &[u8], job: &Job) -> Result<Vec<egui::ColorImage>, String> {
     let (num, den) = job.rate;
-    let mut child = Command::new("ffmpeg")
+    let mut child = Command::new(job.program)
         .args(["-v", "error", "-i", "pipe:0", "-vf"])
         .arg(format!(
             "fps={num}/{den},scale={}:{}",
@@ -217,6 +220,7 @@ mod tests {
             return;
         }
         let job = Job {
+            program: "ffmpeg",
             blob: "clip".into(),
             width: 64,
             height: 64,
@@ -251,5 +255,22 @@ mod tests {
         // Garbage is an error naming ffmpeg, not a panic.
         let error = decode(b"not a video", &job).expect_err("garbage");
         assert!(error.contains("ffmpeg"), "{error}");
+    }
+
+    #[test]
+    fn without_ffmpeg_a_clip_says_what_is_missing_and_how_to_get_it() {
+        let job = Job {
+            program: "reelmesh-test-no-such-ffmpeg",
+            blob: "clip".into(),
+            width: 64,
+            height: 64,
+            rate: (24, 1),
+        };
+        let error = decode(b"any bytes", &job).expect_err("no decoder");
+        assert!(
+            error.starts_with("clips play with ffmpeg, which could not be started")
+                && error.ends_with("apt-get install ffmpeg"),
+            "{error}"
+        );
     }
 }

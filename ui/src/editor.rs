@@ -578,6 +578,7 @@ impl EditorApp {
             last: None,
             intervals_ms: Vec::new(),
             cpu_ms: Vec::new(),
+            player: crate::panels::PlaybackStats::default(),
         });
         EditorApp {
             editor,
@@ -595,6 +596,8 @@ pub struct FrameStats {
     last: Option<std::time::Instant>,
     intervals_ms: Vec<f64>,
     cpu_ms: Vec<f64>,
+    /// The animatic player's last playback.
+    player: crate::panels::PlaybackStats,
 }
 
 impl Drop for FrameStats {
@@ -602,6 +605,11 @@ impl Drop for FrameStats {
         let json = serde_json::json!({
             "interval_ms": self.intervals_ms,
             "cpu_ms": self.cpu_ms,
+            "player": {
+                "shown": self.player.shown,
+                "dropped": self.player.dropped,
+                "late": self.player.late,
+            },
         });
         if let Err(e) = std::fs::write(&self.path, json.to_string()) {
             tracing::warn!(
@@ -627,6 +635,9 @@ impl eframe::App for EditorApp {
             ui.ctx().request_repaint();
         }
         self.editor.ui(ui);
+        if let Some(stats) = &mut self.frame_stats {
+            stats.player = self.editor.panels.player.stats;
+        }
         if self.editor.panels.quit {
             ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
         }

@@ -214,10 +214,9 @@ impl Images {
             return;
         }
         ready.sort();
-        for (_, key) in ready
-            .into_iter()
-            .take(self.slots.len().saturating_sub(keep))
-        {
+        // The least recently used of this size go; the others stay.
+        let extra = ready.len() - keep;
+        for (_, key) in ready.into_iter().take(extra) {
             self.slots.remove(&key);
         }
     }

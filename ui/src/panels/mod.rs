@@ -15,7 +15,7 @@ use std::collections::HashMap;
 pub use inspector::inspector;
 pub use jobs::jobs;
 pub use mesh::{mesh, sync_summary};
-pub use player::{PlayerState, player};
+pub use player::{PlaybackStats, PlayerState, player};
 pub use records::{characters, looks};
 pub use takes::takes;
 pub use timeline::{TimelineDrag, TimelineState, timeline};

@@ -22,6 +22,54 @@ pub struct PlayerState {
     pub full_screen: bool,
     /// The clip decoder (made on first use).
     pub clips: Option<crate::clips::Clips>,
+    /// How the current (or last) playback went.
+    pub stats: PlaybackStats,
+}
+
+/// How a playback went, counted from when Play was pressed: frames of the cut
+/// shown, frames skipped because a frame of the window came too late, and frames
+/// shown without their picture (still or clip frame not decoded in time).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PlaybackStats {
+    /// The playback these count (its start time).
+    since: Option<u64>,
+    /// Frames of the cut shown.
+    pub shown: u64,
+    /// Frames of the cut never shown.
+    pub dropped: u64,
+    /// Frames shown without their picture.
+    pub late: u64,
+    last: Option<u64>,
+}
+
+impl PlaybackStats {
+    /// Count frame `frame` of a playback that started at `since` (seconds, bit
+    /// pattern) within `range`, `pictured` when its picture was on screen.
+    fn count(&mut self, since: f64, frame: u64, range: (u64, u64), pictured: bool) {
+        if self.since != Some(since.to_bits()) {
+            *self = PlaybackStats {
+                since: Some(since.to_bits()),
+                ..PlaybackStats::default()
+            };
+        }
+        if self.last == Some(frame) {
+            return;
+        }
+        if let Some(last) = self.last {
+            // A loop's wrap is not a drop: count what was skipped on each side.
+            let skipped = if frame > last {
+                frame - last - 1
+            } else {
+                (range.1.saturating_sub(last + 1)) + frame.saturating_sub(range.0)
+            };
+            self.dropped += skipped;
+        }
+        self.shown += 1;
+        if !pictured {
+            self.late += 1;
+        }
+        self.last = Some(frame);
+    }
 }
 
 /// What is under the playhead.
@@ -62,6 +110,7 @@ pub fn player(editor: &mut Editor, ui: &mut egui::Ui) {
     keys(editor, ui, now, range, total);
     let state = &mut editor.panels.player;
     let mut playhead = editor.panels.timeline.playhead.min(total - 1);
+    let playing = state.playing;
     if let Some((since, from)) = state.playing {
         // Frame-accurate: the frame is the elapsed time times the exact rate.
         let elapsed = ((now - since).max(0.0) * f64::from(num) / f64::from(den)).floor() as u64;
@@ -89,7 +138,14 @@ pub fn player(editor: &mut Editor, ui: &mut egui::Ui) {
         editor.shots.select_only(&current.shot);
     }
     controls(editor, ui, now, playhead, total, rate, &current.code);
-    picture(editor, ui, current, playhead, ((num, den), rate), &segments);
+    let pictured = picture(editor, ui, current, playhead, ((num, den), rate), &segments);
+    if let Some((since, _)) = playing {
+        editor
+            .panels
+            .player
+            .stats
+            .count(since, playhead, range, pictured);
+    }
 }
 
 fn segments(editor: &Editor, view: &crate::link::ProjectView) -> Vec<Segment> {
@@ -217,6 +273,23 @@ fn controls(
             ))
             .monospace(),
         );
+        let stats = editor.panels.player.stats;
+        if stats.shown > 0 {
+            let text = format!(
+                "played {} frames · dropped {} · late {}",
+                stats.shown, stats.dropped, stats.late
+            );
+            let bad = stats.dropped + stats.late > 0;
+            ui.label(if bad {
+                RichText::new(text).color(ui.visuals().warn_fg_color)
+            } else {
+                RichText::new(text).weak()
+            })
+            .on_hover_text(
+                "since Play: frames of the cut shown; never shown because the window \
+                 was late; shown before their picture was decoded",
+            );
+        }
     });
     let mut scrub = playhead;
     ui.spacing_mut().slider_width = (ui.available_width() - 60.0).max(100.0);
@@ -239,7 +312,7 @@ fn picture(
     playhead: u64,
     (rate, project_rate): ((u32, u32), reelmesh_protocol::timecode::FrameRate),
     segments: &[Segment],
-) {
+) -> bool {
     let reader = editor.images.reader();
     let waker = editor.images.waker();
     let clips = editor
@@ -258,6 +331,12 @@ fn picture(
             clips.want(blob, *size, rate);
         }
     }
+    // The next shots' stills decode ahead too, so a cut to them is on time.
+    for segment in segments.iter().skip(index + 1).take(3) {
+        if let Picture::Still(blob) = &segment.picture {
+            let _ = editor.images.full(blob);
+        }
+    }
     let (texture, note) = match &current.picture {
         Picture::Still(blob) => (editor.images.full(blob), String::new()),
         Picture::Clip(blob, _) => {
@@ -270,6 +349,8 @@ fn picture(
         }
         Picture::Nothing => (None, "no take".to_owned()),
     };
+    // Black with the code is the picture of a shot without a take.
+    let pictured = texture.is_some() || matches!(current.picture, Picture::Nothing);
     let available = ui.available_size();
     let (rect, _) = ui.allocate_exact_size(available, egui::Sense::hover());
     let painter = ui.painter_at(rect);
@@ -305,4 +386,27 @@ fn picture(
         egui::FontId::monospace(16.0),
         Color32::WHITE,
     );
+    pictured
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PlaybackStats;
+
+    #[test]
+    fn stats_count_skipped_frames_and_late_pictures_and_restart_with_play() {
+        let mut stats = PlaybackStats::default();
+        for (frame, pictured) in [(0, true), (0, true), (1, false), (3, true), (4, true)] {
+            stats.count(1.0, frame, (0, 10), pictured);
+        }
+        assert_eq!((stats.shown, stats.dropped, stats.late), (4, 1, 1));
+        // 4 then 8 skips 5 to 7; a loop over 0..10 wrapping from 9 to 1 skips 0.
+        for frame in [8, 9, 1] {
+            stats.count(1.0, frame, (0, 10), true);
+        }
+        assert_eq!((stats.shown, stats.dropped), (7, 1 + 3 + 1));
+        // Play pressed again: counting starts over.
+        stats.count(5.0, 40, (0, 100), true);
+        assert_eq!((stats.shown, stats.dropped, stats.late), (1, 0, 0));
+    }
 }
