@@ -660,6 +660,21 @@ impl ProjectDoc {
         Ok(())
     }
 
+    /// Put a raw string under a shot's key, as a peer's change might (tests of what
+    /// the reader makes of values it did not write).
+    #[cfg(test)]
+    pub(crate) fn put_raw_shot_field(
+        &mut self,
+        shot_id: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), DocError> {
+        let obj = self.record("shots", "shot", shot_id)?;
+        self.doc.put(&obj, key, value)?;
+        self.commit("raw field");
+        Ok(())
+    }
+
     /// Move a shot to the trash (soft delete; its code stays reserved).
     pub fn delete_shot(&mut self, shot_id: &str) -> Result<(), DocError> {
         let obj = self.record("shots", "shot", shot_id)?;

@@ -13,6 +13,7 @@
 //! - [`catalog`]: option catalogs with their shipped defaults.
 //! - [`wire`]: messages between nodes (sync frames, presence) and their input checks.
 
+pub mod advice;
 pub mod api;
 pub mod blobtree;
 pub mod catalog;

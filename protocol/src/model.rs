@@ -192,6 +192,47 @@ pub struct Shot {
     /// Columns from an imported sheet that have no field of their own, by header.
     #[serde(default)]
     pub extra: BTreeMap<String, String>,
+    /// The last workflow advice for this shot (an LLM's or the rules'), if asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice: Option<Advice>,
+}
+
+/// Which video workflow a shot should use, and why: an LLM's answer (validated) or
+/// the rule-based advisor's. Accepting it sets the shot's `workflow`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Advice {
+    /// The workflow recommended (empty when `error` says why there is none).
+    #[serde(default)]
+    pub workflow: String,
+    /// Why, in a sentence.
+    #[serde(default)]
+    pub reason: String,
+    /// Who advised: the model's name, or `rules`.
+    #[serde(default)]
+    pub source: String,
+    /// When (ms since the epoch, advising node's clock).
+    #[serde(default)]
+    pub at_ms: u64,
+    /// How sure, 0 to 1 (absent for the rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// A suggested length in frames (absent: keep the shot's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<u64>,
+    /// Why no workflow could be recommended (the advisor's last error).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+}
+
+impl Advice {
+    /// The rule-based advisor's source name.
+    pub const RULES: &'static str = "rules";
+
+    /// A recommendation that can be accepted.
+    #[must_use]
+    pub fn usable(&self) -> bool {
+        self.error.is_empty() && !self.workflow.is_empty()
+    }
 }
 
 impl Shot {
@@ -215,6 +256,7 @@ impl Shot {
             selected_take: String::new(),
             review_note: String::new(),
             extra: BTreeMap::new(),
+            advice: None,
         }
     }
 }

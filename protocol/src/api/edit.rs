@@ -136,6 +136,13 @@ pub enum Edit {
         /// A take of that shot (id or unique prefix); empty: the latest.
         take: String,
     },
+    /// Take the advised workflow as each shot's workflow (shots without usable
+    /// advice are left as they are; an empty list means every shot with advice).
+    AdviceAccept {
+        /// The shots (codes or ids); empty: all.
+        #[serde(default)]
+        shots: Vec<String>,
+    },
     /// A value this project adds to a catalog (a dropdown of look values).
     CatalogAdd {
         /// The catalog (`camera_body`, `lens_type`, ...).
@@ -294,6 +301,7 @@ pub fn apply(doc: &mut ProjectDoc, edit: &Edit) -> Result<Applied, EditError> {
         Edit::TemplateSet { template } => set_template(doc, &project, template),
         Edit::Review { shot, verdict } => review(doc, &project, shot, verdict),
         Edit::TakeSelect { shot, take } => select_take(doc, &project, shot, take),
+        Edit::AdviceAccept { shots } => accept_advice(doc, &project, shots),
         Edit::CatalogAdd { catalog, value } => add_to_catalog(doc, &project, catalog, value),
         Edit::CatalogRemove { catalog, value } => {
             remove_from_catalog(doc, &project, catalog, value)
@@ -411,7 +419,8 @@ use records::{
     set_character, set_look, set_template, trash_character, trash_look,
 };
 use shots::{
-    add_shot, duplicate_shot, move_shot, restore_shot, review, select_take, set_shot, trash_shot,
+    accept_advice, add_shot, duplicate_shot, move_shot, restore_shot, review, select_take,
+    set_shot, trash_shot,
 };
 
 #[cfg(test)]

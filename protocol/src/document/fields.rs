@@ -86,6 +86,15 @@ pub(super) fn shot_fields(shot: &Shot) -> Vec<(&'static str, Field)> {
         ("selected_take", Field::Text(shot.selected_take.clone())),
         ("review_note", Field::Text(shot.review_note.clone())),
         ("extra", dict(&shot.extra)),
+        // One JSON value, written whole: two peers advising at once leave one
+        // side's advice, never a mix of both.
+        (
+            "advice",
+            shot.advice
+                .as_ref()
+                .and_then(|a| serde_json::to_string(a).ok())
+                .map_or(Field::Absent, Field::Str),
+        ),
     ];
     // The shot's own look values: one flat key each (no nested map to create on an
     // old shot), present only when set, so a shot without overrides costs nothing.

@@ -174,6 +174,11 @@ impl<'d> Reader<'d> {
             selected_take: f.str("selected_take"),
             review_note: f.str("review_note"),
             extra: self.dict(f, "extra"),
+            // A peer's advice that does not parse is no advice (peers are untrusted).
+            advice: f
+                .has("advice")
+                .then(|| serde_json::from_str(&f.str("advice")).ok())
+                .flatten(),
         }
     }
 

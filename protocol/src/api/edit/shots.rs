@@ -385,3 +385,63 @@ pub(super) fn restore_shot(doc: &mut ProjectDoc, name: &str) -> Result<Applied, 
         }],
     ))
 }
+
+/// Each shot's advised workflow becomes its workflow; one undo step puts every one
+/// back.
+pub(super) fn accept_advice(
+    doc: &mut ProjectDoc,
+    project: &Project,
+    names: &[String],
+) -> Result<Applied, EditError> {
+    let shots: Vec<Shot> = if names.is_empty() {
+        project.shots.clone()
+    } else {
+        names
+            .iter()
+            .map(|name| find_shot(project, name).cloned())
+            .collect::<Result<_, _>>()?
+    };
+    let mut undo = Vec::new();
+    let mut accepted = Vec::new();
+    let mut changed = Vec::new();
+    for mut shot in shots {
+        let Some(advice) = shot.advice.as_ref().filter(|a| a.usable()) else {
+            continue;
+        };
+        accepted.push(shot.code.to_string());
+        if shot.workflow == advice.workflow {
+            continue;
+        }
+        undo.push(Edit::ShotSet {
+            shot: shot.shot_id.clone(),
+            values: vec![("workflow".into(), shot.workflow.clone())],
+        });
+        shot.workflow.clone_from(&advice.workflow);
+        changed.push(shot);
+    }
+    if accepted.is_empty() {
+        return Err(EditError::InvalidValue {
+            record: if names.is_empty() {
+                "the project".into()
+            } else {
+                names.join(", ")
+            },
+            field: "advice".into(),
+            value: String::new(),
+            reason: "no usable advice to accept: run `reelmesh advise` first".into(),
+        });
+    }
+    for shot in &changed {
+        doc.update_shot(shot)?;
+    }
+    Ok(Applied {
+        summary: format!(
+            "accepted the advice for {} shot{} ({} changed)",
+            accepted.len(),
+            if accepted.len() == 1 { "" } else { "s" },
+            changed.len()
+        ),
+        record_id: changed.first().map(|s| s.shot_id.clone()),
+        undo,
+    })
+}

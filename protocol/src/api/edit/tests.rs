@@ -550,3 +550,70 @@ proptest! {
         prop_assert_eq!(doc.project().unwrap(), before);
     }
 }
+
+#[test]
+fn accepting_advice_sets_each_advised_workflow_in_one_undo_step() {
+    let mut doc = doc_with(3);
+    let advice = |workflow: &str, error: &str| crate::model::Advice {
+        workflow: workflow.into(),
+        reason: "움직임이 많다".into(),
+        source: "qwen2.5:7b".into(),
+        at_ms: 1,
+        confidence: Some(0.8),
+        frames: Some(72),
+        error: error.into(),
+    };
+    let mut project = doc.project().unwrap();
+    project.shots[0].advice = Some(advice("ltx2", ""));
+    project.shots[1].advice = Some(advice(
+        "",
+        "the model answered 'veo3', which no node offers",
+    ));
+    project.shots[2].advice = Some(advice("fflf", ""));
+    project.shots[2].workflow = "wan_animate".into();
+    for shot in &project.shots {
+        doc.update_shot(shot).unwrap();
+    }
+    // Advice survives the document: read back whole, the error too.
+    let read = doc.project().unwrap();
+    assert_eq!(read.shots[1].advice, project.shots[1].advice);
+
+    let applied = apply(&mut doc, &Edit::AdviceAccept { shots: vec![] }).unwrap();
+    assert!(
+        applied.summary.contains("2 shots (2 changed)"),
+        "{}",
+        applied.summary
+    );
+    let after = doc.project().unwrap();
+    let workflows: Vec<&str> = after.shots.iter().map(|s| s.workflow.as_str()).collect();
+    assert_eq!(workflows, ["ltx2", "", "fflf"]);
+    undo(&mut doc, &applied);
+    let undone = doc.project().unwrap();
+    let workflows: Vec<&str> = undone.shots.iter().map(|s| s.workflow.as_str()).collect();
+    assert_eq!(workflows, ["", "", "wan_animate"]);
+
+    // One shot by code; a shot whose advice is an error is refused with the reason.
+    apply(
+        &mut doc,
+        &Edit::AdviceAccept {
+            shots: vec!["SHT-00003".into()],
+        },
+    )
+    .unwrap();
+    assert_eq!(doc.project().unwrap().shots[2].workflow, "fflf");
+    let refused = apply(
+        &mut doc,
+        &Edit::AdviceAccept {
+            shots: vec!["SHT-00002".into()],
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("no usable advice"), "{refused}");
+
+    // A peer's advice that is not valid JSON reads as none, never a panic.
+    let shot_id = after.shots[0].shot_id.clone();
+    doc.put_raw_shot_field(&shot_id, "advice", "{not json")
+        .unwrap();
+    assert_eq!(doc.project().unwrap().shots[0].advice, None);
+}
