@@ -119,6 +119,11 @@ pub async fn call(handle: &NodeHandle, request: Request) -> Result<Reply, ApiErr
             all,
             options,
         } => publish(handle, project, path, all, options).await,
+        Request::Advise {
+            project,
+            shots,
+            llm,
+        } => advise(handle, project, &shots, &llm).await,
         Request::Invite { project } => invite(handle, project).await,
         Request::AddBlob { path } => add_blob(handle, path).await,
         Request::Feed => Err(ApiError::Invalid {
@@ -363,6 +368,35 @@ async fn publish(
         message: format!("{e:#}"),
     })?;
     Ok(Reply::Published { lines: written })
+}
+
+/// Advise with the LLM this node is set up with (or `llm`'s URL and model over
+/// it), or the rules when none is.
+async fn advise(
+    handle: &NodeHandle,
+    project: Option<String>,
+    shots: &str,
+    llm: &crate::advise::LlmChoice,
+) -> Result<Reply, ApiError> {
+    // The request's choice over the node's flags over the environment and the
+    // data dir's llm.toml.
+    let node = handle.llm();
+    let choice = crate::advise::LlmChoice {
+        url: llm.url.clone().or_else(|| node.map(|c| c.base_url.clone())),
+        model: llm.model.clone().or_else(|| node.map(|c| c.model.clone())),
+    };
+    let config = match node {
+        Some(node) if llm.url.is_none() && llm.model.is_none() => Some(node.clone()),
+        _ => crate::advise::LlmConfig::resolve(handle.data_dir(), &choice)
+            .map_err(|message| ApiError::Invalid { message })?,
+    };
+    let (project_id, advice, stats) =
+        crate::advise::advise(handle, project, shots, config.as_ref(), &mut |_, _| {}).await?;
+    Ok(Reply::Advised {
+        project_id,
+        advice,
+        stats,
+    })
 }
 
 async fn invite(handle: &NodeHandle, project: Option<String>) -> Result<Reply, ApiError> {

@@ -4,6 +4,7 @@
 //! one (its control socket), so an edit reaches the mesh at once; with no node
 //! running they open the data dir themselves, under its lock.
 
+mod advise;
 mod edit;
 mod imports;
 mod net;
@@ -105,6 +106,10 @@ pub enum Command {
         #[arg(long, default_value = "60")]
         timeout: u64,
     },
+    /// Recommend a video workflow for each shot, with the reason (the LLM: --llm-url
+    /// and --llm-model, or OPENAI_BASE_URL, REELMESH_LLM_MODEL, OPENAI_API_KEY; else
+    /// rule-based), or take the recommendations with --accept.
+    Advise(advise::AdviseArgs),
     /// Render shots: queue one job per shot and follow them to the end.
     Render(render::RenderArgs),
     /// List the project's render jobs.
@@ -289,6 +294,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Advise(args) => advise::run(out, &data_root, cli.project.as_deref(), &args),
         Command::Render(args) => render::render(out, &data_root, cli.project.clone(), &args),
         Command::Jobs { json } => render::print_jobs(out, &data_root, cli.project.as_deref(), json),
         Command::Publish {
@@ -296,18 +302,16 @@ pub fn run(cli: Cli) -> Result<()> {
             all,
             layout,
             no_burn_in,
-        } => {
-            let options = reelmesh_protocol::publish::PublishOptions {
+        } => publish(
+            out,
+            &data_root,
+            cli.project.as_deref(),
+            (file, all),
+            reelmesh_protocol::publish::PublishOptions {
                 layout,
                 burn_in: !no_burn_in,
-            };
-            let project = cli.project.as_deref();
-            match (file, all) {
-                (_, Some(dir)) => render::publish_all(out, &data_root, project, &dir, options),
-                (Some(file), None) => render::publish(out, &data_root, project, &file, options),
-                (None, None) => anyhow::bail!("give a FILE to write, or --all DIR"),
-            }
-        }
+            },
+        ),
         Command::Takes { json, out: folder } => render::print_takes(
             out,
             &data_root,
@@ -367,6 +371,21 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 /// `reelmesh init`: create a project in the data dir (the node must be stopped).
+/// `reelmesh publish FILE` or `--all DIR`.
+fn publish(
+    out: &mut dyn Write,
+    data_root: &Path,
+    project: Option<&str>,
+    (file, all): (Option<PathBuf>, Option<PathBuf>),
+    options: reelmesh_protocol::publish::PublishOptions,
+) -> Result<()> {
+    match (file, all) {
+        (_, Some(dir)) => render::publish_all(out, data_root, project, &dir, options),
+        (Some(file), None) => render::publish(out, data_root, project, &file, options),
+        (None, None) => anyhow::bail!("give a FILE to write, or --all DIR"),
+    }
+}
+
 fn init(out: &mut dyn Write, data_root: &Path, name: &str, frame_rate: FrameRate) -> Result<()> {
     let data = DataDir::open(data_root)?;
     let _lock = data

@@ -334,6 +334,7 @@ impl ComfyClient {
             "ws{}/ws?clientId={client_id}",
             base_url.strip_prefix("http").unwrap_or(&base_url)
         );
+        crate::tls();
         let http = reqwest::Client::builder()
             // ComfyUI is local to this node; a system proxy must not get in the way.
             .no_proxy()

@@ -127,6 +127,7 @@ impl GpuProbe {
     /// A probe with the given NVML handle (tests pass `None` so that a machine's real
     /// GPU cannot win over the test double).
     fn from_parts(nvml: Option<Nvml>, comfy_url: Option<String>) -> GpuProbe {
+        crate::tls();
         let http = reqwest::Client::builder()
             .timeout(COMFY_TIMEOUT)
             // ComfyUI is local to this node; a system proxy must not get in the way.

@@ -3,6 +3,7 @@
 //! `reelmesh`; the library form exists so benches and integration tests drive the
 //! same code.
 
+pub mod advise;
 pub mod api;
 pub mod archive;
 pub mod card;
@@ -21,6 +22,14 @@ pub mod node;
 pub mod publish;
 pub mod store;
 pub mod workflows;
+
+/// Make ring rustls's crypto provider (libp2p already links ring): reqwest's TLS is
+/// built without one of its own, so that HTTPS (the LLM; ComfyUI behind TLS) adds
+/// no second crypto library. Every HTTP client is built after this; a second call
+/// is harmless.
+pub fn tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// `text` with its first letter in lower case (error messages are lowercase; the
 /// errors of other crates often start with a capital).

@@ -71,6 +71,9 @@ pub struct NodeConfig {
     /// Run jobs with this executor instead of the card renderer and ComfyUI (tests
     /// and benches stand in for a GPU with it).
     pub executor: Option<jobs::ExecutorSlot>,
+    /// The LLM it advises with (else `<data dir>/llm.toml`, the environment, or
+    /// the rules).
+    pub llm: Option<crate::advise::LlmConfig>,
 }
 
 impl NodeConfig {
@@ -96,6 +99,7 @@ impl NodeConfig {
             workflows_dir: None,
             lease: jobs::LEASE,
             executor: None,
+            llm: None,
         }
     }
 }
@@ -374,9 +378,17 @@ pub struct NodeHandle {
     undo: std::sync::Arc<tokio::sync::Mutex<crate::api::undo::Stacks>>,
     /// The data dir the node owns.
     data_dir: std::path::PathBuf,
+    /// The LLM this node advises with (`--llm-url`, `--llm-model`), if any.
+    llm: Option<std::sync::Arc<crate::advise::LlmConfig>>,
 }
 
 impl NodeHandle {
+    /// The LLM this node was started with, if any.
+    #[must_use]
+    pub fn llm(&self) -> Option<&crate::advise::LlmConfig> {
+        self.llm.as_deref()
+    }
+
     /// This node's blob store.
     #[must_use]
     pub fn blob_store(&self) -> &crate::store::blobs::BlobStore {
@@ -706,6 +718,7 @@ impl Node {
         let cancel = CancellationToken::new();
         let (events, _) = broadcast::channel(8192);
         let (commands, command_rx) = mpsc::channel(256);
+        let config_llm = config.llm.clone();
         let gpu =
             runtime::spawn_gpu_probe(config.comfy_url.clone(), config.heartbeat, cancel.clone());
         let (worker_tx, worker_rx) = tokio::sync::watch::channel(WorkerState::default());
@@ -741,6 +754,7 @@ impl Node {
                 &data_root,
             ))),
             data_dir: data_root.clone(),
+            llm: config_llm.map(std::sync::Arc::new),
         };
         if runtime.serves_control() {
             crate::control::serve(&runtime.data_dir_root(), handle.clone())

@@ -106,6 +106,30 @@ impl ShotFacts {
     }
 }
 
+/// What one advice run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AdviseStats {
+    /// Requests sent to the LLM (retries included).
+    pub requests: usize,
+    /// The most requests in flight at once.
+    pub max_in_flight: usize,
+    /// Wall time, ms.
+    pub elapsed_ms: u64,
+    /// Answers read by hand because the typed response did not decode.
+    pub raw_fallbacks: usize,
+}
+
+/// Where an advice request asks (the node's own settings fill what is left out).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LlmChoice {
+    /// `--llm-url`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `--llm-model`.
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
 /// What the advisor is asked to be.
 pub const SYSTEM: &str = "You are a film pre-production assistant. For one storyboard shot, \
 pick the video workflow that best turns its still into a clip, from the workflows listed \

@@ -143,6 +143,19 @@ pub enum Request {
         #[serde(default)]
         options: crate::publish::PublishOptions,
     },
+    /// Advise a video workflow for shots (the LLM this node is set up with, or the
+    /// rules), writing each advice to the shot.
+    Advise {
+        /// Id or name.
+        project: Option<String>,
+        /// Which shots: `SHT-00001..SHT-00010`, `1..10`, `1,3,7`, or `all` (empty:
+        /// all).
+        #[serde(default)]
+        shots: String,
+        /// Which LLM, over the node's own settings.
+        #[serde(default)]
+        llm: crate::advice::LlmChoice,
+    },
     /// A ticket another machine joins this mesh with (`reelmesh join TICKET`): the
     /// mesh key, this node's addresses and the project. It holds the mesh secret.
     Invite {
@@ -226,6 +239,15 @@ pub enum Reply {
     Published {
         /// `wrote cut.otio: 12 shots with a take, 2 without; media in ...`.
         lines: Vec<String>,
+    },
+    /// [`Request::Advise`]: each shot's advice, in the order they came.
+    Advised {
+        /// The project.
+        project_id: String,
+        /// (shot code, advice).
+        advice: Vec<(String, crate::model::Advice)>,
+        /// Requests, concurrency, time.
+        stats: crate::advice::AdviseStats,
     },
     /// [`Request::Invite`].
     Invite {

@@ -44,6 +44,14 @@ pub struct NodeArgs {
     /// them to the queue, in seconds. Every node should use the same value.
     #[arg(long, default_value = "10")]
     pub lease_secs: u64,
+    /// The LLM that advises workflows: an OpenAI-compatible API's base URL
+    /// (`http://127.0.0.1:11434/v1` for Ollama; default OPENAI_BASE_URL, then OpenAI).
+    #[arg(long, value_name = "URL")]
+    pub llm_url: Option<String>,
+    /// The LLM's model name (default REELMESH_LLM_MODEL, then `<data dir>/llm.toml`;
+    /// none: rule-based advice). The key is read from OPENAI_API_KEY, never stored.
+    #[arg(long, value_name = "NAME")]
+    pub llm_model: Option<String>,
 }
 
 /// `reelmesh mesh ...`
@@ -83,6 +91,16 @@ fn node_config(root: &Path, args: NodeArgs) -> NodeConfig {
     config.heartbeat = Duration::from_millis(args.heartbeat_ms.max(100));
     config.offline_after = config.heartbeat * 3 + config.heartbeat / 2;
     config.lease = Duration::from_secs(args.lease_secs.max(1)).max(config.offline_after);
+    if args.llm_url.is_some() || args.llm_model.is_some() {
+        let choice = crate::advise::LlmChoice {
+            url: args.llm_url,
+            model: args.llm_model,
+        };
+        match crate::advise::LlmConfig::resolve(root, &choice) {
+            Ok(llm) => config.llm = llm,
+            Err(e) => eprintln!("reelmesh: the LLM is not set up: {e}"),
+        }
+    }
     config
 }
 

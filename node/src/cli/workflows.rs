@@ -158,6 +158,7 @@ impl Source {
     async fn from_comfy(url: &str, vram: Option<f64>) -> Result<Source> {
         let base = url.trim().trim_end_matches('/');
         // reqwest sends no Origin header; ComfyUI rejects mismatched ones.
+        crate::tls();
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))

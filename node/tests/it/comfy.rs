@@ -378,6 +378,7 @@ async fn an_installed_model_passes_validation() {
 #[tokio::test]
 async fn the_double_rejects_like_the_recorded_server() {
     let double = ComfyDouble::start(DoubleOptions::default()).await;
+    reelmesh_node::tls();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let url = format!("{}/prompt", double.url());
     for (request_file, answer_file, status) in [
@@ -1140,6 +1141,7 @@ async fn double_frames(
     }
     let mut body: Value = serde_json::from_slice(&recorded(request_file)).unwrap();
     body["client_id"] = client_id.clone().into();
+    reelmesh_node::tls();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let answer: Value = http
         .post(format!("{}/prompt", double.url()))

@@ -8,7 +8,10 @@
 mod comfy_double;
 #[path = "../support/gpu_standin.rs"]
 mod gpu_standin;
+#[path = "../support/llm_double.rs"]
+mod llm_double;
 
+mod advise;
 mod blobs;
 mod cli;
 mod comfy;
@@ -24,6 +27,28 @@ mod placement;
 mod publish;
 mod render;
 
+/// Every log line of this test binary so far (tests that must keep a secret out
+/// of the logs search it).
+pub static LOGGED: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// Writes a log line to the test output and to [`LOGGED`].
+struct Tee;
+
+impl std::io::Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGGED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        print!("{}", String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Log to the test output (`RUST_LOG` picks the level; info by default).
 pub fn logs() {
     let _ = tracing_subscriber::fmt()
@@ -31,6 +56,6 @@ pub fn logs() {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "reelmesh_node=info".into()),
         )
-        .with_test_writer()
+        .with_writer(|| Tee)
         .try_init();
 }
