@@ -271,6 +271,7 @@ fn request(shots: &str) -> RenderRequest {
         priority: 0,
         inputs: BTreeMap::default(),
         deadline_secs: None,
+        video: None,
     }
 }
 

@@ -84,6 +84,7 @@ async fn run(node: &Node, workflow: &str) -> (Vec<Overhead>, Vec<f64>) {
         priority: 0,
         inputs: Default::default(),
         deadline_secs: None,
+        video: None,
     };
     let queued = jobs::queue_on(&handle, None, request, false)
         .await

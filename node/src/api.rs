@@ -268,6 +268,7 @@ async fn regenerate(
         priority: last.priority,
         inputs: last.inputs.clone(),
         deadline_secs: None,
+        video: None,
     };
     let queued = crate::jobs::queue_on(handle, Some(project_id), request, true).await?;
     Ok(Reply::Queued(queued))

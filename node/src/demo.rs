@@ -236,6 +236,7 @@ async fn render_cards(out: &mut dyn Write, render: &[Node], editor: &Node) -> Re
         priority: 0,
         inputs: Default::default(),
         deadline_secs: None,
+        video: None,
     };
     let queued = crate::jobs::queue_on(&handle, None, request, true).await?;
     let ids: Vec<String> = queued.queued.iter().map(|q| q.job_id.clone()).collect();

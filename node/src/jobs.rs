@@ -724,6 +724,9 @@ pub async fn queue_on(
     request: queue::RenderRequest,
     queue_only: bool,
 ) -> Result<RenderQueued, NodeError> {
+    if request.video.is_some() {
+        return queue_video_on(handle, project, request).await;
+    }
     let workflow_known = handle.catalog().get(&request.workflow).is_some();
     let worker = handle.worker_settled(Duration::from_secs(15)).await;
     let runnable_here = worker.capabilities.contains(&request.workflow);
@@ -751,6 +754,41 @@ pub async fn queue_on(
         project_id,
         queued,
         runnable_here,
+        refused: Vec::new(),
+    })
+}
+
+/// The video batch ([`queue::queue_video`]): jobs wait for whichever node of the
+/// mesh can run each shot's workflow.
+async fn queue_video_on(
+    handle: &NodeHandle,
+    project: Option<String>,
+    request: queue::RenderRequest,
+) -> Result<RenderQueued, NodeError> {
+    let worker = handle.worker_settled(Duration::from_secs(15)).await;
+    let node_id = handle.peer_id().to_string();
+    let catalog = handle.catalog_arc();
+    let (project_id, (queued, refused)) = handle
+        .edit(project, move |doc| {
+            queue::queue_video(doc, &catalog, &request, &node_id, now_ms())
+        })
+        .await?;
+    let jobs = handle
+        .read(Some(project_id.clone()), |doc| {
+            doc.jobs().unwrap_or_default()
+        })
+        .await?
+        .1;
+    let runnable_here = queued.iter().all(|q| {
+        jobs.iter()
+            .find(|j| j.job_id == q.job_id)
+            .is_some_and(|j| worker.capabilities.contains(&j.workflow))
+    });
+    Ok(RenderQueued {
+        project_id,
+        queued,
+        runnable_here,
+        refused,
     })
 }
 

@@ -223,6 +223,60 @@ pub struct Job {
     /// Every run that ended, oldest first (at most [`MAX_HISTORY`]).
     #[serde(default)]
     pub history: Vec<Attempt>,
+    /// Jobs to queue when this one succeeds, its output as their input (a clip
+    /// after its still, an interpolation after its clip): written in the same
+    /// change as the success, so a chain survives any node's crash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub then: Vec<Step>,
+}
+
+/// A job to queue after another succeeds: the first step's job gets the finished
+/// job's output as input `role`, and the later steps as its own `then`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Workflow id.
+    pub workflow: String,
+    /// The input that receives the finished job's output (`first_frame`,
+    /// `input_video`).
+    pub role: String,
+    /// Its other inputs, by role (blob hashes).
+    #[serde(default)]
+    pub inputs: BTreeMap<String, String>,
+    /// Its prompt.
+    #[serde(default)]
+    pub prompt: String,
+    /// Its frames (0: the workflow's default).
+    #[serde(default)]
+    pub frames: u64,
+    /// Its estimated work.
+    #[serde(default)]
+    pub work: f64,
+}
+
+impl Job {
+    /// The job `self.then` starts once `self` made `take`: the first step, with the
+    /// take as its input and the remaining steps as its own chain.
+    #[must_use]
+    pub fn next_in_chain(&self, take: &Take, now_ms: u64) -> Option<Job> {
+        let (step, rest) = self.then.split_first()?;
+        let mut job = Job::new(
+            &self.shot_id,
+            &step.workflow,
+            self.seed,
+            &self.created_by,
+            now_ms,
+        );
+        job.priority = self.priority;
+        job.prompt.clone_from(&step.prompt);
+        job.frames = step.frames;
+        job.work = step.work;
+        job.loras.clone_from(&self.loras);
+        job.inputs.clone_from(&step.inputs);
+        job.inputs.insert(step.role.clone(), take.blob.clone());
+        job.deadline_ms = now_ms.saturating_add(DEFAULT_DEADLINE_MS);
+        job.then = rest.to_vec();
+        Some(job)
+    }
 }
 
 /// What kind of fault ended a run, decided where it arose (by type, not by text).
@@ -380,6 +434,7 @@ impl Job {
             ruled_out: BTreeMap::new(),
             deadline_ms: now_ms.saturating_add(DEFAULT_DEADLINE_MS),
             history: Vec::new(),
+            then: Vec::new(),
         }
     }
 }

@@ -30,8 +30,21 @@ pub struct RenderArgs {
     #[arg(long)]
     pub shots: String,
     /// Workflow id (`reelmesh workflows list`).
-    #[arg(long)]
-    pub workflow: String,
+    #[arg(long, required_unless_present = "video")]
+    pub workflow: Option<String>,
+    /// The video batch: each shot renders its own workflow (its accepted advice:
+    /// `reelmesh advise --accept`) with its still as the first frame, the next
+    /// shot's still as the last frame (FFLF), its style reference (style transfer).
+    #[arg(long, conflicts_with_all = ["workflow", "first_frame", "last_frame", "reference", "input_video"])]
+    pub video: bool,
+    /// With --video: a shot without a still renders one first with this workflow
+    /// (default flux_basic), then its clip; without it such a shot is refused.
+    #[arg(long, requires = "video", num_args = 0..=1, default_missing_value = "flux_basic", value_name = "WORKFLOW")]
+    pub stills_first: Option<String>,
+    /// With --video: a post step after each clip, taking it as its input video
+    /// (`rife_interpolate`); repeat for more, in order.
+    #[arg(long, requires = "video", value_name = "WORKFLOW")]
+    pub then: Vec<String>,
     /// One seed for every job (default: a fresh random seed per job).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -130,11 +143,17 @@ pub fn render(
 ) -> Result<()> {
     let request = RenderRequest {
         shots: args.shots.clone(),
-        workflow: args.workflow.clone(),
+        workflow: args.workflow.clone().unwrap_or_default(),
         seed: args.seed,
         priority: args.priority,
         inputs: resolve_inputs(data_root, args)?,
         deadline_secs: Some(args.deadline),
+        video: args
+            .video
+            .then(|| reelmesh_protocol::api::render::VideoBatch {
+                stills_first: args.stills_first.clone(),
+                then: args.then.clone(),
+            }),
     };
     let queue_request = Request::Render {
         project: project.clone(),
@@ -324,6 +343,9 @@ fn print_queued(out: &mut dyn Write, queued: &RenderQueued) -> Result<()> {
             " (this node cannot run them: they wait for another node)"
         }
     )?;
+    for (shot, why) in &queued.refused {
+        writeln!(out, "{shot}: not queued: {why}")?;
+    }
     Ok(())
 }
 
@@ -917,6 +939,7 @@ mod tests {
                 })
                 .collect(),
             runnable_here: true,
+            refused: Vec::new(),
         }
     }
 

@@ -199,6 +199,260 @@ pub fn queue_render(
     Ok(queued)
 }
 
+/// The still a shot shows: its selected take when that is an image, else its
+/// latest image.
+fn shown_still<'a>(takes: &'a [Take], shot: &Shot) -> Option<&'a Take> {
+    takes
+        .iter()
+        .find(|t| {
+            !shot.selected_take.is_empty()
+                && t.take_id == shot.selected_take
+                && t.media == TakeMedia::Image
+        })
+        .or_else(|| latest_take(takes, &shot.shot_id, false))
+}
+
+fn is_hash(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// What a video batch queued, and the shots it refused with why.
+pub type VideoQueued = (Vec<Queued>, Vec<(String, String)>);
+
+/// What a video batch queues for one shot: the job to queue now, or why not.
+struct VideoPlan {
+    job: Job,
+}
+
+/// The video batch: each selected shot renders its own workflow (its accepted
+/// advice) with the inputs the timeline gives it: its still as the first frame,
+/// the next shot's still as the last frame, its style reference, its clip as the
+/// driving video; the clip's length from the shot. A shot without a still renders
+/// one first with `stills_first` (a chain: the clip is queued when the still is
+/// done), else it is refused with the reason. `then` chains post steps after each
+/// clip. Returns what was queued and what was refused.
+pub fn queue_video(
+    doc: &mut ProjectDoc,
+    catalog: &Catalog,
+    request: &RenderRequest,
+    created_by: &str,
+    now_ms: u64,
+) -> Result<VideoQueued, String> {
+    let batch = request.video.clone().unwrap_or_default();
+    let project = doc.project().map_err(|e| e.to_string())?;
+    let shots = select_shots(&project, &request.shots)?;
+    let takes = doc.takes().map_err(|e| e.to_string())?;
+    let still_workflow = match &batch.stills_first {
+        Some(id) => {
+            let workflow = catalog
+                .get(id)
+                .ok_or_else(|| format!("--stills-first: unknown workflow '{id}'"))?;
+            if workflow.manifest.output != OutputKind::Image {
+                return Err(format!("--stills-first: '{id}' makes no still"));
+            }
+            Some(workflow)
+        }
+        None => None,
+    };
+    let mut post = Vec::new();
+    for id in &batch.then {
+        let workflow = catalog
+            .get(id)
+            .ok_or_else(|| format!("--then: unknown workflow '{id}'"))?;
+        if workflow.manifest.bindings.input_video.is_empty() {
+            return Err(format!(
+                "--then: '{id}' takes no clip (a post step must take the clip as its input video)"
+            ));
+        }
+        post.push(workflow);
+    }
+    let rate = project.settings.frame_rate;
+    let mut plans = Vec::new();
+    let mut refused = Vec::new();
+    for shot in shots {
+        match plan_video(&project, shot, &takes, catalog, still_workflow, &post, rate) {
+            Ok(mut job) => {
+                job.priority = request.priority;
+                job.created_by = created_by.to_owned();
+                job.created_at_ms = now_ms;
+                job.deadline_ms = now_ms.saturating_add(
+                    request
+                        .deadline_secs
+                        .map_or(reelmesh_protocol::jobs::DEFAULT_DEADLINE_MS, |s| {
+                            s.saturating_mul(1000)
+                        }),
+                );
+                if let Some(seed) = request.seed {
+                    job.seed = seed;
+                }
+                plans.push((VideoPlan { job }, shot.code));
+            }
+            Err(why) => refused.push((shot.code.to_string(), why)),
+        }
+    }
+    let jobs: Vec<Job> = plans.iter().map(|(p, _)| p.job.clone()).collect();
+    if !jobs.is_empty() {
+        doc.add_jobs(&jobs).map_err(|e| e.to_string())?;
+    }
+    let queued = plans
+        .into_iter()
+        .map(|(plan, code)| Queued {
+            job_id: plan.job.job_id,
+            shot_code: code.to_string(),
+        })
+        .collect();
+    Ok((queued, refused))
+}
+
+/// One shot's job for the video batch (the still first when it has none and
+/// `still_workflow` is given), or why it cannot be queued.
+fn plan_video(
+    project: &Project,
+    shot: &Shot,
+    takes: &[Take],
+    catalog: &Catalog,
+    still_workflow: Option<&crate::workflows::Workflow>,
+    post: &[&crate::workflows::Workflow],
+    rate: FrameRate,
+) -> Result<Job, String> {
+    let id = shot.workflow.trim();
+    if id.is_empty() {
+        return Err(
+            "no workflow chosen: accept the advice (`reelmesh advise --accept`) or set one".into(),
+        );
+    }
+    let workflow = catalog
+        .get(id)
+        .ok_or_else(|| format!("its workflow '{id}' is not in the catalog"))?;
+    let manifest = &workflow.manifest;
+    if manifest.kind == crate::workflows::WorkflowKind::TextToImage {
+        return Err(format!("its workflow '{id}' makes a still, not a clip"));
+    }
+    let bindings = &manifest.bindings;
+    let prompt = shot_prompt(project, shot).text;
+    let mut inputs = std::collections::BTreeMap::new();
+    if !bindings.last_frame.is_empty() {
+        let index = project.shots.iter().position(|s| s.shot_id == shot.shot_id);
+        let next = index
+            .and_then(|i| project.shots.get(i + 1))
+            .ok_or_else(|| {
+                format!("'{id}' ends on the next shot's still, and this is the last shot")
+            })?;
+        let still = shown_still(takes, next).ok_or_else(|| {
+            format!(
+                "'{id}' ends on the next shot's still, and {} has none: render it first",
+                next.code
+            )
+        })?;
+        inputs.insert("last_frame".to_owned(), still.blob.clone());
+    }
+    if !bindings.reference_image.is_empty() {
+        let reference = shot
+            .reference_images
+            .iter()
+            .find(|r| is_hash(r))
+            .ok_or_else(|| {
+                format!(
+                    "'{id}' needs a style reference: add an image to the shot's reference images"
+                )
+            })?;
+        inputs.insert("reference_image".to_owned(), reference.to_ascii_lowercase());
+    }
+    if !bindings.input_video.is_empty() {
+        let clip = latest_take(takes, &shot.shot_id, true).ok_or_else(|| {
+            format!("'{id}' needs a driving video: render or add a clip of the shot first")
+        })?;
+        inputs.insert("input_video".to_owned(), clip.blob.clone());
+    }
+    let frames = clip_frames(manifest, rate, shot.frame_count);
+    let loras = lora_strengths(project, shot, manifest);
+    let mut clip = Job::new(&shot.shot_id, id, random_seed(), "", 0);
+    clip.prompt.clone_from(&prompt);
+    clip.frames = frames;
+    clip.loras = loras;
+    clip.work = estimate_work(manifest, &clip);
+    // Post steps take a clip: they follow workflows that make one.
+    let post = if manifest.output == OutputKind::Video {
+        post
+    } else {
+        &[]
+    };
+    let post_steps: Vec<reelmesh_protocol::jobs::Step> = post
+        .iter()
+        .map(|w| reelmesh_protocol::jobs::Step {
+            workflow: w.manifest.id.clone(),
+            role: "input_video".into(),
+            inputs: std::collections::BTreeMap::new(),
+            prompt: prompt.clone(),
+            frames: 0,
+            work: clip.work,
+        })
+        .collect();
+    if bindings.first_frame.is_empty() {
+        clip.inputs = inputs;
+        clip.then = post_steps;
+        return Ok(clip);
+    }
+    if let Some(still) = shown_still(takes, shot) {
+        inputs.insert("first_frame".to_owned(), still.blob.clone());
+        clip.inputs = inputs;
+        clip.then = post_steps;
+        return Ok(clip);
+    }
+    let Some(still_workflow) = still_workflow else {
+        return Err(format!(
+            "'{id}' starts from the shot's still and it has none: render one first, or pass --stills-first"
+        ));
+    };
+    // The still first; the clip follows it with the still as its first frame.
+    let mut still = Job::new(
+        &shot.shot_id,
+        &still_workflow.manifest.id,
+        random_seed(),
+        "",
+        0,
+    );
+    still.prompt.clone_from(&prompt);
+    still.loras = lora_strengths(project, shot, &still_workflow.manifest);
+    still.work = estimate_work(&still_workflow.manifest, &still);
+    still.then = std::iter::once(reelmesh_protocol::jobs::Step {
+        workflow: id.to_owned(),
+        role: "first_frame".into(),
+        inputs,
+        prompt,
+        frames,
+        work: clip.work,
+    })
+    .chain(post_steps)
+    .collect();
+    Ok(still)
+}
+
+/// The LoRAs of the shot's characters, for a workflow that chains LoRAs.
+fn lora_strengths(
+    project: &Project,
+    shot: &Shot,
+    manifest: &Manifest,
+) -> std::collections::BTreeMap<String, f64> {
+    let mut loras = std::collections::BTreeMap::new();
+    if manifest.bindings.lora_chain.is_none() {
+        return loras;
+    }
+    for character in shot
+        .characters
+        .iter()
+        .filter_map(|id| project.character(id))
+    {
+        if !character.lora_path.trim().is_empty() {
+            loras.insert(
+                character.lora_path.trim().to_owned(),
+                character.lora_strength,
+            );
+        }
+    }
+    loras
+}
+
 /// How many frames a clip of the shot renders: the shot's length at the workflow's
 /// frame rate, at most the workflow's default (the length its model is made for: a
 /// 2 s shot gets a 2 s clip, not a 5 s one that costs 2.5× the GPU time). 0 (the
@@ -337,6 +591,7 @@ mod tests {
             priority: 2,
             inputs: BTreeMap::new(),
             deadline_secs: Some(60),
+            video: None,
         };
         let queued = queue_render(&mut doc, &catalog, &request, "me", 100).expect("queue");
         assert_eq!(queued.len(), 2);
@@ -381,6 +636,7 @@ mod tests {
             priority: 0,
             inputs: BTreeMap::new(),
             deadline_secs: None,
+            video: None,
         };
         let err = queue_render(&mut doc, &catalog, &request, "me", 1).expect_err("needs a frame");
         assert!(err.contains("--first-frame"), "{err}");
@@ -476,6 +732,7 @@ mod tests {
             priority: 0,
             inputs: BTreeMap::from([("first_frame".into(), "ab".repeat(32))]),
             deadline_secs: None,
+            video: None,
         };
         queue_render(&mut doc, &catalog, &request, "me", 1).expect("queue");
         let mut jobs = doc.jobs().expect("jobs");

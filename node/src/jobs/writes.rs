@@ -138,9 +138,28 @@ pub(super) fn write_batch(
         doc.add_take(take).map_err(|e| e.to_string())?;
     }
     let mut valid = Vec::with_capacity(jobs.len());
+    let mut chained = Vec::new();
     for job in jobs {
         match doc.job(&job.job_id) {
             Ok(stored) if stored.state == job.state || stored.state.can_become(job.state) => {
+                // A success that is new here starts its chain, in the same change.
+                if job.state == JobState::Succeeded
+                    && stored.state != JobState::Succeeded
+                    && !stored.then.is_empty()
+                    && let Some(next) = takes
+                        .iter()
+                        .find(|t| t.job_id == job.job_id)
+                        .cloned()
+                        .or_else(|| {
+                            doc.takes_for_shot(&job.shot_id)
+                                .ok()?
+                                .into_iter()
+                                .find(|t| t.job_id == job.job_id)
+                        })
+                        .and_then(|take| stored.next_in_chain(&take, now_ms()))
+                {
+                    chained.push(next);
+                }
                 valid.push(job.clone());
             }
             Ok(stored) => warn!(
@@ -153,6 +172,9 @@ pub(super) fn write_batch(
     }
     if valid.is_empty() {
         return Ok(());
+    }
+    if !chained.is_empty() {
+        doc.add_jobs(&chained).map_err(|e| e.to_string())?;
     }
     doc.update_jobs(&valid).map_err(|e| e.to_string())
 }

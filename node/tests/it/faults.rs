@@ -474,6 +474,7 @@ async fn a_job_no_node_can_run_ends_at_its_deadline_saying_what_it_waited_for() 
         priority: 0,
         inputs: Default::default(),
         deadline_secs: Some(2),
+        video: None,
     };
     let queued = jobs::queue_on(&editor, None, request, true).await.unwrap();
     let id = queued.queued[0].job_id.clone();

@@ -26,6 +26,7 @@ mod partition;
 mod placement;
 mod publish;
 mod render;
+mod video;
 
 /// Every log line of this test binary so far (tests that must keep a secret out
 /// of the logs search it).

@@ -189,6 +189,7 @@ pub async fn queue(handle: &NodeHandle, shots: &str, workflow: &str, priority: i
             .map(|r| ((*r).to_owned(), hash.clone()))
             .collect(),
         deadline_secs: None,
+        video: None,
     };
     let queued = jobs::queue_on(handle, None, request, true).await.unwrap();
     queued.queued.into_iter().map(|q| q.job_id).collect()

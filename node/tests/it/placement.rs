@@ -492,6 +492,7 @@ async fn the_next_jobs_inputs_are_fetched_while_the_current_job_runs() {
                 .map(|(role, hash)| ((*role).to_owned(), hash.clone()))
                 .collect(),
             deadline_secs: None,
+            video: None,
         }
     };
     let long = jobs::queue_on(

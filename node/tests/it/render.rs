@@ -80,6 +80,7 @@ pub async fn render(
         priority: 0,
         inputs: Default::default(),
         deadline_secs: None,
+        video: None,
     };
     let queued = jobs::queue_on(handle, None, request, false).await.unwrap();
     let ids: Vec<String> = queued.queued.iter().map(|q| q.job_id.clone()).collect();
@@ -238,6 +239,7 @@ async fn a_workflow_this_node_cannot_run_is_refused_before_anything_is_queued() 
         priority: 0,
         inputs: Default::default(),
         deadline_secs: None,
+        video: None,
     };
     let err = jobs::queue_on(&handle, None, request.clone(), false)
         .await
@@ -281,6 +283,7 @@ async fn a_canceled_job_ends_canceled_and_the_shot_goes_back_to_pending() {
         priority: 0,
         inputs: Default::default(),
         deadline_secs: None,
+        video: None,
     };
     let queued = jobs::queue_on(&handle, None, request, true).await.unwrap();
     let id = queued.queued[0].job_id.clone();
@@ -469,6 +472,7 @@ async fn comfyui_errors_become_clear_job_errors() {
         priority: 0,
         inputs: Default::default(),
         deadline_secs: None,
+        video: None,
     };
     let mut events = handle.subscribe();
     let queued = jobs::queue_on(&handle, None, request, false).await.unwrap();
@@ -543,6 +547,7 @@ async fn a_running_comfyui_job_is_canceled_from_the_document() {
         priority: 0,
         inputs: Default::default(),
         deadline_secs: None,
+        video: None,
     };
     let queued = jobs::queue_on(&handle, None, request, false).await.unwrap();
     let id = queued.queued[0].job_id.clone();
@@ -634,6 +639,7 @@ async fn a_job_interrupted_by_a_stop_goes_back_to_the_queue_and_completes_after_
         priority: 0,
         inputs: Default::default(),
         deadline_secs: None,
+        video: None,
     };
     let mut events = handle.subscribe();
     let queued = jobs::queue_on(&handle, None, request, false).await.unwrap();
@@ -697,6 +703,7 @@ async fn a_still_becomes_the_first_frame_of_a_clip() {
         priority: 0,
         inputs: [("first_frame".to_owned(), "take".to_owned())].into(),
         deadline_secs: None,
+        video: None,
     };
     let queued = jobs::queue_on(&handle, None, request, false).await.unwrap();
     let id = queued.queued[0].job_id.clone();

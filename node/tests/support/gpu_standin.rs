@@ -37,6 +37,8 @@ pub struct Execution {
     pub inputs_present: bool,
     /// How long the run was declared to take on this GPU.
     pub declared: Duration,
+    /// The job's inputs by role, as the run got them.
+    pub inputs: BTreeMap<String, String>,
 }
 
 /// Every execution of every stand-in sharing it.
@@ -106,6 +108,8 @@ pub struct GpuStandIn {
     pub broken: bool,
     /// Jobs that fail on this GPU.
     pub fails: Arc<Mutex<HashSet<String>>>,
+    /// Video workflows make clips (video takes), not stills.
+    pub clips: bool,
     declared: Declared,
 }
 
@@ -129,7 +133,14 @@ impl GpuStandIn {
             ledger: ledger.clone(),
             broken: false,
             fails: Arc::default(),
+            clips: false,
         }
+    }
+
+    /// Video workflows make video takes (`.mp4`).
+    pub fn clips(mut self) -> Self {
+        self.clips = true;
+        self
     }
 
     pub fn speed(mut self, speed: f64) -> Self {
@@ -215,6 +226,7 @@ impl Executor for GpuStandIn {
             started: Instant::now(),
             ended: None,
             failed: false,
+            inputs: ctx.job.inputs.clone(),
             inputs_present: ctx.job.inputs.values().all(|reference| {
                 reference
                     .parse::<reelmesh_node::store::blobs::BlobHash>()
@@ -255,12 +267,20 @@ impl Executor for GpuStandIn {
             )));
         }
         self.ledger.end(at, false);
+        let video = self.clips
+            && Catalog::builtin()
+                .get(&ctx.job.workflow)
+                .is_some_and(|w| w.manifest.output == reelmesh_node::workflows::OutputKind::Video);
         Ok(Run {
             outputs: vec![Produced {
                 bytes: format!("{} rendered on {} by {node_id}", ctx.job.job_id, self.name)
                     .into_bytes(),
-                media: TakeMedia::Image,
-                extension: "txt".into(),
+                media: if video {
+                    TakeMedia::Video
+                } else {
+                    TakeMedia::Image
+                },
+                extension: if video { "mp4" } else { "txt" }.into(),
                 width: 0,
                 height: 0,
                 frames: 1,

@@ -27,6 +27,23 @@ pub struct RenderRequest {
     /// (default: [`crate::jobs::DEFAULT_DEADLINE_MS`], three days).
     #[serde(default)]
     pub deadline_secs: Option<u64>,
+    /// The video batch: each shot renders its own workflow (its accepted advice,
+    /// `workflow` is not used) with the inputs the timeline gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoBatch>,
+}
+
+/// How a video batch runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoBatch {
+    /// A shot without a still renders one first with this text-to-image workflow,
+    /// then its clip (else it is refused).
+    #[serde(default)]
+    pub stills_first: Option<String>,
+    /// Workflows chained after each clip, in order, each taking the previous
+    /// output as its input video (frame interpolation).
+    #[serde(default)]
+    pub then: Vec<String>,
 }
 
 /// One queued job, for the reply.
@@ -47,4 +64,7 @@ pub struct RenderQueued {
     pub queued: Vec<Queued>,
     /// This node can run the workflow (else the jobs wait for another node).
     pub runnable_here: bool,
+    /// Shots left out, with why (a video batch refuses a shot it cannot start).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<(String, String)>,
 }

@@ -478,6 +478,15 @@ fn job_fields(job: &Job) -> Vec<(&'static str, Field)> {
                     .collect(),
             ),
         ),
+        // The chain, written whole (it is set when queued and never edited).
+        (
+            "then",
+            if job.then.is_empty() {
+                Field::Absent
+            } else {
+                Field::Str(serde_json::to_string(&job.then).unwrap_or_default())
+            },
+        ),
     ]
 }
 
@@ -597,6 +606,8 @@ fn read_job(job_id: &str, f: &HMap) -> Job {
             history.sort_by_key(Attempt::key);
             history
         },
+        // A chain a peer wrote that does not parse is no chain.
+        then: serde_json::from_str(&str_of(f, "then")).unwrap_or_default(),
     }
 }
 
