@@ -429,6 +429,8 @@ const BUILTIN: &[(&str, &str, &str)] = &[
     builtin!("ltx2"),
     builtin!("rife_interpolate"),
     builtin!("runway_i2v"),
+    builtin!("sdxl_basic"),
+    builtin!("sdxl_lora"),
     builtin!("svi"),
     builtin!("telestyle"),
     builtin!("wan_animate"),

@@ -44,7 +44,7 @@ fn input<'a>(graph: &'a Value, node: &str, input: &str) -> &'a Value {
     &graph[node]["inputs"][input]
 }
 
-const SEED_LIST: [&str; 12] = [
+const SEED_LIST: [&str; 14] = [
     "fflf",
     "flux_basic",
     "flux_lora",
@@ -54,6 +54,8 @@ const SEED_LIST: [&str; 12] = [
     "ltx2",
     "rife_interpolate",
     "runway_i2v",
+    "sdxl_basic",
+    "sdxl_lora",
     "svi",
     "telestyle",
     "wan_animate",
@@ -130,6 +132,20 @@ fn kinds_and_vram_follow_the_product_guide() {
             OutputKind::Image,
             12.0,
             16.0,
+        ),
+        (
+            "sdxl_basic",
+            WorkflowKind::TextToImage,
+            OutputKind::Image,
+            8.0,
+            12.0,
+        ),
+        (
+            "sdxl_lora",
+            WorkflowKind::TextToImage,
+            OutputKind::Image,
+            8.0,
+            12.0,
         ),
         (
             "flux_upscale",
@@ -395,6 +411,19 @@ fn missing_model_files_are_named() {
             "missing model 'ae.safetensors' (VAELoader.vae_name)",
         ]
     );
+    // SDXL: one checkpoint, everything else in the graph is what the server offers.
+    for id in ["sdxl_basic", "sdxl_lora"] {
+        let lines: Vec<String> = check(&workflow(id), info(), &CheckOptions::default())
+            .missing
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            lines,
+            ["missing model 'sd_xl_base_1.0.safetensors' (CheckpointLoaderSimple.ckpt_name)"],
+            "{id}"
+        );
+    }
     // The same file loaded twice (LTX-2's checkpoint) is named once.
     let result = check(&workflow("ltx2"), info(), &CheckOptions::default());
     let ckpt = result
@@ -696,6 +725,44 @@ fn defaults_fill_what_the_job_leaves_out() {
 }
 
 #[test]
+fn sdxl_takes_the_negative_prompt_and_rounds_sizes_to_64() {
+    let sdxl = workflow("sdxl_basic");
+    let bound = sdxl.bind(&params("a lighthouse at dusk")).unwrap();
+    assert_eq!(input(&bound, "2", "text"), "a lighthouse at dusk");
+    assert_eq!(
+        input(&bound, "3", "text").as_str(),
+        sdxl.manifest.defaults.negative_prompt.as_deref()
+    );
+    assert_eq!(input(&bound, "5", "seed"), 42);
+    assert_eq!(input(&bound, "5", "steps"), 30);
+    assert_eq!(input(&bound, "4", "width"), 1344);
+    assert_eq!(input(&bound, "4", "height"), 768);
+    assert!(sdxl.validate_bound(&bound, info()).is_empty());
+
+    // A shot's aspect ratio lands on SDXL's training buckets.
+    let mut job = params("x");
+    job.negative_prompt = Some("no people".to_owned());
+    for (aspect, expected) in [
+        ("16:9", (1344, 768)),
+        ("9:16", (768, 1344)),
+        ("4:3", (1152, 896)),
+        ("1:1", (1024, 1024)),
+    ] {
+        let (width, height) = fit_aspect(aspect, 1344, 768, 16);
+        job.width = Some(width);
+        job.height = Some(height);
+        let bound = sdxl.bind(&job).unwrap();
+        let size = (
+            input(&bound, "4", "width").as_u64().unwrap(),
+            input(&bound, "4", "height").as_u64().unwrap(),
+        );
+        assert_eq!(size, expected, "{aspect}");
+        assert_eq!(input(&bound, "3", "text"), "no people");
+        assert!(sdxl.validate_bound(&bound, info()).is_empty(), "{aspect}");
+    }
+}
+
+#[test]
 fn seeds_wrap_where_the_input_is_32_bit() {
     let runway = workflow("runway_i2v");
     let mut job = params("walk");
@@ -854,6 +921,48 @@ fn three_loras_make_a_chain_in_order() {
             ("13".to_owned(), lora_name),
         ]
     );
+}
+
+#[test]
+fn sdxl_chains_model_and_clip_from_the_one_checkpoint() {
+    let sdxl_lora = workflow("sdxl_lora");
+    let bound = sdxl_lora.bind(&params("x")).unwrap();
+    assert_eq!(bound.as_object().unwrap().len(), 7);
+    assert_eq!(input(&bound, "5", "model"), &json!(["1", 0]));
+    assert!(sdxl_lora.validate_bound(&bound, info()).is_empty());
+
+    let mut job = params("alice and bob");
+    job.loras = vec![
+        lora("alice_sdxl.safetensors", 0.8),
+        lora("bob_sdxl.safetensors", 0.6),
+    ];
+    let bound = sdxl_lora.bind(&job).unwrap();
+    assert_eq!(bound.as_object().unwrap().len(), 9);
+    let chain: Vec<(&str, Value, Value)> = ["8", "9"]
+        .iter()
+        .map(|id| {
+            let node = &bound[*id];
+            assert_eq!(node["class_type"], "LoraLoader");
+            (
+                node["inputs"]["lora_name"].as_str().unwrap(),
+                node["inputs"]["model"].clone(),
+                node["inputs"]["clip"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        chain,
+        [
+            ("alice_sdxl.safetensors", json!(["1", 0]), json!(["1", 1])),
+            ("bob_sdxl.safetensors", json!(["8", 0]), json!(["8", 1])),
+        ]
+    );
+    // Sampler and both text encodes read the chain's end; the VAE is not chained.
+    assert_eq!(input(&bound, "5", "model"), &json!(["9", 0]));
+    assert_eq!(input(&bound, "2", "clip"), &json!(["9", 1]));
+    assert_eq!(input(&bound, "3", "clip"), &json!(["9", 1]));
+    assert_eq!(input(&bound, "6", "vae"), &json!(["1", 2]));
+    assert!(sdxl_lora.validate_bound(&bound, info()).is_empty());
 }
 
 #[test]
