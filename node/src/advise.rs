@@ -22,7 +22,6 @@ use futures::StreamExt;
 use reelmesh_protocol::advice::{self, Candidate, Checked, ShotFacts};
 use reelmesh_protocol::jobs::TakeMedia;
 use reelmesh_protocol::model::Advice;
-use serde::{Deserialize, Serialize};
 
 use reelmesh_protocol::api::ApiError;
 
@@ -76,35 +75,30 @@ pub struct LlmConfig {
 pub const OPENAI_URL: &str = "https://api.openai.com/v1";
 
 /// `<data dir>/llm.toml`: what the editor's settings write.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LlmFile {
-    /// Base URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base_url: Option<String>,
-    /// Model name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    /// Requests in flight.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parallel: Option<usize>,
-    /// One request's time limit, seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_secs: Option<u64>,
-}
+pub use reelmesh_protocol::advice::LlmSettings as LlmFile;
 
-impl LlmFile {
+/// Reading and writing `llm.toml`.
+pub trait LlmFileExt: Sized {
     /// The file in `data_dir`.
-    #[must_use]
-    pub fn path(data_dir: &Path) -> std::path::PathBuf {
-        data_dir.join("llm.toml")
-    }
-
+    fn path(data_dir: &Path) -> std::path::PathBuf;
     /// Read it (absent: empty).
     ///
     /// # Errors
     /// A file that does not parse, naming it.
-    pub fn read(data_dir: &Path) -> Result<LlmFile, String> {
+    fn read(data_dir: &Path) -> Result<Self, String>;
+    /// Write it (atomically).
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    fn write(&self, data_dir: &Path) -> Result<(), String>;
+}
+
+impl LlmFileExt for LlmFile {
+    fn path(data_dir: &Path) -> std::path::PathBuf {
+        data_dir.join("llm.toml")
+    }
+
+    fn read(data_dir: &Path) -> Result<LlmFile, String> {
         let path = LlmFile::path(data_dir);
         match std::fs::read_to_string(&path) {
             Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
@@ -113,11 +107,7 @@ impl LlmFile {
         }
     }
 
-    /// Write it (atomically).
-    ///
-    /// # Errors
-    /// The file cannot be written.
-    pub fn write(&self, data_dir: &Path) -> Result<(), String> {
+    fn write(&self, data_dir: &Path) -> Result<(), String> {
         let text = toml::to_string(self).map_err(|e| e.to_string())?;
         let path = LlmFile::path(data_dir);
         crate::store::write_atomic(&path, text.as_bytes())

@@ -124,6 +124,7 @@ pub async fn call(handle: &NodeHandle, request: Request) -> Result<Reply, ApiErr
             shots,
             llm,
         } => advise(handle, project, &shots, &llm).await,
+        Request::LlmSettings { set } => llm_settings(handle, set),
         Request::Invite { project } => invite(handle, project).await,
         Request::AddBlob { path } => add_blob(handle, path).await,
         Request::Feed => Err(ApiError::Invalid {
@@ -397,6 +398,32 @@ async fn advise(
         project_id,
         advice,
         stats,
+    })
+}
+
+/// Read (and with `set`, first write) the node's `llm.toml`.
+fn llm_settings(
+    handle: &NodeHandle,
+    set: Option<crate::advise::LlmFile>,
+) -> Result<Reply, ApiError> {
+    use crate::advise::LlmFileExt as _;
+    let dir = handle.data_dir();
+    if let Some(settings) = set {
+        settings
+            .write(dir)
+            .map_err(|message| ApiError::File { message })?;
+    }
+    let saved = crate::advise::LlmFile::read(dir).map_err(|message| ApiError::File { message })?;
+    let in_use = match handle.llm() {
+        Some(node) => Some(node.clone()),
+        None => crate::advise::LlmConfig::resolve(dir, &crate::advise::LlmChoice::default())
+            .map_err(|message| ApiError::Invalid { message })?,
+    }
+    .map(|c| (c.base_url, c.model));
+    Ok(Reply::LlmSettings {
+        saved,
+        in_use,
+        key_set: std::env::var_os("OPENAI_API_KEY").is_some_and(|k| !k.is_empty()),
     })
 }
 

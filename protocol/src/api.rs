@@ -156,6 +156,12 @@ pub enum Request {
         #[serde(default)]
         llm: crate::advice::LlmChoice,
     },
+    /// The node's LLM settings (`llm.toml`), saving `set` first when given.
+    LlmSettings {
+        /// New settings to save.
+        #[serde(default)]
+        set: Option<crate::advice::LlmSettings>,
+    },
     /// A ticket another machine joins this mesh with (`reelmesh join TICKET`): the
     /// mesh key, this node's addresses and the project. It holds the mesh secret.
     Invite {
@@ -248,6 +254,15 @@ pub enum Reply {
         advice: Vec<(String, crate::model::Advice)>,
         /// Requests, concurrency, time.
         stats: crate::advice::AdviseStats,
+    },
+    /// [`Request::LlmSettings`].
+    LlmSettings {
+        /// What `llm.toml` holds.
+        saved: crate::advice::LlmSettings,
+        /// The LLM advice would use now (URL, model), if any.
+        in_use: Option<(String, String)>,
+        /// `OPENAI_API_KEY` is set for the node.
+        key_set: bool,
     },
     /// [`Request::Invite`].
     Invite {

@@ -96,13 +96,22 @@ pub enum Command {
     NeedsRevision,
     /// A new take of the selected shot (old takes stay).
     Regenerate,
+    /// Ask the LLM (or the rules) which video workflow each selected shot (or
+    /// every shot) should use.
+    Advise,
+    /// Take every shot's advised workflow.
+    AcceptAllAdvice,
+    /// Render the clips of the selected shots (or all) with their workflows.
+    RenderVideos,
+    /// Which LLM advises (URL, model).
+    LlmSettings,
     /// Show the ticket that lets another machine join (it holds the mesh secret).
     Invite,
 }
 
 impl Command {
     /// Every command, in palette order.
-    pub const ALL: [Command; 24] = [
+    pub const ALL: [Command; 28] = [
         Command::Import,
         Command::Export,
         Command::Publish,
@@ -126,6 +135,10 @@ impl Command {
         Command::Approve,
         Command::NeedsRevision,
         Command::Regenerate,
+        Command::Advise,
+        Command::AcceptAllAdvice,
+        Command::RenderVideos,
+        Command::LlmSettings,
         Command::Invite,
     ];
 
@@ -156,6 +169,10 @@ impl Command {
             Command::Approve => "Approve",
             Command::NeedsRevision => "Needs revision…",
             Command::Regenerate => "Regenerate",
+            Command::Advise => "Advise video workflows",
+            Command::AcceptAllAdvice => "Accept all advice",
+            Command::RenderVideos => "Render videos…",
+            Command::LlmSettings => "LLM settings…",
             Command::Invite => "Invite a machine…",
         }
     }
@@ -178,7 +195,11 @@ impl Command {
             Command::RenderSelected
             | Command::Approve
             | Command::NeedsRevision
-            | Command::Regenerate => Menu::Render,
+            | Command::Regenerate
+            | Command::Advise
+            | Command::AcceptAllAdvice
+            | Command::RenderVideos
+            | Command::LlmSettings => Menu::Render,
             Command::Invite => Menu::Mesh,
         }
     }
@@ -213,6 +234,9 @@ impl Command {
             Command::Approve => key(cmd_shift, Key::A),
             Command::NeedsRevision => key(cmd_shift, Key::V),
             Command::Regenerate => key(cmd_shift, Key::R),
+            Command::Advise => key(cmd_shift, Key::W),
+            Command::RenderVideos => key(cmd_shift, Key::M),
+            Command::AcceptAllAdvice | Command::LlmSettings => None,
             Command::Invite => None,
         }
     }

@@ -64,6 +64,26 @@ pub enum Dialog {
         /// Higher runs first.
         priority: i64,
     },
+    /// Render the clips of shots with their own workflows (the video batch).
+    RenderVideos {
+        /// The shots (codes, comma-separated, or `all`).
+        shots: String,
+        /// Render a still first where a shot has none.
+        stills_first: bool,
+        /// Interpolate each clip after it is made.
+        interpolate: bool,
+    },
+    /// Which LLM advises.
+    Llm {
+        /// Base URL.
+        url: String,
+        /// Model.
+        model: String,
+        /// Requests in flight.
+        parallel: String,
+        /// What the node said: the LLM in use, and whether the key is set.
+        status: Option<(Option<(String, String)>, bool)>,
+    },
     /// Ask for a revision.
     Revision {
         /// The shot.
@@ -110,6 +130,31 @@ impl Dialog {
             options: PublishOptions::default(),
             waiting: false,
             written: Vec::new(),
+        }
+    }
+
+    /// The video batch dialog for `codes` (all when empty).
+    #[must_use]
+    pub fn render_videos(codes: &[String]) -> Dialog {
+        Dialog::RenderVideos {
+            shots: if codes.is_empty() {
+                "all".to_owned()
+            } else {
+                codes.join(",")
+            },
+            stills_first: false,
+            interpolate: false,
+        }
+    }
+
+    /// The LLM settings dialog (filled when the node answers).
+    #[must_use]
+    pub fn llm() -> Dialog {
+        Dialog::Llm {
+            url: String::new(),
+            model: String::new(),
+            parallel: String::new(),
+            status: None,
         }
     }
 
@@ -229,6 +274,17 @@ pub fn show(editor: &mut Editor, ctx: &egui::Context) {
                 workflow,
                 priority,
             } => render(editor, ui, shots, workflow, priority),
+            Dialog::RenderVideos {
+                shots,
+                stills_first,
+                interpolate,
+            } => render_videos(editor, ui, shots, stills_first, interpolate),
+            Dialog::Llm {
+                url,
+                model,
+                parallel,
+                status,
+            } => llm(editor, ui, (url, model, parallel), status.as_ref()),
             Dialog::Revision { shot, note } => revision(editor, ui, shot, note),
             Dialog::Invite { ticket, shown } => invite(editor, ui, ticket, shown),
         }
@@ -591,6 +647,155 @@ fn publish(
     close
 }
 
+fn render_videos(
+    editor: &mut Editor,
+    ui: &mut egui::Ui,
+    shots: &mut String,
+    stills: &mut bool,
+    smooth: &mut bool,
+) -> Close {
+    ui.heading("Render videos");
+    ui.label(
+        "Each shot renders its own workflow (accept the advice first) with its still as the \
+         first frame, the next shot's still as the last frame (FFLF) and its style reference \
+         (style transfer); the clip is as long as the shot. A shot that cannot start is left \
+         out, saying why.",
+    );
+    ui.add(egui::TextEdit::singleline(shots).desired_width(f32::INFINITY))
+        .accessible_name("Shots to render as clips");
+    ui.checkbox(
+        stills,
+        "Render a still first where a shot has none (flux_basic)",
+    );
+    ui.checkbox(
+        smooth,
+        "Interpolate each clip afterwards (rife_interpolate, 2× frames)",
+    );
+    let (stills, smooth) = (*stills, *smooth);
+    let missing = editor.project.as_ref().map_or(0, |p| {
+        p.read
+            .project
+            .shots
+            .iter()
+            .filter(|s| s.workflow.is_empty())
+            .count()
+    });
+    if missing > 0 {
+        ui.colored_label(
+            ui.visuals().warn_fg_color,
+            format!("{missing} shots have no workflow yet: Advise, then Accept"),
+        );
+    }
+    let mut close = Close::Keep;
+    ui.horizontal(|ui| {
+        if ui.button("Queue").clicked() {
+            let project = editor.project_id();
+            editor.send(
+                Request::Render {
+                    project,
+                    request: RenderRequest {
+                        shots: shots.trim().to_owned(),
+                        video: Some(reelmesh_protocol::api::render::VideoBatch {
+                            stills_first: stills.then(|| "flux_basic".to_owned()),
+                            then: if smooth {
+                                vec!["rife_interpolate".to_owned()]
+                            } else {
+                                Vec::new()
+                            },
+                        }),
+                        ..RenderRequest::default()
+                    },
+                    queue_only: true,
+                },
+                Pending::Render,
+            );
+            close = Close::Done;
+        }
+        if ui.button("Cancel").clicked() {
+            close = Close::Done;
+        }
+    });
+    close
+}
+
+fn llm(
+    editor: &mut Editor,
+    ui: &mut egui::Ui,
+    (url, model, parallel): (&mut String, &mut String, &mut String),
+    status: Option<&(Option<(String, String)>, bool)>,
+) -> Close {
+    ui.heading("LLM settings");
+    ui.label(
+        "The LLM that advises video workflows: OpenAI, or any OpenAI-compatible server \
+         (Ollama: http://127.0.0.1:11434/v1, LM Studio: http://127.0.0.1:1234/v1). Saved in \
+         the node's llm.toml. The API key is read from OPENAI_API_KEY where the node runs; \
+         it is never saved, sent to peers or logged.",
+    );
+    ui.add(
+        egui::TextEdit::singleline(url)
+            .hint_text("https://api.openai.com/v1")
+            .desired_width(f32::INFINITY),
+    )
+    .accessible_name("LLM base URL");
+    ui.add(
+        egui::TextEdit::singleline(model)
+            .hint_text("model name, e.g. gpt-4o-mini or qwen2.5:7b")
+            .desired_width(f32::INFINITY),
+    )
+    .accessible_name("LLM model");
+    ui.add(
+        egui::TextEdit::singleline(parallel)
+            .hint_text("requests at once (4)")
+            .desired_width(120.0),
+    )
+    .accessible_name("LLM requests at once");
+    match status {
+        None => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("asking the node…");
+            });
+        }
+        Some((in_use, key_set)) => {
+            ui.label(match in_use {
+                Some((url, model)) => format!("in use: {model} at {url}"),
+                None => "in use: none (the rule-based advisor answers)".to_owned(),
+            });
+            ui.label(if *key_set {
+                "OPENAI_API_KEY: set for the node"
+            } else {
+                "OPENAI_API_KEY: not set (fine for local servers)"
+            });
+        }
+    }
+    let mut close = Close::Keep;
+    ui.horizontal(|ui| {
+        let parallel_ok = parallel.trim().is_empty() || parallel.trim().parse::<usize>().is_ok();
+        if ui
+            .add_enabled(parallel_ok, egui::Button::new("Save"))
+            .clicked()
+        {
+            let blank = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+            let settings = reelmesh_protocol::advice::LlmSettings {
+                base_url: blank(url),
+                model: blank(model),
+                parallel: parallel.trim().parse().ok(),
+                timeout_secs: None,
+            };
+            editor.send(
+                Request::LlmSettings {
+                    set: Some(settings),
+                },
+                Pending::LlmSettings,
+            );
+        }
+        if ui.button("Close").clicked() {
+            close = Close::Done;
+        }
+    });
+    close
+}
+
 /// A publish failed: the dialog lets the user try again (the error is in the
 /// status line).
 pub fn publish_failed(editor: &mut Editor) {
@@ -760,6 +965,35 @@ pub fn answered(editor: &mut Editor, reply: Reply) {
             {
                 *waiting = false;
                 *written = lines;
+            }
+        }
+        Reply::LlmSettings {
+            saved,
+            in_use,
+            key_set,
+        } => {
+            if let Some(Dialog::Llm {
+                url,
+                model,
+                parallel,
+                status,
+            }) = &mut editor.dialog
+            {
+                let was_loaded = status.is_some();
+                *status = Some((in_use.clone(), key_set));
+                if !was_loaded {
+                    *url = saved.base_url.unwrap_or_default();
+                    *model = saved.model.unwrap_or_default();
+                    *parallel = saved.parallel.map(|p| p.to_string()).unwrap_or_default();
+                } else {
+                    editor.say(
+                        match in_use {
+                            Some((_, model)) => format!("saved: advice now asks {model}"),
+                            None => "saved: no LLM, the rule-based advisor answers".to_owned(),
+                        },
+                        false,
+                    );
+                }
             }
         }
         Reply::Invite { ticket } => editor.panels.ticket = Some(ticket),

@@ -107,6 +107,10 @@ pub enum Pending {
     Export,
     /// A publish of the cut.
     Publish,
+    /// Workflow advice being asked.
+    Advise,
+    /// The LLM settings, read or saved.
+    LlmSettings,
     /// An invite ticket.
     Invite,
     /// A character's reference sheet being stored: link it once stored.
@@ -313,13 +317,44 @@ impl Editor {
                     format!("queued {count} job{}", if count == 1 { "" } else { "s" }),
                     false,
                 );
+                for (shot, why) in &queued.refused {
+                    self.say(format!("{shot}: not queued: {why}"), true);
+                }
             }
             (Pending::Import { dry_run }, Ok(Reply::Imported { report, .. })) => {
                 dialogs::import_answered(self, report, dry_run);
             }
             (Pending::Fetch(hash), Ok(Reply::Fetched { .. })) => self.images.fetched(&hash),
-            (Pending::Export | Pending::Invite | Pending::Publish, Ok(reply)) => {
+            (
+                Pending::Export | Pending::Invite | Pending::Publish | Pending::LlmSettings,
+                Ok(reply),
+            ) => {
                 dialogs::answered(self, reply);
+            }
+            (Pending::Advise, Ok(Reply::Advised { advice, stats, .. })) => {
+                let without = advice.iter().filter(|(_, a)| !a.usable()).count();
+                let source = advice
+                    .iter()
+                    .map(|(_, a)| a.source.clone())
+                    .find(|s| !s.is_empty())
+                    .unwrap_or_default();
+                let how = if source == reelmesh_protocol::model::Advice::RULES {
+                    "the rule-based advisor (no LLM set up: Render > LLM settings…)".to_owned()
+                } else {
+                    format!("{source}, {} requests", stats.requests)
+                };
+                self.say(
+                    format!(
+                        "advised {} shots with {how}{}",
+                        advice.len(),
+                        if without > 0 {
+                            format!("; {without} without advice (hover the Advice column)")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    without > 0,
+                );
             }
             (Pending::ReferenceSheet(character), Ok(Reply::AddedBlob { hash, .. })) => {
                 self.edit(Edit::CharacterSet {
@@ -449,8 +484,56 @@ impl Editor {
                 Some(shot) => self.send(Request::Regenerate { project, shot }, Pending::Render),
                 None => self.say("select a shot to regenerate", true),
             },
+            Command::Advise => {
+                let codes = self.selected_codes();
+                let count = if codes.is_empty() {
+                    self.project.as_ref().map_or(0, |p| p.rows.len())
+                } else {
+                    codes.len()
+                };
+                let shots = if codes.is_empty() {
+                    "all".to_owned()
+                } else {
+                    codes.join(",")
+                };
+                self.send(
+                    Request::Advise {
+                        project,
+                        shots,
+                        llm: reelmesh_protocol::advice::LlmChoice::default(),
+                    },
+                    Pending::Advise,
+                );
+                self.say(
+                    format!("asking for workflow advice on {count} shots…"),
+                    false,
+                );
+            }
+            Command::AcceptAllAdvice => self.edit(Edit::AdviceAccept { shots: Vec::new() }),
+            Command::RenderVideos => {
+                let codes = self.selected_codes();
+                self.dialog = Some(dialogs::Dialog::render_videos(&codes));
+            }
+            Command::LlmSettings => {
+                self.dialog = Some(dialogs::Dialog::llm());
+                self.send(Request::LlmSettings { set: None }, Pending::LlmSettings);
+            }
             Command::Invite => self.dialog = Some(dialogs::Dialog::invite()),
         }
+    }
+
+    /// The selected shots' codes, in timeline order.
+    #[must_use]
+    pub fn selected_codes(&self) -> Vec<String> {
+        let Some(view) = self.project.as_deref() else {
+            return Vec::new();
+        };
+        self.shots
+            .selected_in_order(Some(view))
+            .iter()
+            .filter_map(|id| view.rows.iter().find(|r| &r.shot_id == id))
+            .map(|r| r.code.clone())
+            .collect()
     }
 
     fn menu_bar(&mut self, ui: &mut egui::Ui) {

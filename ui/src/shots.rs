@@ -58,6 +58,8 @@ pub enum Col {
     LookValue(LookField),
     /// Video workflow.
     Workflow,
+    /// The advised workflow (an LLM's or the rules'), with its reason on hover.
+    Advice,
     /// Notes.
     Notes,
     /// The prompt (assembled, or the override).
@@ -82,7 +84,7 @@ impl Col {
             Col::Look,
         ];
         all.extend(LookField::ALL.into_iter().map(Col::LookValue));
-        all.extend([Col::Workflow, Col::Notes, Col::Prompt]);
+        all.extend([Col::Workflow, Col::Advice, Col::Notes, Col::Prompt]);
         all
     }
 
@@ -103,6 +105,7 @@ impl Col {
             Col::Look => "Look",
             Col::LookValue(field) => field.label(),
             Col::Workflow => "Workflow",
+            Col::Advice => "Advice",
             Col::Notes => "Notes",
             Col::Prompt => "Prompt",
         }
@@ -113,7 +116,7 @@ impl Col {
     #[must_use]
     pub fn field(self) -> Option<&'static str> {
         match self {
-            Col::Code | Col::Take | Col::In | Col::Out => None,
+            Col::Code | Col::Take | Col::In | Col::Out | Col::Advice => None,
             Col::Frames => Some("frames"),
             Col::Seconds => Some("seconds"),
             Col::Status => Some("status"),
@@ -136,6 +139,7 @@ impl Col {
             Col::Take => "take",
             Col::In => "in",
             Col::Out => "out",
+            Col::Advice => "advice",
             other => other.field().unwrap_or("?"),
         }
     }
@@ -150,6 +154,7 @@ impl Col {
             Col::Status => 120.0,
             Col::Scene | Col::Action => 240.0,
             Col::Prompt => 420.0,
+            Col::Advice => 220.0,
             _ => 140.0,
         }
     }
@@ -175,6 +180,11 @@ impl Col {
             Col::Look => row.cinematic.clone(),
             Col::LookValue(field) => shot.look.get(field).to_owned(),
             Col::Workflow => shot.workflow.clone(),
+            Col::Advice => match &shot.advice {
+                Some(a) if a.usable() => a.workflow.clone(),
+                Some(a) => format!("no advice: {}", a.error),
+                None => String::new(),
+            },
             Col::Notes => shot.notes.clone(),
             Col::Prompt => row.prompt.clone(),
         }
@@ -458,6 +468,9 @@ enum Action {
         catalog: String,
         value: String,
     },
+    AcceptAdvice {
+        shots: Vec<String>,
+    },
 }
 
 /// The shot table view: toolbar, bulk bar, table.
@@ -560,6 +573,7 @@ pub fn show(editor: &mut Editor, ui: &mut egui::Ui) {
             Action::CatalogAdd { catalog, value } => {
                 editor.edit(Edit::CatalogAdd { catalog, value });
             }
+            Action::AcceptAdvice { shots } => editor.edit(Edit::AdviceAccept { shots }),
         }
     }
 }
@@ -1096,6 +1110,18 @@ impl egui_table::TableDelegate for Grid<'_> {
                 Col::Status => {
                     status_chip(ui, shot.status);
                 }
+                Col::Advice => {
+                    if let Some(shots) = advice_cell(ui, shot, &row.code) {
+                        let targets = self.targets(&shot.shot_id);
+                        self.actions.push(Action::AcceptAdvice {
+                            shots: if shots {
+                                targets
+                            } else {
+                                vec![shot.shot_id.clone()]
+                            },
+                        });
+                    }
+                }
                 Col::Frames => {
                     ui.add(egui::Label::new(format!("{} f", row.frames)).selectable(false));
                 }
@@ -1122,6 +1148,63 @@ impl egui_table::TableDelegate for Grid<'_> {
     fn default_row_height(&self) -> f32 {
         ROW_HEIGHT
     }
+}
+
+/// A shot's advice: the workflow and confidence (the reason and who advised on
+/// hover) and an Accept button while it differs from the shot's workflow; the
+/// error in the warning colour. Returns `Some(true)` when Accept was clicked with
+/// the selection as the target, `Some(false)` for this shot alone.
+fn advice_cell(ui: &mut egui::Ui, shot: &Shot, code: &str) -> Option<bool> {
+    let advice = shot.advice.as_ref()?;
+    if !advice.usable() {
+        ui.add(
+            egui::Label::new(RichText::new("no advice").color(ui.visuals().warn_fg_color))
+                .selectable(false),
+        )
+        .on_hover_text(format!("{} ({})", advice.error, advice.source));
+        return None;
+    }
+    let mut accepted = None;
+    ui.horizontal(|ui| {
+        let text = match advice.confidence {
+            Some(c) => format!("{} {:.0}%", advice.workflow, c * 100.0),
+            None => advice.workflow.clone(),
+        };
+        let rule = advice.source == reelmesh_protocol::model::Advice::RULES;
+        ui.add(
+            egui::Label::new(if rule {
+                RichText::new(text).italics()
+            } else {
+                RichText::new(text)
+            })
+            .selectable(false),
+        )
+        .on_hover_text(format!(
+            "{}\n— {}{}",
+            advice.reason,
+            if rule {
+                "the rule-based advisor"
+            } else {
+                advice.source.as_str()
+            },
+            advice
+                .frames
+                .map_or_else(String::new, |f| format!(", suggests {f} frames"))
+        ));
+        if shot.workflow != advice.workflow {
+            let button = ui
+                .small_button("Accept")
+                .on_hover_text("set the shot's workflow to the advised one");
+            let button = button.accessible_name(format!("Accept advice for {code}"));
+            if button.clicked() {
+                accepted = Some(ui.input(|i| i.modifiers.shift || i.modifiers.command));
+            }
+        } else {
+            ui.label(RichText::new("in use").weak())
+                .on_hover_text("the shot uses the advised workflow");
+        }
+    });
+    accepted
 }
 
 /// The id a column's width is kept under.

@@ -874,3 +874,98 @@ fn the_cut_published_from_the_window_reads_back_with_its_clips_and_gap() {
         );
     }
 }
+
+#[test]
+fn advice_asked_from_the_window_is_accepted_one_shot_then_all_in_one_undo_step() {
+    let ledger = crate::gpu_standin::Ledger::default();
+    let gpu = crate::gpu_standin::GpuStandIn::new("RTX 4090", 24.0, &["ltx2", "fflf"], 0, &ledger);
+    let mut s = Session::start_with(3, move |config| config.executor = Some(gpu.slot()));
+    s.settle("this node's offer", |e| {
+        e.offers
+            .iter()
+            .any(|o| o.workflows.iter().any(|w| w == "ltx2"))
+    });
+    // Ctrl+Shift+W: advice for every shot (no LLM set up: the rules answer).
+    s.harness.key_combination_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+        &[egui::Key::W],
+    );
+    s.harness.run_ok();
+    s.settle("the advice column filled", |e| {
+        e.project.as_ref().is_some_and(|p| {
+            p.read
+                .project
+                .shots
+                .iter()
+                .all(|s| s.advice.as_ref().is_some_and(|a| a.usable()))
+        })
+    });
+    s.harness
+        .get_by_label_contains("advised 3 shots with the rule-based advisor");
+    // Make room for the Advice column: hide the inspector, the scene and the action.
+    s.harness
+        .key_combination_modifiers(egui::Modifiers::COMMAND, &[egui::Key::Backslash]);
+    s.harness.run_ok();
+    s.harness.get_by_label("Columns").click();
+    s.harness.run_ok();
+    for column in ["Scene", "Action"] {
+        s.harness
+            .get_by_role_and_label(egui::accesskit::Role::CheckBox, column)
+            .click();
+        s.harness.run_ok();
+    }
+    // Close the menu (a click outside it, on the search field).
+    s.harness.get_by_label("Search shots").click();
+    s.harness.run_ok();
+    assert!(
+        s.harness
+            .query_by_role_and_label(egui::accesskit::Role::CheckBox, "Scene")
+            .is_none(),
+        "the columns menu closed"
+    );
+    // One shot: its Accept button.
+    s.harness
+        .get_by_label("Accept advice for SHT-00002")
+        .click();
+    s.harness.run_ok();
+
+    let project = s.until_document("shot 2's workflow", |p| p.shots[1].workflow == "ltx2");
+    assert_eq!(
+        (
+            project.shots[0].workflow.as_str(),
+            project.shots[2].workflow.as_str()
+        ),
+        ("", "")
+    );
+    s.settle("shot 2 shown as accepted", |e| {
+        e.project
+            .as_ref()
+            .is_some_and(|p| p.read.project.shots[1].workflow == "ltx2")
+    });
+    assert!(
+        s.harness
+            .query_by_label("Accept advice for SHT-00002")
+            .is_none()
+    );
+    // All: Render > Accept all advice.
+    s.harness.get_by_label("Render").click();
+    s.harness.run_ok();
+    s.harness.get_by_label("Accept all advice").click();
+    s.harness.run_ok();
+    let project = s.until_document("every shot's workflow", |p| {
+        p.shots.iter().all(|s| s.workflow == "ltx2")
+    });
+    assert!(
+        project
+            .shots
+            .iter()
+            .all(|s| s.advice.as_ref().is_some_and(|a| a.source == "rules"))
+    );
+    // One undo takes back the whole "accept all" (shot 2 keeps its own accept).
+    s.harness
+        .key_combination_modifiers(egui::Modifiers::COMMAND, &[egui::Key::Z]);
+    s.harness.run_ok();
+    let undone = s.until_document("accept all undone", |p| p.shots[0].workflow.is_empty());
+    let workflows: Vec<&str> = undone.shots.iter().map(|s| s.workflow.as_str()).collect();
+    assert_eq!(workflows, ["", "ltx2", ""]);
+}
