@@ -235,11 +235,7 @@ pub async fn advise(
         .map(|t| t.shot_id.as_str())
         .collect();
     let has_still = |id: &str| stills.contains(id);
-    let offered: BTreeSet<String> = offers_now(handle)
-        .await
-        .into_iter()
-        .flat_map(|o| o.workflows)
-        .collect();
+    let offered = offers_now(handle).await;
     let catalog = handle.catalog();
     let candidates = candidates(catalog, &offered);
     let known: Vec<String> = catalog.iter().map(|w| w.id().to_owned()).collect();
@@ -307,15 +303,20 @@ pub async fn advise(
 
 /// The mesh's offers; a node that just started (a CLI command's) makes its first
 /// one within a few seconds (its GPU and ComfyUI probed): wait for it that long.
-async fn offers_now(handle: &NodeHandle) -> Vec<reelmesh_protocol::placement::Offer> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let offers = handle.offers().await.unwrap_or_default();
-        if !offers.is_empty() || Instant::now() >= deadline {
-            return offers;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn offers_now(handle: &NodeHandle) -> BTreeSet<String> {
+    // This node's own capabilities once its first look is done (a node a CLI
+    // command started makes no offer: it has no mesh), and what peers offer.
+    let local = handle.worker_settled(Duration::from_secs(15)).await;
+    let mut offered: BTreeSet<String> = local.capabilities.into_iter().collect();
+    offered.extend(
+        handle
+            .offers()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|o| o.workflows),
+    );
+    offered
 }
 
 async fn write_advice(

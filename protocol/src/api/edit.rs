@@ -249,6 +249,11 @@ pub enum EditError {
         /// Why not.
         reason: String,
     },
+    /// Nothing to accept.
+    #[error(
+        "no usable advice to accept for {0}: run `reelmesh advise` first (a shot whose advice is an error keeps its workflow)"
+    )]
+    NoAdvice(String),
     /// The document refused the write.
     #[error("the project document: {0}")]
     Doc(#[from] DocError),

@@ -420,16 +420,11 @@ pub(super) fn accept_advice(
         changed.push(shot);
     }
     if accepted.is_empty() {
-        return Err(EditError::InvalidValue {
-            record: if names.is_empty() {
-                "the project".into()
-            } else {
-                names.join(", ")
-            },
-            field: "advice".into(),
-            value: String::new(),
-            reason: "no usable advice to accept: run `reelmesh advise` first".into(),
-        });
+        return Err(EditError::NoAdvice(if names.is_empty() {
+            "any shot".into()
+        } else {
+            names.join(", ")
+        }));
     }
     for shot in &changed {
         doc.update_shot(shot)?;
