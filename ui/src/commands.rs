@@ -310,7 +310,15 @@ mod tests {
     #[test]
     fn the_palette_matches_every_word() {
         assert_eq!(Command::matching("shot add"), [Command::AddShot]);
-        assert_eq!(Command::matching("RENDER"), [Command::RenderSelected]);
+        assert_eq!(
+            Command::matching("RENDER"),
+            [Command::RenderSelected, Command::RenderVideos]
+        );
+        assert_eq!(Command::matching("render video"), [Command::RenderVideos]);
+        assert_eq!(
+            Command::matching("advice accept"),
+            [Command::AcceptAllAdvice]
+        );
         assert_eq!(Command::matching("").len(), Command::ALL.len());
         assert!(Command::matching("nothing like this").is_empty());
     }

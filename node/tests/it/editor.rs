@@ -969,3 +969,49 @@ fn advice_asked_from_the_window_is_accepted_one_shot_then_all_in_one_undo_step()
     let workflows: Vec<&str> = undone.shots.iter().map(|s| s.workflow.as_str()).collect();
     assert_eq!(workflows, ["", "ltx2", ""]);
 }
+
+#[test]
+fn the_llm_settings_are_saved_to_the_nodes_llm_toml_and_the_key_is_not_among_them() {
+    let mut s = Session::start(1);
+    s.harness.get_by_label("Render").click();
+    s.harness.run_ok();
+    s.harness.get_by_label("LLM settings…").click();
+    s.harness.run_ok();
+    s.settle("what the node says", |e| {
+        matches!(
+            &e.dialog,
+            Some(reelmesh_ui::dialogs::Dialog::Llm {
+                status: Some(_),
+                ..
+            })
+        )
+    });
+    s.harness
+        .get_by_label_contains("in use: none (the rule-based advisor answers)");
+    for (field, text) in [
+        ("LLM base URL", "http://127.0.0.1:11434/v1"),
+        ("LLM model", "qwen2.5:7b-instruct"),
+        ("LLM requests at once", "6"),
+    ] {
+        s.harness.get_by_label(field).focus();
+        s.harness.run_ok();
+        s.harness.get_by_label(field).type_text(text);
+        s.harness.run_ok();
+    }
+    s.harness.get_by_label("Save").click();
+    s.harness.run_ok();
+    s.settle("the node using it", |e| {
+        e.messages
+            .iter()
+            .any(|m| m.text == "saved: advice now asks qwen2.5:7b-instruct")
+    });
+    let dir = s.handle.data_dir().to_owned();
+    let saved = std::fs::read_to_string(dir.join("llm.toml")).expect("llm.toml");
+    let file: toml::Table = toml::from_str(&saved).expect("toml");
+    assert_eq!(file["base_url"].as_str(), Some("http://127.0.0.1:11434/v1"));
+    assert_eq!(file["model"].as_str(), Some("qwen2.5:7b-instruct"));
+    assert_eq!(file["parallel"].as_integer(), Some(6));
+    assert!(!saved.contains("key"), "{saved}");
+    s.harness
+        .get_by_label_contains("in use: qwen2.5:7b-instruct at http://127.0.0.1:11434/v1");
+}
