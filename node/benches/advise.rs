@@ -12,37 +12,26 @@ mod gpu_standin;
 #[path = "../tests/support/llm_double.rs"]
 mod llm_double;
 
+#[path = "support/common.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
 
 use llm_double::{Behaviour, LlmDouble, LlmOptions};
 use reelmesh_node::advise::{self, LlmConfig};
 use reelmesh_node::node::{Node, NodeConfig};
-use reelmesh_node::store::DataDir;
-use reelmesh_protocol::document::Position;
-use reelmesh_protocol::model::{Shot, ShotCode};
 
 const SHOTS: u64 = 500;
 const DELAY: Duration = Duration::from_millis(200);
 
 fn main() {
     let data = tempfile::tempdir().expect("tmp");
-    {
-        let store = DataDir::open(data.path()).expect("data");
-        let mut project = store.create_project("조언 500").expect("project");
-        let shots: Vec<Shot> = (1..=SHOTS)
-            .map(|i| {
-                let mut shot = Shot::new(ShotCode(i), 24 + (i * 37) % 96);
-                shot.scene = format!("장면 {i}: 비 내리는 서울 뒷골목, 밤");
-                shot.action = format!("민아가 우산 없이 골목으로 뛰어 들어온다 ({i})");
-                shot
-            })
-            .collect();
-        project
-            .doc_mut()
-            .add_shots(&shots, &Position::End)
-            .expect("shots");
-        project.save().expect("save");
-    }
+    common::korean_project(
+        data.path(),
+        "조언 500",
+        SHOTS,
+        "민아가 우산 없이 골목으로 뛰어 들어온다",
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

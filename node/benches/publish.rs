@@ -6,36 +6,26 @@
 //! renderer (PNG, 1280 wide), so every format copies 500 files and the PDF embeds
 //! 500 pictures.
 
+#[path = "support/common.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
 
 use reelmesh_node::jobs::{self, queue::RenderRequest};
 use reelmesh_node::node::{Node, NodeConfig};
 use reelmesh_node::store::DataDir;
 use reelmesh_node::store::blobs::BlobStore;
-use reelmesh_protocol::document::Position;
-use reelmesh_protocol::model::{Shot, ShotCode};
 
 const SHOTS: u64 = 500;
 
 fn main() {
     let data = tempfile::tempdir().expect("tmp");
-    {
-        let store = DataDir::open(data.path()).expect("data");
-        let mut project = store.create_project("밤의 골목 500").expect("project");
-        let shots: Vec<Shot> = (1..=SHOTS)
-            .map(|i| {
-                let mut shot = Shot::new(ShotCode(i), 24 + (i * 37) % 96);
-                shot.scene = format!("장면 {i}: 비 내리는 서울 뒷골목, 밤");
-                shot.action = format!("민아가 우산 없이 골목으로 들어선다 ({i})");
-                shot
-            })
-            .collect();
-        project
-            .doc_mut()
-            .add_shots(&shots, &Position::End)
-            .expect("shots");
-        project.save().expect("save");
-    }
+    common::korean_project(
+        data.path(),
+        "밤의 골목 500",
+        SHOTS,
+        "민아가 우산 없이 골목으로 들어선다",
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

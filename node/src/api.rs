@@ -159,6 +159,22 @@ pub async fn watch(
     Ok(Reply::Ended { jobs })
 }
 
+/// Run file work on a blocking thread: a panic there is an internal error naming
+/// `what`, the work's own error a file error.
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal {
+            message: format!("{what}: {e}"),
+        })?
+        .map_err(|e| ApiError::File {
+            message: format!("{e:#}"),
+        })
+}
+
 async fn import(
     handle: &NodeHandle,
     project: Option<String>,
@@ -321,17 +337,11 @@ async fn publish(
         crate::store::blobs::BlobStore::open(handle.data_dir()).map_err(|e| ApiError::File {
             message: format!("{e:#}"),
         })?;
-    let missing: Vec<String> = project
-        .shots
-        .iter()
-        .filter_map(|shot| crate::publish::shown_take(shot, &takes))
-        .filter(|(_, take)| take.blob.parse().is_ok_and(|h| !blobs.has(&h)))
-        .map(|(_, take)| take.blob.clone())
-        .collect();
+    let missing = crate::publish::missing_takes(&project, &takes, &blobs);
     if !missing.is_empty() {
         fetch(handle, missing).await?;
     }
-    let written = tokio::task::spawn_blocking(move || {
+    let written = blocking("publishing", move || {
         let mut out = Vec::new();
         let result = if let Some(source) = source {
             crate::publish::write_all(
@@ -362,13 +372,7 @@ async fn publish(
                 .collect()
         })
     })
-    .await
-    .map_err(|e| ApiError::Internal {
-        message: format!("publishing: {e}"),
-    })?
-    .map_err(|e| ApiError::File {
-        message: format!("{e:#}"),
-    })?;
+    .await?;
     Ok(Reply::Published { lines: written })
 }
 

@@ -67,6 +67,19 @@ fn format_of(out: &Path) -> Result<Format> {
     })
 }
 
+/// The blobs of the takes the cut shows that are not on this machine (to fetch
+/// from peers before publishing).
+#[must_use]
+pub fn missing_takes(project: &Project, takes: &[Take], blobs: &BlobStore) -> Vec<String> {
+    project
+        .shots
+        .iter()
+        .filter_map(|shot| shown_take(shot, takes))
+        .filter(|(_, take)| take.blob.parse().is_ok_and(|h| !blobs.has(&h)))
+        .map(|(_, take)| take.blob.clone())
+        .collect()
+}
+
 /// The take a shot shows on the cut: the selected one, else the latest.
 #[must_use]
 pub fn shown_take<'a>(shot: &Shot, takes: &'a [Take]) -> Option<(usize, &'a Take)> {

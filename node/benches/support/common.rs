@@ -36,3 +36,25 @@ pub async fn loopback(dir: &Path, peers: Vec<Multiaddr>) -> (Node, Multiaddr) {
         .with(libp2p::multiaddr::Protocol::P2p(node.handle().peer_id()));
     (node, addr)
 }
+
+/// A project named `name` in `dir` of `shots` shots with Korean scenes and actions
+/// (`action` gets the shot number), each 1 to 5 s at 24 fps.
+pub fn korean_project(dir: &Path, name: &str, shots: u64, action: &str) {
+    use reelmesh_protocol::document::Position;
+    use reelmesh_protocol::model::{Shot, ShotCode};
+    let store = reelmesh_node::store::DataDir::open(dir).expect("data");
+    let mut project = store.create_project(name).expect("project");
+    let list: Vec<Shot> = (1..=shots)
+        .map(|i| {
+            let mut shot = Shot::new(ShotCode(i), 24 + (i * 37) % 96);
+            shot.scene = format!("장면 {i}: 비 내리는 서울 뒷골목, 밤");
+            shot.action = format!("{action} ({i})");
+            shot
+        })
+        .collect();
+    project
+        .doc_mut()
+        .add_shots(&list, &Position::End)
+        .expect("shots");
+    project.save().expect("save");
+}

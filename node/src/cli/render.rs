@@ -784,14 +784,7 @@ fn project_and_takes(
     };
     let (_, takes, _) = jobs_and_takes(data_root, project)?;
     let blobs = crate::store::blobs::BlobStore::open(data_root)?;
-    let missing: Vec<String> = read
-        .project
-        .shots
-        .iter()
-        .filter_map(|shot| crate::publish::shown_take(shot, &takes))
-        .filter(|(_, take)| take.blob.parse().is_ok_and(|h| !blobs.has(&h)))
-        .map(|(_, take)| take.blob.clone())
-        .collect();
+    let missing = crate::publish::missing_takes(&read.project, &takes, &blobs);
     if !missing.is_empty() {
         // Held elsewhere: a running node fetches them from its peers by hash.
         let _ = super::via_node(data_root, &Request::Fetch { hashes: missing })?;

@@ -40,6 +40,14 @@ pub fn project(dir: &Path, n: u64) {
     store.save().expect("save");
 }
 
+/// A node on `dir` (no network) whose stand-in 24 GB GPU offers [`INSTALLED`].
+async fn gpu_node(dir: &Path, ledger: &Ledger, setup: impl FnOnce(&mut NodeConfig)) -> Node {
+    let mut config = NodeConfig::offline(dir.to_owned());
+    config.executor = Some(GpuStandIn::new("RTX 4090", 24.0, &INSTALLED, 0, ledger).slot());
+    setup(&mut config);
+    Node::start(config).await.expect("node")
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -99,10 +107,7 @@ fn advice_is_checked_retried_with_backoff_and_recorded_per_shot() {
             }
         })
         .await;
-        let mut node_config = NodeConfig::offline(dir.path().to_owned());
-        node_config.executor =
-            Some(GpuStandIn::new("RTX 4090", 24.0, &INSTALLED, 0, &ledger).slot());
-        let node = Node::start(node_config).await.expect("node");
+        let node = gpu_node(dir.path(), &ledger, |_| {}).await;
         let handle = node.handle();
         let llm = config(double.url());
         let (_, advice, stats) = advise::advise(&handle, None, "all", Some(&llm), &mut |_, _| {})
@@ -203,10 +208,7 @@ fn a_server_that_refuses_json_schema_gets_json_object_and_the_rules_answer_witho
             ..LlmOptions::default()
         };
         let double = LlmDouble::start(options, |_, _| good("ltx2")).await;
-        let mut node_config = NodeConfig::offline(dir.path().to_owned());
-        node_config.executor =
-            Some(GpuStandIn::new("RTX 4090", 24.0, &INSTALLED, 0, &ledger).slot());
-        let node = Node::start(node_config).await.expect("node");
+        let node = gpu_node(dir.path(), &ledger, |_| {}).await;
         let handle = node.handle();
         let llm = config(double.url());
         let (_, advice, _) = advise::advise(&handle, None, "1..3", Some(&llm), &mut |_, _| {})
@@ -292,12 +294,11 @@ fn the_api_key_reaches_the_server_and_nothing_else() {
     llm.api_key = Some(ApiKey::new(secret));
     assert!(!format!("{llm:?}").contains(secret), "Debug hides the key");
     let node = rt.block_on(async {
-        let mut node_config = NodeConfig::offline(dir.path().to_owned());
-        node_config.control_socket = true;
-        node_config.llm = Some(llm);
-        node_config.executor =
-            Some(GpuStandIn::new("RTX 4090", 24.0, &INSTALLED, 0, &ledger).slot());
-        Node::start(node_config).await.expect("node")
+        gpu_node(dir.path(), &ledger, move |config| {
+            config.control_socket = true;
+            config.llm = Some(llm);
+        })
+        .await
     });
     let output = Command::new(env!("CARGO_BIN_EXE_reelmesh"))
         .arg("--data-dir")
