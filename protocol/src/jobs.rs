@@ -228,6 +228,10 @@ pub struct Job {
     /// change as the success, so a chain survives any node's crash.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub then: Vec<Step>,
+    /// The job whose success queued this one (empty: queued by someone): who
+    /// follows the first follows the chain.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub parent: String,
 }
 
 /// A job to queue after another succeeds: the first step's job gets the finished
@@ -275,6 +279,7 @@ impl Job {
         job.inputs.insert(step.role.clone(), take.blob.clone());
         job.deadline_ms = now_ms.saturating_add(DEFAULT_DEADLINE_MS);
         job.then = rest.to_vec();
+        job.parent.clone_from(&self.job_id);
         Some(job)
     }
 }
@@ -435,6 +440,7 @@ impl Job {
             deadline_ms: now_ms.saturating_add(DEFAULT_DEADLINE_MS),
             history: Vec::new(),
             then: Vec::new(),
+            parent: String::new(),
         }
     }
 }

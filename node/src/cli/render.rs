@@ -417,6 +417,19 @@ impl ProgressView {
     }
 
     fn update(&mut self, update: &JobUpdate) {
+        // A job a chain queued (a clip after its still, a post step after its
+        // clip): followed too, the bar grows by one job.
+        if !self.fractions.contains_key(&update.job_id) && !self.codes.contains_key(&update.job_id)
+        {
+            self.codes
+                .insert(update.job_id.clone(), update.shot_code.clone());
+            if let Ok(mut inner) = self.followed.0.lock() {
+                inner.0 += 1;
+            }
+            if let Some(bar) = &self.bar {
+                bar.inc_length(100);
+            }
+        }
         if !update.state.is_active() {
             self.followed.ended(&update.job_id);
         }
@@ -475,11 +488,17 @@ impl ProgressView {
 /// The jobs as they ended: a table, then every error in full (wrapped to the
 /// terminal, one clause a line, the node and input first as ComfyUI gives them).
 fn summarize(out: &mut dyn Write, queued: &RenderQueued, jobs: &[Job]) -> Result<()> {
-    let codes: BTreeMap<&str, &str> = queued
+    let mut codes: BTreeMap<&str, &str> = queued
         .queued
         .iter()
         .map(|q| (q.job_id.as_str(), q.shot_code.as_str()))
         .collect();
+    // A chained job is its parent's shot (jobs come parents first).
+    for job in jobs {
+        if let Some(code) = codes.get(job.parent.as_str()).copied() {
+            codes.insert(job.job_id.as_str(), code);
+        }
+    }
     let code = |job: &Job| codes.get(job.job_id.as_str()).copied().unwrap_or("?");
     let rows: Vec<Vec<String>> = jobs
         .iter()

@@ -47,7 +47,12 @@ pub async fn watch_jobs(
     let mut quiet_since = tokio::time::Instant::now();
     loop {
         if jobs.values().all(|j| !j.state.is_active()) {
-            return Ok(job_ids.iter().filter_map(|id| jobs.remove(id)).collect());
+            // The jobs asked for in their order, then the chains they started.
+            let mut ended: Vec<Job> = job_ids.iter().filter_map(|id| jobs.remove(id)).collect();
+            let mut chained: Vec<Job> = jobs.into_values().collect();
+            chained.sort_by_key(|j| (j.created_at_ms, j.job_id.clone()));
+            ended.extend(chained);
+            return Ok(ended);
         }
         let event = tokio::select! {
             event = events.recv() => {
@@ -70,6 +75,7 @@ pub async fn watch_jobs(
                 if !update.state.is_active() {
                     // The document has the final word (error text, take).
                     let (_, fresh) = read_jobs(handle, Some(project_id.clone()), job_ids).await?;
+                    announce_new(&project_id, &jobs, &fresh, &mut on_update);
                     jobs = fresh;
                 }
             }
@@ -79,6 +85,7 @@ pub async fn watch_jobs(
             }) if changed == project_id => {
                 // Another node (or a cancel) may have ended a job.
                 let (_, fresh) = read_jobs(handle, Some(project_id.clone()), job_ids).await?;
+                announce_new(&project_id, &jobs, &fresh, &mut on_update);
                 for (id, job) in &fresh {
                     if !job.state.is_active() && ended.insert(id.clone()) {
                         on_update(&initial_update(&project_id, job));
@@ -123,6 +130,8 @@ async fn tell_waiting(
     Ok(())
 }
 
+/// The jobs `job_ids` and every job their successes queued (a chain: a clip after
+/// its still, an interpolation after its clip), transitively.
 async fn read_jobs(
     handle: &NodeHandle,
     project: Option<String>,
@@ -131,13 +140,47 @@ async fn read_jobs(
     let ids = job_ids.to_vec();
     let (project_id, found) = handle
         .read(project, move |doc| {
-            ids.iter()
+            let mut found = ids
+                .iter()
                 .map(|id| doc.job(id).map(|job| (id.clone(), job)))
                 .collect::<Result<BTreeMap<_, _>, _>>()
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            if found.values().any(|j| !j.then.is_empty()) {
+                let all = doc.jobs().map_err(|e| e.to_string())?;
+                loop {
+                    let children: Vec<Job> = all
+                        .iter()
+                        .filter(|j| {
+                            !j.parent.is_empty()
+                                && found.contains_key(&j.parent)
+                                && !found.contains_key(&j.job_id)
+                        })
+                        .cloned()
+                        .collect();
+                    if children.is_empty() {
+                        break;
+                    }
+                    found.extend(children.into_iter().map(|j| (j.job_id.clone(), j)));
+                }
+            }
+            Ok::<_, String>(found)
         })
         .await?;
     Ok((project_id, found.map_err(NodeError::Request)?))
+}
+
+/// A job a chain just queued: the follower hears of it as of a new job.
+fn announce_new(
+    project_id: &str,
+    before: &BTreeMap<String, Job>,
+    now: &BTreeMap<String, Job>,
+    on_update: &mut impl FnMut(&JobUpdate),
+) {
+    for (id, job) in now {
+        if !before.contains_key(id) && job.state.is_active() {
+            on_update(&initial_update(project_id, job));
+        }
+    }
 }
 
 fn initial_update(project_id: &str, job: &Job) -> JobUpdate {

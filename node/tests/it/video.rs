@@ -118,7 +118,7 @@ async fn stills_and_accepted_advice(laptop: &NodeHandle, project_id: &str) -> St
 
 /// The video batch for every shot, stills first where missing, interpolation after
 /// each clip: four shots queued, the last one (FFLF with no next shot) refused.
-async fn queue_the_batch(laptop: &NodeHandle) {
+async fn queue_the_batch(laptop: &NodeHandle) -> Vec<String> {
     let batch = jobs::queue_on(
         laptop,
         None,
@@ -147,6 +147,7 @@ async fn queue_the_batch(laptop: &NodeHandle) {
         !batch.runnable_here,
         "the laptop has no GPU: the mesh runs them"
     );
+    batch.queued.into_iter().map(|q| q.job_id).collect()
 }
 
 #[test]
@@ -183,7 +184,24 @@ fn the_video_batch_gives_each_workflow_its_inputs_and_runs_post_steps_after_thei
         let project_id = laptop.project(None).await.expect("project").0;
         let reference = stills_and_accepted_advice(&laptop, &project_id).await;
 
-        queue_the_batch(&laptop).await;
+        let ids = queue_the_batch(&laptop).await;
+        // Who follows the batch follows its chains: the 4 jobs queued and the 4
+        // their successes queued (3 interpolations, 1 clip after its new still).
+        let mut heard = std::collections::BTreeSet::new();
+        let followed = jobs::follow::watch_jobs(&laptop, None, &ids, SETTLE, |update| {
+            heard.insert(update.job_id.clone());
+        })
+        .await
+        .expect("followed");
+        assert_eq!(followed.len(), 8, "{followed:#?}");
+        assert!(followed.iter().all(|j| j.state == JobState::Succeeded));
+        assert_eq!(heard.len(), 8, "an update for every job, chained ones too");
+        let chained: Vec<&str> = followed[4..].iter().map(|j| j.workflow.as_str()).collect();
+        assert_eq!(
+            chained.iter().filter(|w| **w == "rife_interpolate").count(),
+            3
+        );
+        assert!(followed[4..].iter().all(|j| !j.parent.is_empty()));
 
         // Everything, chains included, ends on the GPU box: 4 clips (one after its
         // new still), 3 interpolations (telestyle makes a still: nothing after it).

@@ -478,6 +478,7 @@ fn job_fields(job: &Job) -> Vec<(&'static str, Field)> {
                     .collect(),
             ),
         ),
+        ("parent", Field::Str(job.parent.clone())),
         // The chain, written whole (it is set when queued and never edited).
         (
             "then",
@@ -608,6 +609,7 @@ fn read_job(job_id: &str, f: &HMap) -> Job {
         },
         // A chain a peer wrote that does not parse is no chain.
         then: serde_json::from_str(&str_of(f, "then")).unwrap_or_default(),
+        parent: str_of(f, "parent"),
     }
 }
 
