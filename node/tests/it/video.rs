@@ -150,6 +150,28 @@ async fn queue_the_batch(laptop: &NodeHandle) -> Vec<String> {
     batch.queued.into_iter().map(|q| q.job_id).collect()
 }
 
+/// Who follows the batch follows its chains: the 4 jobs queued and the 4 their
+/// successes queued (3 interpolations, 1 clip after its new still).
+async fn follow_the_batch(laptop: &NodeHandle, ids: &[String]) {
+    // Who follows the batch follows its chains: the 4 jobs queued and the 4
+    // their successes queued (3 interpolations, 1 clip after its new still).
+    let mut heard = std::collections::BTreeSet::new();
+    let followed = jobs::follow::watch_jobs(laptop, None, ids, SETTLE, |update| {
+        heard.insert(update.job_id.clone());
+    })
+    .await
+    .expect("followed");
+    assert_eq!(followed.len(), 8, "{followed:#?}");
+    assert!(followed.iter().all(|j| j.state == JobState::Succeeded));
+    assert_eq!(heard.len(), 8, "an update for every job, chained ones too");
+    let chained: Vec<&str> = followed[4..].iter().map(|j| j.workflow.as_str()).collect();
+    assert_eq!(
+        chained.iter().filter(|w| **w == "rife_interpolate").count(),
+        3
+    );
+    assert!(followed[4..].iter().all(|j| !j.parent.is_empty()));
+}
+
 #[test]
 fn the_video_batch_gives_each_workflow_its_inputs_and_runs_post_steps_after_their_clips() {
     crate::logs();
@@ -185,23 +207,7 @@ fn the_video_batch_gives_each_workflow_its_inputs_and_runs_post_steps_after_thei
         let reference = stills_and_accepted_advice(&laptop, &project_id).await;
 
         let ids = queue_the_batch(&laptop).await;
-        // Who follows the batch follows its chains: the 4 jobs queued and the 4
-        // their successes queued (3 interpolations, 1 clip after its new still).
-        let mut heard = std::collections::BTreeSet::new();
-        let followed = jobs::follow::watch_jobs(&laptop, None, &ids, SETTLE, |update| {
-            heard.insert(update.job_id.clone());
-        })
-        .await
-        .expect("followed");
-        assert_eq!(followed.len(), 8, "{followed:#?}");
-        assert!(followed.iter().all(|j| j.state == JobState::Succeeded));
-        assert_eq!(heard.len(), 8, "an update for every job, chained ones too");
-        let chained: Vec<&str> = followed[4..].iter().map(|j| j.workflow.as_str()).collect();
-        assert_eq!(
-            chained.iter().filter(|w| **w == "rife_interpolate").count(),
-            3
-        );
-        assert!(followed[4..].iter().all(|j| !j.parent.is_empty()));
+        follow_the_batch(&laptop, &ids).await;
 
         // Everything, chains included, ends on the GPU box: 4 clips (one after its
         // new still), 3 interpolations (telestyle makes a still: nothing after it).
