@@ -746,7 +746,7 @@ fn llm(
     ui.add(
         egui::TextEdit::singleline(parallel)
             .hint_text("requests at once (4)")
-            .desired_width(120.0),
+            .desired_width(200.0),
     )
     .accessible_name("LLM requests at once");
     match status {
