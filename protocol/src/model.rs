@@ -213,7 +213,7 @@ pub struct Advice {
     /// When (ms since the epoch, advising node's clock).
     #[serde(default)]
     pub at_ms: u64,
-    /// How sure, 0 to 1 (absent for the rules).
+    /// How sure, 0 to 1 (the model's; the rules give a fixed figure per rule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
     /// A suggested length in frames (absent: keep the shot's).
