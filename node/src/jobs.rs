@@ -725,7 +725,7 @@ pub async fn queue_on(
     queue_only: bool,
 ) -> Result<RenderQueued, NodeError> {
     if request.video.is_some() {
-        return queue_video_on(handle, project, request).await;
+        return queue_video_on(handle, project, request, queue_only).await;
     }
     let workflow_known = handle.catalog().get(&request.workflow).is_some();
     let worker = handle.worker_settled(Duration::from_secs(15)).await;
@@ -764,8 +764,52 @@ async fn queue_video_on(
     handle: &NodeHandle,
     project: Option<String>,
     request: queue::RenderRequest,
+    queue_only: bool,
 ) -> Result<RenderQueued, NodeError> {
     let worker = handle.worker_settled(Duration::from_secs(15)).await;
+    if !queue_only {
+        // Rendering here (and following): every workflow of the batch must run here.
+        let selection = request.shots.clone();
+        let (_, wanted) = handle
+            .read_mut(project.clone(), move |doc| {
+                let project = doc.project_now().map_err(|e| e.to_string())?;
+                let shots = queue::select_shots(&project, &selection)?;
+                Ok::<_, String>(
+                    shots
+                        .iter()
+                        .map(|s| s.workflow.trim().to_owned())
+                        .filter(|w| !w.is_empty())
+                        .collect::<std::collections::BTreeSet<String>>(),
+                )
+            })
+            .await?;
+        let mut wanted = wanted.map_err(NodeError::Request)?;
+        if let Some(video) = &request.video {
+            wanted.extend(video.stills_first.iter().cloned());
+            wanted.extend(video.then.iter().cloned());
+        }
+        let cannot: Vec<String> = wanted
+            .iter()
+            .filter(|w| !worker.capabilities.contains(*w))
+            .map(|w| {
+                let why = worker
+                    .unavailable
+                    .iter()
+                    .find(|(id, _)| id == w)
+                    .map_or_else(
+                        || "it needs ComfyUI (start the node with --comfy URL)".to_owned(),
+                        |(_, why)| format!("missing {why}"),
+                    );
+                format!("'{w}': {why}")
+            })
+            .collect();
+        if !cannot.is_empty() {
+            return Err(NodeError::Request(format!(
+                "this node cannot run {}; pass --queue to leave the jobs queued for the mesh",
+                cannot.join("; ")
+            )));
+        }
+    }
     let node_id = handle.peer_id().to_string();
     let catalog = handle.catalog_arc();
     let (project_id, (queued, refused)) = handle

@@ -488,6 +488,10 @@ impl ProgressView {
 /// The jobs as they ended: a table, then every error in full (wrapped to the
 /// terminal, one clause a line, the node and input first as ComfyUI gives them).
 fn summarize(out: &mut dyn Write, queued: &RenderQueued, jobs: &[Job]) -> Result<()> {
+    if jobs.is_empty() {
+        // Nothing was queued (a video batch that refused every shot said why).
+        return Ok(());
+    }
     let mut codes: BTreeMap<&str, &str> = queued
         .queued
         .iter()

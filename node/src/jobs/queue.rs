@@ -340,7 +340,7 @@ fn plan_video(
             })?;
         let still = shown_still(takes, next).ok_or_else(|| {
             format!(
-                "'{id}' ends on the next shot's still, and {} has none: render it first",
+                "'{id}' ends on the next shot's still, and {} has none (storyboard cards are not stills): render it first",
                 next.code
             )
         })?;
@@ -400,8 +400,16 @@ fn plan_video(
         return Ok(clip);
     }
     let Some(still_workflow) = still_workflow else {
+        let only_cards = takes
+            .iter()
+            .any(|t| t.shot_id == shot.shot_id && t.media == TakeMedia::Card);
         return Err(format!(
-            "'{id}' starts from the shot's still and it has none: render one first, or pass --stills-first"
+            "'{id}' starts from the shot's still and it has {}: render one first (flux_basic), or pass --stills-first",
+            if only_cards {
+                "only storyboard cards"
+            } else {
+                "none"
+            }
         ));
     };
     // The still first; the clip follows it with the still as its first frame.
