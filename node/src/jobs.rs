@@ -766,6 +766,9 @@ async fn queue_video_on(
     request: queue::RenderRequest,
     queue_only: bool,
 ) -> Result<RenderQueued, NodeError> {
+    if let Some(video) = &request.video {
+        queue::check_batch(handle.catalog(), video).map_err(NodeError::Request)?;
+    }
     let worker = handle.worker_settled(Duration::from_secs(15)).await;
     if !queue_only {
         // Rendering here (and following): every workflow of the batch must run here.

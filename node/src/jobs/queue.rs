@@ -216,6 +216,48 @@ fn is_hash(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The workflows a video batch chains, checked: `--stills-first` makes a still,
+/// each `--then` takes a clip.
+///
+/// # Errors
+/// An unknown workflow, or one that does not fit its place, named.
+pub fn check_batch<'c>(
+    catalog: &'c Catalog,
+    batch: &reelmesh_protocol::api::render::VideoBatch,
+) -> Result<
+    (
+        Option<&'c crate::workflows::Workflow>,
+        Vec<&'c crate::workflows::Workflow>,
+    ),
+    String,
+> {
+    let still_workflow = match &batch.stills_first {
+        Some(id) => {
+            let workflow = catalog
+                .get(id)
+                .ok_or_else(|| format!("--stills-first: unknown workflow '{id}'"))?;
+            if workflow.manifest.output != OutputKind::Image {
+                return Err(format!("--stills-first: '{id}' makes no still"));
+            }
+            Some(workflow)
+        }
+        None => None,
+    };
+    let mut post = Vec::new();
+    for id in &batch.then {
+        let workflow = catalog
+            .get(id)
+            .ok_or_else(|| format!("--then: unknown workflow '{id}'"))?;
+        if workflow.manifest.bindings.input_video.is_empty() {
+            return Err(format!(
+                "--then: '{id}' takes no clip (a post step must take the clip as its input video)"
+            ));
+        }
+        post.push(workflow);
+    }
+    Ok((still_workflow, post))
+}
+
 /// What a video batch queued, and the shots it refused with why.
 pub type VideoQueued = (Vec<Queued>, Vec<(String, String)>);
 
@@ -242,30 +284,7 @@ pub fn queue_video(
     let project = doc.project().map_err(|e| e.to_string())?;
     let shots = select_shots(&project, &request.shots)?;
     let takes = doc.takes().map_err(|e| e.to_string())?;
-    let still_workflow = match &batch.stills_first {
-        Some(id) => {
-            let workflow = catalog
-                .get(id)
-                .ok_or_else(|| format!("--stills-first: unknown workflow '{id}'"))?;
-            if workflow.manifest.output != OutputKind::Image {
-                return Err(format!("--stills-first: '{id}' makes no still"));
-            }
-            Some(workflow)
-        }
-        None => None,
-    };
-    let mut post = Vec::new();
-    for id in &batch.then {
-        let workflow = catalog
-            .get(id)
-            .ok_or_else(|| format!("--then: unknown workflow '{id}'"))?;
-        if workflow.manifest.bindings.input_video.is_empty() {
-            return Err(format!(
-                "--then: '{id}' takes no clip (a post step must take the clip as its input video)"
-            ));
-        }
-        post.push(workflow);
-    }
+    let (still_workflow, post) = check_batch(catalog, &batch)?;
     let rate = project.settings.frame_rate;
     let mut plans = Vec::new();
     let mut refused = Vec::new();
