@@ -798,6 +798,22 @@ impl Grid<'_> {
                     .collect();
                 pick_many(ui, &name, &mut edit.text, &names)
             }
+            Col::Workflow => {
+                // What some node of the mesh can run first, then what it knows but
+                // cannot run now; any other id may still be typed.
+                let mut values: Vec<String> = Vec::new();
+                if let Some(jobs) = &self.jobs {
+                    for offer in &jobs.offers {
+                        values.extend(offer.workflows.iter().cloned());
+                    }
+                    for offer in &jobs.offers {
+                        values.extend(offer.unavailable.iter().map(|(w, _)| w.clone()));
+                    }
+                }
+                let mut seen = std::collections::HashSet::new();
+                values.retain(|w| w != "card" && seen.insert(w.clone()));
+                type_or_pick(ui, &name, &mut edit, &values)
+            }
             Col::LookValue(field) => {
                 let catalog_name = field.key();
                 let mut values: Vec<String> = catalog::catalog(catalog_name)
@@ -915,8 +931,26 @@ fn type_or_pick(
         edit.focus = false;
     }
     let mut done = None;
-    egui::Popup::from_response(&response)
-        .open(response.has_focus())
+    // A press on a suggestion takes the focus from the field before the click
+    // ends: the list stays open while the pointer is on it (where it was drawn last
+    // frame), and the field's value is not taken meanwhile.
+    let key = response.id.with("suggestions");
+    let (last, deferred): (Option<egui::Rect>, bool) = ui.data(|d| {
+        (
+            d.get_temp(key),
+            d.get_temp(key.with("deferred")).unwrap_or(false),
+        )
+    });
+    let pointer_in = last.is_some_and(|rect| {
+        ui.input(|i| {
+            i.pointer
+                .interact_pos()
+                .or(i.pointer.hover_pos())
+                .is_some_and(|p| rect.contains(p))
+        })
+    });
+    let shown = egui::Popup::from_response(&response)
+        .open(response.has_focus() || pointer_in)
         .show(|ui| {
             let typed = edit.text.to_lowercase();
             for value in values
@@ -929,12 +963,26 @@ fn type_or_pick(
                 }
             }
         });
-    if done.is_none() && response.lost_focus() {
-        done = Some(if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
-            None
+    ui.data_mut(|d| match &shown {
+        Some(inner) => {
+            d.insert_temp(key, inner.response.rect);
+        }
+        None => d.remove::<egui::Rect>(key),
+    });
+    let left = response.lost_focus() || (deferred && !response.has_focus());
+    if done.is_none() && left {
+        if pointer_in {
+            ui.data_mut(|d| d.insert_temp(key.with("deferred"), true));
         } else {
-            Some(edit.text.trim().to_owned())
-        });
+            done = Some(if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+                None
+            } else {
+                Some(edit.text.trim().to_owned())
+            });
+        }
+    }
+    if done.is_some() {
+        ui.data_mut(|d| d.remove::<bool>(key.with("deferred")));
     }
     done
 }

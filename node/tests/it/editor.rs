@@ -165,7 +165,9 @@ impl Drop for Session {
 /// Two clicks 0.1 s apart on the widget labelled `label`. (egui tells a double
 /// click by the input's clock, which the harness leaves unset: set it.)
 pub fn double_click(harness: &mut Harness<'static, Editor>, label: &str) {
-    let t = harness.input().time.unwrap_or(0.0) + 1.0;
+    // After the clock has run (a spinner's repaints), go on from where it is.
+    let now = harness.ctx.input(|i| i.time);
+    let t = harness.input().time.unwrap_or(0.0).max(now) + 1.0;
     harness.input_mut().time = Some(t);
     harness.get_by_label(label).click();
     harness.step();
@@ -968,6 +970,22 @@ fn advice_asked_from_the_window_is_accepted_one_shot_then_all_in_one_undo_step()
     let undone = s.until_document("accept all undone", |p| p.shots[0].workflow.is_empty());
     let workflows: Vec<&str> = undone.shots.iter().map(|s| s.workflow.as_str()).collect();
     assert_eq!(workflows, ["", "ltx2", ""]);
+    // Change: the workflow cell offers what the mesh can run.
+    s.settle("the undone workflows shown", |e| {
+        e.project
+            .as_ref()
+            .is_some_and(|p| p.read.project.shots[0].workflow.is_empty())
+    });
+    double_click(&mut s.harness, "ltx2");
+    s.harness
+        .key_combination_modifiers(egui::Modifiers::COMMAND, &[egui::Key::A]);
+    s.harness
+        .get_by_label("Workflow of SHT-00002")
+        .type_text("ff");
+    s.harness.run_ok();
+    s.harness.get_by_label("fflf").click();
+    s.harness.run_ok();
+    s.until_document("shot 2 changed to fflf", |p| p.shots[1].workflow == "fflf");
 }
 
 #[test]
