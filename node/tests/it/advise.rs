@@ -361,28 +361,13 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-/// `reelmesh` with `args` on `dir`: success and what it printed.
-fn cli(dir: &Path, args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_reelmesh"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("reelmesh");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned()
-            + &String::from_utf8_lossy(&output.stderr),
-    )
-}
-
 #[test]
 fn the_cli_says_what_advice_and_the_video_batch_cannot_do_on_a_node_without_a_gpu() {
     let dir = tempfile::tempdir().expect("tmp");
     project(dir.path(), 2);
     // No node runs, so no node can run a video workflow: every shot says so, and
     // the advice is said to be rule-based.
-    let (ok, said) = cli(dir.path(), &["advise"]);
+    let (ok, said) = crate::publish::reelmesh(dir.path(), &["advise"]);
     assert!(ok, "{said}");
     assert!(said.contains("this is rule-based advice"), "{said}");
     assert_eq!(
@@ -391,22 +376,23 @@ fn the_cli_says_what_advice_and_the_video_batch_cannot_do_on_a_node_without_a_gp
         2,
         "{said}"
     );
-    let (ok, said) = cli(dir.path(), &["advise", "--accept", "all"]);
+    let (ok, said) = crate::publish::reelmesh(dir.path(), &["advise", "--accept", "all"]);
     assert!(!ok);
     assert!(
         said.contains("no usable advice to accept for any shot"),
         "{said}"
     );
     // A workflow set by hand; rendering here is refused before anything is queued.
-    let (ok, said) = cli(dir.path(), &["shot", "set", "SHT-00001", "workflow=ltx2"]);
+    let (ok, said) =
+        crate::publish::reelmesh(dir.path(), &["shot", "set", "SHT-00001", "workflow=ltx2"]);
     assert!(ok, "{said}");
-    let (ok, said) = cli(dir.path(), &["render", "--video", "--shots", "all"]);
+    let (ok, said) = crate::publish::reelmesh(dir.path(), &["render", "--video", "--shots", "all"]);
     assert!(!ok);
     assert!(
         said.contains("this node cannot run 'ltx2': it needs ComfyUI (start the node with --comfy URL); pass --queue"),
         "{said}"
     );
-    let (ok, said) = cli(
+    let (ok, said) = crate::publish::reelmesh(
         dir.path(),
         &[
             "render",
@@ -419,6 +405,6 @@ fn the_cli_says_what_advice_and_the_video_batch_cannot_do_on_a_node_without_a_gp
     );
     assert!(!ok);
     assert!(said.contains("'flux_upscale' takes no clip"), "{said}");
-    let (_, said) = cli(dir.path(), &["jobs"]);
+    let (_, said) = crate::publish::reelmesh(dir.path(), &["jobs"]);
     assert!(!said.contains("ltx2"), "nothing was queued: {said}");
 }

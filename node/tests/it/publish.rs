@@ -384,7 +384,8 @@ fn publish_names_an_unknown_format_and_writes_nothing() {
     assert_eq!(std::fs::read_dir(out.path()).expect("dir").count(), 0);
 }
 
-fn reelmesh(data: &Path, args: &[&str]) -> (bool, String) {
+/// `reelmesh` with `args` on the data dir `data`: success, and stdout then stderr.
+pub fn reelmesh(data: &Path, args: &[&str]) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_reelmesh"))
         .arg("--data-dir")
         .arg(data)
