@@ -14,7 +14,6 @@ pub mod llm;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -243,41 +242,26 @@ pub async fn advise(
         .iter()
         .map(|s| (s.shot_id.clone(), ShotFacts::of(&project, s, &has_still)))
         .collect();
-    let client = match llm {
-        Some(config) => Some(Arc::new(
-            llm::Llm::new(config).map_err(|message| ApiError::Invalid { message })?,
-        )),
-        None => None,
-    };
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let max_in_flight = Arc::new(AtomicUsize::new(0));
-    let requests = Arc::new(AtomicUsize::new(0));
-    let raw = Arc::new(AtomicUsize::new(0));
+    let client = llm
+        .map(llm::Llm::new)
+        .transpose()
+        .map_err(|message| ApiError::Invalid { message })?;
+    let gauges = Gauges::default();
     let parallel = llm.map_or(1, |c| c.parallel);
-    let candidates = Arc::new(candidates);
-    let known = Arc::new(known);
-    let mut answers = futures::stream::iter(facts.into_iter().map(|(shot_id, facts)| {
-        let client = client.clone();
-        let candidates = candidates.clone();
-        let known = known.clone();
-        let config = llm.cloned();
-        let gauges = (
-            in_flight.clone(),
-            max_in_flight.clone(),
-            requests.clone(),
-            raw.clone(),
-        );
-        async move {
-            let advice = match (client, config) {
+    // The answers are awaited here, not spawned: each one borrows what they share.
+    let shared = (client.as_ref(), &candidates, &known, &gauges);
+    let mut answers = futures::stream::iter(facts)
+        .map(|(shot_id, facts)| async move {
+            let (client, candidates, known, gauges) = shared;
+            let advice = match (client, llm) {
                 (Some(client), Some(config)) => {
-                    ask_llm(&client, &config, &facts, &candidates, &known, gauges).await
+                    ask_llm(client, config, &facts, candidates, known, gauges).await
                 }
-                _ => from_rules(&facts, &candidates),
+                _ => from_rules(&facts, candidates),
             };
             (shot_id, facts.code, advice)
-        }
-    }))
-    .buffer_unordered(parallel);
+        })
+        .buffer_unordered(parallel);
     let mut done = Vec::new();
     let mut batch: Vec<(String, Advice)> = Vec::new();
     let mut last_write = Instant::now();
@@ -293,19 +277,19 @@ pub async fn advise(
     }
     write_advice(handle, &project_id, batch).await?;
     let stats = AdviseStats {
-        requests: requests.load(Ordering::Relaxed),
-        max_in_flight: max_in_flight.load(Ordering::Relaxed),
+        requests: gauges.requests.load(Ordering::Relaxed),
+        max_in_flight: gauges.max_in_flight.load(Ordering::Relaxed),
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        raw_fallbacks: raw.load(Ordering::Relaxed),
+        raw_fallbacks: gauges.raw.load(Ordering::Relaxed),
     };
     Ok((project_id, done, stats))
 }
 
-/// The mesh's offers; a node that just started (a CLI command's) makes its first
-/// one within a few seconds (its GPU and ComfyUI probed): wait for it that long.
+/// The workflows some node can run now: this node's own once its first look at
+/// its GPU and ComfyUI is done, and what its peers offer.
 async fn offers_now(handle: &NodeHandle) -> BTreeSet<String> {
-    // This node's own capabilities once its first look is done (a node a CLI
-    // command started makes no offer: it has no mesh), and what peers offer.
+    // A node a CLI command started makes no offer (it has no mesh): its own
+    // capabilities count directly.
     let local = handle.worker_settled(Duration::from_secs(15)).await;
     let mut offered: BTreeSet<String> = local.capabilities.into_iter().collect();
     offered.extend(
@@ -379,12 +363,14 @@ fn from_rules(facts: &ShotFacts, candidates: &[Candidate]) -> Advice {
     }
 }
 
-type Gauges = (
-    Arc<AtomicUsize>,
-    Arc<AtomicUsize>,
-    Arc<AtomicUsize>,
-    Arc<AtomicUsize>,
-);
+/// What an advice run counts as it goes.
+#[derive(Default)]
+struct Gauges {
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    requests: AtomicUsize,
+    raw: AtomicUsize,
+}
 
 /// Ask until an answer checks out or the tries run out; the last error becomes
 /// the shot's advice error.
@@ -394,7 +380,7 @@ async fn ask_llm(
     facts: &ShotFacts,
     candidates: &[Candidate],
     known: &[String],
-    (in_flight, max_in_flight, requests, raw): Gauges,
+    gauges: &Gauges,
 ) -> Advice {
     let source = client.model().to_owned();
     if candidates.is_empty() {
@@ -408,15 +394,15 @@ async fn ask_llm(
     let mut wait = config.backoff;
     let mut last = String::new();
     for attempt in 1..=config.attempts.max(1) {
-        let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        max_in_flight.fetch_max(now, Ordering::SeqCst);
-        requests.fetch_add(1, Ordering::Relaxed);
+        let now = gauges.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        gauges.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        gauges.requests.fetch_add(1, Ordering::Relaxed);
         let answer = client.ask(advice::SYSTEM, &user, &schema).await;
-        in_flight.fetch_sub(1, Ordering::SeqCst);
+        gauges.in_flight.fetch_sub(1, Ordering::SeqCst);
         let retry = match answer {
             Ok(answer) => {
                 if answer.raw_fallback {
-                    raw.fetch_add(1, Ordering::Relaxed);
+                    gauges.raw.fetch_add(1, Ordering::Relaxed);
                 }
                 match advice::check(&answer.content, candidates, known) {
                     Ok(checked) => return advice_of(checked, &source),

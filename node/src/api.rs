@@ -159,11 +159,11 @@ pub async fn watch(
     Ok(Reply::Ended { jobs })
 }
 
-/// Run file work on a blocking thread: a panic there is an internal error naming
-/// `what`, the work's own error a file error.
-async fn blocking<T: Send + 'static>(
+/// Run file work (reading, writing, encoding) on a blocking thread: a panic there
+/// is an internal error naming `what`, the work's own error a file error.
+async fn blocking<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
     what: &str,
-    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
         .await
@@ -183,14 +183,7 @@ async fn import(
 ) -> Result<Reply, ApiError> {
     // The file is read and parsed on a blocking thread; only the rows meeting the
     // project run on the node's task.
-    let parsed = tokio::task::spawn_blocking(move || crate::import::parse_file(&path))
-        .await
-        .map_err(|e| ApiError::Internal {
-            message: format!("reading the file: {e}"),
-        })?
-        .map_err(|e| ApiError::File {
-            message: format!("{e:#}"),
-        })?;
+    let parsed = blocking("reading the file", move || crate::import::parse_file(&path)).await?;
     let (project_id, report) = handle
         .edit(project, move |doc| {
             Ok(
@@ -300,14 +293,10 @@ async fn export(
     let mark = crate::import::ExportMark { project_id, heads };
     let target = path.clone();
     let shots = project.shots.len();
-    tokio::task::spawn_blocking(move || crate::export::export_file(&project, &target, Some(&mark)))
-        .await
-        .map_err(|e| ApiError::Internal {
-            message: format!("exporting: {e}"),
-        })?
-        .map_err(|e| ApiError::File {
-            message: e.to_string(),
-        })?;
+    blocking("exporting", move || {
+        crate::export::export_file(&project, &target, Some(&mark))
+    })
+    .await?;
     Ok(Reply::Exported { path, shots })
 }
 

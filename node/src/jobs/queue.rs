@@ -261,11 +261,6 @@ pub fn check_batch<'c>(
 /// What a video batch queued, and the shots it refused with why.
 pub type VideoQueued = (Vec<Queued>, Vec<(String, String)>);
 
-/// What a video batch queues for one shot: the job to queue now, or why not.
-struct VideoPlan {
-    job: Job,
-}
-
 /// The video batch: each selected shot renders its own workflow (its accepted
 /// advice) with the inputs the timeline gives it: its still as the first frame,
 /// the next shot's still as the last frame, its style reference, its clip as the
@@ -304,19 +299,19 @@ pub fn queue_video(
                 if let Some(seed) = request.seed {
                     job.seed = seed;
                 }
-                plans.push((VideoPlan { job }, shot.code));
+                plans.push((job, shot.code));
             }
             Err(why) => refused.push((shot.code.to_string(), why)),
         }
     }
-    let jobs: Vec<Job> = plans.iter().map(|(p, _)| p.job.clone()).collect();
+    let jobs: Vec<Job> = plans.iter().map(|(job, _)| job.clone()).collect();
     if !jobs.is_empty() {
         doc.add_jobs(&jobs).map_err(|e| e.to_string())?;
     }
     let queued = plans
         .into_iter()
-        .map(|(plan, code)| Queued {
-            job_id: plan.job.job_id,
+        .map(|(job, code)| Queued {
+            job_id: job.job_id,
             shot_code: code.to_string(),
         })
         .collect();
