@@ -686,36 +686,18 @@ fn render_videos(
             format!("{missing} shots have no workflow yet: Advise, then Accept"),
         );
     }
-    let mut close = Close::Keep;
-    ui.horizontal(|ui| {
-        if ui.button("Queue").clicked() {
-            let project = editor.project_id();
-            editor.send(
-                Request::Render {
-                    project,
-                    request: RenderRequest {
-                        shots: shots.trim().to_owned(),
-                        video: Some(reelmesh_protocol::api::render::VideoBatch {
-                            stills_first: stills.then(|| "flux_basic".to_owned()),
-                            then: if smooth {
-                                vec!["rife_interpolate".to_owned()]
-                            } else {
-                                Vec::new()
-                            },
-                        }),
-                        ..RenderRequest::default()
-                    },
-                    queue_only: true,
-                },
-                Pending::Render,
-            );
-            close = Close::Done;
-        }
-        if ui.button("Cancel").clicked() {
-            close = Close::Done;
-        }
-    });
-    close
+    queue_or_cancel(editor, ui, true, || RenderRequest {
+        shots: shots.trim().to_owned(),
+        video: Some(reelmesh_protocol::api::render::VideoBatch {
+            stills_first: stills.then(|| "flux_basic".to_owned()),
+            then: if smooth {
+                vec!["rife_interpolate".to_owned()]
+            } else {
+                Vec::new()
+            },
+        }),
+        ..RenderRequest::default()
+    })
 }
 
 fn llm(
@@ -843,20 +825,31 @@ fn render(
         ui.label("no node of the mesh has offered to run jobs yet");
     }
     ui.add(egui::DragValue::new(priority).prefix("Priority "));
+    let ok = !workflow.is_empty() && !shots.trim().is_empty();
+    queue_or_cancel(editor, ui, ok, || RenderRequest {
+        shots: shots.trim().to_owned(),
+        workflow: workflow.clone(),
+        priority: *priority,
+        ..RenderRequest::default()
+    })
+}
+
+/// The Queue and Cancel buttons of a render dialog: Queue (when `ok`) sends
+/// `request()` for the mesh and closes.
+fn queue_or_cancel(
+    editor: &mut Editor,
+    ui: &mut egui::Ui,
+    ok: bool,
+    request: impl FnOnce() -> RenderRequest,
+) -> Close {
     let mut close = Close::Keep;
     ui.horizontal(|ui| {
-        let ok = !workflow.is_empty() && !shots.trim().is_empty();
         if ui.add_enabled(ok, egui::Button::new("Queue")).clicked() {
             let project = editor.project_id();
             editor.send(
                 Request::Render {
                     project,
-                    request: RenderRequest {
-                        shots: shots.trim().to_owned(),
-                        workflow: workflow.clone(),
-                        priority: *priority,
-                        ..RenderRequest::default()
-                    },
+                    request: request(),
                     queue_only: true,
                 },
                 Pending::Render,
