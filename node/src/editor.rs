@@ -136,7 +136,7 @@ fn default_config(data_dir: &Path) -> NodeConfig {
 
 /// Reads take files from the data dir's blob store (the attached node's too: it
 /// is the same data dir).
-fn blob_reader(data_dir: &Path) -> BlobReader {
+pub fn blob_reader(data_dir: &Path) -> BlobReader {
     let store = BlobStore::open(data_dir).ok();
     Arc::new(move |hash: &str| {
         let Some(store) = &store else {

@@ -26,6 +26,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use reelmesh_protocol::jobs::video_container;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -33,8 +34,6 @@ use serde_json::Value;
 const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
 /// A JPEG starts with SOI (`FF D8`) followed by the next marker's `FF`.
 const JPEG_MAGIC: &[u8] = &[0xFF, 0xD8, 0xFF];
-/// The EBML header ID that starts every Matroska and WEBM file.
-const EBML_MAGIC: &[u8] = &[0x1A, 0x45, 0xDF, 0xA3];
 /// Most of ffprobe's standard error kept in an error message.
 const MAX_STDERR_BYTES: usize = 600;
 
@@ -225,17 +224,6 @@ pub fn probe(bytes: &[u8], path: Option<&Path>) -> Result<MediaInfo, MediaError>
 #[must_use]
 pub fn is_video_container(bytes: &[u8]) -> bool {
     video_container(bytes).is_some()
-}
-
-/// The kind of video container the bytes start as, for messages.
-fn video_container(bytes: &[u8]) -> Option<&'static str> {
-    if bytes.get(4..8) == Some(b"ftyp".as_slice()) {
-        Some("MP4/MOV")
-    } else if bytes.starts_with(EBML_MAGIC) {
-        Some("WEBM/MKV")
-    } else {
-        None
-    }
 }
 
 // ---------------------------------------------------------------------------------

@@ -473,6 +473,20 @@ impl TakeMedia {
     }
 }
 
+/// The kind of video container `bytes` start as ("MP4/MOV": an ISO base media file
+/// with `ftyp` at offset 4; "WEBM/MKV": the EBML header `1A 45 DF A3`), or `None`.
+/// Takes are told apart by their bytes: a clip needs ffmpeg where an image does not.
+#[must_use]
+pub fn video_container(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.get(4..8) == Some(b"ftyp".as_slice()) {
+        Some("MP4/MOV")
+    } else if bytes.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
+        Some("WEBM/MKV")
+    } else {
+        None
+    }
+}
+
 impl fmt::Display for TakeMedia {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -157,16 +157,16 @@ impl Clips {
     }
 }
 
-/// Every frame of `bytes` at the job's rate and size, through ffmpeg.
-fn decode(bytes: &[u8], job: &Job) -> Result<Vec<egui::ColorImage>, String> {
-    let (num, den) = job.rate;
-    let mut child = Command::new(job.program)
-        .args(["-v", "error", "-i", "pipe:0", "-vf"])
-        .arg(format!(
-            "fps={num}/{den},scale={}:{}",
-            job.width, job.height
-        ))
-        .args(["-f", "rawvideo", "-pix_fmt", "rgba", "pipe:1"])
+/// Start `program` (ffmpeg) with `args`, its standard input fed `bytes` by a thread
+/// of its own (ffmpeg may stop reading early: the poster needs one frame).
+fn ffmpeg_fed(
+    program: &str,
+    args: &[&str],
+    bytes: &[u8],
+) -> Result<(std::process::Child, std::thread::JoinHandle<()>), String> {
+    let mut child = Command::new(program)
+        .args(["-v", "error", "-i", "pipe:0"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -181,6 +181,62 @@ fn decode(bytes: &[u8], job: &Job) -> Result<Vec<egui::ColorImage>, String> {
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(&input);
     });
+    Ok((child, writer))
+}
+
+/// What ffmpeg said on standard error, once it has ended.
+fn ffmpeg_said(child: std::process::Child, writer: std::thread::JoinHandle<()>) -> String {
+    let _ = writer.join();
+    child
+        .wait_with_output()
+        .map(|output| String::from_utf8_lossy(&output.stderr).trim().to_owned())
+        .unwrap_or_else(|e| e.to_string())
+}
+
+/// A clip's first frame as PNG bytes (its poster: the thumbnail in the table, the
+/// timeline and the gallery), through `program` (ffmpeg).
+///
+/// # Errors
+///
+/// Why not, naming ffmpeg: it is missing (and how to install it) or it decoded no
+/// frame (with what it said).
+pub fn poster(bytes: &[u8], program: &str) -> Result<Vec<u8>, String> {
+    let (mut child, writer) = ffmpeg_fed(
+        program,
+        &[
+            "-frames:v",
+            "1",
+            "-f",
+            "image2pipe",
+            "-c:v",
+            "png",
+            "pipe:1",
+        ],
+        bytes,
+    )?;
+    let mut png = Vec::new();
+    let read = child
+        .stdout
+        .take()
+        .map(|mut stdout| stdout.read_to_end(&mut png));
+    let said = ffmpeg_said(child, writer);
+    match read {
+        Some(Ok(_)) if !png.is_empty() => Ok(png),
+        _ => Err(format!("ffmpeg decoded no frame of the clip: {said}")),
+    }
+}
+
+/// Every frame of `bytes` at the job's rate and size, through ffmpeg.
+fn decode(bytes: &[u8], job: &Job) -> Result<Vec<egui::ColorImage>, String> {
+    let (num, den) = job.rate;
+    let filter = format!("fps={num}/{den},scale={}:{}", job.width, job.height);
+    let (mut child, writer) = ffmpeg_fed(
+        job.program,
+        &[
+            "-vf", &filter, "-f", "rawvideo", "-pix_fmt", "rgba", "pipe:1",
+        ],
+        bytes,
+    )?;
     let mut stdout = child.stdout.take().ok_or("no ffmpeg output")?;
     let size = (job.width * job.height * 4) as usize;
     let mut frames = Vec::new();
@@ -192,13 +248,9 @@ fn decode(bytes: &[u8], job: &Job) -> Result<Vec<egui::ColorImage>, String> {
         ));
     }
     drop(stdout);
-    let _ = writer.join();
-    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    let said = ffmpeg_said(child, writer);
     if frames.is_empty() {
-        return Err(format!(
-            "ffmpeg decoded no frame: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
+        return Err(format!("ffmpeg decoded no frame: {said}"));
     }
     Ok(frames)
 }

@@ -3,7 +3,8 @@
 //! The table and the review views ask for a blob's thumbnail or full image each
 //! frame; the first ask queues it for a decoding thread (`reelmesh-images`), which
 //! reads the blob through the node's [`BlobReader`], decodes it (PNG, JPEG, WEBP,
-//! GIF: the first frame of an animation), scales it down and wakes the window. The
+//! GIF: the first frame of an animation; a clip's first frame through ffmpeg), scales
+//! it down and wakes the window. The
 //! next frame uploads the texture. A blob that is not on this machine is reported
 //! ([`Images::take_missing`]) so the editor can ask the node to fetch it from a
 //! peer; ComfyUI's preview frames of running jobs arrive as bytes and go the same
@@ -313,10 +314,22 @@ fn blake_ish(bytes: &[u8]) -> u64 {
     })
 }
 
-/// Decode `bytes` and scale the image so its longest edge is at most `edge`.
+/// Decode `bytes` and scale the image so its longest edge is at most `edge`. A
+/// clip (MP4/MOV, WEBM/MKV) shows its first frame, through ffmpeg.
 fn decode(bytes: &[u8], edge: u32) -> Result<ColorImage, ReadError> {
-    let image = image::load_from_memory(bytes)
-        .map_err(|e| ReadError::Failed(format!("not an image this editor reads: {e}")))?;
+    decode_with(bytes, edge, "ffmpeg")
+}
+
+/// [`decode`] with the clip decoder `ffmpeg`.
+fn decode_with(bytes: &[u8], edge: u32, ffmpeg: &str) -> Result<ColorImage, ReadError> {
+    let image = if reelmesh_protocol::jobs::video_container(bytes).is_some() {
+        let png = crate::clips::poster(bytes, ffmpeg).map_err(ReadError::Failed)?;
+        image::load_from_memory(&png)
+            .map_err(|e| ReadError::Failed(format!("ffmpeg's frame of the clip: {e}")))?
+    } else {
+        image::load_from_memory(bytes)
+            .map_err(|e| ReadError::Failed(format!("not an image this editor reads: {e}")))?
+    };
     let image = if image.width() > edge || image.height() > edge {
         image.thumbnail(edge, edge)
     } else {
@@ -353,6 +366,48 @@ mod tests {
             panic!("junk decoded");
         };
         assert!(why.contains("not an image"), "{why}");
+    }
+
+    #[test]
+    fn a_clip_shows_its_first_frame_and_a_broken_one_says_why() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/comfyui/view_video.mp4"
+        );
+        let clip = std::fs::read(path).expect("the recorded ComfyUI clip");
+        // Without the decoder: the reason names ffmpeg and how to install it.
+        let Err(ReadError::Failed(why)) =
+            decode_with(&clip, THUMBNAIL_EDGE, "reelmesh-test-no-such-ffmpeg")
+        else {
+            panic!("decoded without a decoder");
+        };
+        assert!(why.contains("apt-get install ffmpeg"), "{why}");
+        if std::process::Command::new("ffmpeg")
+            .arg("-version")
+            .output()
+            .is_err()
+        {
+            eprintln!("\n!! clip posters NOT RUN: ffmpeg is missing (CI requires it)\n");
+            assert!(std::env::var_os("REELMESH_REQUIRE_FFPROBE").is_none());
+            return;
+        }
+        // ComfyUI's clip is 64x64: its first frame, the same pixels ffmpeg gives.
+        let poster = decode(&clip, THUMBNAIL_EDGE).expect("poster");
+        assert_eq!(poster.size, [64, 64]);
+        let raw = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i", path, "-frames:v", "1"])
+            .args(["-f", "rawvideo", "-pix_fmt", "rgba", "-"])
+            .output()
+            .expect("ffmpeg");
+        assert_eq!(poster.as_raw(), raw.stdout.as_slice());
+        // A clip cut short after its header: a reason from ffmpeg, no panic.
+        let Err(ReadError::Failed(why)) = decode(&clip[..64], THUMBNAIL_EDGE) else {
+            panic!("a cut clip decoded");
+        };
+        assert!(
+            why.starts_with("ffmpeg decoded no frame of the clip"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -426,8 +426,8 @@ pub fn status_color(status: ShotStatus) -> Color32 {
     }
 }
 
-/// The blob of the take a shot shows: the selected one, else the latest; a still
-/// (cards included), since a clip has no still to show.
+/// The blob of the take a shot shows: the selected one, else the latest (a clip
+/// shows its first frame).
 #[must_use]
 pub fn shown_take_blob(
     jobs: Option<&reelmesh_protocol::api::JobsRead>,
@@ -438,7 +438,6 @@ pub fn shown_take_blob(
     takes()
         .find(|t| !shot.selected_take.is_empty() && t.take_id == shot.selected_take)
         .or_else(|| takes().max_by_key(|t| t.finished_at_ms))
-        .filter(|t| t.media != reelmesh_protocol::jobs::TakeMedia::Video)
         .map(|t| t.blob.clone())
 }
 

@@ -81,7 +81,11 @@ impl Session {
         let (mut link, end) = reelmesh_ui::link::link();
         runtime.spawn(bridge::serve(Backend::Node(handle.clone()), end));
         link.open(None).expect("open");
-        let editor = Editor::new(link, Images::new(None));
+        // Takes are read from the node's blob store, as in the real window.
+        let reader = dir
+            .as_ref()
+            .map(|d| reelmesh_node::editor::blob_reader(d.path()));
+        let editor = Editor::new(link, Images::new(reader));
         let waker = editor.waker();
         let harness = Harness::builder()
             .with_size([1400.0, 900.0])
@@ -524,6 +528,115 @@ impl reelmesh_node::jobs::Executor for HeldGpu {
             submit_to_first_event: Duration::ZERO,
         })
     }
+}
+
+/// A GPU whose every run gives ComfyUI's recorded clip (an MP4 of 12 frames, 64×64,
+/// at 12 fps) as a video take, whatever the workflow (flux_basic here: one that
+/// needs no input image).
+struct ClipGpu;
+
+#[async_trait::async_trait]
+impl reelmesh_node::jobs::Executor for ClipGpu {
+    fn declared(&self) -> Option<reelmesh_node::jobs::Declared> {
+        Some(reelmesh_node::jobs::Declared {
+            workflows: vec!["card".into(), "flux_basic".into()],
+            unavailable: Vec::new(),
+            utilization: 0,
+        })
+    }
+
+    async fn run(
+        &self,
+        _ctx: reelmesh_node::jobs::RunContext,
+    ) -> Result<reelmesh_node::jobs::Run, reelmesh_node::jobs::RunFailure> {
+        Ok(reelmesh_node::jobs::Run {
+            outputs: vec![reelmesh_node::jobs::Produced {
+                bytes: recorded("view_video.mp4"),
+                media: reelmesh_protocol::jobs::TakeMedia::Video,
+                extension: "mp4".into(),
+                width: 64,
+                height: 64,
+                frames: 12,
+                fps: 12.0,
+                duration_ms: 1000,
+            }],
+            render_ms: 10,
+            cached: false,
+            submit_to_first_event: Duration::ZERO,
+        })
+    }
+}
+
+/// Draw frames until `label` is on screen, waking on the editor's decoders.
+fn until_shown(s: &mut Session, label: &str) {
+    let deadline = Instant::now() + SETTLE;
+    while s.harness.query_by_label_contains(label).is_none() {
+        assert!(Instant::now() < deadline, "'{label}' never showed");
+        s.harness.run_ok();
+        let waker = s.waker.clone();
+        let _ = s.runtime.block_on(async move {
+            tokio::time::timeout(Duration::from_millis(200), waker.woken()).await
+        });
+    }
+}
+
+#[test]
+fn a_clip_take_shows_its_first_frame_in_the_table_and_plays_in_the_review() {
+    if std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_err()
+    {
+        eprintln!("\n!! clip takes in the editor NOT RUN: ffmpeg is missing (CI requires it)\n");
+        assert!(std::env::var_os("REELMESH_REQUIRE_FFPROBE").is_none());
+        return;
+    }
+    let mut s = Session::start_with(2, |config| {
+        config.executor = Some(reelmesh_node::jobs::ExecutorSlot(std::sync::Arc::new(
+            ClipGpu,
+        )));
+    });
+    let handle = s.handle.clone();
+    s.runtime.block_on(async move {
+        use reelmesh_node::jobs::{self, queue::RenderRequest};
+        let request = RenderRequest {
+            shots: "SHT-00001".into(),
+            workflow: "flux_basic".into(),
+            ..RenderRequest::default()
+        };
+        let queued = jobs::queue_on(&handle, None, request, true)
+            .await
+            .expect("queued");
+        let ids: Vec<String> = queued.queued.into_iter().map(|q| q.job_id).collect();
+        let ended = jobs::follow::watch_jobs(&handle, None, &ids, SETTLE, |_| {})
+            .await
+            .expect("the clip rendered");
+        assert_eq!(ended[0].state, reelmesh_protocol::jobs::JobState::Succeeded);
+    });
+    s.settle("the clip take", |e| {
+        e.jobs.as_ref().is_some_and(|j| j.takes.len() == 1)
+    });
+    // The table's Take cell and the timeline block show the clip's first frame.
+    until_shown(&mut s, "take of SHT-00001");
+    let take = s.harness.state().jobs.clone().expect("jobs").takes[0].clone();
+    assert_eq!(take.media, reelmesh_protocol::jobs::TakeMedia::Video);
+
+    // The review plays it in a loop at its own 12 fps: frame 1 at t = 100 s, frame
+    // 7 half a second later, and frame 1 again a second after the start.
+    open_panel(&mut s, "Takes and review");
+    s.harness.get_by_label("SHT-00001 · 1 take").click();
+    let short = &take.take_id[..8];
+    s.harness.input_mut().time = Some(100.0);
+    until_shown(&mut s, &format!("take {short} frame "));
+    for (t, frame) in [(100.0, 1), (100.5, 7), (100.95, 12), (101.0, 1)] {
+        s.harness.input_mut().time = Some(t);
+        s.harness.step();
+        s.harness
+            .get_by_label(&format!("take {short} frame {frame} of 12"));
+    }
+    // The gallery says which takes are clips.
+    s.harness
+        .get_by_label_contains(&format!("clip · {short} · flux_basic"));
 }
 
 #[test]

@@ -47,6 +47,9 @@ pub struct PanelState {
     pub timeline: TimelineState,
     /// The animatic player.
     pub player: PlayerState,
+    /// The clip decoder of the takes view (made on first use): a clip take plays
+    /// there in a loop.
+    pub review_clips: Option<crate::clips::Clips>,
 }
 
 /// A text field bound to a record's field: it shows the record's value until the

@@ -210,13 +210,28 @@ fn big_take(editor: &mut Editor, ui: &mut egui::Ui, take: &Take, height: f32, se
         take.seed,
         describe(take)
     ));
-    match editor.images.full(&take.blob) {
+    let (picture, alt) = match playing(editor, ui, take) {
+        Some((texture, frame)) => (
+            Some(texture),
+            format!(
+                "take {} frame {} of {}",
+                short(take),
+                frame + 1,
+                take.frames
+            ),
+        ),
+        None => (
+            editor.images.full(&take.blob),
+            format!("take {}", short(take)),
+        ),
+    };
+    match picture {
         Some(texture) => {
             ui.add(
                 egui::Image::new(&texture)
                     .max_height(height)
                     .max_width(ui.available_width())
-                    .alt_text(format!("take {}", short(take))),
+                    .alt_text(alt),
             );
         }
         None => {
@@ -228,6 +243,45 @@ fn big_take(editor: &mut Editor, ui: &mut egui::Ui, take: &Take, height: f32, se
             );
         }
     }
+}
+
+/// A clip take plays in a loop at its own rate (its first frame shows, through the
+/// image decoder, until the clip is decoded): the frame shown and its index.
+fn playing(
+    editor: &mut Editor,
+    ui: &egui::Ui,
+    take: &Take,
+) -> Option<(egui::TextureHandle, usize)> {
+    if take.media != TakeMedia::Video || take.frames == 0 {
+        return None;
+    }
+    let rate = if take.fps > 0.0 {
+        ((take.fps * 1000.0).round() as u32, 1000)
+    } else {
+        editor
+            .project
+            .as_ref()?
+            .read
+            .project
+            .settings
+            .frame_rate
+            .rational()
+    };
+    let reader = editor.images.reader();
+    let waker = editor.images.waker();
+    let clips = editor
+        .panels
+        .review_clips
+        .get_or_insert_with(|| crate::clips::Clips::new(reader, waker));
+    clips.receive();
+    clips.want(&take.blob, (take.width, take.height), rate);
+    let frame_time = f64::from(rate.1) / f64::from(rate.0);
+    let frame = (ui.input(|i| i.time) * f64::from(rate.0) / f64::from(rate.1)) as usize
+        % take.frames as usize;
+    let texture = clips.frame(ui.ctx(), &take.blob, frame).ok().flatten()?;
+    ui.ctx()
+        .request_repaint_after(std::time::Duration::from_secs_f64(frame_time));
+    Some((texture, frame))
 }
 
 fn gallery_item(
@@ -263,7 +317,12 @@ fn gallery_item(
                 }
             }
         });
-        ui.label(RichText::new(format!("{} · {}", short(take), take.workflow)).small());
+        let kind = if take.media == TakeMedia::Video {
+            "clip · "
+        } else {
+            ""
+        };
+        ui.label(RichText::new(format!("{kind}{} · {}", short(take), take.workflow)).small());
         ui.horizontal(|ui| {
             if ui
                 .add_enabled(!selected, egui::Button::new("Select").small())
