@@ -320,6 +320,13 @@ fn render_stills(
     }
 }
 
+/// The filter that holds a still, read once (no `-loop` on the input), as frames
+/// at `fps`. ffmpeg's image input with `-loop 1` decodes the file again for every
+/// frame: that was half the time of an EDL's still clip. The frames are the same.
+pub(crate) fn hold_still(fps: &str) -> String {
+    format!("loop=loop=-1:size=1:start=0,setpts=N/({fps})/TB")
+}
+
 /// A still held for `frames` frames at `rate`, as H.264 (ffmpeg).
 fn still_to_clip(
     still: &Path,
@@ -328,21 +335,18 @@ fn still_to_clip(
     rate: reelmesh_protocol::timecode::FrameRate,
 ) -> Result<()> {
     let (num, den) = rate.rational();
+    let fps = format!("{num}/{den}");
     let output = Command::new("ffmpeg")
-        .args(["-y", "-loglevel", "error", "-loop", "1", "-framerate"])
-        .arg(format!("{num}/{den}"))
-        .arg("-i")
+        .args(["-y", "-loglevel", "error", "-i"])
         .arg(still)
-        .args(["-frames:v"])
+        .args(["-vf"])
+        .arg(format!(
+            "scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p,{}",
+            hold_still(&fps)
+        ))
+        .args(["-r", &fps, "-frames:v"])
         .arg(frames.max(1).to_string())
-        .args([
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-vf",
-            "scale=trunc(iw/2)*2:trunc(ih/2)*2",
-        ])
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
         .arg(clip)
         .output()
         .map_err(|e| {

@@ -60,8 +60,7 @@ pub fn encode(
         let fps = format!("{num}/{den}");
         match &clip.media {
             Some(media) if media.still => {
-                command.args(["-loop", "1", "-framerate", &fps, "-i"]);
-                command.arg(base.join(&media.path));
+                command.arg("-i").arg(base.join(&media.path));
             }
             Some(media) => {
                 command.arg("-i").arg(base.join(&media.path));
@@ -71,9 +70,15 @@ pub fn encode(
                 command.arg(format!("color=c=black:s={width}x{height}:r={fps}"));
             }
         }
-        let mut filter = format!(
-            "fps={fps},scale={width}:{height}:force_original_aspect_ratio=decrease,pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,tpad=stop_mode=clone:stop=-1"
+        let fit = format!(
+            "scale={width}:{height}:force_original_aspect_ratio=decrease,pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1"
         );
+        // A still is read and fitted once, then held; a clip is resampled to the
+        // rate and its last frame held.
+        let mut filter = match &clip.media {
+            Some(media) if media.still => format!("{fit},{}", super::hold_still(&fps)),
+            _ => format!("fps={fps},{fit},tpad=stop_mode=clone:stop=-1"),
+        };
         if options.burn_in || clip.media.is_none() {
             let _ = write!(
                 filter,
