@@ -211,6 +211,12 @@ fn a_cell_edited_in_the_table_changes_the_document() {
 /// Render `count` storyboard cards of `shot` on the session's node (the built-in
 /// card renderer: real takes with real PNG blobs) and wait for them.
 fn card_takes(s: &Session, shot: &str, count: usize) {
+    render_takes(s, shot, "card", count);
+}
+
+/// Render `shot` with `workflow` `count` times on the session's node and wait until
+/// every job succeeded.
+fn render_takes(s: &Session, shot: &str, workflow: &str, count: usize) {
     use reelmesh_node::jobs::{self, queue::RenderRequest};
     let handle = s.handle.clone();
     s.runtime.block_on(async move {
@@ -218,7 +224,7 @@ fn card_takes(s: &Session, shot: &str, count: usize) {
         for _ in 0..count {
             let request = RenderRequest {
                 shots: shot.into(),
-                workflow: "card".into(),
+                workflow: workflow.into(),
                 ..RenderRequest::default()
             };
             let queued = jobs::queue_on(&handle, None, request, true)
@@ -596,23 +602,7 @@ fn a_clip_take_shows_its_first_frame_in_the_table_and_plays_in_the_review() {
             ClipGpu,
         )));
     });
-    let handle = s.handle.clone();
-    s.runtime.block_on(async move {
-        use reelmesh_node::jobs::{self, queue::RenderRequest};
-        let request = RenderRequest {
-            shots: "SHT-00001".into(),
-            workflow: "flux_basic".into(),
-            ..RenderRequest::default()
-        };
-        let queued = jobs::queue_on(&handle, None, request, true)
-            .await
-            .expect("queued");
-        let ids: Vec<String> = queued.queued.into_iter().map(|q| q.job_id).collect();
-        let ended = jobs::follow::watch_jobs(&handle, None, &ids, SETTLE, |_| {})
-            .await
-            .expect("the clip rendered");
-        assert_eq!(ended[0].state, reelmesh_protocol::jobs::JobState::Succeeded);
-    });
+    render_takes(&s, "SHT-00001", "flux_basic", 1);
     s.settle("the clip take", |e| {
         e.jobs.as_ref().is_some_and(|j| j.takes.len() == 1)
     });
