@@ -4,12 +4,11 @@
 //! frame; the first ask queues it for a decoding thread (`reelmesh-images`), which
 //! reads the blob through the node's [`BlobReader`], decodes it (PNG, JPEG, WEBP,
 //! GIF: the first frame of an animation; a clip's first frame through ffmpeg), scales
-//! it down and wakes the window. The
-//! next frame uploads the texture. A blob that is not on this machine is reported
-//! ([`Images::take_missing`]) so the editor can ask the node to fetch it from a
-//! peer; ComfyUI's preview frames of running jobs arrive as bytes and go the same
-//! way. At most [`MAX_THUMBNAILS`] thumbnails and [`MAX_FULL`] full images stay
-//! uploaded; the least recently used go first.
+//! it down and wakes the window. The next frame uploads the texture. A blob that is
+//! not on this machine is reported ([`Images::take_missing`]) so the editor can ask
+//! the node to fetch it from a peer; ComfyUI's preview frames of running jobs arrive
+//! as bytes and go the same way. At most [`MAX_THUMBNAILS`] thumbnails and
+//! [`MAX_FULL`] full images stay uploaded; the least recently used go first.
 
 use std::collections::HashMap;
 use std::sync::Arc;
