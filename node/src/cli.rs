@@ -467,6 +467,17 @@ pub fn print_shots(out: &mut dyn Write, project: &Project) -> Result<()> {
 /// Print rows under a header, columns padded by display width (Hangul is two
 /// columns wide) and capped at 40.
 pub fn print_table(out: &mut dyn Write, header: &[&str], cells: &[Vec<String>]) -> Result<()> {
+    print_table_with(out, header, cells, false)
+}
+
+/// [`print_table`]; with `last_whole` the last column is printed whole (nothing
+/// follows it to keep aligned), for a reason that is the point of the row.
+pub fn print_table_with(
+    out: &mut dyn Write,
+    header: &[&str],
+    cells: &[Vec<String>],
+    last_whole: bool,
+) -> Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| display_width(h)).collect();
     for row in cells {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -484,7 +495,11 @@ pub fn print_table(out: &mut dyn Write, header: &[&str], cells: &[Vec<String>]) 
             if index > 0 {
                 text.push_str("  ");
             }
-            text.push_str(&pad(cell, *width));
+            if last_whole && index + 1 == widths.len() {
+                text.push_str(&one_line(cell));
+            } else {
+                text.push_str(&pad(cell, *width));
+            }
         }
         let end = text[start..].trim_end().len() + start;
         text.truncate(end);
@@ -576,21 +591,24 @@ fn is_wide(c: char) -> bool {
         | 0xA960..=0xA97F | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6)
 }
 
+/// `text` on one line: runs of control characters (newlines, tabs) become a space.
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains(char::is_control) {
+        text.split(char::is_control)
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .into()
+    } else {
+        text.into()
+    }
+}
+
 /// Pad (or cut with an ellipsis) to exactly `width` columns, never splitting a
 /// character; line breaks and tabs print as spaces, so a multi-line cell stays on its
 /// row.
 pub(crate) fn pad(text: &str, width: usize) -> String {
-    let flat: String;
-    let text = if text.contains(char::is_control) {
-        flat = text
-            .split(char::is_control)
-            .filter(|part| !part.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-        flat.as_str()
-    } else {
-        text
-    };
+    let text = &*one_line(text);
     let total = display_width(text);
     if total <= width {
         let mut result = String::with_capacity(text.len() + width - total);

@@ -88,36 +88,35 @@ pub fn run(
             "no LLM is configured (--llm-model, REELMESH_LLM_MODEL or llm.toml): this is rule-based advice"
         )?;
     }
-    // The reason is the point: it is printed whole, after fixed columns.
-    let width = rows
+    let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|(_, a)| a.workflow.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max("WORKFLOW".len());
-    writeln!(
+        .map(|(code, a)| {
+            if a.usable() {
+                vec![
+                    code.clone(),
+                    a.workflow.clone(),
+                    a.confidence.map_or_else(String::new, |c| format!("{c:.2}")),
+                    a.frames.map_or_else(String::new, |f| f.to_string()),
+                    a.reason.clone(),
+                ]
+            } else {
+                vec![
+                    code.clone(),
+                    "-".into(),
+                    String::new(),
+                    String::new(),
+                    format!("no advice: {}", a.error),
+                ]
+            }
+        })
+        .collect();
+    // The reason is the point: it is printed whole.
+    super::print_table_with(
         out,
-        "{:<9}  {:<width$}  {:>4}  {:>6}  WHY",
-        "SHOT", "WORKFLOW", "CONF", "FRAMES"
+        &["SHOT", "WORKFLOW", "CONF", "FRAMES", "WHY"],
+        &cells,
+        true,
     )?;
-    for (code, a) in &rows {
-        if a.usable() {
-            writeln!(
-                out,
-                "{code:<9}  {:<width$}  {:>4}  {:>6}  {}",
-                a.workflow,
-                a.confidence.map_or_else(String::new, |c| format!("{c:.2}")),
-                a.frames.map_or_else(String::new, |f| f.to_string()),
-                a.reason.replace('\n', " ")
-            )?;
-        } else {
-            writeln!(
-                out,
-                "{code:<9}  {:<width$}  {:>4}  {:>6}  no advice: {}",
-                "-", "", "", a.error
-            )?;
-        }
-    }
     let failed = rows.iter().filter(|(_, a)| !a.usable()).count();
     let how = if source == Advice::RULES {
         "the rules".to_owned()

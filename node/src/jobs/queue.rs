@@ -281,7 +281,8 @@ pub fn queue_video(
     let takes = doc.takes().map_err(|e| e.to_string())?;
     let (still_workflow, post) = check_batch(catalog, &batch)?;
     let rate = project.settings.frame_rate;
-    let mut plans = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut queued = Vec::new();
     let mut refused = Vec::new();
     for shot in shots {
         match plan_video(&project, shot, &takes, catalog, still_workflow, &post, rate) {
@@ -299,22 +300,18 @@ pub fn queue_video(
                 if let Some(seed) = request.seed {
                     job.seed = seed;
                 }
-                plans.push((job, shot.code));
+                queued.push(Queued {
+                    job_id: job.job_id.clone(),
+                    shot_code: shot.code.to_string(),
+                });
+                jobs.push(job);
             }
             Err(why) => refused.push((shot.code.to_string(), why)),
         }
     }
-    let jobs: Vec<Job> = plans.iter().map(|(job, _)| job.clone()).collect();
     if !jobs.is_empty() {
         doc.add_jobs(&jobs).map_err(|e| e.to_string())?;
     }
-    let queued = plans
-        .into_iter()
-        .map(|(job, code)| Queued {
-            job_id: job.job_id,
-            shot_code: code.to_string(),
-        })
-        .collect();
     Ok((queued, refused))
 }
 
